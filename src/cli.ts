@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+// vfwire's command line: parses argv and hands each command to src/cli/<name>.ts.
+
+import { Command, Option } from 'commander';
+import { ExitError, oneLine } from './errors.js';
+import { hookCommand } from './cli/hook.js';
+import { planCommand } from './cli/plan.js';
+import { simCommands } from './cli/sim.js';
+import { statusCommand } from './cli/status.js';
+import { vmSet, vmShow, vmUnset } from './cli/vm.js';
+
+const program = new Command('vfwire')
+  .description('Give libvirt VMs SR-IOV VFs on tenant VXLAN overlays (libvirt qemu hook + tools)')
+  .version('0.1.0')
+  .addOption(new Option('-c, --config <path>', 'config file').env('VFWIRE_CONFIG').default('/etc/vfwire/config.yaml'))
+  .showHelpAfterError();
+
+const config = () => program.opts<{ config: string }>().config;
+
+program
+  .command('hook')
+  .description('libvirt qemu hook entry (run by hooks/qemu with the domain XML on stdin)')
+  .argument('<vm>')
+  .argument('<operation>')
+  .argument('<sub-operation>')
+  .argument('[extra]')
+  .action(async (vm: string, op: string, sub: string) => {
+    process.exitCode = await hookCommand(vm, op, sub, config());
+  });
+
+program
+  .command('plan')
+  .description('print the exact commands a start of VM would run (runs nothing)')
+  .argument('<vm>', 'domain name')
+  .option('--xml <file>', 'read the domain XML from a file instead of virsh dumpxml')
+  .option('--json', 'machine-readable plan')
+  .action((vm: string, o: { xml?: string; json?: boolean }) => planCommand(vm, { ...o, config: config() }));
+
+program
+  .command('status')
+  .description('leases and VNIs on this host')
+  .option('--json', 'machine-readable output')
+  .action((o: { json?: boolean }) => statusCommand({ ...o, config: config() }));
+
+const vm = program.command('vm').description("read and write a domain's vfwire metadata");
+vm.command('set')
+  .description('tag a defined domain with a vfwire interface (takes effect at its next start)')
+  .argument('<vm>', 'domain name')
+  .requiredOption('--vni <n>', 'VXLAN network identifier, 1..16777215')
+  .option('--index <n>', 'interface to set; the next free index adds one', '0')
+  .option('--mac <mac>', 'guest MAC (default: stable, derived from the domain UUID)')
+  .option('--mtu <n>', 'guest MTU (default: config vf_mtu, bounded by the overlay)')
+  .addOption(new Option('--encrypt <mode>', 'inter-host encryption').choices(['required', 'off']))
+  .option('--pf <name>', 'lease only from this PF')
+  .action(vmSet);
+vm.command('show')
+  .description("print a domain's vfwire interfaces")
+  .argument('<vm>', 'domain name')
+  .option('--json', 'machine-readable output')
+  .action(vmShow);
+vm.command('unset').description("remove a domain's vfwire metadata").argument('<vm>', 'domain name').action(vmUnset);
+
+simCommands(program);
+
+try {
+  await program.parseAsync();
+} catch (err) {
+  if (err instanceof ExitError) process.exitCode = err.code;
+  else {
+    process.stderr.write(`vfwire: ${oneLine(err)}\n`);
+    process.exitCode = 1;
+  }
+}

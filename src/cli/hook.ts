@@ -1,0 +1,48 @@
+// `vfwire hook VM OP SUBOP EXTRA`: what hooks/qemu execs for domains that carry vfwire metadata.
+
+import { configPath, loadConfig } from '../config/config.js';
+import { oneLine, ValidationError } from '../errors.js';
+import { ExecRunner } from '../exec/runner.js';
+import type { HookContext } from '../hook/context.js';
+import { dispatch } from '../hook/dispatch.js';
+import { closeLogger, createLogger, type Logger } from '../log.js';
+
+// A domain XML is kilobytes; refuse to buffer an unbounded stdin.
+const MAX_STDIN = 1024 * 1024;
+
+export async function hookCommand(vm: string, op: string, subOp: string, configFlag?: string): Promise<number> {
+  let log: Logger | undefined;
+  let ctx: HookContext | undefined;
+  const makeContext = async (): Promise<HookContext> => {
+    if (ctx) return ctx;
+    const cfg = await loadConfig(configPath(configFlag));
+    log = createLogger(cfg.logDir, 'hook');
+    const failAt = process.env.VFWIRE_TEST_FAIL_STEP;
+    ctx = { cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log, failAt: failAt === undefined ? undefined : Number(failAt) };
+    return ctx;
+  };
+  try {
+    const xml = await readStdin(MAX_STDIN);
+    await dispatch({ vm, op, subOp, xml }, makeContext);
+    return 0;
+  } catch (err) {
+    const line = oneLine(err);
+    log?.error('hook refused', { vm, op, subOp, error: line });
+    // libvirt puts the hook's stderr into the error `virsh start` prints: one clear line.
+    process.stderr.write(`vfwire: ${line}\n`);
+    return 1;
+  } finally {
+    if (log) await closeLogger(log);
+  }
+}
+
+async function readStdin(limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new ValidationError(`domain XML on stdin is larger than ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}

@@ -1,0 +1,86 @@
+// `vfwire sim ...`: the simulated host pair used by the demo and the tests.
+
+import { Command, Option } from 'commander';
+import { ExecRunner } from '../exec/runner.js';
+import { ExitError } from '../errors.js';
+import { runDemo } from '../sim/demo.js';
+import { startGuest, stopGuest } from '../sim/guest.js';
+import { readSimOptions, simDown, simUp } from '../sim/sim-host.js';
+import { DEFAULT_SIM, simHosts, type SimOptions } from '../sim/topology.js';
+import { statusCommand } from './status.js';
+
+const runner = new ExecRunner(30_000);
+
+export function simCommands(program: Command): void {
+  const sim = program.command('sim').description('simulated switchdev host pair in network namespaces (needs root)');
+  const dirOpt = () => new Option('--dir <path>', 'sim state directory').default(DEFAULT_SIM.dir);
+
+  sim
+    .command('up')
+    .description('create two sim hosts joined by an underlay link, each with one PF of N VFs')
+    .addOption(dirOpt())
+    .option('--prefix <name>', 'netns name prefix', DEFAULT_SIM.prefix)
+    .option('--vfs <n>', 'VFs per PF', String(DEFAULT_SIM.vfs))
+    .action(async (o: { dir: string; prefix: string; vfs: string }) => {
+      const hosts = await simUp({ dir: o.dir, prefix: o.prefix, vfs: Number(o.vfs) }, runner);
+      for (const h of hosts) console.log(`host ${h.id}: netns ${h.netns}, underlay ${h.pf} ${h.underlayIp}, config ${h.configPath}`);
+    });
+
+  sim
+    .command('down')
+    .description('remove the sim hosts, their guests and state')
+    .addOption(dirOpt())
+    .option('--prefix <name>', 'netns name prefix (when the state directory is gone)')
+    .action(async (o: { dir: string; prefix?: string }) => {
+      const opts = await readSimOptions(o.dir).catch(() => ({ ...DEFAULT_SIM, dir: o.dir, prefix: o.prefix ?? DEFAULT_SIM.prefix }));
+      await simDown(opts, runner);
+    });
+
+  const guest = sim.command('guest').description('netns "VMs" started and stopped through the real hook');
+  guest
+    .command('start')
+    .argument('<name>')
+    .requiredOption('--host <a|b>', 'sim host')
+    .requiredOption('--vni <n>', 'VNI')
+    .requiredOption('--ip <cidr>', 'guest address in 198.18.0.0/15, e.g. 198.19.100.1/24')
+    .addOption(new Option('--encrypt <mode>').choices(['required', 'off']))
+    .option('--mtu <n>')
+    .addOption(dirOpt())
+    .action(async (name: string, o: { host: 'a' | 'b'; vni: string; ip: string; encrypt?: 'required' | 'off'; mtu?: string; dir: string }) => {
+      const opts = await readSimOptions(o.dir);
+      const rec = await startGuest(opts, { name, host: o.host, vni: Number(o.vni), ip: o.ip, encrypt: o.encrypt, mtu: o.mtu ? Number(o.mtu) : undefined }, runner);
+      console.log(`${name}: netns ${rec.netns}, VF netdev ${rec.vfDev}, ${rec.ip} on VNI ${rec.vni}`);
+    });
+  guest
+    .command('stop')
+    .argument('<name>')
+    .addOption(dirOpt())
+    .action(async (name: string, o: { dir: string }) => stopGuest(await readSimOptions(o.dir), name, runner));
+
+  sim
+    .command('status')
+    .description('vfwire status of both sim hosts')
+    .addOption(dirOpt())
+    .action(async (o: { dir: string }) => {
+      for (const h of simHosts(await readSimOptions(o.dir))) {
+        console.log(`host ${h.id} (${h.netns}):`);
+        await statusCommand({ config: h.configPath });
+      }
+    });
+
+  sim
+    .command('demo')
+    .description('sim up, start guests on VNIs 100 and 200, show status and the isolation proof, clean up')
+    .option('--dir <path>', 'sim state directory', '/run/vfwire-demo')
+    .option('--prefix <name>', 'netns name prefix', 'vfwdemo')
+    .option('--keep', 'leave the sim and guests running')
+    .action(async (o: { dir: string; prefix: string; keep?: boolean }) => {
+      const opts: SimOptions = { dir: o.dir, prefix: o.prefix, vfs: DEFAULT_SIM.vfs };
+      const hosts = simHosts(opts);
+      const ok = await runDemo(opts, runner, {
+        say: (line) => console.log(line),
+        status: (id) => statusCommand({ config: hosts.find((h) => h.id === id)!.configPath }),
+      }, o.keep);
+      if (!ok) throw new ExitError(1);
+    });
+}

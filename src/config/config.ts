@@ -1,0 +1,107 @@
+// Load and validate /etc/vfwire/config.yaml once; the rest of the code reads only `Config`.
+
+import { readFile } from 'node:fs/promises';
+import { parse as parseYaml } from 'yaml';
+import { ValidationError } from '../errors.js';
+import { configSchema, type RawConfig } from './schema.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/vfwire/config.yaml';
+
+export interface PeerConfig {
+  name: string;
+  address: string;
+  /** undefined: every VNI */
+  vnis?: number[];
+}
+
+export interface PfConfig {
+  name: string;
+  /** undefined: every VF of the PF */
+  vfs?: Set<number>;
+}
+
+export interface Config {
+  path: string;
+  backend: 'real' | 'sim';
+  stateDir: string;
+  logDir: string;
+  netns?: string;
+  sysfsRoot: string;
+  underlay: { interface: string; address: string; mtu: number };
+  vfMtu: number;
+  pfs: PfConfig[];
+  peers: PeerConfig[];
+  ipsec: { mode: 'off' };
+  commandTimeoutMs: number;
+  lockTimeoutMs: number;
+}
+
+/** The config path: --config, then $VFWIRE_CONFIG, then the default. */
+export function configPath(flag?: string): string {
+  return flag ?? process.env.VFWIRE_CONFIG ?? DEFAULT_CONFIG_PATH;
+}
+
+export async function loadConfig(path: string): Promise<Config> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    const hint = (err as NodeJS.ErrnoException).code === 'ENOENT' ? ' (copy templates/config.example.yaml there, or pass --config)' : '';
+    throw new ValidationError(`cannot read config ${path}${hint}`, { cause: err });
+  }
+  return parseConfig(text, path);
+}
+
+export function parseConfig(text: string, path = '<config>'): Config {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text, { maxAliasCount: 16 });
+  } catch (err) {
+    throw new ValidationError(`config ${path}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const parsed = configSchema.safeParse(doc ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const field = issue.path.join('.') || '(top level)';
+    throw new ValidationError(`config ${path}: ${field}: ${issue.message}`);
+  }
+  return normalize(parsed.data, path);
+}
+
+function normalize(raw: RawConfig, path: string): Config {
+  const pfs = raw.pfs.map((pf, i) => ({ name: pf.name, vfs: pf.vfs === undefined ? undefined : parseRange(pf.vfs, `pfs.${i}.vfs`, path) }));
+  const dup = firstDuplicate(pfs.map((p) => p.name)) ?? firstDuplicate(raw.peers.map((p) => p.name));
+  if (dup) throw new ValidationError(`config ${path}: "${dup}" is listed twice`);
+  if (raw.peers.some((p) => p.address === raw.underlay.address)) {
+    throw new ValidationError(`config ${path}: peers: a peer has this host's own underlay address ${raw.underlay.address}`);
+  }
+  return {
+    path,
+    backend: raw.backend,
+    stateDir: raw.state_dir,
+    logDir: raw.log_dir,
+    netns: raw.netns,
+    sysfsRoot: raw.sysfs_root,
+    underlay: raw.underlay,
+    vfMtu: raw.vf_mtu,
+    pfs,
+    peers: raw.peers,
+    ipsec: raw.ipsec,
+    commandTimeoutMs: raw.command_timeout_ms,
+    lockTimeoutMs: raw.lock_timeout_ms,
+  };
+}
+
+function parseRange(spec: string, field: string, path: string): Set<number> {
+  const out = new Set<number>();
+  for (const part of spec.split(',')) {
+    const [lo, hi = lo] = part.split('-').map(Number) as [number, number?];
+    if (hi! < lo || hi! > 1023) throw new ValidationError(`config ${path}: ${field}: bad range "${part}"`);
+    for (let n = lo; n <= hi!; n++) out.add(n);
+  }
+  return out;
+}
+
+function firstDuplicate(names: string[]): string | undefined {
+  return names.find((n, i) => names.indexOf(n) !== i);
+}

@@ -1,0 +1,59 @@
+// The config file's schema: every key, its type, its default. Keys are snake_case as in the
+// YAML; normalize.ts turns the result into the camelCase Config the code uses.
+
+import { z } from 'zod';
+import { VNI_MAX, VNI_MIN } from '../domain/interface-spec.js';
+
+const ifname = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'must be a network interface name (1-15 of A-Z a-z 0-9 _ . -)');
+const ipv4 = z.ipv4({ message: 'must be an IPv4 address' });
+const vni = z.number().int().min(VNI_MIN).max(VNI_MAX);
+
+export const configSchema = z
+  .object({
+    backend: z.enum(['real', 'sim']).default('real'),
+    state_dir: z.string().min(1).default('/var/lib/vfwire'),
+    log_dir: z.string().min(1).default('/var/log/vfwire'),
+    /** Sim hosts live in a netns; every host command then runs there (`ip -n NS`). */
+    netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+    sysfs_root: z.string().min(1).default('/sys'),
+    underlay: z
+      .object({
+        interface: ifname,
+        address: ipv4,
+        mtu: z.number().int().min(1280).max(65535).default(9216),
+      })
+      .strict(),
+    vf_mtu: z.number().int().min(68).max(65535).default(9000),
+    pfs: z
+      .array(
+        z
+          .object({
+            name: ifname,
+            /** VF numbers vfwire may lease, e.g. "0-7,12"; default all. */
+            vfs: z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'must be a list like "0-7,12"').optional(),
+          })
+          .strict(),
+      )
+      .min(1, 'must list at least one PF'),
+    peers: z
+      .array(
+        z
+          .object({
+            name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be a simple name'),
+            address: ipv4,
+            /** VNIs shared with this peer; default all. */
+            vnis: z.array(vni).optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+    ipsec: z
+      .object({ mode: z.enum(['off']).default('off') })
+      .strict()
+      .default({ mode: 'off' }),
+    command_timeout_ms: z.number().int().min(100).max(600_000).default(10_000),
+    lock_timeout_ms: z.number().int().min(100).max(600_000).default(60_000),
+  })
+  .strict();
+
+export type RawConfig = z.infer<typeof configSchema>;

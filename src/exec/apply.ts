@@ -1,0 +1,43 @@
+// Runs steps in order; on a failure undoes the completed ones in reverse (best effort, going on
+// past undo errors) and throws one error carrying the failure and every undo failure.
+
+import { NotFoundError, VfwireError } from '../errors.js';
+import type { Command, Step } from '../plan/step.js';
+import type { Runner } from './runner.js';
+
+export interface ApplyOptions {
+  vm?: string;
+  /** Test-only fault injection: step number `failAt` (0-based) fails instead of running. */
+  failAt?: number;
+}
+
+export async function applySteps(steps: Step[], runner: Runner, opts: ApplyOptions = {}): Promise<void> {
+  const done: Step[] = [];
+  for (const [i, step] of steps.entries()) {
+    try {
+      if (i === opts.failAt) throw new VfwireError('injected failure (VFWIRE_TEST_FAIL_STEP)');
+      await runner.run(step.do);
+      done.push(step);
+    } catch (cause) {
+      const undoErrors = await undoAll(done.reverse().flatMap((s) => (s.undo ? [s.undo] : [])), runner);
+      const also = undoErrors.length ? ` (and ${undoErrors.length} undo step(s) failed: ${undoErrors.map((e) => e.message).join('; ')})` : '';
+      throw new VfwireError(`failed to ${step.kind} ${step.device}${also}`, { vm: opts.vm, cause });
+    }
+  }
+}
+
+/**
+ * Runs undo commands in the order given. Already-gone objects count as undone; other failures
+ * are collected and returned, never thrown, so one stuck object does not strand the rest.
+ */
+export async function undoAll(commands: Command[], runner: Runner): Promise<Error[]> {
+  const errors: Error[] = [];
+  for (const cmd of commands) {
+    try {
+      await runner.run(cmd);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) errors.push(err as Error);
+    }
+  }
+  return errors;
+}

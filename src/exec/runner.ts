@@ -1,0 +1,53 @@
+// The only place vfwire starts a child process: argv arrays through execa, never a shell, each
+// with a bounded timeout (libvirt waits for a hook forever, and a hung hook blocks the domain).
+
+import { execa } from 'execa';
+import { NotFoundError, VfwireError } from '../errors.js';
+import { formatCommand, type Command } from '../plan/step.js';
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+}
+
+export interface Runner {
+  run(cmd: Command): Promise<RunResult>;
+}
+
+// What iproute2 says when the object of a command is already gone.
+const ABSENT = /Cannot find device|No such device|does not exist|No such file or directory|not found/i;
+
+export class CommandError extends VfwireError {
+  override name = 'CommandError';
+}
+
+export class ExecRunner implements Runner {
+  constructor(private readonly timeoutMs = 10_000) {}
+
+  async run(cmd: Command): Promise<RunResult> {
+    const [file, ...args] = cmd.argv;
+    const res = await execa(file!, args, {
+      input: cmd.stdin ?? '',
+      timeout: this.timeoutMs,
+      forceKillAfterDelay: 1000,
+      reject: false,
+      stripFinalNewline: true,
+      env: { LC_ALL: 'C' },
+    });
+    if (res.exitCode === 0 && !res.failed) return { stdout: res.stdout, stderr: res.stderr };
+    const what = res.timedOut ? `timed out after ${this.timeoutMs} ms` : res.exitCode !== undefined ? `exit code ${res.exitCode}` : `failed (${res.signal ?? res.code ?? 'spawn error'})`;
+    const detail = (res.stderr || res.stdout || res.message || '').trim().split('\n').slice(0, 3).join('; ');
+    const message = `${formatCommand(cmd)}: ${what}${detail ? `: ${detail}` : ''}`;
+    if (!res.timedOut && ABSENT.test(res.stderr)) throw new NotFoundError(message);
+    throw new CommandError(message);
+  }
+}
+
+/** Prints or records instead of running: `--dry-run` and tests of what would run. */
+export class RecordingRunner implements Runner {
+  readonly lines: string[] = [];
+  async run(cmd: Command): Promise<RunResult> {
+    this.lines.push(formatCommand(cmd));
+    return { stdout: '', stderr: '' };
+  }
+}

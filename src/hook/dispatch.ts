@@ -1,0 +1,61 @@
+// libvirt's qemu hook: `<hook> <vm> <operation> <sub-operation> <extra>` with the domain XML on
+// stdin. Maps each operation to its handler and decides the exit code libvirt acts on.
+// Hooks must never call back into libvirt (it holds locks while they run).
+
+import { parseDomainXml, readDomainIdentity } from '../domain/parse-domain.js';
+import type { DomainRequest } from '../domain/interface-spec.js';
+import { VfwireError } from '../errors.js';
+import type { HookContext } from './context.js';
+import { prepare } from './prepare.js';
+import { readopt } from './reconnect.js';
+import { release } from './release.js';
+
+export interface HookCall {
+  vm: string;
+  op: string;
+  subOp: string;
+  xml: string;
+}
+
+/** Runs one hook call; a thrown error means "refuse" (non-zero exit, one line on stderr). */
+export async function dispatch(call: HookCall, ctx: () => Promise<HookContext>): Promise<void> {
+  const when = `${call.op}/${call.subOp}`;
+  switch (when) {
+    case 'prepare/begin': {
+      const req = parseDomainXml(call.xml);
+      if (req.interfaces) await prepare(req, await ctx());
+      return;
+    }
+    case 'stopped/end':
+    case 'release/end': {
+      // Release by UUID even when the metadata is gone or broken: the ledger knows what it holds.
+      const { uuid, name } = readDomainIdentity(call.xml);
+      await release(uuid, name, await ctx());
+      return;
+    }
+    case 'reconnect/begin': {
+      // libvirt kills the running QEMU when this hook fails: never fail here.
+      const c = await ctx();
+      try {
+        const { uuid, name } = readDomainIdentity(call.xml);
+        await readopt(uuid, name, c);
+      } catch (err) {
+        c.log.error('reconnect: could not re-adopt leases', { vm: call.vm, error: (err as Error).message });
+      }
+      return;
+    }
+    case 'migrate/begin':
+    case 'restore/begin': {
+      const req = parseDomainXml(call.xml);
+      if (req.interfaces) refuseWithVf(req, call.op);
+      return;
+    }
+    default:
+      // start, started, stopped/begin, attach... nothing to do yet.
+      return;
+  }
+}
+
+function refuseWithVf(req: DomainRequest, op: string): never {
+  throw new VfwireError(`${op} of a VM with a vfwire VF is not supported (its VF cannot move with it); stop the VM and start it on the target host instead`, { vm: req.name });
+}

@@ -1,0 +1,43 @@
+// prepare/begin: lease VFs and program them, under the host-wide lock. The leases are recorded
+// before the first command runs and removed again if any step fails, so neither a failure nor a
+// crash in between can leak a VF without a trace in the ledger.
+
+import type { DomainRequest } from '../domain/interface-spec.js';
+import { applySteps } from '../exec/apply.js';
+import { readInventory } from '../host/inventory.js';
+import { dropLeases, markActive, recordPlan } from '../ledger/record.js';
+import { withLedger } from '../ledger/store.js';
+import { planPrepare } from '../plan/prepare.js';
+import type { HookContext } from './context.js';
+import { releaseLocked } from './release.js';
+
+export async function prepare(req: DomainRequest, ctx: HookContext): Promise<void> {
+  const { cfg, log } = ctx;
+  const t0 = performance.now();
+  await withLedger(
+    cfg.stateDir,
+    async (txn) => {
+      // Leases of an earlier start that never reached release (a crash) go first.
+      await releaseLocked(txn, req.uuid, req.name, ctx);
+      const inv = await readInventory(cfg.sysfsRoot, cfg.pfs.map((p) => p.name));
+      const plan = planPrepare(req, inv, txn.data, cfg);
+      const keys = plan.leases.map((l) => l.key);
+      recordPlan(txn.data, plan);
+      await txn.save();
+      try {
+        await applySteps(plan.steps, ctx.runner, { vm: req.name, failAt: ctx.failAt });
+      } catch (err) {
+        dropLeases(txn.data, keys);
+        await txn.save();
+        throw err;
+      }
+      markActive(txn.data, keys);
+      await txn.save();
+      for (const l of plan.leases) {
+        log.info('leased', { vm: l.vm, uuid: l.uuid, index: l.index, pf: l.pf, vf: l.vf, pci: l.pci, rep: l.rep, vni: l.vni, mac: l.mac, mtu: l.mtu });
+      }
+      log.info('prepared', { vm: req.name, steps: plan.steps.length, ms: Math.round(performance.now() - t0) });
+    },
+    { timeoutMs: cfg.lockTimeoutMs },
+  );
+}

@@ -1,0 +1,20 @@
+// reconnect/begin: libvirtd restarted and found this VM running. Its leases stay as they are;
+// a lease still 'preparing' means the daemon died mid-start, and the VM runs, so it is kept too.
+
+import { leasesOf, markActive } from '../ledger/record.js';
+import { withLedger } from '../ledger/store.js';
+import type { HookContext } from './context.js';
+
+export async function readopt(uuid: string, vm: string, ctx: HookContext): Promise<void> {
+  await withLedger(
+    ctx.cfg.stateDir,
+    async (txn) => {
+      const leases = leasesOf(txn.data, uuid);
+      if (leases.length === 0) return;
+      markActive(txn.data, leases.map((l) => l.key));
+      await txn.save();
+      ctx.log.info('re-adopted leases', { vm, uuid, leases: leases.map((l) => l.key) });
+    },
+    { timeoutMs: ctx.cfg.lockTimeoutMs },
+  );
+}

@@ -1,0 +1,93 @@
+// What the host has: PFs, their VFs and the VFs' representors, read from a sysfs tree. The root
+// is a parameter so the same code reads /sys on a real host and the sim host's tree in tests.
+//
+//   <root>/class/net/<pf>/device          -> the PF's PCI device directory
+//   <pci>/sriov_numvfs, sriov_totalvfs    VFs enabled / possible
+//   <pci>/virtfnN                          -> the VF's PCI device; its netdev under virtfnN/net/
+//   <root>/class/net/<rep>/phys_port_name  "pf0vf3" for VF 3 of PCI function 0 (switchdev)
+//   <root>/class/net/<rep>/phys_switch_id  same as the PF's: the representor is on its eswitch
+
+import { readdir, readFile, readlink, realpath } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { VfwireError } from '../errors.js';
+
+export interface VfInfo {
+  index: number;
+  pci: string;
+  /** The VF's netdev in the host; absent while bound to vfio-pci. */
+  netdev?: string;
+  mac?: string;
+  rep?: string;
+}
+
+export interface PfInfo {
+  name: string;
+  pci: string;
+  switchId?: string;
+  numVfs: number;
+  totalVfs: number;
+  vfs: VfInfo[];
+}
+
+export type Inventory = Map<string, PfInfo>;
+
+export async function readInventory(root: string, pfNames: string[]): Promise<Inventory> {
+  const reps = await readRepresentors(root);
+  const inv: Inventory = new Map();
+  for (const name of pfNames) inv.set(name, await readPf(root, name, reps));
+  return inv;
+}
+
+async function readPf(root: string, name: string, reps: RepInfo[]): Promise<PfInfo> {
+  const netDir = join(root, 'class/net', name);
+  let pciDir: string;
+  try {
+    pciDir = await realpath(join(netDir, 'device'));
+  } catch (err) {
+    throw new VfwireError(`PF ${name} not found under ${join(root, 'class/net')} (is the name in the config right?)`, { cause: err });
+  }
+  const pci = basename(pciDir);
+  const numVfs = await readInt(join(pciDir, 'sriov_numvfs'));
+  if (numVfs === undefined) throw new VfwireError(`PF ${name} (${pci}) has no SR-IOV capability (no sriov_numvfs)`);
+  const switchId = await readText(join(netDir, 'phys_switch_id'));
+  const pfNum = Number(pci.split('.').pop());
+  const vfs: VfInfo[] = [];
+  for (let index = 0; index < numVfs; index++) {
+    const link = join(pciDir, `virtfn${index}`);
+    const vfPci = await readlink(link).then(basename, () => undefined);
+    if (!vfPci) continue;
+    const netdev = (await readdir(join(link, 'net')).catch(() => []))[0];
+    const mac = netdev ? await readText(join(root, 'class/net', netdev, 'address')) : undefined;
+    const rep = reps.find((r) => r.pf === pfNum && r.vf === index && (!switchId || r.switchId === switchId))?.name;
+    vfs.push({ index, pci: vfPci, netdev, mac, rep });
+  }
+  return { name, pci, switchId, numVfs, totalVfs: (await readInt(join(pciDir, 'sriov_totalvfs'))) ?? numVfs, vfs };
+}
+
+interface RepInfo {
+  name: string;
+  pf: number;
+  vf: number;
+  switchId?: string;
+}
+
+async function readRepresentors(root: string): Promise<RepInfo[]> {
+  const dir = join(root, 'class/net');
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const reps: RepInfo[] = [];
+  for (const name of names) {
+    const m = /^pf(\d+)vf(\d+)$/.exec((await readText(join(dir, name, 'phys_port_name'))) ?? '');
+    if (m) reps.push({ name, pf: Number(m[1]), vf: Number(m[2]), switchId: await readText(join(dir, name, 'phys_switch_id')) });
+  }
+  return reps;
+}
+
+async function readText(path: string): Promise<string | undefined> {
+  // Many sysfs attributes exist but fail to read (EOPNOTSUPP) on devices that lack them.
+  return readFile(path, 'utf8').then((s) => s.trim(), () => undefined);
+}
+
+async function readInt(path: string): Promise<number | undefined> {
+  const text = await readText(path);
+  return text !== undefined && /^\d+$/.test(text) ? Number(text) : undefined;
+}

@@ -1,0 +1,52 @@
+// Pure edits of the ledger data: record a plan's leases before its steps run (so a crash in
+// between leaves enough behind for `gc` to undo), mark them active, drop them on release.
+
+import type { PreparePlan } from '../plan/prepare.js';
+import type { Command } from '../plan/step.js';
+import type { LedgerData, Lease, VniState } from './types.js';
+
+/** Record the plan's leases and new VNIs, with the undo of every step the plan will run. */
+export function recordPlan(data: LedgerData, plan: PreparePlan): void {
+  for (const { vni, peers } of plan.newVnis) {
+    data.vnis[String(vni)] = { vni, members: [], peers, undo: undoOf(plan, (o) => o.kind === 'vni' && o.vni === vni) };
+  }
+  for (const lease of plan.leases) {
+    data.leases[lease.key] = { ...lease, undo: undoOf(plan, (o) => o.kind === 'lease' && o.key === lease.key) };
+    data.vnis[String(lease.vni)]!.members.push(lease.key);
+  }
+}
+
+export function markActive(data: LedgerData, keys: string[]): void {
+  for (const key of keys) {
+    const lease = data.leases[key];
+    if (lease) lease.state = 'active';
+  }
+}
+
+/** Remove leases and their VNI memberships; returns the VNIs left without members (removed too). */
+export function dropLeases(data: LedgerData, keys: string[]): VniState[] {
+  const emptied: VniState[] = [];
+  for (const key of keys) {
+    const lease = data.leases[key];
+    if (!lease) continue;
+    delete data.leases[key];
+    const vni = data.vnis[String(lease.vni)];
+    if (!vni) continue;
+    vni.members = vni.members.filter((m) => m !== key);
+    if (vni.members.length === 0) {
+      delete data.vnis[String(lease.vni)];
+      emptied.push(vni);
+    }
+  }
+  return emptied;
+}
+
+export function leasesOf(data: LedgerData, uuid: string): Lease[] {
+  return Object.values(data.leases)
+    .filter((l) => l.uuid === uuid)
+    .sort((a, b) => a.index - b.index);
+}
+
+function undoOf(plan: PreparePlan, match: (o: PreparePlan['steps'][number]['owner']) => boolean): Command[] {
+  return plan.steps.filter((s) => match(s.owner) && s.undo).map((s) => s.undo!);
+}

@@ -1,0 +1,99 @@
+// The zod schema of ledger.json, mirroring src/ledger/types.ts field for field. Objects are
+// strict: an unknown field means the file is not what this vfwire wrote, so it is refused
+// rather than silently dropped on the next save. test/ledger/schema.test.ts fails to compile
+// when this schema and types.ts drift apart.
+
+import { z } from 'zod';
+import { VfwireError } from '../errors.js';
+import { LEDGER_SCHEMA, leaseKey, type LedgerData } from './types.js';
+
+const commandSchema = z.strictObject({
+  argv: z.array(z.string()).min(1),
+  stdin: z.string().optional(),
+});
+
+const count = z.number().int().nonnegative();
+
+const leaseSchema = z.strictObject({
+  key: z.string().min(1),
+  vm: z.string().min(1),
+  uuid: z.string().min(1),
+  index: count,
+  pf: z.string().min(1),
+  vf: count,
+  pci: z.string().min(1),
+  vfDev: z.string().optional(),
+  rep: z.string().min(1),
+  vni: count,
+  mac: z.string().min(1),
+  mtu: count,
+  since: z.string().min(1),
+  state: z.enum(['preparing', 'active']),
+  undo: z.array(commandSchema),
+});
+
+const vniSchema = z.strictObject({
+  vni: count,
+  members: z.array(z.string()),
+  peers: z.array(z.string()),
+  undo: z.array(commandSchema),
+});
+
+export const ledgerSchema = z
+  .strictObject({
+    schema: z.literal(LEDGER_SCHEMA),
+    leases: z.record(z.string(), leaseSchema),
+    vnis: z.record(z.string(), vniSchema),
+  })
+  .superRefine((ledger, ctx) => {
+    // Map keys are what callers look entries up by; an entry filed under another key would
+    // be invisible to release and gc.
+    for (const [key, lease] of Object.entries(ledger.leases)) {
+      const expected = leaseKey(lease.uuid, lease.index);
+      if (key !== lease.key || key !== expected) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['leases', key, 'key'],
+          message: `lease filed under "${key}" has key "${lease.key}", expected "${expected}"`,
+        });
+      }
+    }
+    for (const [key, vni] of Object.entries(ledger.vnis)) {
+      if (key !== String(vni.vni)) {
+        ctx.addIssue({ code: 'custom', path: ['vnis', key, 'vni'], message: `VNI filed under "${key}" is ${vni.vni}` });
+      }
+    }
+  }) satisfies z.ZodType<LedgerData>;
+
+/** What the problem is, on one line: `leases.<key>.vf: Invalid input: ...; ...`. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(top level)'}: ${issue.message}`)
+    .join('; ');
+}
+
+/**
+ * Checks parsed JSON from `file` and returns it as ledger data. Refuses (throws VfwireError)
+ * a ledger from a newer vfwire, or one that does not match the schema.
+ */
+export function decodeLedger(raw: unknown, file: string): LedgerData {
+  const schema = isObject(raw) ? raw.schema : undefined;
+  if (typeof schema === 'number' && schema > LEDGER_SCHEMA) {
+    throw new VfwireError(
+      `${file} was written by a newer vfwire (ledger schema ${schema}, this vfwire reads up to ${LEDGER_SCHEMA}); ` +
+        'upgrade vfwire on this host',
+    );
+  }
+  const result = ledgerSchema.safeParse(raw);
+  if (!result.success) {
+    throw new VfwireError(`${file} does not match the ledger schema: ${describeIssues(result.error)}; ${REPAIR_HINT}`);
+  }
+  return result.data;
+}
+
+/** Said whenever the ledger is refused: vfwire never rewrites a file it cannot read. */
+export const REPAIR_HINT = 'vfwire leaves it untouched; inspect or move it aside, then run `vfwire gc` to repair it';
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,55 @@
+// The ledger's on-disk shape. Bump LEDGER_SCHEMA on any incompatible change; a reader refuses
+// a ledger newer than itself rather than guess.
+
+import type { Command } from '../plan/step.js';
+
+export const LEDGER_SCHEMA = 1;
+
+export type LeaseState = 'preparing' | 'active';
+
+export interface Lease {
+  /** `${uuid}/${index}` */
+  key: string;
+  vm: string;
+  uuid: string;
+  index: number;
+  pf: string;
+  vf: number;
+  /** PCI address of the VF, e.g. 0000:3b:00.2 */
+  pci: string;
+  /** VF netdev in the host, when it has one (sim: the guest end of the pair). */
+  vfDev?: string;
+  rep: string;
+  vni: number;
+  mac: string;
+  mtu: number;
+  /** ISO time the lease was taken. */
+  since: string;
+  state: LeaseState;
+  /** Undo commands of this lease's applied steps, in the order they were applied. */
+  undo: Command[];
+}
+
+export interface VniState {
+  vni: number;
+  /** Keys of the leases on this VNI; the overlay goes when the last one does. */
+  members: string[];
+  /** Peers this host replicates the VNI's BUM traffic to (underlay addresses). */
+  peers: string[];
+  undo: Command[];
+}
+
+export interface LedgerData {
+  schema: number;
+  leases: Record<string, Lease>;
+  /** Keyed by the VNI in decimal. */
+  vnis: Record<string, VniState>;
+}
+
+export function emptyLedger(): LedgerData {
+  return { schema: LEDGER_SCHEMA, leases: {}, vnis: {} };
+}
+
+export function leaseKey(uuid: string, index: number): string {
+  return `${uuid}/${index}`;
+}

@@ -1,0 +1,61 @@
+// The VNI overlay on the Linux kernel path: per VNI a VXLAN device (no learning; peers by static
+// head-end replication entries) enslaved to a bridge that also holds the representors of the
+// VMs on that VNI. Renders steps; runs nothing.
+
+import type { Step } from '../plan/step.js';
+import { bridge, ip } from '../plan/tools.js';
+import { bridgeName, VXLAN_PORT, vxlanName } from './names.js';
+
+export interface OverlayHost {
+  netns?: string;
+  underlayInterface: string;
+  underlayAddress: string;
+}
+
+/** Steps that create a VNI's overlay; run on its first lease. */
+export function renderVniCreate(host: OverlayHost, vni: number, mtu: number, peers: string[]): Step[] {
+  const ns = host.netns;
+  const vx = vxlanName(vni);
+  const br = bridgeName(vni);
+  const owner = { kind: 'vni', vni } as const;
+  const steps: Step[] = [
+    {
+      kind: 'vxlan-create',
+      device: vx,
+      owner,
+      do: { argv: ip(ns, 'link', 'add', vx, 'mtu', String(mtu), 'type', 'vxlan', 'id', String(vni), 'dstport', String(VXLAN_PORT), 'local', host.underlayAddress, 'dev', host.underlayInterface, 'nolearning') },
+      undo: { argv: ip(ns, 'link', 'del', vx) },
+    },
+    {
+      kind: 'bridge-create',
+      device: br,
+      owner,
+      do: { argv: ip(ns, 'link', 'add', br, 'mtu', String(mtu), 'type', 'bridge') },
+      undo: { argv: ip(ns, 'link', 'del', br) },
+    },
+    {
+      kind: 'vxlan-master',
+      device: vx,
+      owner,
+      do: { argv: ip(ns, 'link', 'set', 'dev', vx, 'master', br, 'up') },
+    },
+  ];
+  for (const peer of peers) {
+    // All-zero MAC entry: flood broadcast/unknown unicast to this peer (head-end replication).
+    const fdb = ['00:00:00:00:00:00', 'dev', vx, 'dst', peer];
+    steps.push({ kind: 'vxlan-peer', device: `${vx} ${peer}`, owner, do: { argv: bridge(ns, 'fdb', 'append', ...fdb) }, undo: { argv: bridge(ns, 'fdb', 'del', ...fdb) } });
+  }
+  steps.push({ kind: 'bridge-up', device: br, owner, do: { argv: ip(ns, 'link', 'set', 'dev', br, 'up') } });
+  return steps;
+}
+
+/** Join a representor to its VNI's bridge. */
+export function renderMemberJoin(host: OverlayHost, leaseKey: string, rep: string, vni: number, mtu: number): Step {
+  return {
+    kind: 'rep-join',
+    device: rep,
+    owner: { kind: 'lease', key: leaseKey },
+    do: { argv: ip(host.netns, 'link', 'set', 'dev', rep, 'mtu', String(mtu), 'master', bridgeName(vni), 'up') },
+    undo: { argv: ip(host.netns, 'link', 'set', 'dev', rep, 'nomaster', 'down') },
+  };
+}

@@ -1,0 +1,89 @@
+// The prepare plan: (request, inventory, ledger, config) -> the leases to record and the ordered
+// steps that program them. Pure: reads nothing, runs nothing, so `vfwire plan` prints exactly
+// what the hook would do, and tests check it against golden files.
+
+import type { Config } from '../config/config.js';
+import type { DomainRequest, InterfaceSpec } from '../domain/interface-spec.js';
+import { ValidationError } from '../errors.js';
+import type { Inventory } from '../host/inventory.js';
+import { leaseKey, type Lease, type LedgerData } from '../ledger/types.js';
+import { renderMemberJoin, renderVniCreate, type OverlayHost } from '../overlay/bridge-overlay.js';
+import { maxGuestMtu } from '../overlay/mtu.js';
+import { chooseVf } from './choose-vf.js';
+import { peersOf } from './peers.js';
+import type { Step } from './step.js';
+import { renderVfConfig } from './vf-config.js';
+
+export interface PreparePlan {
+  vm: string;
+  uuid: string;
+  /** New leases, state 'preparing', undo still empty (the executor fills it). */
+  leases: Lease[];
+  /** VNIs this plan creates, with the peers it replicates to. */
+  newVnis: { vni: number; peers: string[] }[];
+  steps: Step[];
+}
+
+export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerData, cfg: Config, now = new Date()): PreparePlan {
+  const ifaces = req.interfaces ?? [];
+  const host: OverlayHost = { netns: cfg.netns, underlayInterface: cfg.underlay.interface, underlayAddress: cfg.underlay.address };
+  const overlayMtu = maxGuestMtu(cfg.underlay.mtu, cfg.ipsec.mode !== 'off');
+  const plan: PreparePlan = { vm: req.name, uuid: req.uuid, leases: [], newVnis: [], steps: [] };
+  const taken = new Set<string>();
+
+  for (const spec of ifaces) {
+    const peers = peersOf(cfg, spec.vni);
+    checkEncryption(req.name, spec, cfg, peers.map((p) => p.name));
+    const mtu = guestMtu(req.name, spec, cfg, overlayMtu);
+    const { pf, vf } = chooseVf(req.name, spec.index, spec.pf, inv, ledger, cfg, taken);
+    taken.add(`${pf.name}/${vf.index}`);
+    const key = leaseKey(req.uuid, spec.index);
+
+    const vniKnown = ledger.vnis[String(spec.vni)] !== undefined || plan.newVnis.some((v) => v.vni === spec.vni);
+    if (!vniKnown) {
+      const addrs = peers.map((p) => p.address);
+      plan.newVnis.push({ vni: spec.vni, peers: addrs });
+      plan.steps.push(...renderVniCreate(host, spec.vni, overlayMtu, addrs));
+    }
+    plan.steps.push(...renderVfConfig(cfg.backend, cfg.netns, { leaseKey: key, pf: pf.name, vf: vf.index, vfDev: vf.netdev, mac: spec.mac, mtu, origMac: vf.mac }));
+    plan.steps.push(renderMemberJoin(host, key, vf.rep!, spec.vni, mtu));
+    plan.leases.push({
+      key,
+      vm: req.name,
+      uuid: req.uuid,
+      index: spec.index,
+      pf: pf.name,
+      vf: vf.index,
+      pci: vf.pci,
+      vfDev: vf.netdev,
+      rep: vf.rep!,
+      vni: spec.vni,
+      mac: spec.mac,
+      mtu,
+      since: now.toISOString(),
+      state: 'preparing',
+      undo: [],
+    });
+  }
+  return plan;
+}
+
+function guestMtu(vm: string, spec: InterfaceSpec, cfg: Config, overlayMtu: number): number {
+  if (spec.mtu === undefined) return Math.min(cfg.vfMtu, overlayMtu);
+  if (spec.mtu > overlayMtu) {
+    const why = `underlay ${cfg.underlay.mtu} - VXLAN${cfg.ipsec.mode !== 'off' ? ' - ESP' : ''} overhead`;
+    throw new ValidationError(`interface ${spec.index}: mtu: ${spec.mtu} does not fit the overlay (at most ${overlayMtu}: ${why})`, { vm });
+  }
+  return spec.mtu;
+}
+
+// Fail closed: traffic that leaves this host for a peer must be encrypted when the VM asks for
+// it. A VNI with no peers never leaves the host, so it needs no IPsec.
+function checkEncryption(vm: string, spec: InterfaceSpec, cfg: Config, peerNames: string[]): void {
+  if (spec.encrypt !== 'required' || peerNames.length === 0 || cfg.ipsec.mode !== 'off') return;
+  throw new ValidationError(
+    `interface ${spec.index}: encrypt: required, but VNI ${spec.vni} reaches peer(s) ${peerNames.join(', ')} and ipsec.mode is off in ${cfg.path} ` +
+      `(enable IPsec, or set encrypt="off" to accept an unencrypted overlay)`,
+    { vm },
+  );
+}

@@ -1,0 +1,27 @@
+// The release plan: the recorded undo commands of a VM's leases in reverse, then those of each
+// VNI whose last member goes. Pure, like the prepare plan.
+
+import type { LedgerData } from '../ledger/types.js';
+import { leasesOf } from '../ledger/record.js';
+import type { Command } from './step.js';
+
+export interface ReleasePlan {
+  keys: string[];
+  commands: Command[];
+}
+
+export function planRelease(data: LedgerData, uuid: string): ReleasePlan {
+  return planReleaseKeys(data, leasesOf(data, uuid).map((l) => l.key));
+}
+
+export function planReleaseKeys(data: LedgerData, keys: string[]): ReleasePlan {
+  const commands: Command[] = [];
+  const going = new Set(keys);
+  for (const key of [...keys].reverse()) commands.push(...[...(data.leases[key]?.undo ?? [])].reverse());
+  const vnis = new Set(keys.map((k) => data.leases[k]?.vni).filter((v): v is number => v !== undefined));
+  for (const vni of vnis) {
+    const state = data.vnis[String(vni)];
+    if (state && state.members.every((m) => going.has(m))) commands.push(...[...state.undo].reverse());
+  }
+  return { keys, commands };
+}

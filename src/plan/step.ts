@@ -1,0 +1,28 @@
+// A step is data: the exact command that does it and the one that undoes it. The planner
+// makes them, the executor runs them, and the ledger keeps the undo commands of applied steps
+// so teardown replays what was really done, not what today's config would do.
+
+export interface Command {
+  /** argv[0] is the program; never a shell. */
+  argv: string[];
+  /** Fed on stdin, e.g. `ip -batch -` input that must not appear in argv. */
+  stdin?: string;
+}
+
+/** Who a step's undo belongs to: one VM interface, or a VNI shared by several. */
+export type StepOwner = { kind: 'lease'; key: string } | { kind: 'vni'; vni: number };
+
+export interface Step {
+  /** Short kind, stable for tests and fault injection: `vxlan-create`, `rep-master`, ... */
+  kind: string;
+  /** The device or object the step acts on, for error messages. */
+  device: string;
+  owner: StepOwner;
+  do: Command;
+  undo?: Command;
+}
+
+export function formatCommand(cmd: Command): string {
+  const quoted = cmd.argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`));
+  return quoted.join(' ') + (cmd.stdin === undefined ? '' : ' <<< (stdin)');
+}

@@ -1,0 +1,10 @@
+// argv builders for the host tools. On a sim host every command runs inside the host's netns;
+// Node cannot setns() one thread, so "inside" means iproute2's own `-n NS` (`ip -n`, `bridge -n`).
+
+export function ip(netns: string | undefined, ...args: string[]): string[] {
+  return netns ? ['ip', '-n', netns, ...args] : ['ip', ...args];
+}
+
+export function bridge(netns: string | undefined, ...args: string[]): string[] {
+  return netns ? ['bridge', '-n', netns, ...args] : ['bridge', ...args];
+}

@@ -1,0 +1,93 @@
+// `vfwire sim up|down`: build or remove the two simulated hosts of topology.ts.
+
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import { ValidationError, VfwireError } from '../errors.js';
+import type { Runner } from '../exec/runner.js';
+import { writeSysfsTree } from './sysfs-tree.js';
+import { MAX_SIM_VFS, repNetdev, simHosts, UNDERLAY_MTU, UNDERLAY_PREFIX_LEN, vfNetdev, type SimHost, type SimOptions } from './topology.js';
+
+const STATE_FILE = 'sim.json';
+
+export async function simUp(opts: SimOptions, runner: Runner): Promise<SimHost[]> {
+  validateSimOptions(opts);
+  const hosts = simHosts(opts);
+  const existing = await listNetns(runner);
+  if (hosts.some((h) => existing.includes(h.netns))) {
+    throw new VfwireError(`sim "${opts.prefix}" is already up (run: vfwire sim down${opts.prefix === 'vfwsim' ? '' : ` --prefix ${opts.prefix}`})`);
+  }
+  await mkdir(opts.dir, { recursive: true, mode: 0o700 });
+  await writeFile(join(opts.dir, STATE_FILE), JSON.stringify(opts) + '\n', { mode: 0o600 });
+  try {
+    for (const h of hosts) await runner.run({ argv: ['ip', 'netns', 'add', h.netns] });
+    const [a, b] = hosts as [SimHost, SimHost];
+    // The underlay cable: PF of host A <-> PF of host B.
+    await runner.run({ argv: ['ip', 'link', 'add', 'name', a.pf, 'netns', a.netns, 'type', 'veth', 'peer', 'name', b.pf, 'netns', b.netns] });
+    for (const h of hosts) await buildHost(h, opts, runner);
+  } catch (err) {
+    await simDown(opts, runner).catch(() => undefined);
+    throw err;
+  }
+  return hosts;
+}
+
+async function buildHost(h: SimHost, opts: SimOptions, runner: Runner): Promise<void> {
+  const batch = [
+    `link set dev lo up`,
+    `addr add ${h.underlayIp}/${UNDERLAY_PREFIX_LEN} dev ${h.pf}`,
+    `link set dev ${h.pf} mtu ${UNDERLAY_MTU} up`,
+  ];
+  for (let i = 0; i < opts.vfs; i++) batch.push(`link add name ${vfNetdev(h, i)} type veth peer name ${repNetdev(h, i)}`);
+  await runner.run({ argv: ['ip', '-n', h.netns, '-batch', '-'], stdin: batch.join('\n') + '\n' });
+
+  const links = JSON.parse((await runner.run({ argv: ['ip', '-n', h.netns, '-j', 'link', 'show'] })).stdout) as { ifname: string; address: string }[];
+  const macs = new Map(links.map((l) => [l.ifname, l.address]));
+  await writeSysfsTree(join(h.dir, 'sys'), h, opts.vfs, macs);
+
+  const peer = simHosts(opts).find((p) => p.id !== h.id)!;
+  const config = {
+    backend: 'sim',
+    netns: h.netns,
+    sysfs_root: join(h.dir, 'sys'),
+    state_dir: join(h.dir, 'state'),
+    log_dir: join(h.dir, 'log'),
+    underlay: { interface: h.pf, address: h.underlayIp, mtu: UNDERLAY_MTU },
+    vf_mtu: 9000,
+    pfs: [{ name: h.pf }],
+    peers: [{ name: `sim-${peer.id}`, address: peer.underlayIp }],
+  };
+  await writeFile(h.configPath, `# sim host ${h.id}, written by vfwire sim up\n` + toYaml(config), { mode: 0o600 });
+}
+
+/** Removes every netns of the sim (hosts and guests) and its directory. Safe to run twice. */
+export async function simDown(opts: SimOptions, runner: Runner): Promise<void> {
+  validateSimOptions(opts);
+  const mine = (await listNetns(runner)).filter((ns) => ns.startsWith(`${opts.prefix}-`));
+  // Guests first: a VF end inside a guest netns dies with it, as a VF would with its VM.
+  for (const ns of mine.sort((x, y) => Number(y.includes('-g-')) - Number(x.includes('-g-')))) {
+    await runner.run({ argv: ['ip', 'netns', 'del', ns] }).catch(() => undefined);
+  }
+  // Only a directory the sim made (it holds sim.json) is ever removed.
+  if (existsSync(join(opts.dir, STATE_FILE))) await rm(opts.dir, { recursive: true, force: true });
+}
+
+export async function readSimOptions(dir: string): Promise<SimOptions> {
+  try {
+    return JSON.parse(await readFile(join(dir, STATE_FILE), 'utf8')) as SimOptions;
+  } catch {
+    throw new VfwireError(`no sim in ${dir} (run: vfwire sim up${dir === '/run/vfwire-sim' ? '' : ` --dir ${dir}`})`);
+  }
+}
+
+export async function listNetns(runner: Runner): Promise<string[]> {
+  const out = (await runner.run({ argv: ['ip', '-j', 'netns', 'list'] })).stdout.trim();
+  return out ? (JSON.parse(out) as { name: string }[]).map((n) => n.name) : [];
+}
+
+function validateSimOptions(opts: SimOptions): void {
+  if (!/^[a-z][a-z0-9]{0,11}$/.test(opts.prefix)) throw new ValidationError(`sim prefix "${opts.prefix}": use 1-12 lower-case letters and digits, starting with a letter`);
+  if (!Number.isInteger(opts.vfs) || opts.vfs < 1 || opts.vfs > MAX_SIM_VFS) throw new ValidationError(`sim vfs: must be 1..${MAX_SIM_VFS} (got ${opts.vfs})`);
+  if (!opts.dir.startsWith('/') || opts.dir.split('/').filter(Boolean).length < 2) throw new ValidationError(`sim dir "${opts.dir}": use an absolute path at least two levels deep`);
+}

@@ -1,0 +1,34 @@
+// Writes the sysfs-shaped tree that src/host/inventory.ts reads, for one sim host: the same
+// files and links a ConnectX PF in switchdev mode has, with the MACs the veths really got.
+
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { repNetdev, vfNetdev, vfPci, type SimHost } from './topology.js';
+
+export async function writeSysfsTree(root: string, host: SimHost, vfs: number, macs: Map<string, string>): Promise<void> {
+  const pciDir = (bdf: string) => join(root, 'bus/pci/devices', bdf);
+  const netDir = (dev: string) => join(root, 'class/net', dev);
+
+  await mkdir(pciDir(host.pfPci), { recursive: true });
+  await writeFile(join(pciDir(host.pfPci), 'sriov_numvfs'), `${vfs}\n`);
+  await writeFile(join(pciDir(host.pfPci), 'sriov_totalvfs'), `${vfs}\n`);
+  await netdev(host.pf, host.pfPci, { phys_port_name: 'p0', phys_switch_id: host.switchId });
+
+  for (let i = 0; i < vfs; i++) {
+    const bdf = vfPci(host, i);
+    const vf = vfNetdev(host, i);
+    await mkdir(join(pciDir(bdf), 'net', vf), { recursive: true });
+    await symlink(`../${bdf}`, join(pciDir(host.pfPci), `virtfn${i}`));
+    await symlink(`../${host.pfPci}`, join(pciDir(bdf), 'physfn'));
+    await netdev(vf, bdf, {});
+    // Representors have no PCI device of their own in switchdev; the eswitch identifies them.
+    await netdev(repNetdev(host, i), undefined, { phys_port_name: `pf0vf${i}`, phys_switch_id: host.switchId });
+  }
+
+  async function netdev(name: string, bdf: string | undefined, attrs: Record<string, string>): Promise<void> {
+    await mkdir(netDir(name), { recursive: true });
+    if (bdf) await symlink(`../../../bus/pci/devices/${bdf}`, join(netDir(name), 'device'));
+    const all = { ...attrs, address: macs.get(name) ?? '00:00:00:00:00:00' };
+    for (const [file, value] of Object.entries(all)) await writeFile(join(netDir(name), file), `${value}\n`);
+  }
+}

@@ -1,0 +1,64 @@
+// The simulated lab in one table: two hosts, each a network namespace whose PF is one end of a
+// veth "cable" to the other host's PF (the underlay), and N VFs, each a veth pair whose ends are
+// the VF netdev and its representor, named as mlx5 names them in the lab notes.
+// Every address comes from 198.18.0.0/15 and lives only inside namespaces the sim creates.
+
+export interface SimOptions {
+  /** Directory for the sim's sysfs trees, configs, ledgers and logs. */
+  dir: string;
+  /** Prefix of every netns the sim creates; tests use a random one. */
+  prefix: string;
+  /** VFs per PF. */
+  vfs: number;
+}
+
+export const DEFAULT_SIM: SimOptions = { dir: '/run/vfwire-sim', prefix: 'vfwsim', vfs: 8 };
+export const MAX_SIM_VFS = 64;
+
+export interface SimHost {
+  id: 'a' | 'b';
+  netns: string;
+  underlayIp: string;
+  pf: string;
+  pfPci: string;
+  switchId: string;
+  dir: string;
+  configPath: string;
+}
+
+const PF = 'enp3s0f0np0';
+const PF_PCI = '0000:03:00.0';
+export const UNDERLAY_PREFIX_LEN = 24;
+export const UNDERLAY_MTU = 9216;
+
+export function simHosts(opts: SimOptions): SimHost[] {
+  return (['a', 'b'] as const).map((id, i) => ({
+    id,
+    netns: `${opts.prefix}-${id}`,
+    underlayIp: `198.18.0.${i + 1}`,
+    pf: PF,
+    pfPci: PF_PCI,
+    switchId: `00${id}0c0ffee0000${i}`,
+    dir: `${opts.dir}/${id}`,
+    configPath: `${opts.dir}/${id}/config.yaml`,
+  }));
+}
+
+export function vfNetdev(host: SimHost, i: number): string {
+  return `${host.pf.replace(/np\d+$/, '')}v${i}`;
+}
+
+export function repNetdev(host: SimHost, i: number): string {
+  return `${host.pf.replace(/np\d+$/, '')}r${i}`;
+}
+
+/** VFs follow the PF on the bus: functions 2, 3, ... of device 00, then device 01, ... */
+export function vfPci(host: SimHost, i: number): string {
+  const fn = i + 2;
+  const [domainBus] = host.pfPci.split(/:(?=[0-9a-f]{2}\.)/);
+  return `${domainBus}:${Math.floor(fn / 8).toString(16).padStart(2, '0')}.${fn % 8}`;
+}
+
+export function guestNetns(opts: SimOptions, guest: string): string {
+  return `${opts.prefix}-g-${guest}`;
+}

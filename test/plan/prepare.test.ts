@@ -1,0 +1,112 @@
+import { expect } from 'chai';
+import { ResourceError, ValidationError } from '../../src/errors.js';
+import { dropLeases, recordPlan } from '../../src/ledger/record.js';
+import { emptyLedger, type LedgerData } from '../../src/ledger/types.js';
+import { planPrepare, type PreparePlan } from '../../src/plan/prepare.js';
+import { planRelease } from '../../src/plan/release.js';
+import { formatCommand } from '../../src/plan/step.js';
+import { expectGolden } from '../helpers/golden.js';
+import { config, inventory, pf, REAL_CONFIG, request, SIM_CONFIG, UUID1, UUID2 } from '../helpers/inputs.js';
+
+const NOW = new Date('2026-11-26T12:00:00Z');
+const text = (plan: PreparePlan) => plan.steps.map((s) => formatCommand(s.do)).join('\n') + '\n';
+
+describe('planPrepare', () => {
+  it('real backend, first lease of a VNI: overlay, VF through the PF, representor (golden)', () => {
+    const plan = planPrepare(request('web1', UUID1, [{ vni: 100 }]), inventory(pf(4)), emptyLedger(), config(REAL_CONFIG), NOW);
+    expectGolden('plans/real-first-lease.txt', text(plan));
+    expect(plan.leases).to.have.length(1);
+    expect(plan.leases[0]).to.include({ pf: 'enp3s0f0np0', vf: 0, rep: 'enp3s0f0r0', vni: 100, mtu: 9000, state: 'preparing' });
+  });
+
+  it('sim backend runs everything in the host netns and sets the MAC on the VF netdev (golden)', () => {
+    const plan = planPrepare(request('web1', UUID1, [{ vni: 100 }]), inventory(pf(4)), emptyLedger(), config(SIM_CONFIG), NOW);
+    expectGolden('plans/sim-first-lease.txt', text(plan));
+    expect(plan.steps.every((s) => s.do.argv.slice(0, 3).join(' ') === `${s.do.argv[0]} -n vfwsim-a`)).to.equal(true);
+  });
+
+  it('replicates a VNI only to the peers that carry it', () => {
+    const plan = planPrepare(request('db1', UUID1, [{ vni: 200 }, { vni: 300 }]), inventory(pf(4)), emptyLedger(), config(REAL_CONFIG), NOW);
+    const fdb = plan.steps.filter((s) => s.kind === 'vxlan-peer').map((s) => s.device);
+    expect(fdb).to.deep.equal(['vfwvx200 192.168.80.3', 'vfwvx200 192.168.80.4', 'vfwvx300 192.168.80.3']);
+  });
+
+  it('a VNI already in use gets no second overlay; only the member joins', () => {
+    const ledger = withVm(emptyLedger(), 'web1', UUID1, [{ vni: 100 }]);
+    const plan = planPrepare(request('web2', UUID2, [{ vni: 100 }]), inventory(pf(4)), ledger, config(REAL_CONFIG), NOW);
+    expect(plan.steps.map((s) => s.kind)).to.deep.equal(['vf-config', 'rep-join']);
+    expect(plan.leases[0]!.vf).to.equal(1);
+  });
+
+  it('two interfaces on one new VNI create its overlay once and take two VFs', () => {
+    const plan = planPrepare(request('web1', UUID1, [{ vni: 100 }, { vni: 100 }]), inventory(pf(4)), emptyLedger(), config(REAL_CONFIG), NOW);
+    expect(plan.steps.filter((s) => s.kind === 'vxlan-create')).to.have.length(1);
+    expect(plan.leases.map((l) => l.vf)).to.deep.equal([0, 1]);
+  });
+
+  it('skips VFs outside the pool and VFs without a representor', () => {
+    const inv = pf(6);
+    delete inv.vfs[2]!.rep;
+    const cfg = config(REAL_CONFIG.replace('pfs: [{ name: enp3s0f0np0 }]', 'pfs: [{ name: enp3s0f0np0, vfs: "2-5" }]'));
+    const plan = planPrepare(request('web1', UUID1, [{ vni: 100 }]), inventory(inv), emptyLedger(), cfg, NOW);
+    expect(plan.leases[0]!.vf).to.equal(3);
+  });
+
+  it('honours the PF the metadata names, and refuses one not in the config', () => {
+    const cfg = config(REAL_CONFIG.replace('pfs: [{ name: enp3s0f0np0 }]', 'pfs: [{ name: enp3s0f0np0 }, { name: enp3s0f1np1 }]'));
+    const inv = inventory(pf(2), pf(2, 'enp3s0f1np1', 1));
+    expect(planPrepare(request('web1', UUID1, [{ vni: 1, pf: 'enp3s0f1np1' }]), inv, emptyLedger(), cfg, NOW).leases[0]!.pf).to.equal('enp3s0f1np1');
+    expect(() => planPrepare(request('web1', UUID1, [{ vni: 1, pf: 'eth9' }]), inv, emptyLedger(), cfg, NOW)).to.throw(ValidationError, /vm web1: interface 0: pf: "eth9" is not a PF/);
+  });
+
+  it('refuses when every VF is leased, naming the PF', () => {
+    const ledger = withVm(emptyLedger(), 'web1', UUID1, [{ vni: 100 }, { vni: 100 }]);
+    expect(() => planPrepare(request('web2', UUID2, [{ vni: 100 }]), inventory(pf(2)), ledger, config(REAL_CONFIG), NOW)).to.throw(
+      ResourceError,
+      'vm web2: interface 0: no free VF on enp3s0f0np0 (2 usable, all leased; see vfwire status)',
+    );
+  });
+
+  it('refuses an MTU the overlay cannot carry, naming the limit', () => {
+    const req = request('web1', UUID1, [{ vni: 100, mtu: 9167 }]);
+    expect(() => planPrepare(req, inventory(pf(1)), emptyLedger(), config(REAL_CONFIG), NOW)).to.throw(ValidationError, /interface 0: mtu: 9167 does not fit the overlay \(at most 9166/);
+    expect(planPrepare(request('web1', UUID1, [{ vni: 100, mtu: 9166 }]), inventory(pf(1)), emptyLedger(), config(REAL_CONFIG), NOW).leases[0]!.mtu).to.equal(9166);
+  });
+
+  it('fails closed: encrypt=required towards peers without IPsec is refused', () => {
+    const req = request('web1', UUID1, [{ vni: 100, encrypt: 'required' }]);
+    expect(() => planPrepare(req, inventory(pf(1)), emptyLedger(), config(REAL_CONFIG), NOW)).to.throw(ValidationError, /vm web1: interface 0: encrypt: required, but VNI 100 reaches peer\(s\) hostb/);
+  });
+
+  it('encrypt=required on a VNI that never leaves the host needs no IPsec', () => {
+    const cfg = config(REAL_CONFIG.replace(/peers:[\s\S]*/, 'peers: [{ name: hostc, address: 192.168.80.4, vnis: [200] }]\n'));
+    const plan = planPrepare(request('web1', UUID1, [{ vni: 100, encrypt: 'required' }]), inventory(pf(1)), emptyLedger(), cfg, NOW);
+    expect(plan.steps.some((s) => s.kind === 'vxlan-peer')).to.equal(false);
+  });
+});
+
+describe('planRelease', () => {
+  it('undoes a lease in reverse and keeps a VNI that still has members', () => {
+    let ledger = withVm(emptyLedger(), 'web1', UUID1, [{ vni: 100 }]);
+    ledger = withVm(ledger, 'web2', UUID2, [{ vni: 100 }]);
+    const rel = planRelease(ledger, UUID2);
+    expect(rel.commands.map(formatCommand)).to.deep.equal(['ip link set dev enp3s0f0r1 nomaster down', 'ip link set dev enp3s0f0np0 vf 1 mac 02:00:00:00:00:01']);
+  });
+
+  it('removes the overlay with its last member (golden)', () => {
+    const ledger = withVm(emptyLedger(), 'web1', UUID1, [{ vni: 100 }]);
+    expectGolden('plans/real-last-release.txt', planRelease(ledger, UUID1).commands.map(formatCommand).join('\n') + '\n');
+    dropLeases(ledger, [`${UUID1}/0`]);
+    expect(ledger.vnis).to.deep.equal({});
+  });
+
+  it('has nothing to do for an unknown VM (release before prepare, release twice)', () => {
+    expect(planRelease(emptyLedger(), UUID1).commands).to.deep.equal([]);
+  });
+});
+
+function withVm(ledger: LedgerData, name: string, uuid: string, ifaces: { vni: number }[]): LedgerData {
+  const plan = planPrepare(request(name, uuid, ifaces), inventory(pf(4)), ledger, config(REAL_CONFIG), NOW);
+  recordPlan(ledger, plan);
+  return ledger;
+}
