@@ -104,7 +104,7 @@ export function parseMetadataElement(xml: string, vm: string, uuid: string): Int
   if (ns === undefined && prefix === '') scope = enterScope(IMPLIED_SCOPE, root);
   if (expandName(root, scope).ns !== VFWIRE_NS) {
     throw new ValidationError(
-      `metadata: <${shortName(root.name)}> is not in namespace ${VFWIRE_NS} (${ns === undefined ? 'undeclared prefix' : `it is in ${shortName(ns)}`})`,
+      `metadata: <${shortName(root.name)}> is not in namespace ${VFWIRE_NS} (${ns === undefined ? 'undeclared prefix' : `it is in ${showUri(ns)}`})`,
       ctx,
     );
   }
@@ -128,7 +128,7 @@ function readNet(net: XmlElement, scope: NamespaceScope, uuid: string, ctx: Erro
   for (const el of children) {
     const name = expandName(el, enterScope(scope, el));
     if (name.ns !== VFWIRE_NS || name.local !== 'interface') {
-      const where = name.ns === undefined ? 'no namespace' : name.ns === VFWIRE_NS ? 'the vfwire namespace' : shortName(name.ns);
+      const where = name.ns === undefined ? 'no namespace' : name.ns === VFWIRE_NS ? 'the vfwire namespace' : showUri(name.ns);
       throw new ValidationError(
         `net: unexpected element <${shortName(el.name)}> in ${where} (expected <interface> in ${VFWIRE_NS})`,
         ctx,
@@ -180,6 +180,11 @@ function normalizeUuid(text: string, ctx: ErrorContext): string {
     throw new ValidationError(`uuid: must be a canonical UUID, 8-4-4-4-12 hex digits (${got})`, ctx);
   }
   return text.toLowerCase();
+}
+
+/** A namespace URI from the input, for a message. */
+function showUri(uri: string): string {
+  return /^[\w.~:/?#@!$&'()*+,;=%-]{1,100}$/.test(uri) ? uri : quote(uri);
 }
 
 /** An element or attribute name from the input, safe to put between < > in a message. */

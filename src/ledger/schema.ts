@@ -41,7 +41,11 @@ const vniSchema = z.strictObject({
 
 export const ledgerSchema = z
   .strictObject({
-    schema: z.literal(LEDGER_SCHEMA),
+    // number, not z.literal: the output type must stay `number` as in types.ts.
+    schema: z
+      .number()
+      .int()
+      .refine((v) => v === LEDGER_SCHEMA, { message: `expected ledger schema ${LEDGER_SCHEMA}` }),
     leases: z.record(z.string(), leaseSchema),
     vnis: z.record(z.string(), vniSchema),
   })

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 host (as root) for vfwire's demo and tests: Debian packages, npm
+# dependencies, and the libvirt daemons started by hand (no systemd here). Idempotent and quick
+# when everything is already in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "bootstrap: run as root (network namespaces and libvirt need it)" >&2
+  exit 1
+fi
+
+packages=(iproute2 iputils-ping libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "bootstrap: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "bootstrap: vfwire needs Node.js 20 or newer on PATH" >&2
+  exit 1
+fi
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "bootstrap: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# libvirt discovers hooks and probes QEMU when it starts; Debian 12 ships the monolithic daemon.
+if ! pgrep -x virtlogd >/dev/null; then virtlogd -d; fi
+if ! pgrep -x libvirtd >/dev/null; then
+  libvirtd -d
+  for _ in $(seq 50); do [ -S /run/libvirt/libvirt-sock ] && break; sleep 0.2; done
+fi
+virsh -c qemu:///system version >/dev/null
+echo "bootstrap: ready"

@@ -1,0 +1,120 @@
+// The hook as libvirt runs it, on a sim host: refusals, pool exhaustion, rollback at every
+// step, idempotent release, and operations that must be refused or must never fail.
+
+import { expect } from 'chai';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readLedger } from '../../src/ledger/store.js';
+import { domainXml, runHook } from '../helpers/hook.js';
+import { downTestSim, links, upTestSim, type TestSim } from '../helpers/sim.js';
+
+const U = (n: number) => `00000000-0000-4000-8000-${n.toString().padStart(12, '0')}`;
+const OFF = 'vni="100" encrypt="off"';
+
+describe('hook on a sim host', function () {
+  this.timeout(120_000);
+  let sim: TestSim | undefined;
+  let cfg: string;
+  const stateDir = () => join(sim!.a.dir, 'state');
+
+  before(async () => {
+    sim = await upTestSim(2);
+    cfg = sim.a.configPath;
+  });
+  after(() => downTestSim(sim));
+
+  /** Nothing of vfwire's is left on host A: no lease, no vfw* link, no bridge member. */
+  async function expectClean(): Promise<void> {
+    const ledger = await readLedger(stateDir());
+    expect(ledger.leases, 'leases').to.deep.equal({});
+    expect(ledger.vnis, 'vnis').to.deep.equal({});
+    const host = await links(sim!.a.netns);
+    expect([...host.keys()].filter((n) => n.startsWith('vfw')), 'vfw links').to.deep.equal([]);
+    expect([...host.values()].filter((l) => l.master).map((l) => l.master), 'bridge members').to.deep.equal([]);
+    expect(existsSync(join(stateDir(), 'ledger.lock')), 'lock').to.equal(false);
+  }
+
+  it('an untagged VM costs nothing and leaves no trace (the shim never starts Node)', async () => {
+    const r = await runHook(cfg, 'plain', 'prepare', 'begin', domainXml('plain', U(1)));
+    expect(r).to.deep.equal({ code: 0, stderr: '' });
+    expect(existsSync(join(stateDir(), 'ledger.json'))).to.equal(false);
+  });
+
+  it('invalid metadata refuses the start with one line naming the VM and field', async () => {
+    const r = await runHook(cfg, 'bad vm', 'prepare', 'begin', domainXml('bad vm', U(2), ['vni="0"']));
+    expect(r.code).to.equal(1);
+    expect(r.stderr.split('\n')).to.have.length(1);
+    expect(r.stderr).to.match(/^vfwire: vm "bad vm": interface 0: vni: /);
+  });
+
+  it('fails closed: encrypt=required without IPsec to the peer is refused', async () => {
+    const r = await runHook(cfg, 'sec', 'prepare', 'begin', domainXml('sec', U(3), ['vni="100"']));
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(/^vfwire: vm sec: interface 0: encrypt: required, but VNI 100 reaches peer\(s\) sim-b/);
+    await expectClean();
+  });
+
+  it('a pool of 2 VFs serves two VMs and refuses the third; nothing leaks', async () => {
+    for (const n of [10, 11]) expect((await runHook(cfg, `vm${n}`, 'prepare', 'begin', domainXml(`vm${n}`, U(n), [OFF]))).code).to.equal(0);
+    const third = await runHook(cfg, 'vm12', 'prepare', 'begin', domainXml('vm12', U(12), [OFF]));
+    expect(third.code).to.equal(1);
+    expect(third.stderr).to.match(/^vfwire: vm vm12: interface 0: no free VF on enp3s0f0np0 \(2 usable, all leased/);
+    expect(Object.keys((await readLedger(stateDir())).leases)).to.have.length(2);
+    for (const n of [10, 11, 12]) for (const op of ['stopped', 'release']) expect((await runHook(cfg, `vm${n}`, op, 'end', domainXml(`vm${n}`, U(n), [OFF]))).code).to.equal(0);
+    await expectClean();
+  });
+
+  it('rolls back completely when any prepare step fails', async () => {
+    const steps = 7; // first lease of a VNI with one peer: see test/fixtures/plans/sim-first-lease.txt
+    for (let k = 0; k < steps; k++) {
+      const r = await runHook(cfg, 'flaky', 'prepare', 'begin', domainXml('flaky', U(20), [OFF]), { VFWIRE_TEST_FAIL_STEP: String(k) });
+      expect(r.code, `step ${k}`).to.equal(1);
+      expect(r.stderr, `step ${k}`).to.match(/^vfwire: vm flaky: failed to [a-z-]+ .*injected failure/);
+      await expectClean();
+    }
+    // And with no injected failure the same VM starts: the rollbacks left nothing in the way.
+    expect((await runHook(cfg, 'flaky', 'prepare', 'begin', domainXml('flaky', U(20), [OFF]))).code).to.equal(0);
+    expect((await runHook(cfg, 'flaky', 'release', 'end', domainXml('flaky', U(20), [OFF]))).code).to.equal(0);
+    await expectClean();
+  });
+
+  it('release before prepare and release twice are no-ops that succeed', async () => {
+    const xml = domainXml('twice', U(30), [OFF]);
+    expect((await runHook(cfg, 'twice', 'release', 'end', xml)).code).to.equal(0);
+    expect((await runHook(cfg, 'twice', 'prepare', 'begin', xml)).code).to.equal(0);
+    for (let i = 0; i < 2; i++) expect((await runHook(cfg, 'twice', 'stopped', 'end', xml)).code).to.equal(0);
+    await expectClean();
+  });
+
+  it('releases by UUID even when the metadata became invalid meanwhile', async () => {
+    expect((await runHook(cfg, 'edited', 'prepare', 'begin', domainXml('edited', U(31), [OFF]))).code).to.equal(0);
+    expect((await runHook(cfg, 'edited', 'release', 'end', domainXml('edited', U(31), ['vni="nope"']))).code).to.equal(0);
+    await expectClean();
+  });
+
+  it('a second prepare of a running VM replaces its stale leases instead of leaking them', async () => {
+    const xml = domainXml('again', U(32), [OFF]);
+    for (let i = 0; i < 2; i++) expect((await runHook(cfg, 'again', 'prepare', 'begin', xml)).code).to.equal(0);
+    expect(Object.keys((await readLedger(stateDir())).leases)).to.have.length(1);
+    expect((await runHook(cfg, 'again', 'release', 'end', xml)).code).to.equal(0);
+    await expectClean();
+  });
+
+  it('refuses migrate and restore of a VM with a VF', async () => {
+    for (const op of ['migrate', 'restore']) {
+      const r = await runHook(cfg, 'mover', op, 'begin', domainXml('mover', U(40), [OFF]));
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.match(new RegExp(`^vfwire: vm mover: ${op} of a VM with a vfwire VF is not supported`));
+    }
+  });
+
+  it('reconnect keeps the leases and never fails, even on garbage', async () => {
+    const xml = domainXml('kept', U(50), [OFF]);
+    expect((await runHook(cfg, 'kept', 'prepare', 'begin', xml)).code).to.equal(0);
+    expect((await runHook(cfg, 'kept', 'reconnect', 'begin', xml)).code).to.equal(0);
+    expect(Object.values((await readLedger(stateDir())).leases).map((l) => l.vm)).to.deep.equal(['kept']);
+    expect((await runHook(cfg, 'kept', 'reconnect', 'begin', `<domain xmlns:v="${'https://vfwire.dev/xmlns/1.0'}"><oops`)).code).to.equal(0);
+    expect((await runHook(cfg, 'kept', 'release', 'end', xml)).code).to.equal(0);
+    await expectClean();
+  });
+});
