@@ -1,8 +1,8 @@
 // `vfwire status [--json]`: the leases and VNIs in the ledger.
 
-import Table from 'cli-table3';
 import { configPath, loadConfig } from '../config/config.js';
 import { readLedger } from '../ledger/store.js';
+import { makeTable } from './table.js';
 
 export async function statusCommand(opts: { json?: boolean; config?: string }): Promise<void> {
   const cfg = await loadConfig(configPath(opts.config));
@@ -14,9 +14,9 @@ export async function statusCommand(opts: { json?: boolean; config?: string }): 
     console.log(JSON.stringify({ leases: leases.map(({ undo: _undo, ...l }) => l), vnis: vnis.map(({ undo: _undo, ...v }) => v) }, null, 2));
     return;
   }
-  const lt = new Table({ head: ['VM', 'IF', 'PF', 'VF', 'PCI', 'REPRESENTOR', 'VNI', 'MAC', 'MTU', 'STATE', 'SINCE'], style: { head: [], border: [] } });
+  const lt = makeTable(['VM', 'IF', 'PF', 'VF', 'PCI', 'REPRESENTOR', 'VNI', 'MAC', 'MTU', 'STATE', 'SINCE']);
   for (const l of leases) lt.push([l.vm, l.index, l.pf, l.vf, l.pci, l.rep, l.vni, l.mac, l.mtu, l.state, l.since.replace(/\.\d+Z$/, 'Z')]);
-  const vt = new Table({ head: ['VNI', 'MEMBERS', 'PEERS'], style: { head: [], border: [] } });
+  const vt = makeTable(['VNI', 'MEMBERS', 'PEERS']);
   const vmOf = (key: string) => data.leases[key] ? `${data.leases[key]!.vm}#${data.leases[key]!.index}` : key;
   for (const v of vnis) vt.push([v.vni, v.members.map(vmOf).join(', '), v.peers.join(', ') || '-']);
   console.log(leases.length ? lt.toString() : 'no leases');

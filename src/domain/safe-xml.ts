@@ -130,8 +130,9 @@ function toNode(item: unknown, fail: Fail): XmlNode | undefined {
 
   if (key === '#text') return { type: 'text', text: decodeReferences(String(value), fail) };
   if (key === '#cdata') {
-    const text = toNodes(value, fail).map((n) => (n.type === 'text' ? n.text : '')).join('');
-    return { type: 'text', text };
+    // [{ '#text': '...' }], verbatim: references in CDATA are not references.
+    const parts = Array.isArray(value) ? (value as Array<Record<string, unknown>>) : [];
+    return { type: 'text', text: parts.map((p) => String(p['#text'] ?? '')).join('') };
   }
   if (!key.startsWith(TAG_MARK)) return undefined; // processing instruction or declaration
 

@@ -41,11 +41,12 @@ const vniSchema = z.strictObject({
 
 export const ledgerSchema = z
   .strictObject({
-    // number, not z.literal: the output type must stay `number` as in types.ts.
+    // number, not z.literal, and a refine that is not a type predicate (`: boolean`): the
+    // output type must stay `number` as in types.ts.
     schema: z
       .number()
       .int()
-      .refine((v) => v === LEDGER_SCHEMA, { message: `expected ledger schema ${LEDGER_SCHEMA}` }),
+      .refine((v): boolean => v === LEDGER_SCHEMA, { message: `expected ledger schema ${LEDGER_SCHEMA}` }),
     leases: z.record(z.string(), leaseSchema),
     vnis: z.record(z.string(), vniSchema),
   })

@@ -1,6 +1,6 @@
 // `vfwire sim demo`: the whole story on the simulated host pair, start to clean-up.
 
-import Table from 'cli-table3';
+import { makeTable } from '../cli/table.js';
 import { oneLine } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
 import { startGuest, stopGuest, type GuestSpec } from './guest.js';
@@ -45,7 +45,7 @@ export async function runDemo(opts: SimOptions, runner: Runner, io: DemoIo, keep
 
     io.say('4. Isolation proof: every guest pings every other');
     const probes = await probeAll(opts, DEMO_GUESTS, runner);
-    const t = new Table({ head: ['FROM', 'TO', 'SAME VNI', 'REACHED', ''], style: { head: [], border: [] } });
+    const t = makeTable(['FROM', 'TO', 'SAME VNI', 'REACHED', '']);
     for (const p of probes) t.push([p.from, `${p.to} (${p.toIp})`, p.expected ? 'yes' : 'no', p.reached ? 'yes' : 'no', p.reached === p.expected ? 'ok' : 'WRONG']);
     io.say(t.toString());
     ok = probes.every((p) => p.reached === p.expected);
@@ -54,7 +54,9 @@ export async function runDemo(opts: SimOptions, runner: Runner, io: DemoIo, keep
     if (!keep) {
       io.say('5. Stopping guests (stop hooks release everything), then removing the sim');
       for (const g of DEMO_GUESTS) await stopGuest(opts, g.name, runner).catch((err) => io.say(`   stop ${g.name}: ${oneLine(err)}`));
+      io.say('   host a:');
       await io.status('a');
+      io.say('   host b:');
       await io.status('b');
       await simDown(opts, runner);
       const left = (await listNetns(runner)).filter((n) => n.startsWith(`${opts.prefix}-`));

@@ -1,0 +1,47 @@
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseConfig } from '../../src/config/config.js';
+import { ValidationError } from '../../src/errors.js';
+import { FIXTURES } from '../helpers/golden.js';
+
+const MIN = 'underlay: { interface: eth0, address: 192.0.2.1 }\npfs: [{ name: eth0 }]\n';
+
+describe('config', () => {
+  it('the annotated example in templates/ is valid', () => {
+    const cfg = parseConfig(readFileSync(join(FIXTURES, '../../templates/config.example.yaml'), 'utf8'));
+    expect(cfg.pfs[0]!.vfs?.size).to.equal(16);
+    expect(cfg.peers.map((p) => p.name)).to.deep.equal(['hostb']);
+  });
+
+  it('fills defaults for everything but the underlay and the PFs', () => {
+    const cfg = parseConfig(MIN);
+    expect(cfg).to.include({ backend: 'real', stateDir: '/var/lib/vfwire', logDir: '/var/log/vfwire', vfMtu: 9000, commandTimeoutMs: 10000 });
+    expect(cfg.underlay.mtu).to.equal(9216);
+    expect(cfg.peers).to.deep.equal([]);
+  });
+
+  const refusals: [string, string, RegExp][] = [
+    ['a typo in a key', MIN + 'peer: []\n', /\(top level\): Unrecognized key: "peer"/],
+    ['a wrong type', MIN + 'vf_mtu: "9000"\n', /vf_mtu: /],
+    ['a peer without an address', MIN + 'peers: [{ name: b }]\n', /peers\.0\.address/],
+    ['a bad underlay address', 'underlay: { interface: eth0, address: 192.0.2.300 }\npfs: [{ name: eth0 }]\n', /underlay\.address: must be an IPv4 address/],
+    ['no PFs', 'underlay: { interface: eth0, address: 192.0.2.1 }\npfs: []\n', /pfs: must list at least one PF/],
+    ['a VF range backwards', 'underlay: { interface: eth0, address: 192.0.2.1 }\npfs: [{ name: eth0, vfs: "7-3" }]\n', /pfs\.0\.vfs: bad range "7-3"/],
+    ['a duplicate peer', MIN + 'peers: [{ name: b, address: 192.0.2.2 }, { name: b, address: 192.0.2.3 }]\n', /"b" is listed twice/],
+    ['a peer with our own address', MIN + 'peers: [{ name: b, address: 192.0.2.1 }]\n', /this host's own underlay address/],
+    ['a VNI out of range', MIN + 'peers: [{ name: b, address: 192.0.2.2, vnis: [16777216] }]\n', /peers\.0\.vnis\.0/],
+    ['not YAML', 'underlay: [', /not valid YAML/],
+    ['an unsupported ipsec mode', MIN + 'ipsec: { mode: static }\n', /ipsec\.mode/],
+  ];
+  for (const [what, yaml, message] of refusals) {
+    it(`refuses ${what} with one line naming the key`, () => {
+      expect(() => parseConfig(yaml, '/etc/vfwire/config.yaml')).to.throw(ValidationError, message);
+      try {
+        parseConfig(yaml);
+      } catch (err) {
+        expect((err as Error).message).not.to.include('\n');
+      }
+    });
+  }
+});
