@@ -1,6 +1,8 @@
 // Errors that callers branch on. Every message names what failed (VM, field, step or device)
 // and keeps the original error as `cause`, so one line is enough for `virsh start` to show.
 
+import { vmLabel } from './quote.js';
+
 export interface ErrorContext {
   vm?: string;
   step?: string;
@@ -10,6 +12,7 @@ export interface ErrorContext {
 
 export class VfwireError extends Error {
   override name = 'VfwireError';
+  /** The VM's name as libvirt knows it (messages quote it when it is odd). */
   readonly vm?: string;
   readonly step?: string;
   readonly device?: string;
@@ -46,7 +49,7 @@ export class ExitError extends Error {
 }
 
 function prefix(ctx: ErrorContext): string {
-  const parts = [ctx.vm && `vm ${ctx.vm}`, ctx.step, ctx.device].filter(Boolean);
+  const parts = [ctx.vm !== undefined && `vm ${vmLabel(ctx.vm)}`, ctx.step, ctx.device].filter(Boolean);
   return parts.length ? parts.join(': ') + ': ' : '';
 }
 

@@ -3,7 +3,8 @@
 
 import { VFWIRE_NS, type InterfaceSpec } from '../domain/interface-spec.js';
 import { parseMetadataElement } from '../domain/parse-domain.js';
-import { renderMetadata } from '../domain/render-metadata.js';
+import { deriveMac } from '../domain/mac.js';
+import { renderMetadata, type MetadataInterface } from '../domain/render-metadata.js';
 import { ValidationError } from '../errors.js';
 import { ExecRunner } from '../exec/runner.js';
 
@@ -19,17 +20,18 @@ export interface VmSetOptions {
 }
 
 export async function vmSet(vm: string, opts: VmSetOptions): Promise<void> {
-  const current = (await readSpecs(vm)) ?? [];
+  const current = await readSpecs(vm);
+  const specs = current?.specs ?? [];
   const index = opts.index === undefined ? 0 : Number(opts.index);
-  if (!Number.isInteger(index) || index < 0 || index > current.length) {
-    throw new ValidationError(`--index: must be 0..${current.length} (the next free slot appends an interface)`, { vm });
+  if (!Number.isInteger(index) || index < 0 || index > specs.length) {
+    throw new ValidationError(`--index: must be 0..${specs.length} (the next free slot appends an interface)`, { vm });
   }
-  const ifaces: Parameters<typeof renderMetadata>[0] = current.map((s) => ({ vni: s.vni, mac: s.mac, mtu: s.mtu, encrypt: s.encrypt, pf: s.pf }));
-  // Attributes are strings until the metadata parser below validates the whole element.
-  const next = { vni: opts.vni, mac: opts.mac, mtu: opts.mtu, encrypt: opts.encrypt, pf: opts.pf } as unknown as (typeof ifaces)[number];
-  ifaces[index] = next;
-  const xml = renderMetadata(ifaces);
-  parseMetadataElement(withNamespace(xml), vm, '00000000-0000-0000-0000-000000000000');
+  // Derived MACs stay derived: writing them out would pin them through a clone's new UUID.
+  const ifaces: MetadataInterface[] = specs.map((s) => ({ vni: s.vni, mac: s.mac === deriveMac(current!.uuid, s.index) ? undefined : s.mac, mtu: s.mtu, encrypt: s.encrypt, pf: s.pf }));
+  // Flags are strings until the metadata parser below validates the whole element.
+  ifaces[index] = { vni: opts.vni, mac: opts.mac, mtu: opts.mtu, encrypt: opts.encrypt, pf: opts.pf } as unknown as MetadataInterface;
+  const xml = renderMetadata(ifaces, { vm });
+  parseMetadataElement(xml, vm, current?.uuid ?? '00000000-0000-0000-0000-000000000000');
   await virsh(vm, ['metadata', '--domain', vm, '--uri', VFWIRE_NS, '--key', 'vfwire', '--set', xml, '--config']);
 }
 
@@ -38,7 +40,7 @@ export async function vmUnset(vm: string): Promise<void> {
 }
 
 export async function vmShow(vm: string, opts: { json?: boolean }): Promise<void> {
-  const specs = await readSpecs(vm);
+  const specs = (await readSpecs(vm))?.specs;
   if (opts.json) return console.log(JSON.stringify({ vm, interfaces: specs ?? [] }, null, 2));
   if (!specs) return console.log(`${vm}: no vfwire metadata (tag it with: vfwire vm set ${vm} --vni N)`);
   for (const s of specs) {
@@ -47,7 +49,7 @@ export async function vmShow(vm: string, opts: { json?: boolean }): Promise<void
 }
 
 /** The domain's vfwire interfaces, or null when it has no vfwire metadata. */
-async function readSpecs(vm: string): Promise<InterfaceSpec[] | null> {
+async function readSpecs(vm: string): Promise<{ uuid: string; specs: InterfaceSpec[] } | null> {
   let xml: string;
   try {
     xml = await virsh(vm, ['metadata', '--domain', vm, '--uri', VFWIRE_NS, '--config']);
@@ -56,7 +58,7 @@ async function readSpecs(vm: string): Promise<InterfaceSpec[] | null> {
     throw err;
   }
   const uuid = (await virsh(vm, ['domuuid', '--domain', vm])).trim();
-  return parseMetadataElement(xml, vm, uuid);
+  return { uuid, specs: parseMetadataElement(xml, vm, uuid) };
 }
 
 async function virsh(vm: string, args: string[]): Promise<string> {
@@ -69,8 +71,4 @@ async function virsh(vm: string, args: string[]): Promise<string> {
     }
     throw err;
   }
-}
-
-function withNamespace(xml: string): string {
-  return xml.replace(/^<net/, `<net xmlns="${VFWIRE_NS}"`);
 }

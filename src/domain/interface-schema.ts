@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { ValidationError, type ErrorContext } from '../errors.js';
 import { VNI_MAX, VNI_MIN, type EncryptMode } from './interface-spec.js';
 import { macProblem, normalizeMac } from './mac.js';
-import { quote } from './safe-xml.js';
+import { quote } from '../quote.js';
 
 export const MAX_INTERFACES = 16;
 /** Longest attribute value looked at; nothing valid comes close. */
@@ -108,12 +108,4 @@ export function checkDistinctMacs(macs: ReadonlyArray<string | undefined>, ctx: 
     }
     seen.set(mac, index);
   });
-}
-
-/**
- * A VM name as it appears in messages: plain names as they are, anything else (spaces,
- * quotes, newlines, unicode, very long) JSON-quoted and cut, so a message stays one line.
- */
-export function vmLabel(name: string): string {
-  return /^[A-Za-z0-9][A-Za-z0-9_.+:@-]{0,63}$/.test(name) ? name : quote(name, 64);
 }

@@ -13,7 +13,6 @@ import {
   checkDistinctMacs,
   checkInterfaceAttrs,
   checkInterfaceCount,
-  vmLabel,
 } from './interface-schema.js';
 import {
   childElements,
@@ -21,12 +20,12 @@ import {
   expandName,
   isNamespaceDeclaration,
   parseXml,
-  quote,
   ROOT_SCOPE,
   textOf,
   type NamespaceScope,
   type XmlElement,
 } from './safe-xml.js';
+import { quote } from '../quote.js';
 
 export const DOMAIN_XML_MAX_BYTES = 1024 * 1024;
 export const METADATA_MAX_BYTES = 64 * 1024;
@@ -83,7 +82,7 @@ function readDomain(xml: string): { root: XmlElement; name: string; uuid: string
   }
   const name = textOf(onlyChild(root, 'name', {}, true));
   if (name.trim() === '') throw new ValidationError('domain XML: name: <name> is empty');
-  const ctx: ErrorContext = { vm: vmLabel(name) };
+  const ctx: ErrorContext = { vm: name };
   const uuid = normalizeUuid(textOf(onlyChild(root, 'uuid', ctx, true)), ctx);
   return { root, name, uuid, ctx };
 }
@@ -96,7 +95,7 @@ function readDomain(xml: string): { root: XmlElement; name: string; uuid: string
  * `vm` is only used in messages; `uuid` derives the MACs the element does not give.
  */
 export function parseMetadataElement(xml: string, vm: string, uuid: string): InterfaceSpec[] {
-  const ctx: ErrorContext = { vm: vmLabel(vm) };
+  const ctx: ErrorContext = { vm };
   const normalizedUuid = normalizeUuid(uuid, ctx);
   const root = parseXml(xml, { maxBytes: METADATA_MAX_BYTES, label: 'metadata', ctx });
   let scope = enterScope(ROOT_SCOPE, root);

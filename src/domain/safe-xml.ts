@@ -5,6 +5,7 @@
 
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { ValidationError, type ErrorContext } from '../errors.js';
+import { clip, quote } from '../quote.js';
 
 export interface XmlElement {
   readonly type: 'element';
@@ -227,27 +228,6 @@ export function textOf(el: XmlElement): string {
 }
 
 // --- showing hostile text in a one-line message ---
-
-// Characters that JSON.stringify leaves alone but that break a line or reorder text on a
-// terminal: C1 controls (NEL), line/paragraph separators, bidi and zero-width marks, BOM.
-const INVISIBLE_RE = /[\u0080-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
-
-/** JSON-quote `value` for a message: one line, escapes visible, cut to `max` characters. */
-export function quote(value: string, max = 40): string {
-  const head = Array.from(value.slice(0, max * 2)).slice(0, max).join('');
-  const cut = head.length < value.length;
-  const quoted = JSON.stringify(head).replace(
-    INVISIBLE_RE,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-  return cut ? `${quoted}… (${value.length} characters)` : quoted;
-}
-
-/** Cut a library message to one short line. */
-export function clip(text: string, max: number): string {
-  const line = text.replace(/\s+/g, ' ').trim().replace(/\p{Cc}/gu, '?').replace(INVISIBLE_RE, '?');
-  return line.length > max ? `${line.slice(0, max)}…` : line;
-}
 
 function lineOf(text: string, index: number): number {
   let line = 1;

@@ -2,15 +2,14 @@ import { expect } from 'chai';
 import { ValidationError } from '../../src/errors.js';
 import {
   childElements,
-  clip,
   enterScope,
   expandName,
   parseXml,
-  quote,
   ROOT_SCOPE,
   textOf,
   type XmlElement,
 } from '../../src/domain/safe-xml.js';
+import { clip, quote } from '../../src/quote.js';
 
 function refusal(fn: () => unknown): ValidationError {
   try {
