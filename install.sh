@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Installs, upgrades or uninstalls vfwire on a libvirt host.
+#
+#   ./install.sh [--root DIR] [--prefix /usr/local] [--hook-style qemu.d|qemu] [--restart-libvirt]
+#   ./install.sh --uninstall [--root DIR] [--prefix /usr/local]
+#
+# Installs the built CLI with its production dependencies to PREFIX/lib/vfwire, links
+# PREFIX/bin/vfwire, puts the hook in /etc/libvirt/hooks/qemu.d/vfwire (or, for a libvirt
+# without qemu.d, /etc/libvirt/hooks/qemu), creates /etc/vfwire/config.yaml (0600) from the
+# example if there is none, and /var/lib/vfwire and /var/log/vfwire. A second run changes
+# nothing; an existing hook that is not vfwire's is never overwritten. --root DIR installs
+# into a tree under DIR (tests, packaging).
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")" && pwd)
+root="" prefix=/usr/local action=install hook_style="" restart=0
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case $1 in
+    --root) root=${2:?--root needs a directory}; shift ;;
+    --prefix) prefix=${2:?--prefix needs a directory}; shift ;;
+    --hook-style) hook_style=${2:?--hook-style needs qemu.d or qemu}; shift ;;
+    --uninstall) action=uninstall ;;
+    --restart-libvirt) restart=1 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+case $hook_style in ""|qemu.d|qemu) ;; *) echo "install.sh: --hook-style must be qemu.d or qemu" >&2; exit 2 ;; esac
+
+lib=$root$prefix/lib/vfwire
+bin=$root$prefix/bin/vfwire
+hooks=$root/etc/libvirt/hooks
+conf=$root/etc/vfwire/config.yaml
+marker='# installed by vfwire install.sh'
+changed=0
+say() { echo "install.sh: $*"; }
+
+# libvirt >= 6.5 runs every executable in hooks/qemu.d/, so vfwire need not own hooks/qemu.
+if [ -z "$hook_style" ]; then
+  hook_style=qemu.d
+  if command -v libvirtd >/dev/null; then
+    v=$(libvirtd --version | grep -oE '[0-9]+\.[0-9]+' | head -1)
+    [ "$(printf '%s\n6.5\n' "$v" | sort -V | head -1)" = 6.5 ] || hook_style=qemu
+  fi
+fi
+[ "$hook_style" = qemu.d ] && hook=$hooks/qemu.d/vfwire || hook=$hooks/qemu
+
+ours() { [ -f "$1" ] && grep -qF "$marker" "$1"; }
+
+# Copy $1 to $2 with mode $3 unless identical; counts changes so a re-run can say "unchanged".
+put() {
+  if [ -f "$2" ] && cmp -s "$1" "$2" && [ "$(stat -c %a "$2")" = "$3" ]; then return; fi
+  install -D -m "$3" "$1" "$2"
+  changed=$((changed + 1))
+}
+
+install_files() {
+  [ -f "$src/dist/src/cli.js" ] || { echo "install.sh: build first (npm ci && npm run build)" >&2; exit 1; }
+  node_bin=$(command -v node) || { echo "install.sh: node (20 or newer) is not on PATH" >&2; exit 1; }
+  if [ -e "$hook" ] && ! ours "$hook"; then
+    echo "install.sh: $hook exists and is not vfwire's; leaving it alone." >&2
+    echo "  Move it into $hooks/qemu.d/ (libvirt >= 6.5 runs them all) or call vfwire's hook from it, then re-run." >&2
+    exit 1
+  fi
+
+  # The program: compiled JS, hook shim, templates, production dependencies only.
+  while read -r f; do
+    put "$src/$f" "$lib/$f" "$([ -x "$src/$f" ] || [ "$f" = dist/src/cli.js ] && echo 755 || echo 644)"
+  done < <(cd "$src" && find dist/src hooks templates package.json -type f ! -name '*.map' | sort)
+  # Production dependencies, one package directory at a time (nested ones travel with their parent).
+  while read -r dep; do
+    if ! diff -rq "$src/$dep" "$lib/$dep" >/dev/null 2>&1; then
+      rm -rf "${lib:?}/$dep"; mkdir -p "$(dirname "$lib/$dep")"; cp -a "$src/$dep" "$lib/$dep"; changed=$((changed + 1))
+    fi
+  done < <(cd "$src" && npm ls --omit=dev --parseable --all 2>/dev/null | tail -n +2 | sed "s|^$src/||" | grep -v 'node_modules/.*/node_modules/' | sort -u)
+
+  mkdir -p "$(dirname "$bin")"
+  if [ "$(readlink "$bin" 2>/dev/null)" != "$prefix/lib/vfwire/dist/src/cli.js" ]; then
+    ln -sfn "$prefix/lib/vfwire/dist/src/cli.js" "$bin"; changed=$((changed + 1))
+  fi
+
+  # The hook: the shim, with the installed CLI and node pinned (libvirt runs hooks with a bare PATH).
+  tmp=$(mktemp)
+  { head -1 "$src/hooks/qemu"; echo "$marker"; echo "PATH=$(dirname "$node_bin"):/usr/sbin:/usr/bin:/sbin:/bin"; echo "VFWIRE_CLI=$prefix/lib/vfwire/dist/src/cli.js"; tail -n +2 "$src/hooks/qemu"; } > "$tmp"
+  first_hook=0; [ -e "$hook" ] || first_hook=1
+  put "$tmp" "$hook" 755
+  rm -f "$tmp"
+
+  # Operator files: created once, never overwritten.
+  if [ ! -e "$conf" ]; then install -D -m 600 "$src/templates/config.example.yaml" "$conf"; changed=$((changed + 1)); say "wrote $conf from the example: edit it for this host"; fi
+  for d in "$root/var/lib/vfwire:700" "$root/var/log/vfwire:750"; do
+    [ -d "${d%:*}" ] || { install -d -m "${d##*:}" "${d%:*}"; changed=$((changed + 1)); }
+  done
+
+  if [ "$changed" -eq 0 ]; then say "vfwire is installed and unchanged"; return; fi
+  say "installed vfwire to $lib, hook $hook"
+  if [ "$first_hook" -eq 1 ]; then
+    if [ "$restart" -eq 1 ] && [ -z "$root" ]; then restart_libvirt
+    else say "libvirt finds hooks only when it starts: restart libvirtd (or re-run with --restart-libvirt)"; fi
+  fi
+}
+
+restart_libvirt() {
+  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then systemctl restart libvirtd
+  else pkill -x libvirtd || true; sleep 1; libvirtd -d; fi
+  say "restarted libvirtd"
+}
+
+uninstall_files() {
+  if ours "$hook"; then rm -f "$hook"; say "removed $hook"; fi
+  if [ "$(readlink "$bin" 2>/dev/null)" = "$prefix/lib/vfwire/dist/src/cli.js" ]; then rm -f "$bin"; fi
+  rm -rf "$lib"
+  # The config is the operator's once edited; an untouched copy of the example goes.
+  if [ -f "$conf" ] && cmp -s "$conf" "$src/templates/config.example.yaml"; then rm -f "$conf"; fi
+  for d in "$root/etc/vfwire" "$root/var/lib/vfwire" "$root/var/log/vfwire" "$hooks/qemu.d"; do rmdir "$d" 2>/dev/null || true; done
+  if [ -e "$conf" ]; then say "kept $conf (edited)"; fi
+  if [ -d "$root/var/lib/vfwire" ]; then say "kept $root/var/lib/vfwire (holds the lease ledger)"; fi
+  say "uninstalled"
+}
+
+if [ "$action" = install ]; then install_files; else uninstall_files; fi

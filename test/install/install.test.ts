@@ -1,0 +1,92 @@
+// install.sh into a --root tree: exact file sets, idempotence, uninstall, and a user's own hook.
+
+import { expect } from 'chai';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, statSync, writeFileSync, lstatSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+
+const SRC = join(dirname(fileURLToPath(import.meta.url)), '../../..');
+const install = (root: string, ...args: string[]) => execa(join(SRC, 'install.sh'), ['--root', root, ...args], { reject: false });
+
+/** Files and symlinks under root, relative, outside node_modules. */
+function files(root: string): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      if (e.name === 'node_modules') continue;
+      if (e.isDirectory()) walk(p);
+      else out.push(relative(root, p));
+    }
+  };
+  walk(root);
+  return out.sort();
+}
+
+function expectedProgramFiles(): string[] {
+  const program = files(SRC).filter((f) => (f.startsWith('dist/src/') && f.endsWith('.js')) || f.startsWith('hooks/') || f.startsWith('templates/') || f === 'package.json');
+  return program.map((f) => `usr/local/lib/vfwire/${f}`);
+}
+
+describe('install.sh --root', function () {
+  this.timeout(120_000);
+  let root: string;
+  beforeEach(() => {
+    root = mkdtempSync(join(tmpdir(), 'vfwt-root-'));
+  });
+  afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+  it('installs exactly the program, hook, config and link; a second run changes nothing', async () => {
+    const first = await install(root, '--hook-style', 'qemu.d');
+    expect(first.exitCode, first.stderr).to.equal(0);
+    expect(first.stdout).to.include('restart libvirtd');
+    const expected = [...expectedProgramFiles(), 'etc/libvirt/hooks/qemu.d/vfwire', 'etc/vfwire/config.yaml', 'usr/local/bin/vfwire'].sort();
+    expect(files(root)).to.deep.equal(expected);
+    expect(statSync(join(root, 'etc/vfwire/config.yaml')).mode & 0o777).to.equal(0o600);
+    expect(statSync(join(root, 'etc/libvirt/hooks/qemu.d/vfwire')).mode & 0o777).to.equal(0o755);
+    expect(statSync(join(root, 'var/lib/vfwire')).mode & 0o777).to.equal(0o700);
+    expect(lstatSync(join(root, 'usr/local/bin/vfwire')).isSymbolicLink()).to.equal(true);
+    expect(readFileSync(join(root, 'etc/libvirt/hooks/qemu.d/vfwire'), 'utf8')).to.include('VFWIRE_CLI=/usr/local/lib/vfwire/dist/src/cli.js');
+
+    const stamp = (f: string) => statSync(join(root, f)).mtimeMs;
+    const before = expected.filter((f) => !f.endsWith('bin/vfwire')).map(stamp);
+    const second = await install(root, '--hook-style', 'qemu.d');
+    expect(second.stdout.trim()).to.equal('install.sh: vfwire is installed and unchanged');
+    expect(expected.filter((f) => !f.endsWith('bin/vfwire')).map(stamp)).to.deep.equal(before);
+
+    // The installed copy runs on its own dependencies.
+    const help = await execa('node', [join(root, 'usr/local/lib/vfwire/dist/src/cli.js'), '--help']);
+    expect(help.stdout).to.include('Usage: vfwire');
+
+    const un = await install(root, '--uninstall');
+    expect(un.exitCode, un.stderr).to.equal(0);
+    expect(files(root)).to.deep.equal([]);
+  });
+
+  it('never overwrites a user hook: refuses in qemu style, sits beside it in qemu.d style', async () => {
+    const userHook = join(root, 'etc/libvirt/hooks/qemu');
+    mkdirSync(dirname(userHook), { recursive: true });
+    writeFileSync(userHook, '#!/bin/sh\necho mine\n', { mode: 0o755 });
+
+    const refused = await install(root, '--hook-style', 'qemu');
+    expect(refused.exitCode).to.equal(1);
+    expect(refused.stderr).to.match(/hooks\/qemu exists and is not vfwire's; leaving it alone/);
+    expect(readFileSync(userHook, 'utf8')).to.equal('#!/bin/sh\necho mine\n');
+
+    expect((await install(root, '--hook-style', 'qemu.d')).exitCode).to.equal(0);
+    expect((await install(root, '--uninstall')).exitCode).to.equal(0);
+    expect(files(root)).to.deep.equal(['etc/libvirt/hooks/qemu']);
+    expect(readFileSync(userHook, 'utf8')).to.equal('#!/bin/sh\necho mine\n');
+  });
+
+  it('keeps an edited config and the ledger on uninstall', async () => {
+    expect((await install(root, '--hook-style', 'qemu.d')).exitCode).to.equal(0);
+    writeFileSync(join(root, 'etc/vfwire/config.yaml'), 'backend: sim\n');
+    writeFileSync(join(root, 'var/lib/vfwire/ledger.json'), '{}');
+    const un = await install(root, '--uninstall');
+    expect(un.stdout).to.include('kept').and.include('config.yaml (edited)');
+    expect(files(root)).to.deep.equal(['etc/vfwire/config.yaml', 'var/lib/vfwire/ledger.json']);
+  });
+});
