@@ -64,6 +64,18 @@ describe('hook on a sim host', function () {
     await expectClean();
   });
 
+  it('parallel starts never share a VF: 6 VMs at once on a pool of 2', async () => {
+    const names = [60, 61, 62, 63, 64, 65];
+    const runs = await Promise.all(names.map((n) => runHook(cfg, `par${n}`, 'prepare', 'begin', domainXml(`par${n}`, U(n), [OFF]))));
+    expect(runs.filter((r) => r.code === 0)).to.have.length(2);
+    for (const r of runs.filter((x) => x.code !== 0)) expect(r.stderr).to.match(/no free VF/);
+    const leases = Object.values((await readLedger(stateDir())).leases);
+    expect(new Set(leases.map((l) => l.vf)).size).to.equal(2);
+    expect((await readLedger(stateDir())).vnis['100']!.members).to.have.length(2);
+    await Promise.all(names.map((n) => runHook(cfg, `par${n}`, 'release', 'end', domainXml(`par${n}`, U(n), [OFF]))));
+    await expectClean();
+  });
+
   it('rolls back completely when any prepare step fails', async () => {
     const steps = 7; // first lease of a VNI with one peer: see test/fixtures/plans/sim-first-lease.txt
     for (let k = 0; k < steps; k++) {
