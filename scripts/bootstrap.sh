@@ -31,6 +31,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
+# Debian's udev rule gives /dev/kvm to group kvm; without udev it stays root-only, and libvirt
+# (QEMU runs as libvirt-qemu) then re-probes QEMU on every start, taking seconds.
+if [ -c /dev/kvm ] && getent group kvm >/dev/null; then chgrp kvm /dev/kvm && chmod 0660 /dev/kvm; fi
+
 # libvirt discovers hooks and probes QEMU when it starts; Debian 12 ships the monolithic daemon.
 if ! pgrep -x virtlogd >/dev/null; then virtlogd -d; fi
 if ! pgrep -x libvirtd >/dev/null; then

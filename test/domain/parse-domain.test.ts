@@ -336,7 +336,7 @@ describe('parseDomainXml', () => {
         expect(parseDomainXml(domain(net('vni="1"'), { name: written })).name).to.equal(parsed);
         const err = refusal(() => parseDomainXml(domain(net('vni="0"'), { name: written })));
         expect(err.message).to.equal(`vm ${shown}: interface 0: vni: must be an integer 1..16777215 (got "0")`);
-        expect(err.vm).to.equal(shown);
+        expect(err.vm, "the raw name, for callers").to.equal(parsed);
       });
     }
 
