@@ -1,4 +1,4 @@
-// Compact terminal tables: a rule under the header, no rules between rows.
+// Compact terminal tables: a box, no rules between rows.
 
 import Table from 'cli-table3';
 

@@ -27,7 +27,7 @@ export interface Config {
   logDir: string;
   netns?: string;
   sysfsRoot: string;
-  underlay: { interface: string; address: string; mtu: number };
+  underlay: { interface: string; address: string; mtu: number; netns?: string };
   vfMtu: number;
   pfs: PfConfig[];
   peers: PeerConfig[];

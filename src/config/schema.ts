@@ -21,6 +21,8 @@ export const configSchema = z
         interface: ifname,
         address: ipv4,
         mtu: z.number().int().min(1280).max(65535).default(9216),
+        /** Sim only: the netns holding the underlay; VXLAN devices are made there, then moved. */
+        netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
       })
       .strict(),
     vf_mtu: z.number().int().min(68).max(65535).default(9000),

@@ -7,7 +7,10 @@ import { bridge, ip } from '../plan/tools.js';
 import { bridgeName, VXLAN_PORT, vxlanName } from './names.js';
 
 export interface OverlayHost {
+  /** Where representors, bridges and VXLAN devices live (undefined: this netns). */
   netns?: string;
+  /** Where the underlay lives, when elsewhere (the sim's libvirt host). */
+  underlayNetns?: string;
   underlayInterface: string;
   underlayAddress: string;
 }
@@ -18,14 +21,21 @@ export function renderVniCreate(host: OverlayHost, vni: number, mtu: number, pee
   const vx = vxlanName(vni);
   const br = bridgeName(vni);
   const owner = { kind: 'vni', vni } as const;
-  const steps: Step[] = [
-    {
-      kind: 'vxlan-create',
-      device: vx,
-      owner,
-      do: { argv: ip(ns, 'link', 'add', vx, 'mtu', String(mtu), 'type', 'vxlan', 'id', String(vni), 'dstport', String(VXLAN_PORT), 'local', host.underlayAddress, 'dev', host.underlayInterface, 'nolearning') },
-      undo: { argv: ip(ns, 'link', 'del', vx) },
-    },
+  const vxlanArgs = ['link', 'add', vx, 'mtu', String(mtu), 'type', 'vxlan', 'id', String(vni), 'dstport', String(VXLAN_PORT), 'local', host.underlayAddress, 'dev', host.underlayInterface, 'nolearning'];
+  const steps: Step[] = [];
+  if (host.underlayNetns && host.underlayNetns !== ns) {
+    // A VXLAN device keeps its UDP socket in the netns it was created in, wherever it moves:
+    // so it is made beside the underlay and then moved to the bridge (PID 1's netns when the
+    // bridge is in the root namespace). The sim's libvirt host uses this; real hosts do not.
+    const u = host.underlayNetns;
+    steps.push(
+      { kind: 'vxlan-create', device: vx, owner, do: { argv: ip(u, ...vxlanArgs) }, undo: { argv: ip(u, 'link', 'del', vx) } },
+      { kind: 'vxlan-move', device: vx, owner, do: { argv: ip(u, 'link', 'set', 'dev', vx, 'netns', ns ?? '1') }, undo: { argv: ip(ns, 'link', 'del', vx) } },
+    );
+  } else {
+    steps.push({ kind: 'vxlan-create', device: vx, owner, do: { argv: ip(ns, ...vxlanArgs) }, undo: { argv: ip(ns, 'link', 'del', vx) } });
+  }
+  steps.push(
     {
       kind: 'bridge-create',
       device: br,
@@ -39,7 +49,7 @@ export function renderVniCreate(host: OverlayHost, vni: number, mtu: number, pee
       owner,
       do: { argv: ip(ns, 'link', 'set', 'dev', vx, 'master', br, 'up') },
     },
-  ];
+  );
   for (const peer of peers) {
     // All-zero MAC entry: flood broadcast/unknown unicast to this peer (head-end replication).
     const fdb = ['00:00:00:00:00:00', 'dev', vx, 'dst', peer];

@@ -24,7 +24,7 @@ export function chooseVf(vm: string, index: number, wantPf: string | undefined, 
     if (!pf) continue;
     for (const vf of pf.vfs) {
       if (pool.vfs && !pool.vfs.has(vf.index)) continue;
-      if (!vf.rep || (cfg.backend === 'sim' && !vf.netdev)) continue;
+      if (!vf.rep) continue;
       usable++;
       const id = `${pf.name}/${vf.index}`;
       if (!used.has(id) && !taken.has(id)) return { pf, vf };

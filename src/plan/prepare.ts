@@ -26,7 +26,7 @@ export interface PreparePlan {
 
 export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerData, cfg: Config, now = new Date()): PreparePlan {
   const ifaces = req.interfaces ?? [];
-  const host: OverlayHost = { netns: cfg.netns, underlayInterface: cfg.underlay.interface, underlayAddress: cfg.underlay.address };
+  const host: OverlayHost = { netns: cfg.netns, underlayNetns: cfg.underlay.netns, underlayInterface: cfg.underlay.interface, underlayAddress: cfg.underlay.address };
   const overlayMtu = maxGuestMtu(cfg.underlay.mtu, cfg.ipsec.mode !== 'off');
   const plan: PreparePlan = { vm: req.name, uuid: req.uuid, leases: [], newVnis: [], steps: [] };
   const taken = new Set<string>();

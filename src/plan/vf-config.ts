@@ -1,7 +1,8 @@
 // Programming the VF itself. On a real PF the eswitch enforces the MAC: set it through the PF
 // with spoof checking on and trust off (a trusted VF could change its MAC or go promiscuous).
 // The sim's VFs are veth ends with no PF behind them, so the MAC goes on the netdev directly;
-// spoofchk/trust exist only in the real plan, which is golden-tested.
+// spoofchk/trust exist only in the real plan, which is golden-tested. A sim VF without a host
+// netdev is a libvirt host's tap: its MAC is set by QEMU from the attached interface's XML.
 
 import type { Step } from './step.js';
 import { ip } from './tools.js';
@@ -32,7 +33,7 @@ export function renderVfConfig(backend: 'real' | 'sim', netns: string | undefine
       },
     ];
   }
-  if (!t.vfDev) throw new Error(`sim VF ${t.pf} vf ${t.vf} has no netdev`);
+  if (!t.vfDev) return [];
   return [
     {
       kind: 'vf-config',

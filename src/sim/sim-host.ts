@@ -5,7 +5,10 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { ValidationError, VfwireError } from '../errors.js';
+import { undoAll } from '../exec/apply.js';
 import type { Runner } from '../exec/runner.js';
+import { readLedger } from '../ledger/store.js';
+import { planReleaseKeys } from '../plan/release.js';
 import { writeSysfsTree } from './sysfs-tree.js';
 import { MAX_SIM_VFS, repNetdev, simHosts, UNDERLAY_MTU, UNDERLAY_PREFIX_LEN, vfNetdev, type SimHost, type SimOptions } from './topology.js';
 
@@ -39,21 +42,27 @@ async function buildHost(h: SimHost, opts: SimOptions, runner: Runner): Promise<
     `addr add ${h.underlayIp}/${UNDERLAY_PREFIX_LEN} dev ${h.pf}`,
     `link set dev ${h.pf} mtu ${UNDERLAY_MTU} up`,
   ];
-  for (let i = 0; i < opts.vfs; i++) batch.push(`link add name ${vfNetdev(h, i)} type veth peer name ${repNetdev(h, i)}`);
+  const taps: string[] = [];
+  for (let i = 0; i < opts.vfs; i++) {
+    const vf = vfNetdev(h, i);
+    if (vf) batch.push(`link add name ${vf} type veth peer name ${repNetdev(h, i)}`);
+    else taps.push(`tuntap add dev ${repNetdev(h, i)} mode tap`);
+  }
   await runner.run({ argv: ['ip', '-n', h.netns, '-batch', '-'], stdin: batch.join('\n') + '\n' });
+  if (taps.length) await runner.run({ argv: ['ip', '-batch', '-'], stdin: taps.join('\n') + '\n' });
 
-  const links = JSON.parse((await runner.run({ argv: ['ip', '-n', h.netns, '-j', 'link', 'show'] })).stdout) as { ifname: string; address: string }[];
-  const macs = new Map(links.map((l) => [l.ifname, l.address]));
+  const macs = new Map([...(await linkMacs(h.netns, runner)), ...(taps.length ? await linkMacs(undefined, runner) : [])]);
   await writeSysfsTree(join(h.dir, 'sys'), h, opts.vfs, macs);
 
   const peer = simHosts(opts).find((p) => p.id !== h.id)!;
+  // A libvirt host keeps representors and bridges in the root netns, only the underlay in its own.
   const config = {
     backend: 'sim',
-    netns: h.netns,
+    netns: h.tapPrefix ? undefined : h.netns,
     sysfs_root: join(h.dir, 'sys'),
     state_dir: join(h.dir, 'state'),
     log_dir: join(h.dir, 'log'),
-    underlay: { interface: h.pf, address: h.underlayIp, mtu: UNDERLAY_MTU },
+    underlay: { interface: h.pf, address: h.underlayIp, mtu: UNDERLAY_MTU, netns: h.tapPrefix ? h.netns : undefined },
     vf_mtu: 9000,
     pfs: [{ name: h.pf }],
     peers: [{ name: `sim-${peer.id}`, address: peer.underlayIp }],
@@ -61,9 +70,26 @@ async function buildHost(h: SimHost, opts: SimOptions, runner: Runner): Promise<
   await writeFile(h.configPath, `# sim host ${h.id}, written by vfwire sim up\n` + toYaml(config), { mode: 0o600 });
 }
 
-/** Removes every netns of the sim (hosts and guests) and its directory. Safe to run twice. */
+async function linkMacs(netns: string | undefined, runner: Runner): Promise<Map<string, string>> {
+  const argv = netns ? ['ip', '-n', netns, '-j', 'link', 'show'] : ['ip', '-j', 'link', 'show'];
+  const links = JSON.parse((await runner.run({ argv })).stdout) as { ifname: string; address: string }[];
+  return new Map(links.map((l) => [l.ifname, l.address]));
+}
+
+/**
+ * Removes the sim: whatever its hosts' ledgers still hold (objects outside the sim's netns, such
+ * as a libvirt host's bridges, would outlive them), root-netns taps, every netns, its directory.
+ * Safe to run twice.
+ */
 export async function simDown(opts: SimOptions, runner: Runner): Promise<void> {
   validateSimOptions(opts);
+  for (const h of simHosts(opts)) {
+    const data = await readLedger(join(h.dir, 'state')).catch(() => undefined);
+    if (data) await undoAll(planReleaseKeys(data, Object.keys(data.leases)).commands, runner);
+    if (h.tapPrefix) {
+      for (let i = 0; i < opts.vfs; i++) await runner.run({ argv: ['ip', 'link', 'del', repNetdev(h, i)] }).catch(() => undefined);
+    }
+  }
   const mine = (await listNetns(runner)).filter((ns) => ns.startsWith(`${opts.prefix}-`));
   // Guests first: a VF end inside a guest netns dies with it, as a VF would with its VM.
   for (const ns of mine.sort((x, y) => Number(y.includes('-g-')) - Number(x.includes('-g-')))) {

@@ -17,10 +17,10 @@ export async function writeSysfsTree(root: string, host: SimHost, vfs: number, m
   for (let i = 0; i < vfs; i++) {
     const bdf = vfPci(host, i);
     const vf = vfNetdev(host, i);
-    await mkdir(join(pciDir(bdf), 'net', vf), { recursive: true });
+    await mkdir(vf ? join(pciDir(bdf), 'net', vf) : pciDir(bdf), { recursive: true });
     await symlink(`../${bdf}`, join(pciDir(host.pfPci), `virtfn${i}`));
     await symlink(`../${host.pfPci}`, join(pciDir(bdf), 'physfn'));
-    await netdev(vf, bdf, {});
+    if (vf) await netdev(vf, bdf, {});
     // Representors have no PCI device of their own in switchdev; the eswitch identifies them.
     await netdev(repNetdev(host, i), undefined, { phys_port_name: `pf0vf${i}`, phys_switch_id: host.switchId });
   }

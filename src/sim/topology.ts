@@ -1,6 +1,11 @@
 // The simulated lab in one table: two hosts, each a network namespace whose PF is one end of a
 // veth "cable" to the other host's PF (the underlay), and N VFs, each a veth pair whose ends are
 // the VF netdev and its representor, named as mlx5 names them in the lab notes.
+//
+// With `libvirt`, host A is the machine's libvirt host instead: QEMU VMs started by libvirtd get
+// their NIC from it, so its representors are taps in the root namespace (libvirt opens them by
+// name there, as it would a real representor), its VFs have no host netdev (as when bound to
+// vfio-pci), and only its underlay stays in the netns. Host B keeps netns guests.
 // Every address comes from 198.18.0.0/15 and lives only inside namespaces the sim creates.
 
 export interface SimOptions {
@@ -10,6 +15,8 @@ export interface SimOptions {
   prefix: string;
   /** VFs per PF. */
   vfs: number;
+  /** Host A serves libvirt/QEMU VMs (taps in the root netns) instead of netns guests. */
+  libvirt?: boolean;
 }
 
 export const DEFAULT_SIM: SimOptions = { dir: '/run/vfwire-sim', prefix: 'vfwsim', vfs: 8 };
@@ -24,6 +31,8 @@ export interface SimHost {
   switchId: string;
   dir: string;
   configPath: string;
+  /** Set when the host's VFs are taps in the root netns, named `${tapPrefix}${i}`. */
+  tapPrefix?: string;
 }
 
 const PF = 'enp3s0f0np0';
@@ -41,15 +50,17 @@ export function simHosts(opts: SimOptions): SimHost[] {
     switchId: `00${id}0c0ffee0000${i}`,
     dir: `${opts.dir}/${id}`,
     configPath: `${opts.dir}/${id}/config.yaml`,
+    tapPrefix: opts.libvirt && id === 'a' ? `${opts.prefix}t` : undefined,
   }));
 }
 
-export function vfNetdev(host: SimHost, i: number): string {
-  return `${host.pf.replace(/np\d+$/, '')}v${i}`;
+/** The VF's netdev in the host; none on a libvirt host (the guest end is QEMU's NIC). */
+export function vfNetdev(host: SimHost, i: number): string | undefined {
+  return host.tapPrefix ? undefined : `${host.pf.replace(/np\d+$/, '')}v${i}`;
 }
 
 export function repNetdev(host: SimHost, i: number): string {
-  return `${host.pf.replace(/np\d+$/, '')}r${i}`;
+  return host.tapPrefix ? `${host.tapPrefix}${i}` : `${host.pf.replace(/np\d+$/, '')}r${i}`;
 }
 
 /** VFs follow the PF on the bus: functions 2, 3, ... of device 00, then device 01, ... */
