@@ -26,6 +26,15 @@ pfs: [{ name: enp3s0f0np0 }]
 peers: [{ name: sim-b, address: 198.18.0.2 }]
 `;
 
+/** The sim's libvirt host: bridges and taps in the root netns, underlay in host A's netns. */
+export const SIM_LIBVIRT_CONFIG = `
+backend: sim
+sysfs_root: /run/vfwire-sim/a/sys
+underlay: { interface: enp3s0f0np0, address: 198.18.0.1, netns: vfwsim-a }
+pfs: [{ name: enp3s0f0np0 }]
+peers: [{ name: sim-b, address: 198.18.0.2 }]
+`;
+
 /** A PF named like the lab notes' with `n` VFs, each with its netdev and representor. */
 export function pf(n: number, name = 'enp3s0f0np0', fn = 0): PfInfo {
   const base = name.replace(/np\d+$/, '');

@@ -6,7 +6,7 @@ import { planPrepare, type PreparePlan } from '../../src/plan/prepare.js';
 import { planRelease } from '../../src/plan/release.js';
 import { formatCommand } from '../../src/plan/step.js';
 import { expectGolden } from '../helpers/golden.js';
-import { config, inventory, pf, REAL_CONFIG, request, SIM_CONFIG, UUID1, UUID2 } from '../helpers/inputs.js';
+import { config, inventory, pf, REAL_CONFIG, request, SIM_CONFIG, SIM_LIBVIRT_CONFIG, UUID1, UUID2 } from '../helpers/inputs.js';
 
 const NOW = new Date('2026-11-26T12:00:00Z');
 const text = (plan: PreparePlan) => plan.steps.map((s) => formatCommand(s.do)).join('\n') + '\n';
@@ -23,6 +23,17 @@ describe('planPrepare', () => {
     const plan = planPrepare(request('web1', UUID1, [{ vni: 100 }]), inventory(pf(4)), emptyLedger(), config(SIM_CONFIG), NOW);
     expectGolden('plans/sim-first-lease.txt', text(plan));
     expect(plan.steps.every((s) => s.do.argv.slice(0, 3).join(' ') === `${s.do.argv[0]} -n vfwsim-a`)).to.equal(true);
+  });
+
+  it('sim libvirt host: VXLAN made beside the underlay, moved to the root netns; no VF netdev step (golden)', () => {
+    const inv = pf(2);
+    for (const vf of inv.vfs) {
+      delete vf.netdev;
+      vf.rep = `vfwsimt${vf.index}`;
+    }
+    const plan = planPrepare(request('vm1', UUID1, [{ vni: 100 }]), inventory(inv), emptyLedger(), config(SIM_LIBVIRT_CONFIG), NOW);
+    expectGolden('plans/sim-libvirt-first-lease.txt', text(plan));
+    expect(plan.steps.map((s) => s.kind)).to.not.include('vf-config');
   });
 
   it('replicates a VNI only to the peers that carry it', () => {
