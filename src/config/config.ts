@@ -32,6 +32,9 @@ export interface Config {
   pfs: PfConfig[];
   peers: PeerConfig[];
   ipsec: { mode: 'off' };
+  libvirtUri: string;
+  onAttachFailure: 'stop' | 'keep';
+  attachTimeoutMs: number;
   commandTimeoutMs: number;
   lockTimeoutMs: number;
 }
@@ -87,6 +90,9 @@ function normalize(raw: RawConfig, path: string): Config {
     pfs,
     peers: raw.peers,
     ipsec: raw.ipsec,
+    libvirtUri: raw.libvirt_uri,
+    onAttachFailure: raw.on_attach_failure,
+    attachTimeoutMs: raw.attach_timeout_ms,
     commandTimeoutMs: raw.command_timeout_ms,
     lockTimeoutMs: raw.lock_timeout_ms,
   };

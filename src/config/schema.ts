@@ -53,6 +53,11 @@ export const configSchema = z
       .object({ mode: z.enum(['off']).default('off') })
       .strict()
       .default({ mode: 'off' }),
+    /** libvirt connection of the attach worker (hooks themselves never call libvirt). */
+    libvirt_uri: z.string().min(1).default('qemu:///system'),
+    /** When a VF cannot be attached to a started VM: stop the VM (fail closed) or keep it running without. */
+    on_attach_failure: z.enum(['stop', 'keep']).default('stop'),
+    attach_timeout_ms: z.number().int().min(1000).max(600_000).default(60_000),
     command_timeout_ms: z.number().int().min(100).max(600_000).default(10_000),
     lock_timeout_ms: z.number().int().min(100).max(600_000).default(60_000),
   })

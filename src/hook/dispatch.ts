@@ -3,7 +3,11 @@
 // Hooks must never call back into libvirt (it holds locks while they run).
 
 import { parseDomainXml, readDomainIdentity } from '../domain/parse-domain.js';
+import { spawnAttachWorker } from '../attach/spawn.js';
+import { needsLiveAttach } from '../attach/worker.js';
 import type { DomainRequest } from '../domain/interface-spec.js';
+import { leasesOf } from '../ledger/record.js';
+import { readLedger } from '../ledger/store.js';
 import { VfwireError } from '../errors.js';
 import type { HookContext } from './context.js';
 import { prepare } from './prepare.js';
@@ -24,6 +28,19 @@ export async function dispatch(call: HookCall, ctx: () => Promise<HookContext>):
     case 'prepare/begin': {
       const req = parseDomainXml(call.xml);
       if (req.interfaces) await prepare(req, await ctx());
+      return;
+    }
+    case 'started/begin': {
+      // QEMU runs; the start job is still libvirt's. A separate worker attaches the devices.
+      const c = await ctx();
+      try {
+        const { uuid, name } = readDomainIdentity(call.xml);
+        const pending = leasesOf(await readLedger(c.cfg.stateDir), uuid).filter(needsLiveAttach);
+        if (pending.length) c.log.info('attach worker started', { vm: name, uuid, pid: spawnAttachWorker(c.cfg.path, name, uuid, Date.now()) });
+      } catch (err) {
+        // Too late to refuse the start: without its attach the VM just has no VF; say so.
+        c.log.error('started: could not start the attach worker', { vm: call.vm, error: (err as Error).message });
+      }
       return;
     }
     case 'stopped/end':
@@ -51,7 +68,7 @@ export async function dispatch(call: HookCall, ctx: () => Promise<HookContext>):
       return;
     }
     default:
-      // start, started, stopped/begin, attach... nothing to do yet.
+      // start, stopped/begin, attach... nothing to do.
       return;
   }
 }

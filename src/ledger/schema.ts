@@ -29,6 +29,7 @@ const leaseSchema = z.strictObject({
   mtu: count,
   since: z.string().min(1),
   state: z.enum(['preparing', 'active']),
+  attachedAt: z.string().optional(),
   undo: z.array(commandSchema),
 });
 

@@ -26,6 +26,8 @@ export interface Lease {
   /** ISO time the lease was taken. */
   since: string;
   state: LeaseState;
+  /** ISO time the device was attached to the running VM (live attach); absent until then. */
+  attachedAt?: string;
   /** Undo commands of this lease's applied steps, in the order they were applied. */
   undo: Command[];
 }

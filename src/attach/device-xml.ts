@@ -1,0 +1,32 @@
+// The device XML that attaches a lease to its VM, from templates/. Every value comes from the
+// ledger, where it was validated; it is escaped anyway.
+
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Lease } from '../ledger/types.js';
+
+const TEMPLATES = join(dirname(fileURLToPath(import.meta.url)), '../../../templates');
+
+/** The user alias ("ua-" prefix, kept by libvirt) that marks vfwire's device of a lease. */
+export function deviceAlias(lease: Pick<Lease, 'index'>): string {
+  return `ua-vfwire-${lease.index}`;
+}
+
+export function renderDeviceXml(backend: 'real' | 'sim', lease: Lease): string {
+  if (backend === 'real') {
+    const m = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/.exec(lease.pci);
+    if (!m) throw new Error(`lease ${lease.key}: PCI address "${lease.pci}" is not DDDD:BB:SS.F`);
+    return fill('hostdev-interface.xml', { mac: lease.mac, pciDomain: m[1]!, pciBus: m[2]!, pciSlot: m[3]!, pciFunction: m[4]!, alias: deviceAlias(lease) });
+  }
+  return fill('sim-interface.xml', { mac: lease.mac, rep: lease.rep, mtu: String(lease.mtu), alias: deviceAlias(lease) });
+}
+
+function fill(template: string, values: Record<string, string>): string {
+  const text = readFileSync(join(TEMPLATES, template), 'utf8').replace(/<!--[\s\S]*?-->\n/g, '');
+  return text.replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
+    const value = values[key];
+    if (value === undefined) throw new Error(`template ${template}: no value for {{${key}}}`);
+    return value.replace(/&/g, '&amp;').replace(/'/g, '&apos;').replace(/</g, '&lt;').replace(/"/g, '&quot;');
+  });
+}

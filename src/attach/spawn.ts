@@ -1,0 +1,19 @@
+// Starting the attach worker from the `started` hook. libvirt reads a hook's stdout and stderr
+// until they close and holds the start job meanwhile; the worker waits for that job. So the
+// worker gets no inherited pipes (stdio ignored), its own session (detached), and the hook
+// returns at once.
+
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+
+export function spawnAttachWorker(configPath: string, vm: string, uuid: string, startedAt: number): number | undefined {
+  const child = spawn(process.execPath, [CLI, '--config', configPath, 'attach-worker', '--started-at', String(startedAt), '--', uuid, vm], {
+    detached: true,
+    stdio: 'ignore',
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
+  });
+  child.unref();
+  return child.pid;
+}
