@@ -23,9 +23,10 @@ program
   .argument('<vm>')
   .argument('<operation>')
   .argument('<sub-operation>')
-  .argument('[extra]')
+  .argument('[extra]', "libvirt's fourth argument (unused)")
   .action(async (vm: string, op: string, sub: string) => {
-    process.exitCode = await hookCommand(vm, op, sub, config());
+    const code = await hookCommand(vm, op, sub, config());
+    process.exitCode = code;
   });
 
 program

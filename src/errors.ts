@@ -1,7 +1,7 @@
 // Errors that callers branch on. Every message names what failed (VM, field, step or device)
 // and keeps the original error as `cause`, so one line is enough for `virsh start` to show.
 
-import { vmLabel } from './quote.js';
+import { clip, vmLabel } from './quote.js';
 
 export interface ErrorContext {
   vm?: string;
@@ -62,5 +62,6 @@ export function oneLine(err: unknown): string {
     if (!parts.some((p) => p.includes(msg))) parts.push(msg);
     e = e instanceof Error ? e.cause : undefined;
   }
-  return parts.join(': ').replace(/\s*\n\s*/g, '; ');
+  // Causes include other programs' stderr: no line breaks, escapes or invisible characters.
+  return clip(parts.join(': ').replace(/\s*\n\s*/g, '; '), 1000);
 }

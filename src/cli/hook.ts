@@ -17,7 +17,8 @@ export async function hookCommand(vm: string, op: string, subOp: string, configF
     if (ctx) return ctx;
     const cfg = await loadConfig(configPath(configFlag));
     log = createLogger(cfg.logDir, 'hook');
-    const failAt = process.env.VFWIRE_TEST_FAIL_STEP;
+    // Fault injection exists for the sim's tests only; a stray variable must not break real hosts.
+    const failAt = cfg.backend === 'sim' ? process.env.VFWIRE_TEST_FAIL_STEP : undefined;
     ctx = { cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log, failAt: failAt === undefined ? undefined : Number(failAt) };
     return ctx;
   };
@@ -28,8 +29,12 @@ export async function hookCommand(vm: string, op: string, subOp: string, configF
   } catch (err) {
     const line = oneLine(err);
     log?.error('hook refused', { vm, op, subOp, error: line });
+    // libvirt kills a running QEMU whose reconnect hook fails: whatever went wrong, not that.
+    if (op === 'reconnect') return 0;
     // libvirt puts the hook's stderr into the error `virsh start` prints: one clear line.
     process.stderr.write(`vfwire: ${line}\n`);
+    // Set now, not after the log is flushed: the answer must not depend on the log.
+    process.exitCode = 1;
     return 1;
   } finally {
     if (log) await closeLogger(log);

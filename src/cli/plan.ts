@@ -18,7 +18,7 @@ export interface PlanOptions {
 
 export async function planCommand(vm: string, opts: PlanOptions): Promise<void> {
   const cfg = await loadConfig(configPath(opts.config));
-  const xml = opts.xml ? await readFile(opts.xml, 'utf8') : (await new ExecRunner(cfg.commandTimeoutMs).run({ argv: ['virsh', 'dumpxml', '--inactive', '--', vm] })).stdout;
+  const xml = opts.xml ? await readFile(opts.xml, 'utf8') : (await new ExecRunner(cfg.commandTimeoutMs).run({ argv: ['virsh', '-c', cfg.libvirtUri, 'dumpxml', '--inactive', '--domain', vm] })).stdout;
   const req = parseDomainXml(xml);
   if (!req.interfaces) throw new VfwireError(`domain ${req.name} has no vfwire metadata: nothing to do (tag it with: vfwire vm set ${req.name} --vni N)`);
   const inv = await readInventory(cfg.sysfsRoot, cfg.pfs.map((p) => p.name));

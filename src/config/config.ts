@@ -73,7 +73,7 @@ export function parseConfig(text: string, path = '<config>'): Config {
 
 function normalize(raw: RawConfig, path: string): Config {
   const pfs = raw.pfs.map((pf, i) => ({ name: pf.name, vfs: pf.vfs === undefined ? undefined : parseRange(pf.vfs, `pfs.${i}.vfs`, path) }));
-  const dup = firstDuplicate(pfs.map((p) => p.name)) ?? firstDuplicate(raw.peers.map((p) => p.name));
+  const dup = firstDuplicate(pfs.map((p) => p.name)) ?? firstDuplicate(raw.peers.map((p) => p.name)) ?? firstDuplicate(raw.peers.map((p) => p.address));
   if (dup) throw new ValidationError(`config ${path}: "${dup}" is listed twice`);
   if (raw.peers.some((p) => p.address === raw.underlay.address)) {
     throw new ValidationError(`config ${path}: peers: a peer has this host's own underlay address ${raw.underlay.address}`);

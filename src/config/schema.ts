@@ -1,10 +1,12 @@
 // The config file's schema: every key, its type, its default. Keys are snake_case as in the
-// YAML; normalize.ts turns the result into the camelCase Config the code uses.
+// YAML; config.ts turns the result into the camelCase Config the code uses.
 
 import { z } from 'zod';
 import { VNI_MAX, VNI_MIN } from '../domain/interface-spec.js';
 
-const ifname = z.string().regex(/^[A-Za-z0-9_.-]{1,15}$/, 'must be a network interface name (1-15 of A-Z a-z 0-9 _ . -)');
+// No leading '-': every name ends up in an argv, where it must never read as an option.
+const ifname = z.string().regex(/^(?!-)(?!\.\.?$)[A-Za-z0-9_.-]{1,15}$/, 'must be a network interface name (1-15 of A-Z a-z 0-9 _ . -, not starting with -)');
+const simpleName = z.string().regex(/^(?!-)[A-Za-z0-9_.-]{1,64}$/, 'must be a simple name (A-Z a-z 0-9 _ . -, not starting with -)');
 const ipv4 = z.ipv4({ message: 'must be an IPv4 address' });
 const vni = z.number().int().min(VNI_MIN).max(VNI_MAX);
 
@@ -14,7 +16,7 @@ export const configSchema = z
     state_dir: z.string().min(1).default('/var/lib/vfwire'),
     log_dir: z.string().min(1).default('/var/log/vfwire'),
     /** Sim hosts live in a netns; every host command then runs there (`ip -n NS`). */
-    netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+    netns: simpleName.optional(),
     sysfs_root: z.string().min(1).default('/sys'),
     underlay: z
       .object({
@@ -22,7 +24,7 @@ export const configSchema = z
         address: ipv4,
         mtu: z.number().int().min(1280).max(65535).default(9216),
         /** Sim only: the netns holding the underlay; VXLAN devices are made there, then moved. */
-        netns: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+        netns: simpleName.optional(),
       })
       .strict(),
     vf_mtu: z.number().int().min(68).max(65535).default(9000),
@@ -41,7 +43,7 @@ export const configSchema = z
       .array(
         z
           .object({
-            name: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be a simple name'),
+            name: simpleName,
             address: ipv4,
             /** VNIs shared with this peer; default all. */
             vnis: z.array(vni).optional(),

@@ -14,8 +14,10 @@ export interface Runner {
   run(cmd: Command): Promise<RunResult>;
 }
 
-// What iproute2 says when the object of a command is already gone.
-const ABSENT = /Cannot find device|No such device|does not exist|No such file or directory|not found/i;
+// What iproute2 says when the object of a command is already gone: `ip link` and `bridge` name the
+// missing device, `bridge fdb del` of a missing entry gets ENOENT from the kernel, and `-n NS`
+// of a deleted netns (everything in it went with it) cannot open it.
+const ABSENT = /^(Cannot find device "[^"]*"|RTNETLINK answers: No such file or directory|Cannot open network namespace "[^"]*": No such file or directory)$/m;
 
 export class CommandError extends VfwireError {
   override name = 'CommandError';

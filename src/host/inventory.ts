@@ -56,7 +56,7 @@ async function readPf(root: string, name: string, reps: RepInfo[]): Promise<PfIn
     const link = join(pciDir, `virtfn${index}`);
     const vfPci = await readlink(link).then(basename, () => undefined);
     if (!vfPci) continue;
-    const netdev = (await readdir(join(link, 'net')).catch(() => []))[0];
+    const netdev = safeName((await readdir(join(link, 'net')).catch(() => []))[0]);
     const mac = netdev ? await readText(join(root, 'class/net', netdev, 'address')) : undefined;
     const rep = reps.find((r) => r.pf === pfNum && r.vf === index && (!switchId || r.switchId === switchId))?.name;
     vfs.push({ index, pci: vfPci, netdev, mac, rep });
@@ -77,9 +77,14 @@ async function readRepresentors(root: string): Promise<RepInfo[]> {
   const reps: RepInfo[] = [];
   for (const name of names) {
     const m = /^pf(\d+)vf(\d+)$/.exec((await readText(join(dir, name, 'phys_port_name'))) ?? '');
-    if (m) reps.push({ name, pf: Number(m[1]), vf: Number(m[2]), switchId: await readText(join(dir, name, 'phys_switch_id')) });
+    if (m && safeName(name)) reps.push({ name, pf: Number(m[1]), vf: Number(m[2]), switchId: await readText(join(dir, name, 'phys_switch_id')) });
   }
   return reps;
+}
+
+/** Names read from sysfs end up in argv: only plain interface names, never one like an option. */
+function safeName(name: string | undefined): string | undefined {
+  return name !== undefined && /^(?!-)[A-Za-z0-9_.:@-]{1,15}$/.test(name) ? name : undefined;
 }
 
 async function readText(path: string): Promise<string | undefined> {

@@ -35,6 +35,7 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
     const peers = peersOf(cfg, spec.vni);
     checkEncryption(req.name, spec, cfg, peers.map((p) => p.name));
     const mtu = guestMtu(req.name, spec, cfg, overlayMtu);
+    checkMacFree(req.name, spec, ledger);
     const { pf, vf } = chooseVf(req.name, spec.index, spec.pf, inv, ledger, cfg, taken);
     taken.add(`${pf.name}/${vf.index}`);
     const key = leaseKey(req.uuid, spec.index);
@@ -66,6 +67,12 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
     });
   }
   return plan;
+}
+
+// Two guests with one MAC on one L2 segment break each other (a clone that kept an explicit MAC).
+function checkMacFree(vm: string, spec: InterfaceSpec, ledger: LedgerData): void {
+  const holder = Object.values(ledger.leases).find((l) => l.mac === spec.mac && l.vni === spec.vni);
+  if (holder) throw new ValidationError(`interface ${spec.index}: mac: ${spec.mac} is already used on VNI ${spec.vni} by vm ${holder.vm}`, { vm });
 }
 
 function guestMtu(vm: string, spec: InterfaceSpec, cfg: Config, overlayMtu: number): number {

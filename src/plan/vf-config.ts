@@ -14,7 +14,7 @@ export interface VfTarget {
   vfDev?: string;
   mac: string;
   mtu: number;
-  /** MAC before the lease, restored on release. */
+  /** The sim VF netdev's MAC before the lease, restored on release. */
   origMac?: string;
 }
 
@@ -29,7 +29,8 @@ export function renderVfConfig(backend: 'real' | 'sim', netns: string | undefine
         device: `${t.pf} vf ${t.vf}`,
         owner,
         do: { argv: ip(netns, 'link', 'set', 'dev', t.pf, 'vf', String(t.vf), 'mac', t.mac, 'spoofchk', 'on', 'trust', 'off') },
-        undo: { argv: ip(netns, 'link', 'set', 'dev', t.pf, 'vf', String(t.vf), 'mac', t.origMac ?? ZERO_MAC) },
+        // Back to an unassigned VF: no administrative MAC, and the safe defaults.
+        undo: { argv: ip(netns, 'link', 'set', 'dev', t.pf, 'vf', String(t.vf), 'mac', ZERO_MAC, 'spoofchk', 'on', 'trust', 'off') },
       },
     ];
   }

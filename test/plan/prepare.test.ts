@@ -78,6 +78,14 @@ describe('planPrepare', () => {
     );
   });
 
+  it('refuses a MAC another VM already uses on the same VNI', () => {
+    const ledger = withVm(emptyLedger(), 'web1', UUID1, [{ vni: 100, mac: '52:54:00:aa:bb:cc' }]);
+    const clone = request('web1-clone', UUID2, [{ vni: 100, mac: '52:54:00:aa:bb:cc' }]);
+    expect(() => planPrepare(clone, inventory(pf(4)), ledger, config(REAL_CONFIG), NOW)).to.throw(ValidationError, 'vm web1-clone: interface 0: mac: 52:54:00:aa:bb:cc is already used on VNI 100 by vm web1');
+    const elsewhere = request('web1-clone', UUID2, [{ vni: 200, mac: '52:54:00:aa:bb:cc' }]);
+    expect(planPrepare(elsewhere, inventory(pf(4)), ledger, config(REAL_CONFIG), NOW).leases).to.have.length(1);
+  });
+
   it('refuses an MTU the overlay cannot carry, naming the limit', () => {
     const req = request('web1', UUID1, [{ vni: 100, mtu: 9167 }]);
     expect(() => planPrepare(req, inventory(pf(1)), emptyLedger(), config(REAL_CONFIG), NOW)).to.throw(ValidationError, /interface 0: mtu: 9167 does not fit the overlay \(at most 9166/);
@@ -101,7 +109,7 @@ describe('planRelease', () => {
     let ledger = withVm(emptyLedger(), 'web1', UUID1, [{ vni: 100 }]);
     ledger = withVm(ledger, 'web2', UUID2, [{ vni: 100 }]);
     const rel = planRelease(ledger, UUID2);
-    expect(rel.commands.map(formatCommand)).to.deep.equal(['ip link set dev enp3s0f0r1 nomaster down', 'ip link set dev enp3s0f0np0 vf 1 mac 02:00:00:00:00:01']);
+    expect(rel.commands.map(formatCommand)).to.deep.equal(['ip link set dev enp3s0f0r1 nomaster down', 'ip link set dev enp3s0f0np0 vf 1 mac 00:00:00:00:00:00 spoofchk on trust off']);
   });
 
   it('removes the overlay with its last member (golden)', () => {

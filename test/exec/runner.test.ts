@@ -1,0 +1,52 @@
+// The runner against the real tools: what counts as "already gone", timeouts, no shell.
+
+import { expect } from 'chai';
+import { NotFoundError } from '../../src/errors.js';
+import { CommandError, ExecRunner } from '../../src/exec/runner.js';
+import { runner as simRunner } from '../helpers/sim.js';
+
+describe('ExecRunner', function () {
+  this.timeout(30_000);
+  const run = new ExecRunner(5_000);
+  const ns = `vfwt-run-${process.pid}`;
+  before(() => simRunner.run({ argv: ['ip', 'netns', 'add', ns] }));
+  after(() => simRunner.run({ argv: ['ip', 'netns', 'del', ns] }).catch(() => undefined));
+
+  const absent: [string, string[]][] = [
+    ['ip link del of a missing device', ['ip', '-n', ns, 'link', 'del', 'vfwnope0']],
+    ['ip link set nomaster of a missing device', ['ip', '-n', ns, 'link', 'set', 'dev', 'vfwnope0', 'nomaster', 'down']],
+    ['bridge fdb del on a missing device', ['bridge', '-n', ns, 'fdb', 'del', '00:00:00:00:00:00', 'dev', 'vfwnope0', 'dst', '198.18.0.9']],
+    ['a command in a netns that is gone', ['ip', '-n', 'vfwt-no-such-netns', 'link', 'del', 'x']],
+  ];
+  for (const [what, argv] of absent) {
+    it(`${what} is NotFound`, async () => {
+      const err = await run.run({ argv }).catch((e: unknown) => e);
+      expect(err).to.be.instanceOf(NotFoundError);
+    });
+  }
+
+  it('bridge fdb del of a missing entry on an existing device is NotFound', async () => {
+    await run.run({ argv: ['ip', '-n', ns, 'link', 'add', 'vfwtvx9', 'type', 'vxlan', 'id', '9', 'dstport', '4789', 'local', '198.18.0.1'] });
+    const err = await run.run({ argv: ['bridge', '-n', ns, 'fdb', 'del', '00:00:00:00:00:00', 'dev', 'vfwtvx9', 'dst', '198.18.0.9'] }).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(NotFoundError);
+  });
+
+  it('other failures are CommandErrors with the command, exit code and stderr', async () => {
+    const err = (await run.run({ argv: ['ip', '-n', ns, 'link', 'add', 'vfwtvx9', 'type', 'bridge'] }).catch((e: unknown) => e)) as Error;
+    expect(err).to.be.instanceOf(CommandError);
+    expect(err.message).to.match(/^ip -n \S+ link add vfwtvx9 type bridge: exit code 2: RTNETLINK answers: File exists/);
+  });
+
+  it('kills a command that hangs, within the bound', async () => {
+    const t0 = Date.now();
+    const err = (await new ExecRunner(300).run({ argv: ['sleep', '30'] }).catch((e: unknown) => e)) as Error;
+    expect(err).to.be.instanceOf(CommandError);
+    expect(err.message).to.match(/timed out after 300 ms/);
+    expect(Date.now() - t0).to.be.below(5_000);
+  });
+
+  it('passes arguments verbatim, never through a shell', async () => {
+    const res = await run.run({ argv: ['printf', '%s', '$(id -u); `id`'] });
+    expect(res.stdout).to.equal('$(id -u); `id`');
+  });
+});
