@@ -34,10 +34,17 @@ describe('hook on a sim host', function () {
     expect(existsSync(join(stateDir(), 'ledger.lock')), 'lock').to.equal(false);
   }
 
-  it('an untagged VM costs nothing and leaves no trace (the shim never starts Node)', async () => {
-    const r = await runHook(cfg, 'plain', 'prepare', 'begin', domainXml('plain', U(1)));
-    expect(r).to.deep.equal({ code: 0, stderr: '' });
-    expect(existsSync(join(stateDir(), 'ledger.json'))).to.equal(false);
+  it('an untagged VM starts and stops with no vfwire trace', async () => {
+    for (const [op, sub] of [['prepare', 'begin'], ['start', 'begin'], ['started', 'begin'], ['stopped', 'end'], ['release', 'end']]) {
+      expect(await runHook(cfg, 'plain', op!, sub!, domainXml('plain', U(1)))).to.deep.equal({ code: 0, stderr: '' });
+    }
+    expect(existsSync(stateDir()), 'state dir').to.equal(false);
+  });
+
+  it('a VM named like an option is never read as one', async () => {
+    const r = await runHook(cfg, '-h', 'prepare', 'begin', domainXml('-h', U(4), ['vni="0"']));
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(/^vfwire: vm "-h": interface 0: vni: /);
   });
 
   it('invalid metadata refuses the start with one line naming the VM and field', async () => {
@@ -101,6 +108,13 @@ describe('hook on a sim host', function () {
   it('releases by UUID even when the metadata became invalid meanwhile', async () => {
     expect((await runHook(cfg, 'edited', 'prepare', 'begin', domainXml('edited', U(31), [OFF]))).code).to.equal(0);
     expect((await runHook(cfg, 'edited', 'release', 'end', domainXml('edited', U(31), ['vni="nope"']))).code).to.equal(0);
+    await expectClean();
+  });
+
+  it('releases by UUID when the live XML lost its metadata altogether', async () => {
+    expect((await runHook(cfg, 'stripped', 'prepare', 'begin', domainXml('stripped', U(33), [OFF]))).code).to.equal(0);
+    expect((await runHook(cfg, 'stripped', 'stopped', 'end', domainXml('stripped', U(33)))).code).to.equal(0);
+    expect((await runHook(cfg, 'stripped', 'release', 'end', domainXml('stripped', U(33)))).code).to.equal(0);
     await expectClean();
   });
 

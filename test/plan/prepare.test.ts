@@ -124,7 +124,7 @@ describe('planRelease', () => {
   });
 });
 
-function withVm(ledger: LedgerData, name: string, uuid: string, ifaces: { vni: number }[]): LedgerData {
+function withVm(ledger: LedgerData, name: string, uuid: string, ifaces: Parameters<typeof request>[2]): LedgerData {
   const plan = planPrepare(request(name, uuid, ifaces), inventory(pf(4)), ledger, config(REAL_CONFIG), NOW);
   recordPlan(ledger, plan);
   return ledger;
