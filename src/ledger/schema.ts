@@ -7,8 +7,14 @@ import { z } from 'zod';
 import { VfwireError } from '../errors.js';
 import { LEDGER_SCHEMA, leaseKey, type LedgerData } from './types.js';
 
+// The ledger's undo commands are replayed as root: only the tools vfwire plans with may appear.
+const UNDO_TOOLS = ['ip', 'bridge'] as const;
+
 const commandSchema = z.strictObject({
-  argv: z.array(z.string()).min(1),
+  argv: z
+    .array(z.string())
+    .min(1)
+    .refine((argv): boolean => (UNDO_TOOLS as readonly string[]).includes(argv[0]!), { message: `must run one of: ${UNDO_TOOLS.join(', ')}` }),
   stdin: z.string().optional(),
 });
 
@@ -67,6 +73,23 @@ export const ledgerSchema = z
     for (const [key, vni] of Object.entries(ledger.vnis)) {
       if (key !== String(vni.vni)) {
         ctx.addIssue({ code: 'custom', path: ['vnis', key, 'vni'], message: `VNI filed under "${key}" is ${vni.vni}` });
+      }
+    }
+    // VNI entry iff it has members, every member a lease on that VNI, every lease a member,
+    // and no VF leased twice: release and gc rely on all four.
+    const used = new Map<string, string>();
+    for (const [key, lease] of Object.entries(ledger.leases)) {
+      if (!ledger.vnis[String(lease.vni)]?.members.includes(key)) {
+        ctx.addIssue({ code: 'custom', path: ['leases', key, 'vni'], message: `lease is not a member of VNI ${lease.vni}` });
+      }
+      const vf = `${lease.pf}/${lease.vf}`;
+      if (used.has(vf)) ctx.addIssue({ code: 'custom', path: ['leases', key, 'vf'], message: `${vf} is also leased by ${used.get(vf)}` });
+      used.set(vf, key);
+    }
+    for (const [key, vni] of Object.entries(ledger.vnis)) {
+      if (vni.members.length === 0) ctx.addIssue({ code: 'custom', path: ['vnis', key, 'members'], message: 'a VNI without members must not be kept' });
+      for (const m of vni.members) {
+        if (ledger.leases[m]?.vni !== vni.vni) ctx.addIssue({ code: 'custom', path: ['vnis', key, 'members'], message: `member ${m} is not a lease on VNI ${vni.vni}` });
       }
     }
   }) satisfies z.ZodType<LedgerData>;

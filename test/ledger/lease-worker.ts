@@ -59,6 +59,7 @@ async function lease(txn: LedgerTxn, poolSize: number, id: string): Promise<numb
     undo: [],
   };
   txn.data.leases[entry.key] = entry;
+  (txn.data.vnis['100'] ??= { vni: 100, members: [], peers: [], undo: [] }).members.push(entry.key);
   await txn.save();
 
   await sleep(1 + Math.floor(Math.random() * 3));

@@ -49,7 +49,7 @@ describe('ledger store', () => {
     it('keeps every save of a transaction, the last one winning', async () => {
       await withLedger(stateDir, async (txn) => {
         const l = lease('web1', 3);
-        txn.data.leases[l.key] = l;
+        addLease(txn.data, l);
         await txn.save();
         expect((await readLedger(stateDir)).leases[l.key]?.state).to.equal('preparing');
         l.state = 'active';
@@ -72,7 +72,7 @@ describe('ledger store', () => {
     it('writes nothing unless save() is called', async () => {
       await withLedger(stateDir, async (txn) => {
         const l = lease('web1', 1);
-        txn.data.leases[l.key] = l;
+        addLease(txn.data, l);
       });
       expect(await exists(file)).to.equal(false);
 
@@ -247,6 +247,7 @@ describe('ledger store', () => {
           stateDir,
           async (txn) => {
             txn.data.leases = {};
+            txn.data.vnis = {};
             await txn.save();
           },
           {
@@ -360,8 +361,14 @@ function lease(vm: string, vf: number, uuid = UUID, index = 0): Lease {
 
 function ledgerWith(...leases: Lease[]): LedgerData {
   const data = emptyLedger();
-  for (const l of leases) data.leases[l.key] = l;
+  for (const l of leases) addLease(data, l);
   return data;
+}
+
+/** A lease with its VNI membership, as the ledger's invariants require. */
+function addLease(data: LedgerData, l: Lease): void {
+  data.leases[l.key] = l;
+  (data.vnis[String(l.vni)] ??= { vni: l.vni, members: [], peers: [], undo: [] }).members.push(l.key);
 }
 
 async function exists(p: string): Promise<boolean> {
