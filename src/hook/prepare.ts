@@ -17,7 +17,7 @@ export async function prepare(req: DomainRequest, ctx: HookContext): Promise<voi
   await withLedger(
     cfg.stateDir,
     async (txn) => {
-      // Leases of an earlier start that never reached release (a crash) go first.
+      // Leases of an earlier boot, then of an earlier start that never reached release, go first.
       await releaseLocked(txn, req.uuid, req.name, ctx);
       const inv = await readInventory(cfg.sysfsRoot, cfg.pfs.map((p) => p.name));
       const plan = planPrepare(req, inv, txn.data, cfg);

@@ -2,7 +2,8 @@
 // calls both for one stop, and objects that are already gone count as released.
 
 import { undoAll } from '../exec/apply.js';
-import { dropLeases, leasesOf } from '../ledger/record.js';
+import { readBootId } from '../host/boot-id.js';
+import { dropLeases, forgetEarlierBoot, leasesOf } from '../ledger/record.js';
 import { readLedger, withLedger, type LedgerTxn } from '../ledger/store.js';
 import { planRelease } from '../plan/release.js';
 import type { HookContext } from './context.js';
@@ -15,6 +16,10 @@ export async function release(uuid: string, vm: string, ctx: HookContext): Promi
 
 /** Release with the ledger lock already held. Returns how many leases were released. */
 export async function releaseLocked(txn: LedgerTxn, uuid: string, vm: string, ctx: HookContext): Promise<number> {
+  if (forgetEarlierBoot(txn.data, await readBootId())) {
+    await txn.save();
+    ctx.log.warn('dropped leases of an earlier boot', { vm, uuid });
+  }
   const plan = planRelease(txn.data, uuid);
   if (plan.keys.length === 0) return 0;
   const errors = await undoAll(plan.commands, ctx.runner);

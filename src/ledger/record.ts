@@ -41,6 +41,21 @@ export function dropLeases(data: LedgerData, keys: string[]): VniState[] {
   return emptied;
 }
 
+/**
+ * Leases recorded in an earlier boot of the kernel describe objects and VMs that are gone: drop
+ * them (replaying their undo could only hit objects of this boot) and stamp the ledger with the
+ * current boot. Returns how many leases were dropped.
+ */
+export function forgetEarlierBoot(data: LedgerData, bootId: string): number {
+  const stale = data.bootId !== undefined && data.bootId !== bootId ? Object.keys(data.leases).length : 0;
+  if (stale) {
+    data.leases = {};
+    data.vnis = {};
+  }
+  data.bootId = bootId;
+  return stale;
+}
+
 export function leasesOf(data: LedgerData, uuid: string): Lease[] {
   return Object.values(data.leases)
     .filter((l) => l.uuid === uuid)

@@ -54,6 +54,7 @@ export const ledgerSchema = z
       .number()
       .int()
       .refine((v): boolean => v === LEDGER_SCHEMA, { message: `expected ledger schema ${LEDGER_SCHEMA}` }),
+    bootId: z.string().optional(),
     leases: z.record(z.string(), leaseSchema),
     vnis: z.record(z.string(), vniSchema),
   })

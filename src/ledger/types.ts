@@ -43,6 +43,8 @@ export interface VniState {
 
 export interface LedgerData {
   schema: number;
+  /** The kernel boot the leases belong to; a reboot took their kernel objects and VMs away. */
+  bootId?: string;
   leases: Record<string, Lease>;
   /** Keyed by the VNI in decimal. */
   vnis: Record<string, VniState>;

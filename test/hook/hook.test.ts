@@ -4,9 +4,9 @@
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { readLedger } from '../../src/ledger/store.js';
+import { readLedger, withLedger } from '../../src/ledger/store.js';
 import { domainXml, runHook } from '../helpers/hook.js';
-import { downTestSim, links, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, links, runner as simRunner, upTestSim, type TestSim } from '../helpers/sim.js';
 
 const U = (n: number) => `00000000-0000-4000-8000-${n.toString().padStart(12, '0')}`;
 const OFF = 'vni="100" encrypt="off"';
@@ -123,6 +123,29 @@ describe('hook on a sim host', function () {
     for (let i = 0; i < 2; i++) expect((await runHook(cfg, 'again', 'prepare', 'begin', xml)).code).to.equal(0);
     expect(Object.keys((await readLedger(stateDir())).leases)).to.have.length(1);
     expect((await runHook(cfg, 'again', 'release', 'end', xml)).code).to.equal(0);
+    await expectClean();
+  });
+
+  it('forgets leases of an earlier boot without replaying their undo', async () => {
+    const canary = 'vfwtcanary';
+    await simRunner.run({ argv: ['ip', '-n', sim!.a.netns, 'link', 'add', canary, 'type', 'bridge'] });
+    const old = `${U(70)}/0`;
+    await withLedger(stateDir(), async (txn) => {
+      txn.data.bootId = 'a-boot-long-ago';
+      txn.data.leases[old] = {
+        key: old, vm: 'ghost', uuid: U(70), index: 0, pf: 'enp3s0f0np0', vf: 0, pci: '0000:03:00.2', rep: 'enp3s0f0r0',
+        vni: 100, mac: '52:54:00:00:00:70', mtu: 9000, since: '2020-01-01T00:00:00Z', state: 'active',
+        undo: [{ argv: ['ip', '-n', sim!.a.netns, 'link', 'del', canary] }],
+      };
+      txn.data.vnis['100'] = { vni: 100, members: [old], peers: [], undo: [] };
+      await txn.save();
+    });
+    expect((await runHook(cfg, 'fresh', 'prepare', 'begin', domainXml('fresh', U(71), [OFF]))).code).to.equal(0);
+    const ledger = await readLedger(stateDir());
+    expect(Object.values(ledger.leases).map((l) => [l.vm, l.vf])).to.deep.equal([['fresh', 0]]);
+    expect((await links(sim!.a.netns)).has(canary), 'the stale undo did not run').to.equal(true);
+    await simRunner.run({ argv: ['ip', '-n', sim!.a.netns, 'link', 'del', canary] });
+    expect((await runHook(cfg, 'fresh', 'release', 'end', domainXml('fresh', U(71), [OFF]))).code).to.equal(0);
     await expectClean();
   });
 
