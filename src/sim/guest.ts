@@ -3,7 +3,7 @@
 // the guest netns (the lab notes' ns0) and gets the guest's address. Stopping reverses it.
 
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -30,7 +30,8 @@ export interface GuestSpec {
 interface GuestRecord extends GuestSpec {
   uuid: string;
   netns: string;
-  vfDev: string;
+  /** Known once prepare leased a VF. */
+  vfDev?: string;
 }
 
 export async function startGuest(opts: SimOptions, spec: GuestSpec, runner: Runner): Promise<GuestRecord> {
@@ -41,15 +42,17 @@ export async function startGuest(opts: SimOptions, spec: GuestSpec, runner: Runn
   const netns = guestNetns(opts, spec.name);
   if ((await listNetns(runner)).includes(netns)) throw new VfwireError(`sim guest ${spec.name} is already running`);
 
-  await runHook(host, spec.name, ['prepare', 'begin'], xml);
+  // Recorded before the first hook, so a stop after any failure below finds what to release.
+  const rec: GuestRecord = { ...spec, uuid, netns };
+  await writeRecord(opts, rec);
   try {
+    await runHook(host, spec.name, ['prepare', 'begin'], xml);
     await runHook(host, spec.name, ['start', 'begin'], xml);
     await runHook(host, spec.name, ['started', 'begin'], xml);
     const lease = leasesOf(await readLedger(join(host.dir, 'state')), uuid)[0];
     if (!lease?.vfDev) throw new VfwireError(`sim guest ${spec.name}: no lease recorded after prepare`);
-    const rec: GuestRecord = { ...spec, uuid, netns, vfDev: lease.vfDev };
-    await mkdir(join(opts.dir, 'guests'), { recursive: true, mode: 0o700 });
-    await writeFile(recordPath(opts, spec.name), JSON.stringify(rec) + '\n', { mode: 0o600 });
+    rec.vfDev = lease.vfDev;
+    await writeRecord(opts, rec);
     await runner.run({ argv: ['ip', 'netns', 'add', netns] });
     await runner.run({ argv: ['ip', '-n', host.netns, 'link', 'set', 'dev', lease.vfDev, 'netns', netns] });
     await runner.run({
@@ -70,7 +73,8 @@ export async function stopGuest(opts: SimOptions, name: string, runner: Runner):
   if (rec) {
     const host = hostOf(opts, rec.host);
     if ((await listNetns(runner)).includes(netns)) {
-      await runner.run({ argv: ['ip', '-n', netns, 'link', 'set', 'dev', rec.vfDev, 'netns', host.netns] }).catch(() => undefined);
+      // The VF must leave before the netns goes: deleting a netns destroys the veths inside it.
+      if (rec.vfDev) await runner.run({ argv: ['ip', '-n', netns, 'link', 'set', 'dev', rec.vfDev, 'netns', host.netns] }).catch(() => undefined);
       await runner.run({ argv: ['ip', 'netns', 'del', netns] });
     }
     const xml = domainXml(rec, rec.uuid);
@@ -80,13 +84,6 @@ export async function stopGuest(opts: SimOptions, name: string, runner: Runner):
   } else if ((await listNetns(runner)).includes(netns)) {
     await runner.run({ argv: ['ip', 'netns', 'del', netns] });
   }
-}
-
-export async function listGuests(opts: SimOptions): Promise<GuestRecord[]> {
-  const dir = join(opts.dir, 'guests');
-  const files = await readdir(dir).catch(() => [] as string[]);
-  const recs = await Promise.all(files.filter((f) => f.endsWith('.json')).map(async (f) => JSON.parse(await readFile(join(dir, f), 'utf8')) as GuestRecord));
-  return recs.sort((x, y) => x.name.localeCompare(y.name));
 }
 
 /** Runs the installed-layout hook script the way libvirt does: argv, XML on stdin. */
@@ -112,6 +109,11 @@ function domainXml(spec: GuestSpec, uuid: string): string {
 function guestUuid(opts: SimOptions, name: string): string {
   const h = createHash('sha256').update(`${opts.prefix}/${name}`).digest('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+async function writeRecord(opts: SimOptions, rec: GuestRecord): Promise<void> {
+  await mkdir(join(opts.dir, 'guests'), { recursive: true, mode: 0o700 });
+  await writeFile(recordPath(opts, rec.name), JSON.stringify(rec) + '\n', { mode: 0o600 });
 }
 
 function recordPath(opts: SimOptions, name: string): string {
