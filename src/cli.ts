@@ -3,6 +3,7 @@
 
 import { Command, Option } from 'commander';
 import { ExitError, oneLine } from './errors.js';
+import { attachWorkerCommand } from './cli/attach-worker.js';
 import { hookCommand } from './cli/hook.js';
 import { planCommand } from './cli/plan.js';
 import { simCommands } from './cli/sim.js';
@@ -27,6 +28,16 @@ program
   .action(async (vm: string, op: string, sub: string) => {
     const code = await hookCommand(vm, op, sub, config());
     process.exitCode = code;
+  });
+
+program
+  .command('attach-worker', { hidden: true })
+  .description('attach the leased devices of a started VM (spawned by the started hook)')
+  .argument('<uuid>')
+  .argument('<vm>')
+  .requiredOption('--started-at <ms>', 'when the started hook ran (epoch ms), for the latency log')
+  .action(async (uuid: string, vmName: string, o: { startedAt: string }) => {
+    process.exitCode = await attachWorkerCommand(uuid, vmName, { ...o, config: config() });
   });
 
 program
