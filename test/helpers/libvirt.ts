@@ -55,6 +55,8 @@ export interface TestDomain {
   /** Attribute strings of vfwire interfaces; undefined: no vfwire metadata. */
   ifaces?: string[];
   machine?: 'pc' | 'q35';
+  /** Default true; without ACPI the pc machine cannot hot-plug PCI devices. */
+  acpi?: boolean;
 }
 
 /** A diskless VM: firmware finds nothing to boot and idles, which is all a NIC attach needs. */
@@ -67,7 +69,7 @@ export function testDomainXml(d: TestDomain): string {
   <memory unit="MiB">64</memory>
   <vcpu>1</vcpu>
   <os><type arch="x86_64" machine="${d.machine ?? 'pc'}">hvm</type></os>
-  <features><acpi/></features>
+  ${d.acpi === false ? '' : '<features><acpi/></features>'}
   <devices>
     <emulator>/usr/bin/qemu-system-x86_64</emulator>
   </devices>

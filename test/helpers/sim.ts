@@ -17,8 +17,8 @@ export interface TestSim {
   b: SimHost;
 }
 
-export async function upTestSim(vfs = 4): Promise<TestSim> {
-  const opts: SimOptions = { dir: join(mkdtempSync(join(tmpdir(), 'vfwt-')), 'sim'), prefix: `vfwt${randomBytes(3).toString('hex')}`, vfs };
+export async function upTestSim(vfs = 4, flavour: { libvirt?: boolean } = {}): Promise<TestSim> {
+  const opts: SimOptions = { dir: join(mkdtempSync(join(tmpdir(), 'vfwt-')), 'sim'), prefix: `vfwt${randomBytes(3).toString('hex')}`, vfs, ...flavour };
   await simUp(opts, runner);
   const [a, b] = simHosts(opts) as [SimHost, SimHost];
   return { opts, a, b };

@@ -1,0 +1,137 @@
+// End to end on a real libvirt daemon with QEMU: `virsh start` of a tagged VM leases a VF of the
+// sim's libvirt host (host A) and the attach worker plugs it in live; every way a VM ends gives
+// it all back. libvirt runs this checkout's hook through a qemu.d file written for the test.
+
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { readLedger } from '../../src/ledger/store.js';
+import type { Lease } from '../../src/ledger/types.js';
+import {
+  defineDomain, installTestHook, libvirtReachable, removeDomain, removeTestHook, restartLibvirtd, virsh, virtType, waitFor, type TestDomain,
+} from '../helpers/libvirt.js';
+import { downTestSim, runner, upTestSim, type TestSim } from '../helpers/sim.js';
+
+describe('e2e: libvirtd + QEMU', function () {
+  this.timeout(180_000);
+  let sim: TestSim | undefined;
+  let hook: string | undefined;
+  let type: 'kvm' | 'qemu' = 'qemu';
+  const xmlDir = mkdtempSync(join(tmpdir(), 'vfwt-e2e-'));
+  const defined: string[] = [];
+  // Root-netns bridge names follow the VNI: pick one unlikely to be in use on this machine.
+  const VNI = 7_000_000 + Math.floor(Math.random() * 900_000);
+  const OFF = `vni="${VNI}" encrypt="off"`;
+
+  before(async function () {
+    if (!(await libvirtReachable())) {
+      if (process.env.CI) throw new Error('libvirtd is not reachable at qemu:///system');
+      this.skip();
+    }
+    type = await virtType();
+    sim = await upTestSim(2, { libvirt: true });
+    hook = installTestHook(`${sim.opts.prefix}-vfwire`, sim.a.configPath);
+    await restartLibvirtd();
+  });
+
+  after(async () => {
+    for (const name of defined) await removeDomain(name);
+    if (hook) {
+      removeTestHook(hook);
+      await restartLibvirtd();
+    }
+    await downTestSim(sim);
+  });
+
+  const name = (n: string) => `${sim!.opts.prefix}-${n}`;
+  async function define(n: string, d: Partial<TestDomain> = {}): Promise<string> {
+    const full = name(n);
+    await defineDomain(xmlDir, { name: full, type, ...d });
+    defined.push(full);
+    return full;
+  }
+  const leases = async (): Promise<Lease[]> => Object.values((await readLedger(join(sim!.a.dir, 'state'))).leases);
+  const leaseOf = async (vm: string) => (await leases()).find((l) => l.vm === vm);
+  async function rootLinks() {
+    const list = JSON.parse((await runner.run({ argv: ['ip', '-j', 'link', 'show'] })).stdout) as { ifname: string; master?: string }[];
+    return new Map(list.map((l) => [l.ifname, l]));
+  }
+  async function expectNothingLeft(): Promise<void> {
+    await waitFor('leases to be released', async () => ((await leases()).length === 0 ? true : undefined));
+    const host = await rootLinks();
+    expect(host.has(`vfwbr${VNI}`), 'bridge').to.equal(false);
+    expect(host.has(`vfwvx${VNI}`), 'vxlan').to.equal(false);
+    for (let i = 0; i < 2; i++) expect(host.get(`${sim!.a.tapPrefix}${i}`)?.master, `tap ${i} master`).to.equal(undefined);
+  }
+
+  it('virsh start leases a VF and attaches it live; virsh destroy gives everything back', async () => {
+    const vm = await define('vm1', { ifaces: [OFF] });
+    const start = await virsh('start', vm);
+    expect(start.exitCode, start.stderr).to.equal(0);
+    const lease = await waitFor('the live attach', async () => {
+      const l = await leaseOf(vm);
+      return l?.attachedAt ? l : undefined;
+    });
+    expect((await rootLinks()).get(lease.rep)?.master).to.equal(`vfwbr${VNI}`);
+    const iflist = (await virsh('domiflist', vm)).stdout;
+    expect(iflist).to.match(new RegExp(`${lease.rep}\\s+ethernet\\s+-\\s+virtio\\s+${lease.mac}`));
+    expect((await virsh('dumpxml', vm)).stdout).to.include("<alias name='ua-vfwire-0'/>");
+    const log = readFileSync(join(sim!.a.dir, 'log/vfwire.log'), 'utf8');
+    expect(log).to.match(new RegExp(`"message":"attached".*"vm":"${vm}"`));
+
+    expect((await virsh('destroy', vm)).exitCode).to.equal(0);
+    await expectNothingLeft();
+  });
+
+  it('an untagged VM starts and stops with no vfwire trace', async () => {
+    const vm = await define('plain');
+    expect((await virsh('start', vm)).exitCode).to.equal(0);
+    expect((await virsh('destroy', vm)).exitCode).to.equal(0);
+    expect(await leases()).to.deep.equal([]);
+    expect(readFileSync(join(sim!.a.dir, 'log/vfwire.log'), 'utf8')).not.to.include(vm);
+  });
+
+  it('with every VF leased, the next start fails with vfwire\'s one line and leaks nothing', async () => {
+    const [a, b, c] = [await define('full1', { ifaces: [OFF] }), await define('full2', { ifaces: [OFF] }), await define('full3', { ifaces: [OFF] })];
+    for (const vm of [a, b]) expect((await virsh('start', vm)).exitCode).to.equal(0);
+    const third = await virsh('start', c);
+    expect(third.exitCode).to.not.equal(0);
+    expect(third.stderr).to.include(`vfwire: vm ${c}: interface 0: no free VF on enp3s0f0np0 (2 usable, all leased`);
+    expect((await leases()).map((l) => l.vm).sort()).to.deep.equal([a, b].sort());
+    for (const vm of [a, b]) await virsh('destroy', vm);
+    await expectNothingLeft();
+  });
+
+  it('invalid metadata refuses the start, naming the field', async () => {
+    const vm = await define('badvni', { ifaces: ['vni="0"'] });
+    const r = await virsh('start', vm);
+    expect(r.exitCode).to.not.equal(0);
+    expect(r.stderr).to.include(`vfwire: vm ${vm}: interface 0: vni: must be an integer 1..16777215`);
+    expect((await virsh('domstate', vm)).stdout.trim()).to.equal('shut off');
+  });
+
+  it('leases survive a daemon restart; a QEMU killed with SIGKILL leaves nothing behind', async () => {
+    const vm = await define('sturdy', { ifaces: [OFF] });
+    expect((await virsh('start', vm)).exitCode).to.equal(0);
+    await waitFor('the live attach', async () => ((await leaseOf(vm))?.attachedAt ? true : undefined));
+    await restartLibvirtd();
+    expect((await virsh('domstate', vm)).stdout.trim()).to.equal('running');
+    expect((await leaseOf(vm))?.state).to.equal('active');
+
+    const pid = Number(readFileSync(`/run/libvirt/qemu/${vm}.pid`, 'utf8'));
+    await execa('kill', ['-KILL', String(pid)]);
+    await waitFor('libvirt to notice', async () => ((await virsh('domstate', vm)).stdout.trim() === 'shut off' ? true : undefined));
+    await expectNothingLeft();
+  });
+
+  it('a VF that cannot be attached stops the VM (fail closed)', async () => {
+    // Without ACPI the pc machine's PCI bus has no hotplug: libvirt refuses the live attach.
+    const vm = await define('nohotplug', { ifaces: [OFF], acpi: false });
+    expect((await virsh('start', vm)).exitCode).to.equal(0);
+    await waitFor('the worker to stop the VM', async () => ((await virsh('domstate', vm)).stdout.trim() === 'shut off' ? true : undefined));
+    await expectNothingLeft();
+    expect(readFileSync(join(sim!.a.dir, 'log/vfwire.log'), 'utf8')).to.match(/"error":"[^"]*does not support hotplugging".*"message":"attach failed"/);
+  });
+});
