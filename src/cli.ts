@@ -4,6 +4,7 @@
 import { Command, Option } from 'commander';
 import { ExitError, oneLine } from './errors.js';
 import { attachWorkerCommand } from './cli/attach-worker.js';
+import { gcCommand } from './cli/gc.js';
 import { hookCommand } from './cli/hook.js';
 import { planCommand } from './cli/plan.js';
 import { simCommands } from './cli/sim.js';
@@ -53,6 +54,12 @@ program
   .description('leases and VNIs on this host')
   .option('--json', 'machine-readable output')
   .action((o: { json?: boolean }) => statusCommand({ ...o, config: config() }));
+
+program
+  .command('gc')
+  .description('free leases whose VM is gone and vfwire devices no lease accounts for (after a crash)')
+  .option('--dry-run', 'print what would be freed and the exact commands; change nothing')
+  .action((o: { dryRun?: boolean }) => gcCommand({ ...o, config: config() }));
 
 const vm = program.command('vm').description("read and write a domain's vfwire metadata");
 vm.command('set')

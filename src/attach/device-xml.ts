@@ -13,8 +13,9 @@ export function deviceAlias(lease: Pick<Lease, 'index'>): string {
   return `ua-vfwire-${lease.index}`;
 }
 
-export function renderDeviceXml(backend: 'real' | 'sim', lease: Lease): string {
-  if (backend === 'real') {
+export function renderDeviceXml(lease: Lease): string {
+  if (lease.attach === 'netns') throw new Error(`lease ${lease.key}: a netns guest's VF is not attached by libvirt`);
+  if (lease.attach === 'hostdev') {
     const m = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/.exec(lease.pci);
     if (!m) throw new Error(`lease ${lease.key}: PCI address "${lease.pci}" is not DDDD:BB:SS.F`);
     return fill('hostdev-interface.xml', { mac: lease.mac, pciDomain: m[1]!, pciBus: m[2]!, pciSlot: m[3]!, pciFunction: m[4]!, alias: deviceAlias(lease) });

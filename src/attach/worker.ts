@@ -38,7 +38,7 @@ export interface WorkerDeps {
 
 /** Leases that become a device of the running VM (a sim netns guest's VF moves by itself). */
 export function needsLiveAttach(lease: Lease): boolean {
-  return lease.vfDev === undefined;
+  return lease.attach !== 'netns';
 }
 
 export async function runAttachWorker(vm: string, uuid: string, startedAt: number, deps: WorkerDeps): Promise<boolean> {
@@ -49,7 +49,7 @@ export async function runAttachWorker(vm: string, uuid: string, startedAt: numbe
   try {
     dom = await deps.openDomain(cfg.libvirtUri, uuid);
     for (const lease of leases) {
-      await attachWithRetry(dom, renderDeviceXml(cfg.backend, lease), startedAt + cfg.attachTimeoutMs, deps);
+      await attachWithRetry(dom, renderDeviceXml(lease), startedAt + cfg.attachTimeoutMs, deps);
       const at = new Date();
       await withLedger(cfg.stateDir, async (txn) => {
         const l = txn.data.leases[lease.key];

@@ -16,7 +16,7 @@ export async function statusCommand(opts: { json?: boolean; config?: string }): 
   }
   const lt = makeTable(['VM', 'IF', 'PF', 'VF', 'PCI', 'REPRESENTOR', 'VNI', 'MAC', 'MTU', 'STATE', 'SINCE', 'ATTACHED']);
   const time = (iso?: string) => (iso ? iso.replace(/\.\d+Z$/, 'Z') : '-');
-  for (const l of leases) lt.push([l.vm, l.index, l.pf, l.vf, l.pci, l.rep, l.vni, l.mac, l.mtu, l.state, time(l.since), l.vfDev ? 'netns guest' : time(l.attachedAt)]);
+  for (const l of leases) lt.push([l.vm, l.index, l.pf, l.vf, l.pci, l.rep, l.vni, l.mac, l.mtu, l.state, time(l.since), l.attach === 'netns' ? 'netns guest' : time(l.attachedAt)]);
   const vt = makeTable(['VNI', 'MEMBERS', 'PEERS']);
   const vmOf = (key: string) => data.leases[key] ? `${data.leases[key]!.vm}#${data.leases[key]!.index}` : key;
   for (const v of vnis) vt.push([v.vni, v.members.map(vmOf).join(', '), v.peers.join(', ') || '-']);

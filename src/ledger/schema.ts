@@ -35,6 +35,7 @@ const leaseSchema = z.strictObject({
   mtu: count,
   since: z.string().min(1),
   state: z.enum(['preparing', 'active']),
+  attach: z.enum(['hostdev', 'ethernet', 'netns']),
   attachedAt: z.string().optional(),
   undo: z.array(commandSchema),
 });

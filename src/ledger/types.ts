@@ -7,6 +7,12 @@ export const LEDGER_SCHEMA = 1;
 
 export type LeaseState = 'preparing' | 'active';
 
+/**
+ * How the VM gets the VF: a PCI hostdev (real backend), the tap that is its representor (the
+ * sim's libvirt host), or, for the sim's netns guests, nothing libvirt does at all.
+ */
+export type AttachKind = 'hostdev' | 'ethernet' | 'netns';
+
 export interface Lease {
   /** `${uuid}/${index}` */
   key: string;
@@ -26,6 +32,7 @@ export interface Lease {
   /** ISO time the lease was taken. */
   since: string;
   state: LeaseState;
+  attach: AttachKind;
   /** ISO time the device was attached to the running VM (live attach); absent until then. */
   attachedAt?: string;
   /** Undo commands of this lease's applied steps, in the order they were applied. */

@@ -63,6 +63,7 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
       mtu,
       since: now.toISOString(),
       state: 'preparing',
+      attach: cfg.backend === 'real' ? 'hostdev' : vf.netdev ? 'netns' : 'ethernet',
       undo: [],
     });
   }

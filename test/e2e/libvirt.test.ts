@@ -7,7 +7,9 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { readLedger } from '../../src/ledger/store.js';
+import { readLedger, withLedger } from '../../src/ledger/store.js';
+import { HOOK_SCRIPT } from '../../src/sim/guest.js';
+import { CLI } from '../helpers/cli.js';
 import type { Lease } from '../../src/ledger/types.js';
 import {
   defineDomain, installTestHook, libvirtReachable, removeDomain, removeTestHook, restartLibvirtd, virsh, virtType, waitFor, type TestDomain,
@@ -124,6 +126,34 @@ describe('e2e: libvirtd + QEMU', function () {
     await execa('kill', ['-KILL', String(pid)]);
     await waitFor('libvirt to notice', async () => ((await virsh('domstate', vm)).stdout.trim() === 'shut off' ? true : undefined));
     await expectNothingLeft();
+  });
+
+  it('vfwire gc frees what a crash left: a lease without its VM and an unrecorded bridge', async () => {
+    // A prepare whose VM never ran (libvirtd died right after the hook, say), an hour ago...
+    const ghost = '00000000-0000-4000-8000-0000000000aa';
+    const xml = `<domain><name>ghost</name><uuid>${ghost}</uuid><metadata><v:net xmlns:v="https://vfwire.dev/xmlns/1.0"><v:interface ${OFF}/></v:net></metadata></domain>`;
+    expect((await execa(HOOK_SCRIPT, ['ghost', 'prepare', 'begin', '-'], { input: xml, env: { VFWIRE_CONFIG: sim!.a.configPath }, reject: false })).exitCode).to.equal(0);
+    await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
+      txn.data.leases[`${ghost}/0`]!.since = new Date(Date.now() - 3_600_000).toISOString();
+      await txn.save();
+    });
+    // ... and a bridge of a VNI the ledger never heard of.
+    const orphan = `vfwbr${VNI + 1}`;
+    await runner.run({ argv: ['ip', 'link', 'add', orphan, 'type', 'bridge'] });
+
+    const gc = (...args: string[]) => execa('node', [CLI, '--config', sim!.a.configPath, 'gc', ...args], { reject: false });
+    const dry = await gc('--dry-run');
+    expect(dry.exitCode, dry.stderr).to.equal(0);
+    expect(dry.stdout).to.include('lease ghost#0: its domain is not running').and.include(`leftover ${orphan}: not in the ledger`).and.include(`ip link del ${orphan}`);
+    expect((await leases()).map((l) => l.vm)).to.deep.equal(['ghost']);
+    expect((await rootLinks()).has(orphan)).to.equal(true);
+
+    const real = await gc();
+    expect(real.exitCode, real.stderr).to.equal(0);
+    expect(real.stdout).to.include('released 1 lease(s), removed 1 leftover(s)');
+    expect((await rootLinks()).has(orphan)).to.equal(false);
+    await expectNothingLeft();
+    expect((await gc()).stdout.trim()).to.equal('nothing to collect');
   });
 
   it('a VF that cannot be attached stops the VM (fail closed)', async () => {

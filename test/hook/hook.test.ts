@@ -134,7 +134,7 @@ describe('hook on a sim host', function () {
       txn.data.bootId = 'a-boot-long-ago';
       txn.data.leases[old] = {
         key: old, vm: 'ghost', uuid: U(70), index: 0, pf: 'enp3s0f0np0', vf: 0, pci: '0000:03:00.2', rep: 'enp3s0f0r0',
-        vni: 100, mac: '52:54:00:00:00:70', mtu: 9000, since: '2020-01-01T00:00:00Z', state: 'active',
+        vni: 100, mac: '52:54:00:00:00:70', mtu: 9000, since: '2020-01-01T00:00:00Z', state: 'active', attach: 'ethernet',
         undo: [{ argv: ['ip', '-n', sim!.a.netns, 'link', 'del', canary] }],
       };
       txn.data.vnis['100'] = { vni: 100, members: [old], peers: [], undo: [] };

@@ -56,6 +56,7 @@ async function lease(txn: LedgerTxn, poolSize: number, id: string): Promise<numb
     mtu: 1500,
     since: new Date().toISOString(),
     state: 'preparing',
+    attach: 'hostdev',
     undo: [],
   };
   txn.data.leases[entry.key] = entry;

@@ -34,6 +34,7 @@ describe('ledger schema', () => {
           mtu: 9000,
           since: '2025-01-01T00:00:00.000Z',
           state: 'active',
+          attach: 'hostdev',
           undo: [{ argv: ['ip', '-batch', '-'], stdin: 'link set dev enp59s0f0r5 nomaster\n' }],
         },
       },

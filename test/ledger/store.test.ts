@@ -355,6 +355,7 @@ function lease(vm: string, vf: number, uuid = UUID, index = 0): Lease {
     mtu: 1500,
     since: '2025-01-01T00:00:00.000Z',
     state: 'preparing',
+    attach: 'hostdev',
     undo: [{ argv: ['ip', 'link', 'set', 'enp59s0f0np0', 'vf', String(vf), 'vlan', '0'] }],
   };
 }

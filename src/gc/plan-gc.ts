@@ -1,0 +1,61 @@
+// What `vfwire gc` frees, decided from plain data: the ledger, the VMs libvirt says are running
+// and the links the host has. Pure, so `gc --dry-run` prints exactly what `gc` would run.
+
+import type { LedgerData } from '../ledger/types.js';
+import { planReleaseKeys } from '../plan/release.js';
+import type { Command } from '../plan/step.js';
+import { ip } from '../plan/tools.js';
+
+export interface HostLink {
+  name: string;
+  master?: string;
+  /** The netns it lives in (undefined: the host's own). */
+  netns?: string;
+}
+
+export interface GcInput {
+  ledger: LedgerData;
+  /** UUIDs of the domains libvirt runs (a start in progress counts as running). */
+  running: Set<string>;
+  links: HostLink[];
+  /** Leases younger than this are left alone: their VM may be between prepare and running. */
+  notBefore: Date;
+}
+
+export interface GcPlan {
+  /** Leases whose VM is gone, with why. */
+  staleLeases: { key: string; vm: string; why: string }[];
+  /** Release commands of those leases, then removal of unrecorded leftovers. */
+  commands: Command[];
+  /** Human-readable, one line per leftover found outside the ledger. */
+  leftovers: string[];
+}
+
+// Bridges and VXLAN devices vfwire creates (overlay/names.ts); nothing else is ever deleted.
+const OURS = /^vfw(br|vx)(\d{1,8})$/;
+
+/** Sim netns guests are not libvirt domains: their leases are the sim's to release. */
+export function planGc({ ledger, running, links, notBefore }: GcInput): GcPlan {
+  const stale = Object.values(ledger.leases).filter((l) => l.attach !== 'netns' && !running.has(l.uuid) && new Date(l.since) < notBefore);
+  const release = planReleaseKeys(ledger, stale.map((l) => l.key));
+  const going = new Set(stale.map((l) => l.key));
+
+  // What the ledger still holds after the stale leases go.
+  const keptVnis = new Set(Object.values(ledger.vnis).filter((v) => v.members.some((m) => !going.has(m))).map((v) => v.vni));
+  const keptReps = new Set(Object.values(ledger.leases).filter((l) => !going.has(l.key)).map((l) => l.rep));
+  const releasedDevices = new Set(release.commands.flatMap((c) => c.argv));
+
+  const leftovers: string[] = [];
+  const commands = [...release.commands];
+  for (const link of links) {
+    const m = OURS.exec(link.name);
+    if (m && !keptVnis.has(Number(m[2])) && !releasedDevices.has(link.name)) {
+      leftovers.push(`${link.name}${link.netns ? ` (netns ${link.netns})` : ''}: not in the ledger`);
+      commands.push({ argv: ip(link.netns, 'link', 'del', link.name) });
+    } else if (!m && link.master && OURS.test(link.master) && !keptReps.has(link.name) && !releasedDevices.has(link.name)) {
+      leftovers.push(`${link.name}: port of ${link.master} without a lease`);
+      commands.push({ argv: ip(link.netns, 'link', 'set', 'dev', link.name, 'nomaster', 'down') });
+    }
+  }
+  return { staleLeases: stale.map((l) => ({ key: l.key, vm: l.vm, why: 'its domain is not running' })), commands, leftovers };
+}
