@@ -63,10 +63,10 @@ program
 
 const vm = program.command('vm').description("read and write a domain's vfwire metadata");
 vm.command('set')
-  .description('tag a defined domain with a vfwire interface (takes effect at its next start)')
+  .description('tag a defined domain with a vfwire interface, or change one (takes effect at its next start)')
   .argument('<vm>', 'domain name')
-  .requiredOption('--vni <n>', 'VXLAN network identifier, 1..16777215')
-  .option('--index <n>', 'interface to set; the next free index adds one', '0')
+  .option('--vni <n>', 'VXLAN network identifier, 1..16777215 (required for a new interface)')
+  .option('--index <n>', 'interface to set; flags not given keep their value; the next free index adds one', '0')
   .option('--mac <mac>', 'guest MAC (default: stable, derived from the domain UUID)')
   .option('--mtu <n>', 'guest MTU (default: config vf_mtu, bounded by the overlay)')
   .addOption(new Option('--encrypt <mode>', 'inter-host encryption').choices(['required', 'off']))

@@ -54,6 +54,15 @@ describe('vfwire vm set/show/unset (libvirtd)', function () {
     expect((await virsh('dumpxml', '--inactive', name)).stdout).not.to.include('mac=');
   });
 
+  it('changes one field of an existing interface and keeps the others', async () => {
+    expect((await vfwire(['vm', 'set', name, '--index', '1', '--mtu', '8000'])).code).to.equal(0);
+    const show = JSON.parse((await vfwire(['vm', 'show', name, '--json'])).stdout);
+    expect(show.interfaces[1]).to.include({ vni: 200, mtu: 8000, encrypt: 'required' });
+    const noVni = await vfwire(['vm', 'set', name, '--index', '2', '--mtu', '1500']);
+    expect(noVni.code).to.equal(1);
+    expect(noVni.stderr).to.match(/interface 2: vni: required for a new interface/);
+  });
+
   it('refuses invalid input with one line naming the field, and changes nothing', async () => {
     const before = (await vfwire(['vm', 'show', name, '--json'])).stdout;
     for (const [flag, value, field] of [['--vni', '0', 'vni'], ['--vni', '16777216', 'vni'], ['--mac', '01:00:5e:00:00:01', 'mac'], ['--mtu', 'big', 'mtu']] as const) {
