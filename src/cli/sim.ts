@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { ExecRunner } from '../exec/runner.js';
 import { ExitError } from '../errors.js';
 import { runDemo } from '../sim/demo.js';
+import { runLibvirtDemo } from '../sim/libvirt-demo.js';
 import { startGuest, stopGuest } from '../sim/guest.js';
 import { readSimOptions, simDown, simUp } from '../sim/sim-host.js';
 import { DEFAULT_SIM, simHosts, type SimOptions } from '../sim/topology.js';
@@ -71,17 +72,22 @@ export function simCommands(program: Command): void {
 
   sim
     .command('demo')
-    .description('sim up, start guests on VNIs 100 and 200, show status and the isolation proof, clean up')
+    .description('netns guests on VNIs 100 and 200 with the isolation proof, then QEMU VMs through libvirtd; cleans up')
     .option('--dir <path>', 'sim state directory', '/run/vfwire-demo')
     .option('--prefix <name>', 'netns name prefix', 'vfwdemo')
-    .option('--keep', 'leave the sim and guests running')
-    .action(async (o: { dir: string; prefix: string; keep?: boolean }) => {
+    .option('--keep', 'leave the netns sim and its guests running (skips the libvirt part)')
+    .option('--no-libvirt', 'skip the part with libvirtd and QEMU VMs')
+    .action(async (o: { dir: string; prefix: string; keep?: boolean; libvirt: boolean }) => {
       const opts: SimOptions = { dir: o.dir, prefix: o.prefix, vfs: DEFAULT_SIM.vfs };
-      const hosts = simHosts(opts);
-      const ok = await runDemo(opts, runner, {
-        say: (line) => console.log(line),
-        status: (id) => statusCommand({ config: hosts.find((h) => h.id === id)!.configPath }),
-      }, o.keep);
+      const io = (sim: SimOptions) => ({
+        say: (line: string) => console.log(line),
+        status: (id: 'a' | 'b') => statusCommand({ config: simHosts(sim).find((h) => h.id === id)!.configPath }),
+      });
+      let ok = await runDemo(opts, runner, io(opts), o.keep);
+      if (o.libvirt && !o.keep) {
+        const lv: SimOptions = { dir: `${o.dir}-libvirt`, prefix: `${o.prefix}l`, vfs: 2, libvirt: true };
+        ok = (await runLibvirtDemo(lv, runner, io(lv))) && ok;
+      }
       if (!ok) throw new ExitError(1);
     });
 }

@@ -21,6 +21,7 @@ export interface DemoIo {
   status(host: 'a' | 'b'): Promise<void>;
 }
 
+/** Part 1: netns guests and the isolation proof. Part 2 (sim/libvirt-demo.ts): libvirt + QEMU. */
 export async function runDemo(opts: SimOptions, runner: Runner, io: DemoIo, keep = false): Promise<boolean> {
   io.say(`1. Two simulated hosts (netns ${opts.prefix}-a, ${opts.prefix}-b), ${opts.vfs} VFs each, underlay 198.18.0.1 <-> 198.18.0.2`);
   await simUp(opts, runner);

@@ -12,8 +12,8 @@ import { HOOK_SCRIPT } from '../../src/sim/guest.js';
 import { CLI } from '../helpers/cli.js';
 import type { Lease } from '../../src/ledger/types.js';
 import {
-  defineDomain, installTestHook, libvirtReachable, removeDomain, removeTestHook, restartLibvirtd, virsh, virtType, waitFor, type TestDomain,
-} from '../helpers/libvirt.js';
+  defineDiskless, installSimHook, libvirtReachable, removeDomain, removeSimHook, restartLibvirtd, virsh, virtType, waitFor, type DisklessDomain,
+} from '../../src/sim/libvirtd.js';
 import { downTestSim, runner, upTestSim, type TestSim } from '../helpers/sim.js';
 
 describe('e2e: libvirtd + QEMU', function () {
@@ -34,23 +34,23 @@ describe('e2e: libvirtd + QEMU', function () {
     }
     type = await virtType();
     sim = await upTestSim(2, { libvirt: true });
-    hook = installTestHook(`${sim.opts.prefix}-vfwire`, sim.a.configPath);
+    hook = installSimHook(`${sim.opts.prefix}-vfwire`, sim.a.configPath);
     await restartLibvirtd();
   });
 
   after(async () => {
     for (const name of defined) await removeDomain(name);
     if (hook) {
-      removeTestHook(hook);
+      removeSimHook(hook);
       await restartLibvirtd();
     }
     await downTestSim(sim);
   });
 
   const name = (n: string) => `${sim!.opts.prefix}-${n}`;
-  async function define(n: string, d: Partial<TestDomain> = {}): Promise<string> {
+  async function define(n: string, d: Partial<DisklessDomain> = {}): Promise<string> {
     const full = name(n);
-    await defineDomain(xmlDir, { name: full, type, ...d });
+    await defineDiskless(xmlDir, { name: full, type, ...d });
     defined.push(full);
     return full;
   }

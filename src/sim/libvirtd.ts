@@ -1,30 +1,32 @@
-// Real libvirtd for end-to-end tests: a hook that points at a sim host's config, daemon
-// restarts (libvirt discovers hooks only when it starts), tiny diskless QEMU domains.
+// The machine's libvirt daemon as the sim's libvirt host uses it: a qemu.d hook that runs this
+// checkout's hook against a sim host's config, daemon restarts (libvirt discovers hooks only
+// when it starts), and tiny diskless QEMU domains.
 
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { execa } from 'execa';
+import { VFWIRE_NS } from '../domain/interface-spec.js';
+import { HOOK_SCRIPT } from './guest.js';
 
-export const URI = 'qemu:///system';
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const LIBVIRT_URI = 'qemu:///system';
 const HOOK_DIR = '/etc/libvirt/hooks/qemu.d';
 
-export const virsh = (...args: string[]) => execa('virsh', ['-c', URI, ...args], { reject: false, timeout: 120_000 });
+export const virsh = (...args: string[]) => execa('virsh', ['-c', LIBVIRT_URI, ...args], { reject: false, timeout: 120_000 });
 
 export async function libvirtReachable(): Promise<boolean> {
-  return (await virsh('version')).exitCode === 0;
+  return (await virsh('version').catch(() => ({ exitCode: 1 }))).exitCode === 0;
 }
 
-/** A qemu.d hook running this checkout's hooks/qemu against the given config. */
-export function installTestHook(name: string, configPath: string): string {
+/** A qemu.d hook (name must be unique to the sim) running this checkout's hook with `configPath`. */
+export function installSimHook(name: string, configPath: string): string {
+  if (!/^[a-z0-9-]{1,40}$/.test(name)) throw new Error(`hook name "${name}"`);
   mkdirSync(HOOK_DIR, { recursive: true });
   const path = join(HOOK_DIR, name);
-  writeFileSync(path, `#!/bin/sh\n# vfwire test hook, removed by the test that wrote it\nexport VFWIRE_CONFIG='${configPath}'\nexec '${REPO}/hooks/qemu' "$@"\n`, { mode: 0o755 });
+  writeFileSync(path, `#!/bin/sh\n# vfwire sim hook, removed with the sim that wrote it\nexport VFWIRE_CONFIG='${configPath}'\nexec '${HOOK_SCRIPT}' "$@"\n`, { mode: 0o755 });
   return path;
 }
 
-export function removeTestHook(path: string): void {
+export function removeSimHook(path: string): void {
   rmSync(path, { force: true });
 }
 
@@ -41,7 +43,7 @@ export async function restartLibvirtd(): Promise<void> {
     if (await libvirtReachable()) return;
     await sleep(200);
   }
-  throw new Error('libvirtd did not come back');
+  throw new Error('libvirtd did not come back after a restart');
 }
 
 /** KVM when libvirt can use it here, TCG otherwise. */
@@ -49,7 +51,7 @@ export async function virtType(): Promise<'kvm' | 'qemu'> {
   return (await virsh('domcapabilities', '--virttype', 'kvm')).exitCode === 0 ? 'kvm' : 'qemu';
 }
 
-export interface TestDomain {
+export interface DisklessDomain {
   name: string;
   type: 'kvm' | 'qemu';
   /** Attribute strings of vfwire interfaces; undefined: no vfwire metadata. */
@@ -59,29 +61,25 @@ export interface TestDomain {
   acpi?: boolean;
 }
 
-/** A diskless VM: firmware finds nothing to boot and idles, which is all a NIC attach needs. */
-export function testDomainXml(d: TestDomain): string {
-  const meta = d.ifaces
-    ? `<metadata><vfwire:net xmlns:vfwire="https://vfwire.dev/xmlns/1.0">${d.ifaces.map((a) => `<vfwire:interface ${a}/>`).join('')}</vfwire:net></metadata>`
-    : '';
+/** A VM without disks: its firmware finds nothing to boot and idles, all a NIC attach needs. */
+export function disklessDomainXml(d: DisklessDomain): string {
+  const meta = d.ifaces ? `\n  <metadata><vfwire:net xmlns:vfwire="${VFWIRE_NS}">${d.ifaces.map((a) => `<vfwire:interface ${a}/>`).join('')}</vfwire:net></metadata>` : '';
   return `<domain type="${d.type}">
   <name>${d.name}</name>${meta}
   <memory unit="MiB">64</memory>
   <vcpu>1</vcpu>
   <os><type arch="x86_64" machine="${d.machine ?? 'pc'}">hvm</type></os>
   ${d.acpi === false ? '' : '<features><acpi/></features>'}
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-  </devices>
+  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
 </domain>
 `;
 }
 
-export async function defineDomain(dir: string, d: TestDomain): Promise<void> {
+export async function defineDiskless(dir: string, d: DisklessDomain): Promise<void> {
   const file = join(dir, `${d.name}.xml`);
-  writeFileSync(file, testDomainXml(d));
+  writeFileSync(file, disklessDomainXml(d));
   const r = await virsh('define', file);
-  if (r.exitCode !== 0) throw new Error(`virsh define ${d.name}: ${r.stderr}`);
+  if (r.exitCode !== 0) throw new Error(`virsh define ${d.name}: ${r.stderr.trim()}`);
 }
 
 export async function removeDomain(name: string): Promise<void> {
