@@ -12,7 +12,7 @@ import { closeLogger, createLogger } from '../log.js';
 import { dropLeases, forgetEarlierBoot } from '../ledger/record.js';
 import { withLedger } from '../ledger/store.js';
 import { formatCommand } from '../plan/step.js';
-import { ip } from '../plan/tools.js';
+import { ip } from '../exec/tools.js';
 
 // A VM between its prepare hook and running QEMU is not "gone"; leave young leases alone.
 const GRACE_MS = 120_000;

@@ -1,5 +1,6 @@
-// The only place vfwire starts a child process: argv arrays through execa, never a shell, each
-// with a bounded timeout (libvirt waits for a hook forever, and a hung hook blocks the domain).
+// How vfwire runs host commands (ip, bridge, virsh): argv arrays through execa, never a shell,
+// each with a bounded timeout (libvirt waits for a hook forever, and a hung hook blocks the
+// domain). The sim's own helpers that drive libvirtd and the hook script use execa the same way.
 
 import { execa } from 'execa';
 import { NotFoundError, VfwireError } from '../errors.js';
@@ -42,14 +43,5 @@ export class ExecRunner implements Runner {
     const message = `${formatCommand(cmd)}: ${what}${detail ? `: ${detail}` : ''}`;
     if (!res.timedOut && ABSENT.test(res.stderr)) throw new NotFoundError(message);
     throw new CommandError(message);
-  }
-}
-
-/** Prints or records instead of running: `--dry-run` and tests of what would run. */
-export class RecordingRunner implements Runner {
-  readonly lines: string[] = [];
-  async run(cmd: Command): Promise<RunResult> {
-    this.lines.push(formatCommand(cmd));
-    return { stdout: '', stderr: '' };
   }
 }

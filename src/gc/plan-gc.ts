@@ -4,7 +4,7 @@
 import type { LedgerData } from '../ledger/types.js';
 import { planReleaseKeys } from '../plan/release.js';
 import type { Command } from '../plan/step.js';
-import { ip } from '../plan/tools.js';
+import { ip } from '../exec/tools.js';
 
 export interface HostLink {
   name: string;

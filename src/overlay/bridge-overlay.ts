@@ -3,7 +3,7 @@
 // VMs on that VNI. Renders steps; runs nothing.
 
 import type { Step } from '../plan/step.js';
-import { bridge, ip } from '../plan/tools.js';
+import { bridge, ip } from '../exec/tools.js';
 import { bridgeName, VXLAN_PORT, vxlanName } from './names.js';
 
 export interface OverlayHost {

@@ -5,7 +5,7 @@
 // netdev is a libvirt host's tap: its MAC is set by QEMU from the attached interface's XML.
 
 import type { Step } from './step.js';
-import { ip } from './tools.js';
+import { ip } from '../exec/tools.js';
 
 export interface VfTarget {
   leaseKey: string;
