@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-packages=(iproute2 iputils-ping libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils)
+packages=(iproute2 iputils-ping ethtool libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -20,6 +20,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# `offload packet` in ip-xfrm needs iproute2 >= 6.2; Debian 12 has 6.1. The IPsec tests check
+# vfwire's xfrm commands with bookworm-backports' ip, unpacked beside the system's, not over it.
+NEW_IP=/opt/vfwire/iproute2
+if [ ! -x "$NEW_IP/bin/ip" ]; then
+  if ! apt-cache policy iproute2 | grep -q bpo; then
+    # The backports suite on the same mirror the machine's bookworm suite comes from.
+    uri=$(awk '/^URIs:/ {u=$2} /^Suites:.*bookworm( |$)/ {print u; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null)
+    [ -n "$uri" ] || uri=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+    echo "deb $uri bookworm-backports main" > /etc/apt/sources.list.d/vfwire-backports.list
+    apt-get update -qq
+  fi
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -qq iproute2/bookworm-backports 2>/dev/null && dpkg -x iproute2_*.deb x)
+  mkdir -p "$NEW_IP/bin" && cp "$tmp/x/bin/ip" "$NEW_IP/bin/ip" && rm -rf "$tmp"
+  echo "bootstrap: $("$NEW_IP/bin/ip" -V) in $NEW_IP"
 fi
 
 if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then

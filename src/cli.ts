@@ -6,6 +6,7 @@ import { ExitError, oneLine } from './errors.js';
 import { attachWorkerCommand } from './cli/attach-worker.js';
 import { gcCommand } from './cli/gc.js';
 import { hookCommand } from './cli/hook.js';
+import { ipsecCommands } from './cli/ipsec.js';
 import { planCommand } from './cli/plan.js';
 import { simCommands } from './cli/sim.js';
 import { statusCommand } from './cli/status.js';
@@ -79,6 +80,7 @@ vm.command('show')
   .action(vmShow);
 vm.command('unset').description("remove a domain's vfwire metadata").argument('<vm>', 'domain name').action(vmUnset);
 
+ipsecCommands(program, config);
 simCommands(program);
 
 try {

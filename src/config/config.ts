@@ -31,7 +31,7 @@ export interface Config {
   vfMtu: number;
   pfs: PfConfig[];
   peers: PeerConfig[];
-  ipsec: { mode: 'off' };
+  ipsec: { mode: 'off' | 'static'; keyDir: string; allowSoftwareCrypto: boolean; priority: number };
   libvirtUri: string;
   onAttachFailure: 'stop' | 'keep';
   attachTimeoutMs: number;
@@ -89,7 +89,7 @@ function normalize(raw: RawConfig, path: string): Config {
     vfMtu: raw.vf_mtu,
     pfs,
     peers: raw.peers,
-    ipsec: raw.ipsec,
+    ipsec: { mode: raw.ipsec.mode, keyDir: raw.ipsec.key_dir, allowSoftwareCrypto: raw.ipsec.allow_software_crypto, priority: raw.ipsec.priority },
     libvirtUri: raw.libvirt_uri,
     onAttachFailure: raw.on_attach_failure,
     attachTimeoutMs: raw.attach_timeout_ms,

@@ -52,9 +52,18 @@ export const configSchema = z
       )
       .default([]),
     ipsec: z
-      .object({ mode: z.enum(['off']).default('off') })
+      .object({
+        /** off: no encryption; static: the lab notes' xfrm SAs with keys from key_dir. */
+        mode: z.enum(['off', 'static']).default('off'),
+        /** static: one 0600 key file per peer, <key_dir>/<peer>.key (vfwire ipsec keygen). */
+        key_dir: z.string().min(1).default('/etc/vfwire/keys'),
+        /** Fail closed: without NIC ESP offload a VM that requires encryption does not start. */
+        allow_software_crypto: z.boolean().default(false),
+        /** xfrm policy priority, as in the lab notes. */
+        priority: z.number().int().min(0).max(65535).default(12),
+      })
       .strict()
-      .default({ mode: 'off' }),
+      .default({ mode: 'off', key_dir: '/etc/vfwire/keys', allow_software_crypto: false, priority: 12 }),
     /** libvirt connection of the attach worker (hooks themselves never call libvirt). */
     libvirt_uri: z.string().min(1).default('qemu:///system'),
     /** When a VF cannot be attached to a started VM: stop the VM (fail closed) or keep it running without. */

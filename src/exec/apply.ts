@@ -9,6 +9,8 @@ export interface ApplyOptions {
   vm?: string;
   /** Test-only fault injection: step number `failAt` (0-based) fails instead of running. */
   failAt?: number;
+  /** Told of each step that ran, before the next one starts. */
+  onApplied?: (step: Step) => void;
 }
 
 export async function applySteps(steps: Step[], runner: Runner, opts: ApplyOptions = {}): Promise<void> {
@@ -18,6 +20,7 @@ export async function applySteps(steps: Step[], runner: Runner, opts: ApplyOptio
       if (i === opts.failAt) throw new VfwireError('injected failure (VFWIRE_TEST_FAIL_STEP)');
       await runner.run(step.do);
       done.push(step);
+      opts.onApplied?.(step);
     } catch (cause) {
       const undoErrors = await undoAll(done.reverse().flatMap((s) => (s.undo ? [s.undo] : [])), runner);
       const also = undoErrors.length ? ` (and ${undoErrors.length} undo step(s) failed: ${undoErrors.map((e) => e.message).join('; ')})` : '';

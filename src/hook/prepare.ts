@@ -3,6 +3,9 @@
 // crash in between can leak a VF without a trace in the ledger.
 
 import type { DomainRequest } from '../domain/interface-spec.js';
+import { ValidationError } from '../errors.js';
+import { hasEspOffload } from '../host/esp-offload.js';
+import { peersOf } from '../plan/peers.js';
 import { applySteps } from '../exec/apply.js';
 import { readInventory } from '../host/inventory.js';
 import { dropLeases, markActive, recordPlan } from '../ledger/record.js';
@@ -14,6 +17,7 @@ import { releaseLocked } from './release.js';
 export async function prepare(req: DomainRequest, ctx: HookContext): Promise<void> {
   const { cfg, log } = ctx;
   const t0 = performance.now();
+  await checkNicEncrypts(req, ctx);
   await withLedger(
     cfg.stateDir,
     async (txn) => {
@@ -40,4 +44,19 @@ export async function prepare(req: DomainRequest, ctx: HookContext): Promise<voi
     },
     { timeoutMs: cfg.lockTimeoutMs },
   );
+}
+
+// Fail closed: a VM that requires encryption gets it from the NIC, or, only when the config
+// says so, from the CPU. Checked before the lock: it reads the NIC, not the ledger.
+async function checkNicEncrypts(req: DomainRequest, { cfg, runner }: HookContext): Promise<void> {
+  if (cfg.ipsec.mode === 'off' || cfg.ipsec.allowSoftwareCrypto) return;
+  const needs = (req.interfaces ?? []).some((i) => i.encrypt === 'required' && peersOf(cfg, i.vni).length > 0);
+  const uplink = cfg.underlay.interface;
+  if (needs && !(await hasEspOffload(runner, cfg.underlay.netns ?? cfg.netns, uplink))) {
+    throw new ValidationError(
+      `encrypt: required, but ${uplink} has no ESP offload (ethtool -k ${uplink}: esp-hw-offload is not on; see vfwire doctor); ` +
+        `set ipsec.allow_software_crypto: true in ${cfg.path} to accept CPU crypto`,
+      { vm: req.name },
+    );
+  }
 }

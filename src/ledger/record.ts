@@ -47,10 +47,13 @@ export function dropLeases(data: LedgerData, keys: string[]): VniState[] {
  * current boot. Returns how many leases were dropped.
  */
 export function forgetEarlierBoot(data: LedgerData, bootId: string): number {
-  const stale = data.bootId !== undefined && data.bootId !== bootId ? Object.keys(data.leases).length : 0;
-  if (stale) {
+  const earlier = data.bootId !== undefined && data.bootId !== bootId;
+  const stale = earlier ? Object.keys(data.leases).length : 0;
+  if (earlier) {
     data.leases = {};
     data.vnis = {};
+    // Installed SAs went with the old kernel; the record of used (key, SPI) pairs must not.
+    if (data.ipsec) data.ipsec.peers = {};
   }
   data.bootId = bootId;
   return stale;

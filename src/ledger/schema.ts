@@ -47,6 +47,18 @@ const vniSchema = z.strictObject({
   undo: z.array(commandSchema),
 });
 
+const peerSaSchema = z.strictObject({
+  epoch: count,
+  sas: z.array(z.strictObject({ dir: z.enum(['out', 'in']), src: z.string(), dst: z.string(), spi: count, reqid: count })),
+  installedAt: z.string(),
+  undo: z.array(commandSchema),
+});
+
+const ipsecSchema = z.strictObject({
+  peers: z.record(z.string(), peerSaSchema),
+  used: z.array(z.string().regex(/^[0-9a-f]{16}:0x[0-9a-f]{8}$/)),
+});
+
 export const ledgerSchema = z
   .strictObject({
     // number, not z.literal, and a refine that is not a type predicate (`: boolean`): the
@@ -58,6 +70,7 @@ export const ledgerSchema = z
     bootId: z.string().optional(),
     leases: z.record(z.string(), leaseSchema),
     vnis: z.record(z.string(), vniSchema),
+    ipsec: ipsecSchema.optional(),
   })
   .superRefine((ledger, ctx) => {
     // Map keys are what callers look entries up by; an entry filed under another key would

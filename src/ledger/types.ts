@@ -48,6 +48,24 @@ export interface VniState {
   undo: Command[];
 }
 
+/** The SAs `vfwire ipsec up` installed to one peer (never the keys). */
+export interface PeerSaState {
+  epoch: number;
+  sas: { dir: 'out' | 'in'; src: string; dst: string; spi: number; reqid: number }[];
+  installedAt: string;
+  undo: Command[];
+}
+
+export interface IpsecState {
+  /** Installed in this boot, by peer name. */
+  peers: Record<string, PeerSaState>;
+  /**
+   * `<key fingerprint>:<spi>` of every SA ever installed. Kept across reboots: an SA installed
+   * again would restart its sequence numbers, and AES-GCM would reuse nonces under that key.
+   */
+  used: string[];
+}
+
 export interface LedgerData {
   schema: number;
   /** The kernel boot the leases belong to; a reboot took their kernel objects and VMs away. */
@@ -55,6 +73,7 @@ export interface LedgerData {
   leases: Record<string, Lease>;
   /** Keyed by the VNI in decimal. */
   vnis: Record<string, VniState>;
+  ipsec?: IpsecState;
 }
 
 export function emptyLedger(): LedgerData {

@@ -2,7 +2,8 @@
 // steps that program them. Pure: reads nothing, runs nothing, so `vfwire plan` prints exactly
 // what the hook would do, and tests check it against golden files.
 
-import type { Config } from '../config/config.js';
+import type { Config, PeerConfig } from '../config/config.js';
+import { renderPeerCheck } from '../ipsec/render-static.js';
 import type { DomainRequest, InterfaceSpec } from '../domain/interface-spec.js';
 import { ValidationError } from '../errors.js';
 import type { Inventory } from '../host/inventory.js';
@@ -33,12 +34,13 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
 
   for (const spec of ifaces) {
     const peers = peersOf(cfg, spec.vni);
-    checkEncryption(req.name, spec, cfg, peers.map((p) => p.name));
+    const key = leaseKey(req.uuid, spec.index);
+    // The SA checks run first: nothing is touched for a VM that would not be encrypted.
+    plan.steps.unshift(...encryptionChecks(req.name, spec, cfg, peers, ledger, key, plan.steps));
     const mtu = guestMtu(req.name, spec, cfg, overlayMtu);
     checkMacFree(req.name, spec, ledger);
     const { pf, vf } = chooseVf(req.name, spec.index, spec.pf, inv, ledger, cfg, taken);
     taken.add(`${pf.name}/${vf.index}`);
-    const key = leaseKey(req.uuid, spec.index);
 
     const vniKnown = ledger.vnis[String(spec.vni)] !== undefined || plan.newVnis.some((v) => v.vni === spec.vni);
     if (!vniKnown) {
@@ -86,12 +88,24 @@ function guestMtu(vm: string, spec: InterfaceSpec, cfg: Config, overlayMtu: numb
 }
 
 // Fail closed: traffic that leaves this host for a peer must be encrypted when the VM asks for
-// it. A VNI with no peers never leaves the host, so it needs no IPsec.
-function checkEncryption(vm: string, spec: InterfaceSpec, cfg: Config, peerNames: string[]): void {
-  if (spec.encrypt !== 'required' || peerNames.length === 0 || cfg.ipsec.mode !== 'off') return;
-  throw new ValidationError(
-    `interface ${spec.index}: encrypt: required, but VNI ${spec.vni} reaches peer(s) ${peerNames.join(', ')} and ipsec.mode is off in ${cfg.path} ` +
-      `(enable IPsec, or set encrypt="off" to accept an unencrypted overlay)`,
-    { vm },
-  );
+// it. A VNI with no peers never leaves the host, so it needs no IPsec. With static IPsec the
+// peers' SAs must be up (ledger) and still in the kernel (which drops offloaded SAs when their
+// netdev goes down): one `ip xfrm state get` per SA, once per plan.
+function encryptionChecks(vm: string, spec: InterfaceSpec, cfg: Config, peers: PeerConfig[], ledger: LedgerData, leaseKey: string, planned: Step[]): Step[] {
+  if (spec.encrypt !== 'required' || peers.length === 0) return [];
+  const names = peers.map((p) => p.name).join(', ');
+  if (cfg.ipsec.mode === 'off') {
+    throw new ValidationError(
+      `interface ${spec.index}: encrypt: required, but VNI ${spec.vni} reaches peer(s) ${names} and ipsec.mode is off in ${cfg.path} ` +
+        `(enable IPsec, or set encrypt="off" to accept an unencrypted overlay)`,
+      { vm },
+    );
+  }
+  const down = peers.filter((p) => !ledger.ipsec?.peers[p.name]);
+  if (down.length) {
+    throw new ValidationError(`interface ${spec.index}: encrypt: required, but no IPsec SAs to ${down.map((p) => p.name).join(', ')} are up (run: vfwire ipsec up)`, { vm });
+  }
+  return peers
+    .filter((p) => !planned.some((s) => s.kind === 'ipsec-check' && s.device.startsWith(`${p.name} `)))
+    .flatMap((p) => renderPeerCheck(p.name, cfg.underlay.netns ?? cfg.netns, ledger.ipsec!.peers[p.name]!.sas, leaseKey));
 }

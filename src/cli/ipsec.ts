@@ -1,0 +1,82 @@
+// `vfwire ipsec keygen|up|down|status`: static-key IPsec to the configured peers.
+
+import { mkdir } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { configPath, loadConfig } from '../config/config.js';
+import { ValidationError } from '../errors.js';
+import { ExecRunner } from '../exec/runner.js';
+import { generateKeys, keyFilePath, readKeyFile, writeKeyFile } from '../ipsec/keys.js';
+import { ipsecDown, ipsecUp, type PeerOutcome } from '../ipsec/static-sas.js';
+import { hex32 } from '../ipsec/sa-ids.js';
+import { readLedger } from '../ledger/store.js';
+import { closeLogger, createLogger } from '../log.js';
+import { formatCommand, type Command as StepCommand } from '../plan/step.js';
+import { makeTable } from './table.js';
+
+export function ipsecCommands(program: Command, config: () => string): void {
+  const ipsec = program.command('ipsec').description('static-key IPsec (ESP, AES-GCM, packet offload) to the configured peers');
+
+  ipsec
+    .command('keygen')
+    .description('write a fresh key file for a peer (0600), to copy to that peer')
+    .requiredOption('--peer <name>', 'peer from the config')
+    .option('--force', 'replace an existing key file (its epoch goes up by one)')
+    .action(async (o: { peer: string; force?: boolean }) => {
+      const cfg = await loadConfig(configPath(config()));
+      if (!cfg.peers.some((p) => p.name === o.peer)) throw new ValidationError(`--peer: no peer "${o.peer}" in ${cfg.path}`);
+      const path = keyFilePath(cfg.ipsec.keyDir, o.peer);
+      const old = await readKeyFile(path).catch(() => undefined);
+      if (old && !o.force) throw new ValidationError(`${path} exists (epoch ${old.epoch}); pass --force to replace it with epoch ${old.epoch + 1}`);
+      await mkdir(cfg.ipsec.keyDir, { recursive: true, mode: 0o700 });
+      await writeKeyFile(path, o.peer, generateKeys((old?.epoch ?? 0) + 1));
+      console.log(`wrote ${path} (epoch ${(old?.epoch ?? 0) + 1}); copy it to ${o.peer} (0600, root) and run vfwire ipsec up on both hosts`);
+    });
+
+  for (const [verb, run, what] of [
+    ['up', ipsecUp, 'install the SAs and policies to each peer (or --peer); refuses a key already used'],
+    ['down', ipsecDown, 'remove the SAs and policies to each peer (or --peer)'],
+  ] as const) {
+    ipsec
+      .command(verb)
+      .description(what)
+      .option('--peer <name>', 'only this peer')
+      .option('--dry-run', 'print the exact commands (keys shown as <key>) and change nothing')
+      .action(async (o: { peer?: string; dryRun?: boolean }) => {
+        const cfg = await loadConfig(configPath(config()));
+        const log = createLogger(cfg.logDir, 'ipsec');
+        try {
+          report(await run({ cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log }, o));
+        } finally {
+          await closeLogger(log);
+        }
+      });
+  }
+
+  ipsec
+    .command('status')
+    .description('SAs installed to each peer')
+    .action(async () => {
+      const cfg = await loadConfig(configPath(config()));
+      const state = (await readLedger(cfg.stateDir)).ipsec;
+      const t = makeTable(['PEER', 'ADDRESS', 'EPOCH', 'OUT SPI', 'IN SPI', 'SINCE']);
+      for (const p of cfg.peers) {
+        const s = state?.peers[p.name];
+        const spi = (dir: string) => (s ? hex32(s.sas.find((x) => x.dir === dir)!.spi) : '-');
+        t.push([p.name, p.address, s?.epoch ?? 'down', spi('out'), spi('in'), s?.installedAt.replace(/\.\d+Z$/, 'Z') ?? '-']);
+      }
+      console.log(t.toString());
+    });
+}
+
+function report(outcomes: PeerOutcome[]): void {
+  for (const o of outcomes) {
+    if (o.result !== 'planned') console.log(`${o.peer}: ${o.result}`);
+    else for (const s of o.steps ?? []) console.log(redacted(s.do));
+  }
+}
+
+/** A command as text with key material replaced: dry runs and errors never print keys. */
+export function redacted(cmd: StepCommand): string {
+  const text = cmd.stdin === undefined ? formatCommand(cmd) : `${formatCommand({ argv: cmd.argv })} <<< '${cmd.stdin.trim()}'`;
+  return text.replace(/0x[0-9a-fA-F]{40}\b/g, '<key>');
+}

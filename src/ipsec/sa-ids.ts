@@ -1,0 +1,29 @@
+// SPIs and reqids both hosts of a pair compute alike without talking: from the two underlay
+// addresses (ordered), the key epoch and the direction. A new epoch gives new SPIs, so a rotated
+// key never meets an SPI it was used with.
+
+import { createHash } from 'node:crypto';
+
+export type Direction = 'low-to-high' | 'high-to-low';
+
+export interface SaIds {
+  spi: number;
+  reqid: number;
+}
+
+/** Orders two IPv4 addresses numerically: [low, high]. */
+export function orderPair(a: string, b: string): [string, string] {
+  const n = (ip: string) => ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+  return n(a) < n(b) ? [a, b] : [b, a];
+}
+
+export function deriveSaIds(a: string, b: string, epoch: number, dir: Direction): SaIds {
+  const [low, high] = orderPair(a, b);
+  const h = createHash('sha256').update(`vfwire-sa:${low}:${high}:${epoch}:${dir}`).digest();
+  // SPIs 0-255 are reserved (RFC 4303); reqid 0 means "any" to the kernel.
+  return { spi: 0x100 + (h.readUInt32BE(0) % (0xffffffff - 0x100)), reqid: 1 + (h.readUInt32BE(4) % 0xfffffffe) };
+}
+
+export function hex32(n: number): string {
+  return `0x${n.toString(16).padStart(8, '0')}`;
+}

@@ -1,0 +1,52 @@
+import { expect } from 'chai';
+import type { PeerKeys } from '../../src/ipsec/keys.js';
+import { peerSas, renderPeerSas } from '../../src/ipsec/render-static.js';
+import { deriveSaIds, hex32, orderPair } from '../../src/ipsec/sa-ids.js';
+import { formatCommand } from '../../src/plan/step.js';
+import { expectGolden } from '../helpers/golden.js';
+
+// Test keys, not secrets: fixed so the golden files are stable.
+const KEYS: PeerKeys = { epoch: 1, lowToHigh: Buffer.alloc(20, 0xa1), highToLow: Buffer.alloc(20, 0xb2) };
+const A = '192.168.80.2';
+const B = '192.168.80.3';
+const text = (local: string, peer: string, peerName: string) =>
+  renderPeerSas({ peerName, local, peer, uplink: 'enp3s0f0np0', keys: KEYS, priority: 12 })
+    .map((s) => formatCommand({ argv: s.do.argv }) + (s.do.stdin ? ` <<< ${s.do.stdin}` : '\n'))
+    .join('');
+
+describe('static IPsec plans', () => {
+  it('host A to host B, the lab notes\' form made safe (golden)', () => {
+    expectGolden('ipsec/host-a.txt', text(A, B, 'hostb'));
+  });
+
+  it('host B mirrors host A: same SPIs, reqids and keys, directions swapped (golden)', () => {
+    expectGolden('ipsec/host-b.txt', text(B, A, 'hosta'));
+    const [aOut, aIn] = peerSas({ local: A, peer: B, keys: KEYS });
+    const [bOut, bIn] = peerSas({ local: B, peer: A, keys: KEYS });
+    expect({ ...aOut, dir: 'in' }).to.deep.equal(bIn);
+    expect({ ...aIn, dir: 'out' }).to.deep.equal(bOut);
+    expect(aOut.key.equals(aIn.key)).to.equal(false);
+  });
+
+  it('keeps keys out of every argv: they travel on stdin only', () => {
+    for (const step of renderPeerSas({ peerName: 'hostb', local: A, peer: B, uplink: 'p0', keys: KEYS, priority: 12 })) {
+      expect(step.do.argv.join(' ')).not.to.match(/a1a1a1|b2b2b2/);
+      expect(step.undo?.argv.join(' ') ?? '').not.to.match(/a1a1a1|b2b2b2/);
+      expect(step.undo?.stdin).to.equal(undefined);
+    }
+  });
+
+  it('derives SPIs and reqids from the ordered pair, the epoch and the direction', () => {
+    expect(orderPair('10.0.0.10', '10.0.0.9')).to.deep.equal(['10.0.0.9', '10.0.0.10']);
+    const e1 = deriveSaIds(A, B, 1, 'low-to-high');
+    expect(deriveSaIds(B, A, 1, 'low-to-high')).to.deep.equal(e1);
+    expect(deriveSaIds(A, B, 2, 'low-to-high').spi).to.not.equal(e1.spi);
+    expect(deriveSaIds(A, B, 1, 'high-to-low').spi).to.not.equal(e1.spi);
+    for (let epoch = 1; epoch < 500; epoch++) {
+      const { spi, reqid } = deriveSaIds(A, B, epoch, 'high-to-low');
+      expect(spi).to.be.within(0x100, 0xffffffff);
+      expect(reqid).to.be.within(1, 0xffffffff);
+    }
+    expect(hex32(0x3)).to.equal('0x00000003');
+  });
+});
