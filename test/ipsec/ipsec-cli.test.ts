@@ -1,0 +1,125 @@
+// `vfwire ipsec` and encrypted starts on a sim host. This kernel cannot install an ESP SA (no
+// AES-GCM), so an `ipsec up` that passes every vfwire check fails in the kernel: the tests
+// check vfwire's refusals, its records, and that key bytes never reach output, errors or logs.
+
+import { expect } from 'chai';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify, parse } from 'yaml';
+import { keyFingerprint, readKeyFile } from '../../src/ipsec/keys.js';
+import { peerSas } from '../../src/ipsec/render-static.js';
+import { hex32 } from '../../src/ipsec/sa-ids.js';
+import { readLedger, withLedger } from '../../src/ledger/store.js';
+import { vfwire } from '../helpers/cli.js';
+import { domainXml, runHook } from '../helpers/hook.js';
+import { downTestSim, upTestSim, type TestSim } from '../helpers/sim.js';
+
+describe('ipsec on a sim host', function () {
+  this.timeout(60_000);
+  let sim: TestSim | undefined;
+  let cfg = '';
+  const keyDir = () => join(sim!.a.dir, 'keys');
+  const keyFile = () => join(keyDir(), 'sim-b.key');
+  const stateDir = () => join(sim!.a.dir, 'state');
+
+  before(async () => {
+    sim = await upTestSim(2);
+    cfg = sim.a.configPath;
+    const doc = parse(readFileSync(cfg, 'utf8'));
+    doc.ipsec = { mode: 'static', key_dir: join(sim.a.dir, 'keys') };
+    writeFileSync(cfg, stringify(doc), { mode: 0o600 });
+  });
+  after(() => downTestSim(sim));
+
+  /** Every hex run of a key file, to grep output and logs for. */
+  function keyHex(): string[] {
+    return readFileSync(keyFile(), 'utf8').match(/0x[0-9a-f]{40}/g)!.map((k) => k.slice(2));
+  }
+  function expectNoKeys(...texts: string[]): void {
+    const read = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => statSync(join(dir, f)).isFile()).map((f) => readFileSync(join(dir, f), 'utf8')) : []);
+    const stored = [...read(join(sim!.a.dir, 'log')), ...read(stateDir())];
+    for (const k of keyHex()) for (const t of [...texts, ...stored]) expect(t.includes(k), 'key bytes leaked').to.equal(false);
+  }
+
+  it('keygen writes a 0600 key file and refuses to overwrite it without --force', async () => {
+    const r = await vfwire(['--config', cfg, 'ipsec', 'keygen', '--peer', 'sim-b']);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(statSync(keyFile()).mode & 0o777).to.equal(0o600);
+    expect(statSync(keyDir()).mode & 0o777).to.equal(0o700);
+    expect((await readKeyFile(keyFile())).epoch).to.equal(1);
+    const again = await vfwire(['--config', cfg, 'ipsec', 'keygen', '--peer', 'sim-b']);
+    expect(again.code).to.equal(1);
+    expect(again.stderr).to.include('exists (epoch 1); pass --force');
+    expect(r.stdout + again.stderr).not.to.match(/[0-9a-f]{40}/);
+  });
+
+  it('refuses a key file others can read, without printing it', async () => {
+    chmodSync(keyFile(), 0o644);
+    const r = await vfwire(['--config', cfg, 'ipsec', 'up', '--dry-run']);
+    chmodSync(keyFile(), 0o600);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.include('must be owned by this user and 0600 (it is 644)');
+    expectNoKeys(r.stdout, r.stderr);
+  });
+
+  it('--dry-run prints the exact commands with keys shown as <key>', async () => {
+    const r = await vfwire(['--config', cfg, 'ipsec', 'up', '--dry-run']);
+    expect(r.code, r.stderr).to.equal(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).to.have.length(4);
+    expect(lines[0]).to.match(/^ip -n \S+ -batch - <<< 'xfrm state add src 198\.18\.0\.1 dst 198\.18\.0\.2 proto esp spi 0x[0-9a-f]{8} .* aead rfc4106\(gcm\(aes\)\) <key> 128 offload packet dev enp3s0f0np0 dir out/);
+    expectNoKeys(r.stdout, r.stderr);
+  });
+
+  it('up fails in this kernel without leaking keys, and does not count the key as used', async () => {
+    const r = await vfwire(['--config', cfg, 'ipsec', 'up']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(/failed to xfrm-state-out .*(AEAD|offload)/);
+    expectNoKeys(r.stdout, r.stderr);
+    const ledger = await readLedger(stateDir());
+    expect(ledger.ipsec?.used).to.deep.equal([]);
+    expect(ledger.ipsec?.peers).to.deep.equal({});
+  });
+
+  it('refuses to install a (key, SPI) pair used before: AES-GCM nonces would repeat', async () => {
+    const keys = await readKeyFile(keyFile());
+    const sas = peerSas({ local: '198.18.0.1', peer: '198.18.0.2', keys });
+    await withLedger(stateDir(), async (txn) => {
+      txn.data.ipsec = { peers: {}, used: sas.map((sa) => `${keyFingerprint(sa.key)}:${hex32(sa.spi)}`) };
+      await txn.save();
+    });
+    const r = await vfwire(['--config', cfg, 'ipsec', 'up']);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.include('was already used with these SPIs; installing it again would reuse AES-GCM nonces');
+    // A new key (next epoch) passes the guard and gets as far as the kernel.
+    expect((await vfwire(['--config', cfg, 'ipsec', 'keygen', '--peer', 'sim-b', '--force'])).code).to.equal(0);
+    const rotated = await vfwire(['--config', cfg, 'ipsec', 'up']);
+    expect(rotated.stderr).not.to.include('already used');
+    expect(rotated.stderr).to.match(/failed to xfrm-state-out/);
+  });
+
+  it('a VM that requires encryption does not start while the SAs are down', async () => {
+    const r = await runHook(cfg, 'secret', 'prepare', 'begin', domainXml('secret', '00000000-0000-4000-8000-0000000000e1', ['vni="100"']));
+    expect(r.code).to.equal(1);
+    // The sim's veth has no ESP offload: refused before anything else.
+    expect(r.stderr).to.match(/^vfwire: vm secret: encrypt: required, but enp3s0f0np0 has no ESP offload/);
+  });
+
+  it('with software crypto allowed, it still needs its SAs up and in the kernel', async () => {
+    const doc = parse(readFileSync(cfg, 'utf8'));
+    doc.ipsec.allow_software_crypto = true;
+    writeFileSync(cfg, stringify(doc), { mode: 0o600 });
+    const xml = domainXml('secret', '00000000-0000-4000-8000-0000000000e1', ['vni="100"']);
+    const down = await runHook(cfg, 'secret', 'prepare', 'begin', xml);
+    expect(down.stderr).to.match(/interface 0: encrypt: required, but no IPsec SAs to sim-b are up \(run: vfwire ipsec up\)/);
+    // The ledger says up, but the kernel has no such SA (as after a link flap): still refused.
+    await withLedger(stateDir(), async (txn) => {
+      txn.data.ipsec!.peers['sim-b'] = { epoch: 9, sas: [{ dir: 'out', src: '198.18.0.1', dst: '198.18.0.2', spi: 0x1234, reqid: 1 }], installedAt: new Date().toISOString(), undo: [] };
+      await txn.save();
+    });
+    const gone = await runHook(cfg, 'secret', 'prepare', 'begin', xml);
+    expect(gone.code).to.equal(1);
+    expect(gone.stderr).to.match(/failed to ipsec-check sim-b 198\.18\.0\.1->198\.18\.0\.2 spi 0x00001234/);
+    expect(Object.keys((await readLedger(stateDir())).leases)).to.deep.equal([]);
+  });
+});
