@@ -32,7 +32,7 @@ describe('config', () => {
     ['a peer with our own address', MIN + 'peers: [{ name: b, address: 192.0.2.1 }]\n', /this host's own underlay address/],
     ['a VNI out of range', MIN + 'peers: [{ name: b, address: 192.0.2.2, vnis: [16777216] }]\n', /peers\.0\.vnis\.0/],
     ['not YAML', 'underlay: [', /not valid YAML/],
-    ['an unsupported ipsec mode', MIN + 'ipsec: { mode: static }\n', /ipsec\.mode/],
+    ['an unsupported ipsec mode', MIN + 'ipsec: { mode: ikev3 }\n', /ipsec\.mode/],
   ];
   for (const [what, yaml, message] of refusals) {
     it(`refuses ${what} with one line naming the key`, () => {
