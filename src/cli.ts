@@ -4,6 +4,7 @@
 import { Command, Option } from 'commander';
 import { ExitError, oneLine } from './errors.js';
 import { attachWorkerCommand } from './cli/attach-worker.js';
+import { doctorCommand } from './cli/doctor.js';
 import { gcCommand } from './cli/gc.js';
 import { hookCommand } from './cli/hook.js';
 import { ipsecCommands } from './cli/ipsec.js';
@@ -55,6 +56,12 @@ program
   .description('leases and VNIs on this host')
   .option('--json', 'machine-readable output')
   .action((o: { json?: boolean }) => statusCommand({ ...o, config: config() }));
+
+program
+  .command('doctor')
+  .description('check every precondition (SR-IOV, switchdev, dmfs, ESP offload, iproute2, IOMMU, hook, SAs) and say the fix')
+  .option('--json', 'machine-readable output')
+  .action((o: { json?: boolean }) => doctorCommand({ ...o, config: config() }));
 
 program
   .command('gc')

@@ -3,6 +3,7 @@
 
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeSimDevlinkState } from './devlink-emulator.js';
 import { repNetdev, vfNetdev, vfPci, type SimHost } from './topology.js';
 
 export async function writeSysfsTree(root: string, host: SimHost, vfs: number, macs: Map<string, string>): Promise<void> {
@@ -13,6 +14,7 @@ export async function writeSysfsTree(root: string, host: SimHost, vfs: number, m
   await writeFile(join(pciDir(host.pfPci), 'sriov_numvfs'), `${vfs}\n`);
   await writeFile(join(pciDir(host.pfPci), 'sriov_totalvfs'), `${vfs}\n`);
   await netdev(host.pf, host.pfPci, { phys_port_name: 'p0', phys_switch_id: host.switchId });
+  await writeSimDevlinkState(pciDir(host.pfPci), { mode: 'switchdev', flow_steering_mode: 'dmfs' });
 
   for (let i = 0; i < vfs; i++) {
     const bdf = vfPci(host, i);
