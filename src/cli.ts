@@ -4,6 +4,7 @@
 import { Command, Option } from 'commander';
 import { ExitError, oneLine } from './errors.js';
 import { attachWorkerCommand } from './cli/attach-worker.js';
+import { benchCommands } from './cli/bench.js';
 import { doctorCommand } from './cli/doctor.js';
 import { gcCommand } from './cli/gc.js';
 import { hookCommand } from './cli/hook.js';
@@ -88,6 +89,7 @@ vm.command('show')
 vm.command('unset').description("remove a domain's vfwire metadata").argument('<vm>', 'domain name').action(vmUnset);
 
 ipsecCommands(program, config);
+benchCommands(program);
 simCommands(program);
 
 try {
