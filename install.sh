@@ -83,7 +83,7 @@ install_files() {
 
   # The hook: the shim, with the installed CLI and node pinned (libvirt runs hooks with a bare PATH).
   tmp=$(mktemp)
-  { head -1 "$src/hooks/qemu"; echo "$marker"; echo "PATH=$(dirname "$node_bin"):/usr/sbin:/usr/bin:/sbin:/bin"; echo "VFWIRE_CLI=$prefix/lib/vfwire/dist/src/cli.js"; tail -n +2 "$src/hooks/qemu"; } > "$tmp"
+  { head -1 "$src/hooks/qemu"; echo "$marker"; echo "PATH=$(dirname "$node_bin"):/usr/sbin:/usr/bin:/sbin:/bin"; echo "VFWIRE_HOOK=$prefix/lib/vfwire/dist/src/hook-main.js"; tail -n +2 "$src/hooks/qemu"; } > "$tmp"
   first_hook=0; [ -e "$hook" ] || first_hook=1
   put "$tmp" "$hook" 755
   rm -f "$tmp"

@@ -1,11 +1,9 @@
-// `vfwire hook VM OP SUBOP EXTRA`: what hooks/qemu execs for domains that carry vfwire metadata.
+// A hook call: what hooks/qemu runs (through hook-main.ts) for domains that carry vfwire metadata.
 
-import { configPath, loadConfig } from '../config/config.js';
 import { oneLine, ValidationError } from '../errors.js';
-import { ExecRunner } from '../exec/runner.js';
 import type { HookContext } from '../hook/context.js';
 import { dispatch } from '../hook/dispatch.js';
-import { closeLogger, createLogger, type Logger } from '../log.js';
+import type { Logger } from '../log.js';
 
 // A domain XML is kilobytes; refuse to buffer an unbounded stdin.
 const MAX_STDIN = 1024 * 1024;
@@ -15,6 +13,8 @@ export async function hookCommand(vm: string, op: string, subOp: string, configF
   let ctx: HookContext | undefined;
   const makeContext = async (): Promise<HookContext> => {
     if (ctx) return ctx;
+    // Loaded only by operations that act: config (yaml, zod), the log (winston), the runner (execa).
+    const [{ configPath, loadConfig }, { createLogger }, { ExecRunner }] = await Promise.all([import('../config/config.js'), import('../log.js'), import('../exec/runner.js')]);
     const cfg = await loadConfig(configPath(configFlag));
     log = createLogger(cfg.logDir, 'hook');
     // Fault injection exists for the sim's tests only; a stray variable must not break real hosts.
@@ -37,7 +37,7 @@ export async function hookCommand(vm: string, op: string, subOp: string, configF
     process.exitCode = 1;
     return 1;
   } finally {
-    if (log) await closeLogger(log);
+    if (log) await (await import('../log.js')).closeLogger(log);
   }
 }
 

@@ -2,17 +2,12 @@
 // stdin. Maps each operation to its handler and decides the exit code libvirt acts on.
 // Hooks must never call back into libvirt (it holds locks while they run).
 
-import { parseDomainXml, readDomainIdentity } from '../domain/parse-domain.js';
-import { spawnAttachWorker } from '../attach/spawn.js';
-import { needsLiveAttach } from '../attach/worker.js';
-import type { DomainRequest } from '../domain/interface-spec.js';
-import { leasesOf } from '../ledger/record.js';
-import { readLedger } from '../ledger/store.js';
 import { VfwireError } from '../errors.js';
 import type { HookContext } from './context.js';
-import { prepare } from './prepare.js';
-import { readopt } from './reconnect.js';
-import { release } from './release.js';
+
+// Handlers load on demand: libvirt runs this for every operation of every tagged VM, and most
+// operations (start, stopped/begin, ...) need none of them.
+const domain = () => import('../domain/parse-domain.js');
 
 export interface HookCall {
   vm: string;
@@ -26,16 +21,19 @@ export async function dispatch(call: HookCall, ctx: () => Promise<HookContext>):
   const when = `${call.op}/${call.subOp}`;
   switch (when) {
     case 'prepare/begin': {
-      const req = parseDomainXml(call.xml);
-      if (req.interfaces) await prepare(req, await ctx());
+      const req = (await domain()).parseDomainXml(call.xml);
+      if (req.interfaces) await (await import('./prepare.js')).prepare(req, await ctx());
       return;
     }
     case 'started/begin': {
       // QEMU runs; the start job is still libvirt's. A separate worker attaches the devices.
       const c = await ctx();
       try {
-        const { uuid, name } = readDomainIdentity(call.xml);
-        const pending = leasesOf(await readLedger(c.cfg.stateDir), uuid).filter(needsLiveAttach);
+        const { uuid, name } = (await domain()).readDomainIdentity(call.xml);
+        const { leasesOf } = await import('../ledger/record.js');
+        const { readLedger } = await import('../ledger/store.js');
+        const pending = leasesOf(await readLedger(c.cfg.stateDir), uuid).filter((l) => l.attach !== 'netns');
+        const { spawnAttachWorker } = await import('../attach/spawn.js');
         if (pending.length) c.log.info('attach worker started', { vm: name, uuid, pid: spawnAttachWorker(c.cfg.path, name, uuid, Date.now()) });
       } catch (err) {
         // Too late to refuse the start: without its attach the VM just has no VF; say so.
@@ -46,16 +44,16 @@ export async function dispatch(call: HookCall, ctx: () => Promise<HookContext>):
     case 'stopped/end':
     case 'release/end': {
       // Release by UUID even when the metadata is gone or broken: the ledger knows what it holds.
-      const { uuid, name } = readDomainIdentity(call.xml);
-      await release(uuid, name, await ctx());
+      const { uuid, name } = (await domain()).readDomainIdentity(call.xml);
+      await (await import('./release.js')).release(uuid, name, await ctx());
       return;
     }
     case 'reconnect/begin': {
       // libvirt kills the running QEMU when this hook fails: never fail here.
       const c = await ctx();
       try {
-        const { uuid, name } = readDomainIdentity(call.xml);
-        await readopt(uuid, name, c);
+        const { uuid, name } = (await domain()).readDomainIdentity(call.xml);
+        await (await import('./reconnect.js')).readopt(uuid, name, c);
       } catch (err) {
         c.log.error('reconnect: could not re-adopt leases', { vm: call.vm, error: (err as Error).message });
       }
@@ -63,16 +61,12 @@ export async function dispatch(call: HookCall, ctx: () => Promise<HookContext>):
     }
     case 'migrate/begin':
     case 'restore/begin': {
-      const req = parseDomainXml(call.xml);
-      if (req.interfaces) refuseWithVf(req, call.op);
+      const req = (await domain()).parseDomainXml(call.xml);
+      if (req.interfaces) throw new VfwireError(`${call.op} of a VM with a vfwire VF is not supported (its VF cannot move with it); stop the VM and start it on the target host instead`, { vm: req.name });
       return;
     }
     default:
       // start, stopped/begin, attach... nothing to do.
       return;
   }
-}
-
-function refuseWithVf(req: DomainRequest, op: string): never {
-  throw new VfwireError(`${op} of a VM with a vfwire VF is not supported (its VF cannot move with it); stop the VM and start it on the target host instead`, { vm: req.name });
 }

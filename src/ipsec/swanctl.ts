@@ -21,16 +21,19 @@ import { orderPair } from './sa-ids.js';
 
 const TEMPLATES = join(dirname(fileURLToPath(import.meta.url)), '../../../templates');
 
-/** IKE: AES-GCM-16 128, PRF HMAC-SHA-256, ECDH P-256 (charon needs its openssl plugin for both). */
+/**
+ * IKE: AES-GCM-16 128, PRF HMAC-SHA-256, ECDH P-256. On Debian, charon gets ECP-256 (and
+ * AES-GCM) from its openssl plugin, in libstrongswan-standard-plugins.
+ */
 export const IKE_PROPOSALS = 'aes128gcm16-prfsha256-ecp256';
 /** ESP: AES-GCM-16 128 (rfc4106(gcm(aes)), as in static mode) with extended sequence numbers. */
 export const ESP_PROPOSALS = 'aes128gcm16-esn';
 
 /**
  * packet: the NIC does all of ESP, policies included (strongSwan >= 5.9.10, Linux >= 6.2);
- * crypto: the NIC only encrypts (`hw_offload = yes`, understood by every strongSwan since 5.5);
- * auto: whichever of the two the device supports, else software (only when the config allows
- * software crypto; also how the sim, whose veth has no ESP offload, is tested).
+ * crypto: the NIC only encrypts (`hw_offload = yes`, strongSwan >= 5.5.3);
+ * auto: whichever of the two the device supports, else software (strongSwan >= 5.6.3). Only
+ * when the config allows software crypto; also how the sim (veth: no ESP offload) is tested.
  */
 export type SwanctlOffload = 'packet' | 'crypto' | 'auto';
 

@@ -48,7 +48,7 @@ describe('install.sh --root', function () {
     expect(statSync(join(root, 'etc/libvirt/hooks/qemu.d/vfwire')).mode & 0o777).to.equal(0o755);
     expect(statSync(join(root, 'var/lib/vfwire')).mode & 0o777).to.equal(0o700);
     expect(lstatSync(join(root, 'usr/local/bin/vfwire')).isSymbolicLink()).to.equal(true);
-    expect(readFileSync(join(root, 'etc/libvirt/hooks/qemu.d/vfwire'), 'utf8')).to.include('VFWIRE_CLI=/usr/local/lib/vfwire/dist/src/cli.js');
+    expect(readFileSync(join(root, 'etc/libvirt/hooks/qemu.d/vfwire'), 'utf8')).to.include('VFWIRE_HOOK=/usr/local/lib/vfwire/dist/src/hook-main.js');
 
     const stamp = (f: string) => statSync(join(root, f)).mtimeMs;
     const before = expected.filter((f) => !f.endsWith('bin/vfwire')).map(stamp);

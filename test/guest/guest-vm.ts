@@ -1,0 +1,152 @@
+// Real Linux guests for the e2e tests: Debian's kernel and a busybox initramfs built by
+// build-guest.sh, booted directly by libvirt (<kernel>/<initrd>/<cmdline>), reporting on a serial
+// console that libvirt writes to a file. init.sh documents the guest's side: the vfw.* kernel
+// parameters it reads and the "VFW-..." lines it prints.
+
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { VFWIRE_NS } from '../../src/domain/interface-spec.js';
+import { sleep, virsh, virtType } from '../../src/sim/libvirtd.js';
+
+// dist/test/guest/ -> test/guest/ in the checkout.
+const GUEST_SRC = join(dirname(fileURLToPath(import.meta.url)), '../../../test/guest');
+export const BUILD_SCRIPT = join(GUEST_SRC, 'build-guest.sh');
+
+export interface GuestImage {
+  dir: string;
+  kernel: string;
+  initrd: string;
+}
+
+/** Builds (or finds cached) the guest kernel + initramfs. The first build may apt-get install. */
+export async function buildGuestImage(): Promise<GuestImage> {
+  const res = await execa(BUILD_SCRIPT, [], { timeout: 600_000, reject: false });
+  if (res.exitCode !== 0) throw new Error(`${BUILD_SCRIPT} failed: ${(res.stderr || res.stdout).trim()}`);
+  const dir = res.stdout.trim().split('\n').pop()!;
+  return { dir, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.gz') };
+}
+
+/**
+ * KVM when libvirt offers it *and* a Linux kernel actually boots under it, TCG otherwise.
+ * The second condition is not a formality: in some nested setups (e.g. this project's CI VMs,
+ * KVM inside Firecracker on AMD) /dev/kvm works and SeaBIOS runs, but the kernel hangs right after
+ * the decompressor. The answer is cached beside the image, per host kernel and QEMU binary.
+ * VFWIRE_GUEST_VIRT=kvm|qemu overrides.
+ */
+export async function guestVirtType(img: GuestImage): Promise<'kvm' | 'qemu'> {
+  const forced = process.env.VFWIRE_GUEST_VIRT;
+  if (forced === 'kvm' || forced === 'qemu') return forced;
+  if ((await virtType()) !== 'kvm') return 'qemu';
+  const hostKernel = (await execa('uname', ['-r'])).stdout.trim();
+  const qemu = (await execa('qemu-system-x86_64', ['--version'])).stdout.split('\n')[0]!.replace(/[^\w.-]+/g, '_');
+  const cached = join(img.dir, `kvm-boots.${hostKernel}.${qemu}`);
+  if (existsSync(cached)) return readFileSync(cached, 'utf8').trim() === 'yes' ? 'kvm' : 'qemu';
+  const boots = await kvmBootsLinux(img);
+  writeFileSync(cached, boots ? 'yes\n' : 'no\n');
+  return boots ? 'kvm' : 'qemu';
+}
+
+/** Boots the guest under KVM with no NIC (QEMU directly, no libvirt): does init say hello? */
+async function kvmBootsLinux(img: GuestImage): Promise<boolean> {
+  const res = await execa(
+    'qemu-system-x86_64',
+    ['-machine', 'pc,accel=kvm', '-m', '128', '-nodefaults', '-display', 'none', '-no-reboot', '-serial', 'stdio',
+      '-kernel', img.kernel, '-initrd', img.initrd, '-append', 'console=ttyS0 quiet loglevel=3 vfw.nicwait=0 vfw.poweroff=1'],
+    { reject: false, timeout: 20_000, stdin: 'ignore' },
+  );
+  return res.stdout.includes('VFW-BOOT');
+}
+
+export interface GuestVm {
+  name: string;
+  type: 'kvm' | 'qemu';
+  image: GuestImage;
+  /** Where libvirt writes the guest's serial console (its directory must be readable by QEMU). */
+  consoleLog: string;
+  /** Attribute strings of the vfwire interfaces (metadata). */
+  ifaces: string[];
+  /** vfw.* parameters for init.sh, without the prefix: { ip: '198.19.100.1/24', peers: '...' }. */
+  params: Record<string, string | number>;
+  memoryMiB?: number;
+}
+
+/**
+ * The guest's domain: direct kernel boot, console on ttyS0 into a file, machine `pc` with ACPI
+ * (the pc machine hot-plugs PCI devices only through ACPI, and `virsh shutdown` presses the ACPI
+ * power button), no disks and no NIC of its own: the only NIC is the one vfwire attaches live.
+ */
+export function guestDomainXml(g: GuestVm): string {
+  const cmdline = ['console=ttyS0', 'quiet', 'loglevel=3', ...Object.entries(g.params).map(([k, v]) => `vfw.${k}=${v}`)].join(' ');
+  if (/[<>&'"]/.test(cmdline)) throw new Error(`guest ${g.name}: kernel command line must not need XML escaping: ${cmdline}`);
+  return `<domain type="${g.type}">
+  <name>${g.name}</name>
+  <metadata><vfwire:net xmlns:vfwire="${VFWIRE_NS}">${g.ifaces.map((a) => `<vfwire:interface ${a}/>`).join('')}</vfwire:net></metadata>
+  <memory unit="MiB">${g.memoryMiB ?? 192}</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch="x86_64" machine="pc">hvm</type>
+    <kernel>${g.image.kernel}</kernel>
+    <initrd>${g.image.initrd}</initrd>
+    <cmdline>${cmdline}</cmdline>
+  </os>
+  <features><acpi/></features>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <serial type="file"><source path="${g.consoleLog}"/><target port="0"/></serial>
+    <memballoon model="none"/>
+  </devices>
+</domain>
+`;
+}
+
+export async function defineGuest(dir: string, g: GuestVm): Promise<void> {
+  const file = join(dir, `${g.name}.xml`);
+  writeFileSync(file, guestDomainXml(g));
+  const r = await virsh('define', file);
+  if (r.exitCode !== 0) throw new Error(`virsh define ${g.name}: ${r.stderr.trim()}`);
+}
+
+/** One "VFW-<KIND> k=v ..." line of the guest's console. */
+export interface VfwLine {
+  kind: string;
+  fields: Record<string, string>;
+}
+
+export function parseConsole(text: string): VfwLine[] {
+  const lines: VfwLine[] = [];
+  for (const raw of text.split(/\r?\n/)) {
+    const m = /VFW-([A-Z-]+)((?: \S+=\S*)*)\s*$/.exec(raw);
+    if (!m) continue;
+    const fields: Record<string, string> = {};
+    for (const kv of m[2]!.trim().split(' ').filter(Boolean)) {
+      const i = kv.indexOf('=');
+      fields[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+    lines.push({ kind: m[1]!, fields });
+  }
+  return lines;
+}
+
+export function readConsole(path: string): VfwLine[] {
+  return existsSync(path) ? parseConsole(readFileSync(path, 'utf8')) : [];
+}
+
+/** Waits until the console holds a line for which `match` is true; returns it. */
+export async function waitForConsole(path: string, what: string, match: (l: VfwLine, all: VfwLine[]) => boolean, ms = 90_000): Promise<VfwLine> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const all = readConsole(path);
+    const hit = all.find((l) => match(l, all));
+    if (hit) return hit;
+    if (Date.now() > end) {
+      const tail = existsSync(path) ? readFileSync(path, 'utf8').split('\n').slice(-15).join('\n') : '(no console file)';
+      throw new Error(`timed out after ${ms} ms waiting for ${what} on ${path}; console ends with:\n${tail}`);
+    }
+    await sleep(100);
+  }
+}
