@@ -10,7 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-packages=(iproute2 iputils-ping ethtool libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils strongswan-charon strongswan-swanctl libstrongswan-standard-plugins openssl iperf3)
+packages=(iproute2 iputils-ping ethtool libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils strongswan-charon strongswan-swanctl libstrongswan-standard-plugins openssl iperf3 linux-image-amd64 busybox-static cpio kmod xz-utils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -41,9 +41,10 @@ const macAttr = attr().transform((text, ctx) => {
   return mac;
 });
 
-const PF_RE = /^[A-Za-z0-9_.-]{1,15}$/;
+// No leading '-': the name ends up in an argv, where it must never read as an option.
+const PF_RE = /^(?!-)[A-Za-z0-9_.-]{1,15}$/;
 const pfAttr = attr()
-  .regex(PF_RE, { error: 'must be a network interface name (1-15 of A-Z a-z 0-9 _ . -)', abort: true })
+  .regex(PF_RE, { error: 'must be a network interface name (1-15 of A-Z a-z 0-9 _ . -, not starting with -)', abort: true })
   // Linux refuses these names too; they would also walk out of /sys/class/net/<pf>.
   .refine((name) => name !== '.' && name !== '..', { error: 'must be a network interface name, not "." or ".."' });
 

@@ -43,6 +43,7 @@ describe('e2e: real guests on the overlay', function () {
   before(async function () {
     if (!(await libvirtReachable())) {
       if (process.env.CI) throw new Error('libvirtd is not reachable at qemu:///system');
+      console.log('      skipped: libvirtd is not reachable at qemu:///system (run scripts/bootstrap.sh; with CI set this fails)');
       this.skip();
     }
     // QEMU (as libvirt-qemu) writes the consoles here.

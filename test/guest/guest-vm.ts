@@ -25,7 +25,7 @@ export async function buildGuestImage(): Promise<GuestImage> {
   const res = await execa(BUILD_SCRIPT, [], { timeout: 600_000, reject: false });
   if (res.exitCode !== 0) throw new Error(`${BUILD_SCRIPT} failed: ${(res.stderr || res.stdout).trim()}`);
   const dir = res.stdout.trim().split('\n').pop()!;
-  return { dir, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.gz') };
+  return { dir, kernel: join(dir, 'kernel'), initrd: join(dir, 'initrd.gz') };
 }
 
 /**
