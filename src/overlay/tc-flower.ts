@@ -136,22 +136,61 @@ export interface TcRule {
 // ---------------------------------------------------------------------------------------------
 // Host state: the shared VXLAN device and its ingress qdisc.
 
-/** `vfwire host setup` with `overlay: tc-flower`: the external VXLAN device, up, with an ingress qdisc. */
+/** The shared device as `vfwire host setup` reads it; undefined fields were not read. */
+export interface TcHostState {
+  /** From `ip -j -d link show vfwvxlan` (parseTcHostLink); null: no such device. */
+  vxlan?: { external: boolean; port: number; mtu: number; up: boolean } | null;
+  /** From `tc -j qdisc show dev vfwvxlan` (hasIngressQdisc). */
+  ingressQdisc?: boolean;
+}
+
+/** `vfwire host setup` with `overlay: tc-flower`, unconditionally: the external VXLAN device, up, with an ingress qdisc. */
 export function renderTcHost(host: TcFlowerHost, mtu: number): Step[] {
+  return planTcHost(host, mtu, {});
+}
+
+/** Only what differs from `current`, each undo restoring what was read; a second run plans nothing. */
+export function planTcHost(host: TcFlowerHost, mtu: number, current: TcHostState): Step[] {
   const ns = host.netns;
   const vx = vxlanDev(host);
   const owner = TC_UNRECORDED_OWNER;
-  return [
-    {
+  const cur = current.vxlan;
+  const steps: Step[] = [];
+  if (!cur) {
+    steps.push({
       kind: 'tcf-vxlan-create',
       device: vx,
       owner,
       do: { argv: ip(ns, 'link', 'add', vx, 'mtu', String(mtu), 'type', 'vxlan', 'dstport', String(VXLAN_PORT), 'external') },
       undo: { argv: ip(ns, 'link', 'del', vx) },
-    },
-    { kind: 'tcf-vxlan-up', device: vx, owner, do: { argv: ip(ns, 'link', 'set', 'dev', vx, 'up') }, undo: { argv: ip(ns, 'link', 'set', 'dev', vx, 'down') } },
-    { kind: 'tcf-qdisc', device: vx, owner, do: { argv: tc(ns, 'qdisc', 'add', 'dev', vx, 'ingress') }, undo: { argv: tc(ns, 'qdisc', 'del', 'dev', vx, 'ingress') } },
-  ];
+    });
+  } else if (!cur.external || cur.port !== VXLAN_PORT) {
+    throw new ValidationError(`host setup: ${vx} exists but is not an external VXLAN device on UDP ${VXLAN_PORT} (external ${cur.external}, port ${cur.port}); remove it (ip link del ${vx}) and run host setup again`);
+  } else if (cur.mtu !== mtu) {
+    steps.push({ kind: 'tcf-vxlan-mtu', device: vx, owner, do: { argv: ip(ns, 'link', 'set', 'dev', vx, 'mtu', String(mtu)) }, undo: { argv: ip(ns, 'link', 'set', 'dev', vx, 'mtu', String(cur.mtu)) } });
+  }
+  if (!cur?.up) steps.push({ kind: 'tcf-vxlan-up', device: vx, owner, do: { argv: ip(ns, 'link', 'set', 'dev', vx, 'up') }, undo: { argv: ip(ns, 'link', 'set', 'dev', vx, 'down') } });
+  // A new device has no qdisc, whatever was read about the old one.
+  if (!cur || !current.ingressQdisc) {
+    steps.push({ kind: 'tcf-qdisc', device: vx, owner, do: { argv: tc(ns, 'qdisc', 'add', 'dev', vx, 'ingress') }, undo: { argv: tc(ns, 'qdisc', 'del', 'dev', vx, 'ingress') } });
+  }
+  return steps;
+}
+
+/** `ip -j -d link show vfwvxlan` (iproute2 ip/iplink_vxlan.c: info_data.external, info_data.port). */
+export function parseTcHostLink(json: string, dev = TC_VXLAN_DEVICE): NonNullable<TcHostState['vxlan']> {
+  const link = parseJsonArray(json, `ip link show ${dev}`)[0] as
+    | { mtu?: number; flags?: string[]; linkinfo?: { info_kind?: string; info_data?: { external?: boolean; port?: number } } }
+    | undefined;
+  if (!link) throw new ValidationError(`ip link show ${dev}: no such link in the output`);
+  if (link.linkinfo?.info_kind !== 'vxlan') throw new ValidationError(`ip link show ${dev}: not a VXLAN device (${link.linkinfo?.info_kind ?? 'no linkinfo; was -d given?'})`);
+  const d = link.linkinfo.info_data ?? {};
+  return { external: d.external === true, port: d.port ?? 0, mtu: link.mtu ?? 0, up: link.flags?.includes('UP') ?? false };
+}
+
+/** `tc -j qdisc show dev D`: is there an ingress (or clsact) qdisc? */
+export function hasIngressQdisc(json: string, dev = 'device'): boolean {
+  return parseJsonArray(json, `tc qdisc show dev ${dev}`).some((q) => (q as { kind?: string }).kind === 'ingress' || (q as { kind?: string }).kind === 'clsact');
 }
 
 /** A cheap check for a VM's start: the shared device exists (fail closed with a clear step name). */
@@ -334,15 +373,8 @@ export interface TcFilterStatus {
  * `actions`. Head entries and non-flower filters without a handle are skipped.
  */
 export function parseTcFilterShow(json: string, dev = 'device'): TcFilterStatus[] {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(json);
-  } catch {
-    throw new ValidationError(`tc filter show dev ${dev}: output is not JSON`);
-  }
-  if (!Array.isArray(doc)) throw new ValidationError(`tc filter show dev ${dev}: expected a JSON array`);
   const out: TcFilterStatus[] = [];
-  for (const e of doc as Array<Record<string, unknown>>) {
+  for (const e of parseJsonArray(json, `tc filter show dev ${dev}`) as Array<Record<string, unknown>>) {
     const o = e.options as Record<string, unknown> | undefined;
     if (!o || typeof o.handle !== 'number' || typeof e.pref !== 'number') continue;
     out.push({
@@ -389,6 +421,17 @@ export function checkTcOffload(expected: Pick<TcRule, 'dev' | 'pref' | 'handle' 
 }
 
 // ---------------------------------------------------------------------------------------------
+
+function parseJsonArray(json: string, what: string): unknown[] {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(json);
+  } catch {
+    throw new ValidationError(`${what}: output is not JSON`);
+  }
+  if (!Array.isArray(doc)) throw new ValidationError(`${what}: expected a JSON array`);
+  return doc;
+}
 
 function vxlanDev(host: TcFlowerHost): string {
   return host.vxlanDevice ?? TC_VXLAN_DEVICE;

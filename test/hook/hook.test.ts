@@ -2,7 +2,7 @@
 // step, idempotent release, and operations that must be refused or must never fail.
 
 import { expect } from 'chai';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
 import { domainXml, runHook } from '../helpers/hook.js';
@@ -147,6 +147,28 @@ describe('hook on a sim host', function () {
     await simRunner.run({ argv: ['ip', '-n', sim!.a.netns, 'link', 'del', canary] });
     expect((await runHook(cfg, 'fresh', 'release', 'end', domainXml('fresh', U(71), [OFF]))).code).to.equal(0);
     await expectClean();
+  });
+
+  it('a full state disk refuses the start and keeps the old ledger intact', async () => {
+    // A tiny tmpfs over the state dir, with a valid ledger on it, then filled to the last byte.
+    const xml = domainXml('full', U(80), [OFF]);
+    mkdirSync(stateDir(), { recursive: true });
+    await simRunner.run({ argv: ['mount', '-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', stateDir()] });
+    try {
+      expect((await runHook(cfg, 'seed', 'prepare', 'begin', domainXml('seed', U(81), [OFF]))).code).to.equal(0);
+      const before = readFileSync(join(stateDir(), 'ledger.json'), 'utf8');
+      await simRunner.run({ argv: ['dd', 'if=/dev/zero', `of=${join(stateDir(), 'filler')}`, 'bs=4k', 'count=64'] }).catch(() => undefined);
+      const r = await runHook(cfg, 'full', 'prepare', 'begin', xml);
+      expect(r.code).to.equal(1);
+      expect(r.stderr).to.match(/^vfwire: .*(ENOSPC|no space left)/i);
+      expect(readFileSync(join(stateDir(), 'ledger.json'), 'utf8')).to.equal(before);
+      expect(Object.values((await readLedger(stateDir())).leases).map((l) => l.vm)).to.deep.equal(['seed']);
+      rmSync(join(stateDir(), 'filler'));
+      expect((await runHook(cfg, 'seed', 'release', 'end', domainXml('seed', U(81), [OFF]))).code).to.equal(0);
+      await expectClean();
+    } finally {
+      await simRunner.run({ argv: ['umount', stateDir()] }).catch(() => undefined);
+    }
   });
 
   it('refuses migrate and restore of a VM with a VF', async () => {

@@ -4,12 +4,16 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import {
   checkTcOffload,
+  hasIngressQdisc,
   isTcSyncStep,
   MLX5_MAX_FWD_DESTS,
   parseTcFilterShow,
+  parseTcHostLink,
+  planTcHost,
   planTcJoin,
   planTcLeave,
   renderTcHost,
+  renderTcHostCheck,
   tcVniRules,
   vfBits,
   type TcFlowerHost,
@@ -178,6 +182,38 @@ describe('tc-flower overlay plans', () => {
   });
 });
 
+describe('tc-flower host state (host setup)', () => {
+  const fixture = (name: string) => readFileSync(join(FIXTURES, 'tc', name), 'utf8');
+
+  it('reads the device and its qdisc as ip and tc print them (captured here) and plans nothing more', () => {
+    const vxlan = parseTcHostLink(fixture('ip-link-vfwvxlan.json'));
+    expect(vxlan).to.deep.equal({ external: true, port: 4789, mtu: 9166, up: true });
+    const ingressQdisc = hasIngressQdisc(fixture('qdisc-show-vfwvxlan.json'), 'vfwvxlan');
+    expect(ingressQdisc).to.equal(true);
+    expect(planTcHost(HOST_A, OVERLAY_MTU, { vxlan, ingressQdisc })).to.deep.equal([]);
+  });
+
+  it('changes only what differs, and restores what it read', () => {
+    const steps = planTcHost(HOST_A, 9129, { vxlan: { external: true, port: 4789, mtu: 9166, up: false }, ingressQdisc: true });
+    expect(steps.map((s) => [formatCommand(s.do), formatCommand(s.undo!)])).to.deep.equal([
+      ['ip link set dev vfwvxlan mtu 9129', 'ip link set dev vfwvxlan mtu 9166'],
+      ['ip link set dev vfwvxlan up', 'ip link set dev vfwvxlan down'],
+    ]);
+    expect(planTcHost(HOST_A, OVERLAY_MTU, { vxlan: null, ingressQdisc: true }).map((s) => s.kind)).to.deep.equal(['tcf-vxlan-create', 'tcf-vxlan-up', 'tcf-qdisc']);
+  });
+
+  it('will not take over a device of the same name that is not external on 4789', () => {
+    expect(() => planTcHost(HOST_A, OVERLAY_MTU, { vxlan: { external: false, port: 4789, mtu: 1500, up: true } })).to.throw(/vfwvxlan exists but is not an external VXLAN device on UDP 4789 .*ip link del vfwvxlan/);
+    expect(() => parseTcHostLink('[{"ifname":"vfwvxlan","linkinfo":{"info_kind":"veth"}}]')).to.throw(/not a VXLAN device \(veth\)/);
+  });
+
+  it('a start checks the shared device is there; the check has nothing to undo', () => {
+    const check = renderTcHostCheck(HOST_A, WEB1.leaseKey);
+    expect(check.do.argv).to.deep.equal(['ip', 'link', 'show', 'dev', 'vfwvxlan']);
+    expect(check.undo).to.equal(undefined);
+  });
+});
+
 describe('tc-flower doctor: in_hw from tc -j -s filter show', () => {
   const both: TcVniState = { vni: 100, peers: [B, C], members: [WEB1, WEB2] };
   const fixture = (name: string) => readFileSync(join(FIXTURES, 'tc', name), 'utf8');
@@ -249,6 +285,10 @@ describe('tc-flower commands on this kernel (syntax up to the missing cls_flower
     expect(details).to.match(/vxlan external .*dstport 4789/);
     const second = await execa('ip', ['-n', ns, 'link', 'add', 'vfwvxlan2', 'type', 'vxlan', 'dstport', '4789', 'external'], { reject: false });
     expect(second.stderr).to.include('A VXLAN device with the specified VNI already exists');
+    // Read back as host setup would: a second run plans nothing.
+    const vxlan = parseTcHostLink((await execa('ip', ['-n', ns, '-j', '-d', 'link', 'show', 'vfwvxlan'])).stdout);
+    const ingressQdisc = hasIngressQdisc((await execa(tcs[0]!, ['-n', ns, '-j', 'qdisc', 'show', 'dev', 'vfwvxlan'])).stdout);
+    expect(planTcHost(host, OVERLAY_MTU, { vxlan, ingressQdisc })).to.deep.equal([]);
   });
 
   it('the representor qdisc steps and their undo run for real', async () => {
