@@ -68,7 +68,8 @@ program
   .command('gc')
   .description('free leases whose VM is gone and vfwire devices no lease accounts for (after a crash)')
   .option('--dry-run', 'print what would be freed and the exact commands; change nothing')
-  .action((o: { dryRun?: boolean }) => gcCommand({ ...o, config: config() }));
+  .option('--grace <seconds>', 'leave leases younger than this alone (their VM may still be starting)', '120')
+  .action((o: { dryRun?: boolean; grace: string }) => gcCommand({ dryRun: o.dryRun, graceSeconds: Number(o.grace), config: config() }));
 
 const vm = program.command('vm').description("read and write a domain's vfwire metadata");
 vm.command('set')

@@ -2,7 +2,7 @@
 // runs, and vfwire bridges, VXLAN devices and bridge ports that no lease accounts for.
 
 import { configPath, loadConfig, type Config } from '../config/config.js';
-import { VfwireError } from '../errors.js';
+import { ValidationError, VfwireError } from '../errors.js';
 import { undoAll } from '../exec/apply.js';
 import { ExecRunner, type Runner } from '../exec/runner.js';
 import { planGc, type HostLink } from '../gc/plan-gc.js';
@@ -15,9 +15,12 @@ import { formatCommand } from '../plan/step.js';
 import { ip } from '../exec/tools.js';
 
 // A VM between its prepare hook and running QEMU is not "gone"; leave young leases alone.
-const GRACE_MS = 120_000;
+export const DEFAULT_GRACE_S = 120;
 
-export async function gcCommand(opts: { dryRun?: boolean; config?: string }): Promise<void> {
+export async function gcCommand(opts: { dryRun?: boolean; graceSeconds?: number; config?: string }): Promise<void> {
+  const grace = opts.graceSeconds ?? DEFAULT_GRACE_S;
+  if (!Number.isFinite(grace) || grace < 0) throw new ValidationError('--grace: must be a number of seconds, 0 or more');
+  const graceMs = grace * 1000;
   const cfg = await loadConfig(configPath(opts.config));
   const runner = new ExecRunner(cfg.commandTimeoutMs);
   const log = createLogger(cfg.logDir, 'gc');
@@ -25,7 +28,7 @@ export async function gcCommand(opts: { dryRun?: boolean; config?: string }): Pr
     const running = await runningDomains(cfg);
     await withLedger(cfg.stateDir, async (txn) => {
       if (!opts.dryRun && forgetEarlierBoot(txn.data, await readBootId())) await txn.save();
-      const plan = planGc({ ledger: txn.data, running, links: await hostLinks(cfg, runner), notBefore: new Date(Date.now() - GRACE_MS) });
+      const plan = planGc({ ledger: txn.data, running, links: await hostLinks(cfg, runner), notBefore: new Date(Date.now() - graceMs) });
       for (const l of plan.staleLeases) console.log(`lease ${l.vm}#${l.key.split('/')[1]}: ${l.why}`);
       for (const line of plan.leftovers) console.log(`leftover ${line}`);
       if (plan.commands.length === 0) return console.log('nothing to collect');

@@ -18,8 +18,8 @@ export async function hookCommand(vm: string, op: string, subOp: string, configF
     const cfg = await loadConfig(configPath(configFlag));
     log = createLogger(cfg.logDir, 'hook');
     // Fault injection exists for the sim's tests only; a stray variable must not break real hosts.
-    const failAt = cfg.backend === 'sim' ? process.env.VFWIRE_TEST_FAIL_STEP : undefined;
-    ctx = { cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log, failAt: failAt === undefined ? undefined : Number(failAt) };
+    const injected = (name: string) => (cfg.backend === 'sim' && process.env[name] !== undefined ? Number(process.env[name]) : undefined);
+    ctx = { cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log, failAt: injected('VFWIRE_TEST_FAIL_STEP'), hangAt: injected('VFWIRE_TEST_HANG_STEP') };
     return ctx;
   };
   try {

@@ -15,9 +15,10 @@
 // them, the underlay on the bond, and the VFs last:
 //   1-3 as above, for both PFs, before any bonding: mlx5 forms a LAG only when both PFs are in
 //       the same eswitch mode and none has VFs in legacy mode (mlx5_lag_check_prereq,
-//       lag/lag.c), and NVIDIA's VF LAG guides (ASAP2 "SR-IOV VF LAG", the VF-LAG quick start
-//       guide, the TripleO notes: `linux_bond` of two `sriov_pf` members in `switchdev`, "mode=
-//       active-backup miimon=100") configure switchdev before bonding the uplinks;
+//       lag/lag.c); NVIDIA's VF-LAG quick start guide ("To enable VF-LAG, the NIC should be in
+//       SRIOV switchdev mode") and its TripleO notes (a `linux_bond` of two `sriov_pf` members
+//       with `link_mode: switchdev`, bonding_options "mode=active-backup miimon=100") build
+//       the bond over PFs already in switchdev;
 //   4. ip link add bond0 type bond mode active-backup miimon 100
 //   5. per PF: the underlay address off it (if a non-failover run left one), `down` (a port is
 //      enslaved down; bonding opens it itself), `master bond0`;
@@ -168,7 +169,9 @@ export function planHostSetup(input: HostSetupInput, current: HostState): Step[]
     for (const pf of input.pfs) steps.push(...pfSteps.get(pf.name)!.off, ...pfSteps.get(pf.name)!.on);
     for (const pf of input.pfs) {
       const c = cur(pf);
-      if (c.master) steps.push(linkStep(ns, 'pf-nomaster', pf.name, ['nomaster'], ['master', c.master]));
+      if (c.master) {
+        throw new ValidationError(`host setup: ${pf.name} is a port of ${c.master}, but failover is off: remove the bond (ip link del ${c.master}) and run host setup again`);
+      }
       if (pf.name === uplink && !c.addresses?.includes(cidr)) steps.push(addrStep(ns, pf.name, cidr));
       steps.push(...mtuUpStep(ns, pf.name, input.underlay.mtu, c));
     }

@@ -10,4 +10,6 @@ export interface HookContext {
   log: Logger;
   /** Test-only: make prepare step N fail (VFWIRE_TEST_FAIL_STEP). */
   failAt?: number;
+  /** Test-only: hang before prepare step N, to be killed there (VFWIRE_TEST_HANG_STEP). */
+  hangAt?: number;
 }

@@ -29,7 +29,7 @@ export async function prepare(req: DomainRequest, ctx: HookContext): Promise<voi
       recordPlan(txn.data, plan);
       await txn.save();
       try {
-        await applySteps(plan.steps, ctx.runner, { vm: req.name, failAt: ctx.failAt });
+        await applySteps(plan.steps, ctx.runner, { vm: req.name, failAt: ctx.failAt, hangAt: ctx.hangAt });
       } catch (err) {
         dropLeases(txn.data, keys);
         await txn.save();

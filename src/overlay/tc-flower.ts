@@ -43,8 +43,9 @@
 // refuses the same non-encap device twice in one rule ("can't duplicate output to same
 // device"), and it forwards to at most MLX5_MAX_FLOW_FWD_VPORTS = 32 destinations per rule
 // (raised from 2 in Linux 5.16, commit "net/mlx5: E-Switch, Increase supported number of
-// forward destinations to 32"). Per-destination rules chained with `continue` or `goto chain`
-// are not offloaded ("Mirroring goto chain rules isn't supported"), and mirred `blockid`
+// forward destinations to 32"). Per-destination rules chained with `continue` (mlx5 has no
+// parser for it, en/tc/act/act.c) or `goto chain` ("Mirroring goto chain rules isn't
+// supported", en_tc.c) are not offloaded, and mirred `blockid`
 // (Linux 6.10) replicates in software only. The replication lists depend on who is on the VNI,
 // so those rules are rewritten (`tc filter replace`, in place, same pref and handle) whenever a
 // member joins or leaves, as OVS revalidates its datapath flows; see planTcJoin/planTcLeave.
@@ -58,9 +59,12 @@
 //   VXLAN pref 1: VF bits << 8 | peer index (0x30201: VF 03:00.2, the VNI's second peer);
 //   VXLAN pref 2: VNI * 256 + peer index (VNI 100, first peer -> 0x6400).
 // Peer indexes are positions in the VNI's peer list, which the ledger keeps for the VNI's life.
-// Prefs stay small: mlx5 offloads tc priorities 1..16 only (TC_MAX_PRIO, lib/fs_chains.h), and
-// every rule within one pref uses the same keys and masks, so hardware that wants one mask per
-// priority (OVS's multi_mask_per_prio probe) is served too.
+// Prefs stay small: mlx5 refuses a priority above its chains' range, 16 ("Requested priority is
+// out of supported range", mlx5e_tc_add_fdb_flow in en_tc.c; TC_MAX_PRIO in the chains code),
+// and firmware without eswitch priorities takes prio 1 only ("E-switch priorities unsupported,
+// upgrade FW": the lab notes' firmware update comes first). Every rule within one pref uses the
+// same keys and masks, so hardware that wants one mask per priority (OVS probes for it,
+// multi_mask_per_prio) is served too.
 //
 // Outer UDP checksum: `nocsum`. mlx5 builds the encapsulation header with a zero UDP checksum
 // (mlx5e_gen_ip_tunnel_header_vxlan) and RFC 7348 says VXLAN over IPv4 SHOULD send zero; with

@@ -144,6 +144,9 @@ describe('host setup plans (failover/vf-lag)', () => {
     const host = new HostModel(input('192.168.80.2', true));
     const state: HostState = { ...host.read(), bond: { mode: 'balance-rr', miimon: 100, addresses: [], mtu: 1500, up: false } };
     expect(() => planHostSetup(input('192.168.80.2', true), state)).to.throw(ValidationError, /bond0 exists in mode balance-rr; failover needs active-backup/);
+    const bonded = new HostModel(input('192.168.80.2', true));
+    bonded.run(renderHostSetup(input('192.168.80.2', true)).map((s) => s.do));
+    expect(() => planHostSetup(input('192.168.80.2', false), bonded.read())).to.throw(ValidationError, /enp3s0f0np0 is a port of bond0, but failover is off: remove the bond \(ip link del bond0\)/);
   });
 
   it('runs in a netns when told, and writes sysfs under the given root', () => {

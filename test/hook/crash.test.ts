@@ -1,0 +1,58 @@
+// A hook killed with SIGKILL between any two prepare steps, on the sim's libvirt host: the
+// ledger's 'preparing' lease and the objects already made are what `vfwire gc` must free.
+
+import { expect } from 'chai';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { readLedger } from '../../src/ledger/store.js';
+import { HOOK_SCRIPT } from '../../src/sim/guest.js';
+import { libvirtReachable, waitFor } from '../../src/sim/libvirtd.js';
+import { vfwire } from '../helpers/cli.js';
+import { domainXml } from '../helpers/hook.js';
+import { downTestSim, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
+
+describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
+  this.timeout(300_000);
+  let sim: TestSim | undefined;
+  const VNI = 6_000_000 + Math.floor(Math.random() * 900_000);
+
+  before(async function () {
+    if (!(await libvirtReachable())) {
+      if (process.env.CI) throw new Error('libvirtd is not reachable: gc asks it which VMs run');
+      this.skip();
+    }
+    sim = await upTestSim(1, { libvirt: true });
+  });
+  after(() => downTestSim(sim));
+
+  async function rootLinks() {
+    const list = JSON.parse((await runner.run({ argv: ['ip', '-j', 'link', 'show'] })).stdout) as { ifname: string; master?: string }[];
+    return new Map(list.map((l) => [l.ifname, l]));
+  }
+
+  // The first lease of a VNI on the libvirt host: vxlan-create (in host A's netns), vxlan-move,
+  // bridge-create, vxlan-master, vxlan-peer, bridge-up, rep-join.
+  for (let k = 0; k < 7; k++) {
+    it(`killed before step ${k}: gc leaves nothing behind`, async () => {
+      const state = join(sim!.a.dir, 'state');
+      const xml = domainXml('crashy', `00000000-0000-4000-8000-00000000c${k.toString().padStart(3, '0')}`, [`vni="${VNI}" encrypt="off"`]);
+      const hook = execa(HOOK_SCRIPT, ['crashy', 'prepare', 'begin', '-'], { input: xml, env: { VFWIRE_CONFIG: sim!.a.configPath, VFWIRE_TEST_HANG_STEP: String(k) }, reject: false });
+      await waitFor('the hook to record its lease', async () => (Object.keys((await readLedger(state)).leases).length ? true : undefined));
+      // Steps before k have run once the lease is recorded and k > 0; give them a moment.
+      await new Promise((r) => setTimeout(r, 300));
+      hook.kill('SIGKILL');
+      await hook;
+      // The kill really came mid-way: what steps 0..k-1 made is there for gc to find.
+      const made = [...(await rootLinks()).keys(), ...(await links(sim!.a.netns)).keys()].filter((n) => n === `vfwvx${VNI}` || n === `vfwbr${VNI}`);
+      expect(made, 'objects made before the kill').to.have.length(k === 0 ? 0 : k < 3 ? 1 : 2);
+
+      const gc = await vfwire(['--config', sim!.a.configPath, 'gc', '--grace', '0']);
+      expect(gc.code, gc.stderr).to.equal(0);
+      expect(Object.keys((await readLedger(state)).leases)).to.deep.equal([]);
+      const root = await rootLinks();
+      expect([...root.keys()].filter((n) => n === `vfwbr${VNI}` || n === `vfwvx${VNI}`)).to.deep.equal([]);
+      expect(root.get(`${sim!.a.tapPrefix}0`)?.master).to.equal(undefined);
+      expect([...(await links(sim!.a.netns)).keys()].filter((n) => n.startsWith('vfw'))).to.deep.equal([]);
+    });
+  }
+});
