@@ -19,7 +19,7 @@ export async function applySteps(steps: Step[], runner: Runner, opts: ApplyOptio
   for (const [i, step] of steps.entries()) {
     try {
       if (i === opts.failAt) throw new VfwireError('injected failure (VFWIRE_TEST_FAIL_STEP)');
-      if (i === opts.hangAt) await new Promise(() => undefined); // until killed: VFWIRE_TEST_HANG_STEP
+      if (i === opts.hangAt) await new Promise(() => setInterval(() => undefined, 60_000)); // until killed: VFWIRE_TEST_HANG_STEP
       await runner.run(step.do);
       done.push(step);
       opts.onApplied?.(step);

@@ -24,7 +24,7 @@ import { guestNetns, UNDERLAY_MTU } from '../../src/sim/topology.js';
 import { vfwire } from '../helpers/cli.js';
 import { downTestSim, runner, upTestSim, type TestSim } from '../helpers/sim.js';
 import {
-  buildGuestImage, defineGuest, guestVirtType, readConsole, waitForConsole, type GuestImage, type GuestVm, type VfwLine,
+  buildGuestImage, consoleTail, defineGuest, guestVirtType, readConsole, waitForConsole, type GuestImage, type GuestVm, type VfwLine,
 } from '../guest/guest-vm.js';
 
 describe('e2e: real guests on the overlay', function () {
@@ -71,6 +71,20 @@ describe('e2e: real guests on the overlay', function () {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  // A failed test shows what its guests printed, then stops them so the next test starts clean.
+  let current: string[] = [];
+  beforeEach(() => {
+    current = [];
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state !== 'failed') return;
+    for (const vm of current) {
+      console.log(`      --- console of ${vm} (${(await virsh('domstate', vm)).stdout.trim()}):\n${consoleTail(consoleOf(vm))}`);
+      await virsh('destroy', vm);
+    }
+    await waitFor('leases to be released', async () => ((await leases()).length === 0 ? true : undefined)).catch((err: unknown) => console.log(`      ${String(err)}`));
+  });
+
   // Boot budget: KVM boots this guest in about a second, TCG in about five on a small machine.
   const bootMs = () => (type === 'kvm' ? 30_000 : 90_000);
   const vmName = (n: string) => `${sim!.opts.prefix}-${n}`;
@@ -81,6 +95,7 @@ describe('e2e: real guests on the overlay', function () {
     const name = vmName(n);
     await defineGuest(dir, { name, type, image, consoleLog: consoleOf(name), ifaces, params });
     defined.push(name);
+    current.push(name);
     return name;
   }
   async function start(vm: string): Promise<number> {

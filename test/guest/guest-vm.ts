@@ -3,7 +3,7 @@
 // console that libvirt writes to a file. init.sh documents the guest's side: the vfw.* kernel
 // parameters it reads and the "VFW-..." lines it prints.
 
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -41,7 +41,8 @@ export async function guestVirtType(img: GuestImage): Promise<'kvm' | 'qemu'> {
   if ((await virtType()) !== 'kvm') return 'qemu';
   const hostKernel = (await execa('uname', ['-r'])).stdout.trim();
   const qemu = (await execa('qemu-system-x86_64', ['--version'])).stdout.split('\n')[0]!.replace(/[^\w.-]+/g, '_');
-  const cached = join(img.dir, `kvm-boots.${hostKernel}.${qemu}`);
+  // Beside the images, not in one: the answer depends on the kernel, not on init.sh.
+  const cached = join(dirname(img.dir), `kvm-boots.${hostKernel}.${qemu}.${statSync(img.kernel).size}`);
   if (existsSync(cached)) return readFileSync(cached, 'utf8').trim() === 'yes' ? 'kvm' : 'qemu';
   const boots = await kvmBootsLinux(img);
   writeFileSync(cached, boots ? 'yes\n' : 'no\n');
@@ -78,7 +79,8 @@ export interface GuestVm {
  * power button), no disks and no NIC of its own: the only NIC is the one vfwire attaches live.
  */
 export function guestDomainXml(g: GuestVm): string {
-  const cmdline = ['console=ttyS0', 'quiet', 'loglevel=3', ...Object.entries(g.params).map(([k, v]) => `vfw.${k}=${v}`)].join(' ');
+  // loglevel=1: kernel messages would interleave with init's lines on the one console.
+  const cmdline = ['console=ttyS0', 'quiet', 'loglevel=1', ...Object.entries(g.params).map(([k, v]) => `vfw.${k}=${v}`)].join(' ');
   if (/[<>&'"]/.test(cmdline)) throw new Error(`guest ${g.name}: kernel command line must not need XML escaping: ${cmdline}`);
   return `<domain type="${g.type}">
   <name>${g.name}</name>
@@ -117,10 +119,14 @@ export interface VfwLine {
   fields: Record<string, string>;
 }
 
+/**
+ * The VFW lines of a console. QEMU writes the serial port byte by byte as the guest sends it,
+ * so the text after the last newline may be half a line: it is left for the next read.
+ */
 export function parseConsole(text: string): VfwLine[] {
   const lines: VfwLine[] = [];
-  for (const raw of text.split(/\r?\n/)) {
-    const m = /VFW-([A-Z-]+)((?: \S+=\S*)*)\s*$/.exec(raw);
+  for (const raw of text.split('\n').slice(0, -1)) {
+    const m = /VFW-([A-Z-]+)((?: [\w.]+=\S*)*)/.exec(raw);
     if (!m) continue;
     const fields: Record<string, string> = {};
     for (const kv of m[2]!.trim().split(' ').filter(Boolean)) {
@@ -130,6 +136,11 @@ export function parseConsole(text: string): VfwLine[] {
     lines.push({ kind: m[1]!, fields });
   }
   return lines;
+}
+
+/** The last `n` lines of a console, for a failure report. */
+export function consoleTail(path: string, n = 25): string {
+  return existsSync(path) ? readFileSync(path, 'utf8').replace(/\r/g, '').split('\n').slice(-n).join('\n') : '(no console file)';
 }
 
 export function readConsole(path: string): VfwLine[] {
@@ -144,8 +155,7 @@ export async function waitForConsole(path: string, what: string, match: (l: VfwL
     const hit = all.find((l) => match(l, all));
     if (hit) return hit;
     if (Date.now() > end) {
-      const tail = existsSync(path) ? readFileSync(path, 'utf8').split('\n').slice(-15).join('\n') : '(no console file)';
-      throw new Error(`timed out after ${ms} ms waiting for ${what} on ${path}; console ends with:\n${tail}`);
+      throw new Error(`timed out after ${ms} ms waiting for ${what} on ${path}; console ends with:\n${consoleTail(path, 15)}`);
     }
     await sleep(100);
   }

@@ -16,7 +16,7 @@
 #   vfw.ip=198.19.100.1/24      address of the NIC
 #   vfw.peers=A,B,...           addresses to ping; the first is "the" peer of VFW-RESULT and VFW-DF
 #   vfw.mtu=9000                set the NIC's MTU (default: keep what virtio's host_mtu gave)
-#   vfw.wait=20                 seconds to wait for the first peer to answer
+#   vfw.wait=30                 seconds to wait for the first peer to answer
 #   vfw.dfsize=8972             DF ping at this payload size and one byte more
 #   vfw.rounds=30               ping rounds after the result, one a second (keeps the guest
 #                               pinging while the test looks at the other side)
@@ -41,7 +41,7 @@ say() { echo "$*"; }
 say "VFW-BOOT t_ms=$(ms)"
 ip link set lo up
 
-ip_addr= peers= mtu= wait_s=20 dfsize= rounds=30 nicwait=120 poff=0
+ip_addr= peers= mtu= wait_s=30 dfsize= rounds=30 nicwait=120 poff=0
 for w in $(cat /proc/cmdline); do
   case "$w" in
     vfw.ip=*) ip_addr=${w#*=} ;;

@@ -12,6 +12,7 @@ import { domainXml } from '../helpers/hook.js';
 import { downTestSim, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
 
 describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
+  // Each gc waits for the dead hook's lock to go stale (10 s).
   this.timeout(300_000);
   let sim: TestSim | undefined;
   const VNI = 6_000_000 + Math.floor(Math.random() * 900_000);
@@ -40,7 +41,8 @@ describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
       await waitFor('the hook to record its lease', async () => (Object.keys((await readLedger(state)).leases).length ? true : undefined));
       // Steps before k have run once the lease is recorded and k > 0; give them a moment.
       await new Promise((r) => setTimeout(r, 300));
-      hook.kill('SIGKILL');
+      // The shim's `| exec node` runs node in a pipeline child: kill that process, as a crash would.
+      await execa('pkill', ['-KILL', '-f', `hook-main.js -- crashy prepare`]);
       await hook;
       // The kill really came mid-way: what steps 0..k-1 made is there for gc to find.
       const made = [...(await rootLinks()).keys(), ...(await links(sim!.a.netns)).keys()].filter((n) => n === `vfwvx${VNI}` || n === `vfwbr${VNI}`);
