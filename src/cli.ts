@@ -8,6 +8,7 @@ import { benchCommands } from './cli/bench.js';
 import { doctorCommand } from './cli/doctor.js';
 import { gcCommand } from './cli/gc.js';
 import { hookCommand } from './cli/hook.js';
+import { hostCommands } from './cli/host.js';
 import { ipsecCommands } from './cli/ipsec.js';
 import { planCommand } from './cli/plan.js';
 import { simCommands } from './cli/sim.js';
@@ -89,6 +90,7 @@ vm.command('show')
   .action(vmShow);
 vm.command('unset').description("remove a domain's vfwire metadata").argument('<vm>', 'domain name').action(vmUnset);
 
+hostCommands(program, config);
 ipsecCommands(program, config);
 benchCommands(program);
 simCommands(program);

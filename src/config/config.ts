@@ -16,6 +16,8 @@ export interface PeerConfig {
 
 export interface PfConfig {
   name: string;
+  /** VFs host setup enables; undefined: sriov_totalvfs. */
+  numVfs?: number;
   /** undefined: every VF of the PF */
   vfs?: Set<number>;
 }
@@ -27,7 +29,8 @@ export interface Config {
   logDir: string;
   netns?: string;
   sysfsRoot: string;
-  underlay: { interface: string; address: string; mtu: number; netns?: string };
+  underlay: { interface: string; address: string; mtu: number; prefixLen: number; netns?: string };
+  failover?: { mode: 'active-backup'; miimon: number };
   vfMtu: number;
   pfs: PfConfig[];
   peers: PeerConfig[];
@@ -72,7 +75,7 @@ export function parseConfig(text: string, path = '<config>'): Config {
 }
 
 function normalize(raw: RawConfig, path: string): Config {
-  const pfs = raw.pfs.map((pf, i) => ({ name: pf.name, vfs: pf.vfs === undefined ? undefined : parseRange(pf.vfs, `pfs.${i}.vfs`, path) }));
+  const pfs = raw.pfs.map((pf, i) => ({ name: pf.name, numVfs: pf.num_vfs, vfs: pf.vfs === undefined ? undefined : parseRange(pf.vfs, `pfs.${i}.vfs`, path) }));
   const dup = firstDuplicate(pfs.map((p) => p.name)) ?? firstDuplicate(raw.peers.map((p) => p.name)) ?? firstDuplicate(raw.peers.map((p) => p.address));
   if (dup) throw new ValidationError(`config ${path}: "${dup}" is listed twice`);
   if (raw.peers.some((p) => p.address === raw.underlay.address)) {
@@ -85,7 +88,8 @@ function normalize(raw: RawConfig, path: string): Config {
     logDir: raw.log_dir,
     netns: raw.netns,
     sysfsRoot: raw.sysfs_root,
-    underlay: raw.underlay,
+    underlay: { interface: raw.underlay.interface, address: raw.underlay.address, mtu: raw.underlay.mtu, prefixLen: raw.underlay.prefix_len, netns: raw.underlay.netns },
+    failover: raw.failover,
     vfMtu: raw.vf_mtu,
     pfs,
     peers: raw.peers,

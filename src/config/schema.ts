@@ -23,6 +23,7 @@ export const configSchema = z
         interface: ifname,
         address: ipv4,
         mtu: z.number().int().min(1280).max(65535).default(9216),
+        prefix_len: z.number().int().min(8).max(32).default(24),
         /** Sim only: the netns holding the underlay; VXLAN devices are made there, then moved. */
         netns: simpleName.optional(),
       })
@@ -35,6 +36,8 @@ export const configSchema = z
             name: ifname,
             /** VF numbers vfwire may lease, e.g. "0-7,12"; default all. */
             vfs: z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'must be a list like "0-7,12"').optional(),
+            /** VFs `host setup` enables (default: the firmware's maximum, sriov_totalvfs). */
+            num_vfs: z.number().int().min(0).max(1024).optional(),
           })
           .strict(),
       )
@@ -64,6 +67,11 @@ export const configSchema = z
       })
       .strict()
       .default({ mode: 'off', key_dir: '/etc/vfwire/keys', allow_software_crypto: false, priority: 12 }),
+    /** mlx5 VF LAG: both PFs in an active-backup bond named by underlay.interface (host setup). */
+    failover: z
+      .object({ mode: z.literal('active-backup'), miimon: z.number().int().min(1).max(10_000).default(100) })
+      .strict()
+      .optional(),
     /** libvirt connection of the attach worker (hooks themselves never call libvirt). */
     libvirt_uri: z.string().min(1).default('qemu:///system'),
     /** When a VF cannot be attached to a started VM: stop the VM (fail closed) or keep it running without. */

@@ -42,7 +42,7 @@ import type { EswitchMode } from '../host/devlink.js';
 import type { Command, Step, StepOwner } from '../plan/step.js';
 
 /** Host state: never recorded in the ledger (VNI 0 is no tenant VNI); stands in for a proposed `{ kind: 'host' }`. */
-const HOST_OWNER: StepOwner = { kind: 'vni', vni: 0 };
+const HOST_OWNER: StepOwner = { kind: 'host' };
 
 const DEFAULT_LINK = { mtu: 1500, up: false };
 const IFNAME = /^(?!-)(?!\.\.?$)[A-Za-z0-9_.-]{1,15}$/;
@@ -56,7 +56,7 @@ export interface PfSetup {
   pci: string;
   /** VFs wanted on this PF (0 leaves SR-IOV off). */
   numVfs: number;
-  /** Representor names of VFs 0..numVfs-1, as the driver will name them (enp3s0f0r0, ...). */
+  /** Representor names of VFs 0..numVfs-1, as the driver will name them (enp3s0f0r0, ...); [] to leave them alone. */
   reps: string[];
 }
 
@@ -269,7 +269,8 @@ function validate(input: HostSetupInput): void {
     names.add(pf.name);
     if (!PCI.test(pf.pci)) throw bad(`pf ${pf.name}: pci ${JSON.stringify(pf.pci)} is not a PCI address like 0000:03:00.0`);
     if (!Number.isInteger(pf.numVfs) || pf.numVfs < 0 || pf.numVfs > 127) throw bad(`pf ${pf.name}: ${pf.numVfs} VFs (ConnectX-6 Dx: 0..127)`);
-    if (pf.reps.length !== pf.numVfs) throw bad(`pf ${pf.name}: ${pf.numVfs} VFs but ${pf.reps.length} representor names`);
+    // No names: the representors live elsewhere and are not host setup's to configure.
+    if (pf.reps.length !== 0 && pf.reps.length !== pf.numVfs) throw bad(`pf ${pf.name}: ${pf.numVfs} VFs but ${pf.reps.length} representor names`);
     for (const r of pf.reps) if (!IFNAME.test(r)) throw bad(`pf ${pf.name}: representor ${JSON.stringify(r)} is not an interface name`);
   }
   const u = input.underlay;

@@ -9,8 +9,8 @@ export interface Command {
   stdin?: string;
 }
 
-/** Who a step's undo belongs to: one VM interface, a VNI shared by several, or a peer's SAs. */
-export type StepOwner = { kind: 'lease'; key: string } | { kind: 'vni'; vni: number } | { kind: 'peer'; name: string };
+/** Who a step's undo belongs to: one VM interface, a VNI shared by several, a peer's SAs, the host. */
+export type StepOwner = { kind: 'lease'; key: string } | { kind: 'vni'; vni: number } | { kind: 'peer'; name: string } | { kind: 'host' };
 
 export interface Step {
   /** Short kind, stable for tests and fault injection: `vxlan-create`, `rep-master`, ... */

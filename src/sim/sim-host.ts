@@ -5,6 +5,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { ValidationError, VfwireError } from '../errors.js';
+import { hostSetup } from '../cli/host.js';
 import { undoAll } from '../exec/apply.js';
 import type { Runner } from '../exec/runner.js';
 import { readLedger } from '../ledger/store.js';
@@ -14,7 +15,12 @@ import { MAX_SIM_VFS, repNetdev, simHosts, UNDERLAY_MTU, UNDERLAY_PREFIX_LEN, vf
 
 const STATE_FILE = 'sim.json';
 
-export async function simUp(opts: SimOptions, runner: Runner): Promise<SimHost[]> {
+/**
+ * Builds the sim as a host is after a boot (PF down without address, SR-IOV off, legacy
+ * eswitch), then, unless `setup` is false, runs `vfwire host setup` on both hosts as an operator
+ * would.
+ */
+export async function simUp(opts: SimOptions, runner: Runner, setup = true): Promise<SimHost[]> {
   validateSimOptions(opts);
   const hosts = simHosts(opts);
   const existing = await listNetns(runner);
@@ -29,6 +35,7 @@ export async function simUp(opts: SimOptions, runner: Runner): Promise<SimHost[]
     // The underlay cable: PF of host A <-> PF of host B.
     await runner.run({ argv: ['ip', 'link', 'add', 'name', a.pf, 'netns', a.netns, 'type', 'veth', 'peer', 'name', b.pf, 'netns', b.netns] });
     for (const h of hosts) await buildHost(h, opts, runner);
+    if (setup) for (const h of hosts) await hostSetup(h.configPath, false);
   } catch (err) {
     await simDown(opts, runner).catch(() => undefined);
     throw err;
@@ -37,11 +44,7 @@ export async function simUp(opts: SimOptions, runner: Runner): Promise<SimHost[]
 }
 
 async function buildHost(h: SimHost, opts: SimOptions, runner: Runner): Promise<void> {
-  const batch = [
-    `link set dev lo up`,
-    `addr add ${h.underlayIp}/${UNDERLAY_PREFIX_LEN} dev ${h.pf}`,
-    `link set dev ${h.pf} mtu ${UNDERLAY_MTU} up`,
-  ];
+  const batch = [`link set dev lo up`];
   const taps: string[] = [];
   for (let i = 0; i < opts.vfs; i++) {
     const vf = vfNetdev(h, i);
@@ -62,7 +65,7 @@ async function buildHost(h: SimHost, opts: SimOptions, runner: Runner): Promise<
     sysfs_root: join(h.dir, 'sys'),
     state_dir: join(h.dir, 'state'),
     log_dir: join(h.dir, 'log'),
-    underlay: { interface: h.pf, address: h.underlayIp, mtu: UNDERLAY_MTU, netns: h.tapPrefix ? h.netns : undefined },
+    underlay: { interface: h.pf, address: h.underlayIp, prefix_len: UNDERLAY_PREFIX_LEN, mtu: UNDERLAY_MTU, netns: h.tapPrefix ? h.netns : undefined },
     vf_mtu: 9000,
     pfs: [{ name: h.pf }],
     peers: [{ name: `sim-${peer.id}`, address: peer.underlayIp }],

@@ -11,10 +11,11 @@ export async function writeSysfsTree(root: string, host: SimHost, vfs: number, m
   const netDir = (dev: string) => join(root, 'class/net', dev);
 
   await mkdir(pciDir(host.pfPci), { recursive: true });
-  await writeFile(join(pciDir(host.pfPci), 'sriov_numvfs'), `${vfs}\n`);
+  // As after a boot: SR-IOV off and the eswitch in legacy mode until `vfwire host setup`.
+  await writeFile(join(pciDir(host.pfPci), 'sriov_numvfs'), '0\n');
   await writeFile(join(pciDir(host.pfPci), 'sriov_totalvfs'), `${vfs}\n`);
   await netdev(host.pf, host.pfPci, { phys_port_name: 'p0', phys_switch_id: host.switchId });
-  await writeSimDevlinkState(pciDir(host.pfPci), { mode: 'switchdev', flow_steering_mode: 'dmfs' });
+  await writeSimDevlinkState(pciDir(host.pfPci), { mode: 'legacy', flow_steering_mode: 'smfs' });
 
   for (let i = 0; i < vfs; i++) {
     const bdf = vfPci(host, i);

@@ -140,7 +140,8 @@ describe('host setup plans (failover/vf-lag)', () => {
   it('refuses inputs it cannot build', () => {
     expect(() => renderHostSetup({ ...input('192.168.80.2', true), pfs: [PF0] })).to.throw(ValidationError, /bonds the NIC's two PFs; 1 given/);
     expect(() => renderHostSetup({ ...input('192.168.80.2', false), underlay: { ...input('192.168.80.2', false).underlay, interface: 'bond0' } })).to.throw(ValidationError, /not one of the PFs/);
-    expect(() => renderHostSetup({ ...input('192.168.80.2', false), pfs: [{ ...PF0, reps: [] }] })).to.throw(ValidationError, /4 VFs but 0 representor names/);
+    expect(() => renderHostSetup({ ...input('192.168.80.2', false), pfs: [{ ...PF0, reps: ['only-one'] }] })).to.throw(ValidationError, /4 VFs but 1 representor names/);
+    expect(renderHostSetup({ ...input('192.168.80.2', false), pfs: [{ ...PF0, reps: [] }] }).some((s) => s.kind === 'rep-link')).to.equal(false);
     const host = new HostModel(input('192.168.80.2', true));
     const state: HostState = { ...host.read(), bond: { mode: 'balance-rr', miimon: 100, addresses: [], mtu: 1500, up: false } };
     expect(() => planHostSetup(input('192.168.80.2', true), state)).to.throw(ValidationError, /bond0 exists in mode balance-rr; failover needs active-backup/);

@@ -16,6 +16,8 @@ describe('inventory', () => {
   beforeEach(async () => {
     root = mkdtempSync(join(tmpdir(), 'vfwt-sys-'));
     await writeSysfsTree(root, host, 3, new Map([['enp3s0f0v1', '02:11:22:33:44:55']]));
+    // The tree is written as after a boot (SR-IOV off); host setup would enable the VFs.
+    writeFileSync(join(root, 'bus/pci/devices/0000:03:00.0/sriov_numvfs'), '3\n');
   });
   afterEach(() => rmSync(root, { recursive: true, force: true }));
 

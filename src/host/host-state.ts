@@ -1,0 +1,77 @@
+// What `host setup` needs to know before it changes anything: per PF its VF count, eswitch and
+// flow steering modes, addresses, MTU, link state and master; its representors; the bond.
+
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Config } from '../config/config.js';
+import type { Runner } from '../exec/runner.js';
+import { ip } from '../exec/tools.js';
+import type { BondState, HostState, LinkState, PfSetup, PfState } from '../failover/vf-lag.js';
+import { readDevlinkState } from './devlink.js';
+
+interface IpLink {
+  ifname: string;
+  mtu: number;
+  flags: string[];
+  master?: string;
+  addr_info?: { family: string; local: string; prefixlen: number }[];
+  linkinfo?: { info_kind?: string; info_data?: { mode?: string; miimon?: number } };
+}
+
+/** The PFs as host setup wants them: VF count from the config or the firmware's maximum. */
+export async function wantedPfs(cfg: Config, pciOf: (pf: string) => Promise<string>): Promise<PfSetup[]> {
+  const out: PfSetup[] = [];
+  for (const pf of cfg.pfs) {
+    const numVfs = pf.numVfs ?? (await readInt(join(cfg.sysfsRoot, 'class/net', pf.name, 'device/sriov_totalvfs'))) ?? 0;
+    // mlx5 names representors after the PF (enp3s0f0np0 -> enp3s0f0r3), as the lab notes show.
+    const base = pf.name.replace(/np\d+$/, '');
+    out.push({ name: pf.name, pci: await pciOf(pf.name), numVfs, reps: Array.from({ length: numVfs }, (_, i) => `${base}r${i}`) });
+  }
+  return out;
+}
+
+export async function readHostState(cfg: Config, runner: Runner, pfs: PfSetup[], netns: string | undefined): Promise<HostState> {
+  const state: HostState = { pfs: {}, reps: {} };
+  for (const pf of pfs) {
+    const link = await showLink(runner, netns, pf.name);
+    const dl = await readDevlinkState(runner, pf.pci).catch(() => undefined);
+    const pfState: PfState = {
+      numVfs: await readInt(join(cfg.sysfsRoot, 'class/net', pf.name, 'device/sriov_numvfs')),
+      eswitchMode: dl?.eswitchMode,
+      flowSteeringMode: dl?.flowSteeringMode,
+      ...(link ? linkFacts(link) : {}),
+    };
+    state.pfs[pf.name] = pfState;
+    for (const rep of pf.reps) {
+      const r = await showLink(runner, netns, rep);
+      if (r) state.reps[rep] = { mtu: r.mtu, up: r.flags.includes('UP') } satisfies LinkState;
+    }
+  }
+  if (cfg.failover) {
+    const bond = await showLink(runner, netns, cfg.underlay.interface);
+    state.bond = bond?.linkinfo?.info_kind === 'bond' ? bondFacts(bond) : null;
+  }
+  return state;
+}
+
+function linkFacts(l: IpLink): Pick<PfState, 'addresses' | 'mtu' | 'up' | 'master'> {
+  return { addresses: inet(l), mtu: l.mtu, up: l.flags.includes('UP'), master: l.master ?? null };
+}
+
+function bondFacts(l: IpLink): BondState {
+  return { mode: l.linkinfo?.info_data?.mode ?? 'unknown', miimon: l.linkinfo?.info_data?.miimon ?? 0, addresses: inet(l), mtu: l.mtu, up: l.flags.includes('UP') };
+}
+
+function inet(l: IpLink): string[] {
+  return (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+}
+
+async function showLink(runner: Runner, netns: string | undefined, dev: string): Promise<IpLink | undefined> {
+  const r = await runner.run({ argv: ip(netns, '-j', '-d', 'addr', 'show', 'dev', dev) }).catch(() => undefined);
+  return r ? (JSON.parse(r.stdout) as IpLink[])[0] : undefined;
+}
+
+async function readInt(path: string): Promise<number | undefined> {
+  const text = await readFile(path, 'utf8').then((s) => s.trim(), () => undefined);
+  return text !== undefined && /^\d+$/.test(text) ? Number(text) : undefined;
+}

@@ -1,0 +1,48 @@
+// `vfwire host setup` on a sim host left as after a boot: the lab notes' steps, then nothing.
+
+import { expect } from 'chai';
+import { vfwire } from '../helpers/cli.js';
+import { domainXml, runHook } from '../helpers/hook.js';
+import { downTestSim, links, upTestSim, type TestSim } from '../helpers/sim.js';
+
+describe('vfwire host setup', function () {
+  this.timeout(60_000);
+  let sim: TestSim | undefined;
+  before(async () => {
+    sim = await upTestSim(2, {}, false);
+  });
+  after(() => downTestSim(sim));
+  const setup = (...args: string[]) => vfwire(['--config', sim!.a.configPath, 'host', 'setup', ...args]);
+
+  it('--dry-run prints the lab notes\' per-boot steps for the sim PF, in order, and changes nothing', async () => {
+    const r = await setup('--dry-run');
+    expect(r.code, r.stderr).to.equal(0);
+    const ns = sim!.a.netns;
+    expect(r.stdout.trim().split('\n')).to.deep.equal([
+      'devlink dev param set pci/0000:03:00.0 name flow_steering_mode value dmfs cmode runtime',
+      'devlink dev eswitch set pci/0000:03:00.0 mode switchdev',
+      `tee ${sim!.a.dir}/sys/class/net/enp3s0f0np0/device/sriov_numvfs <<< 2`,
+      `ip -n ${ns} addr add 198.18.0.1/24 dev enp3s0f0np0`,
+      `ip -n ${ns} link set dev enp3s0f0np0 mtu 9216 up`,
+      `ip -n ${ns} link set dev enp3s0f0r0 mtu 9000 up`,
+      `ip -n ${ns} link set dev enp3s0f0r1 mtu 9000 up`,
+    ]);
+    expect((await links(ns)).get('enp3s0f0np0')?.mtu).to.equal(1500);
+  });
+
+  it('a real run makes the host ready; a second run changes nothing', async () => {
+    expect((await setup()).stdout).to.include('7 change(s) made');
+    expect((await setup()).stdout.trim()).to.equal('host is set up: nothing to change');
+    expect((await vfwire(['--config', sim!.a.configPath, 'doctor'])).code).to.equal(0);
+    expect((await links(sim!.a.netns)).get('enp3s0f0np0')?.mtu).to.equal(9216);
+  });
+
+  it('is refused while a VF is leased', async () => {
+    const xml = domainXml('busy', '00000000-0000-4000-8000-0000000000b1', ['vni="100" encrypt="off"']);
+    expect((await runHook(sim!.a.configPath, 'busy', 'prepare', 'begin', xml)).code).to.equal(0);
+    const r = await setup();
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(/host setup: 1 VF\(s\) are leased; .*stop those VMs first/);
+    expect((await runHook(sim!.a.configPath, 'busy', 'release', 'end', xml)).code).to.equal(0);
+  });
+});
