@@ -78,6 +78,9 @@ describe('e2e: real guests on the overlay', function () {
   });
   afterEach(async function () {
     if (this.currentTest?.state !== 'failed') return;
+    // Other suites' `vfwire gc` on a libvirt sim sweeps every vfw bridge/VXLAN of the root netns.
+    const host = await rootLinks();
+    console.log(`      root netns: ${[T100, T200].flatMap((v) => [`vfwbr${v}`, `vfwvx${v}`]).map((n) => `${n} ${host.has(n) ? 'present' : 'missing'}`).join(', ')}`);
     for (const vm of current) {
       console.log(`      --- console of ${vm} (${(await virsh('domstate', vm)).stdout.trim()}):\n${consoleTail(consoleOf(vm))}`);
       await virsh('destroy', vm);
