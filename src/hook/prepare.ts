@@ -8,7 +8,7 @@ import { hasEspOffload } from '../host/esp-offload.js';
 import { peersOf } from '../plan/peers.js';
 import { applySteps } from '../exec/apply.js';
 import { readInventory } from '../host/inventory.js';
-import { dropLeases, markActive, recordPlan } from '../ledger/record.js';
+import { dropLeases, markActive, recordPeerUpdates, recordPlan } from '../ledger/record.js';
 import { withLedger } from '../ledger/store.js';
 import { planPrepare } from '../plan/prepare.js';
 import type { HookContext } from './context.js';
@@ -35,6 +35,7 @@ export async function prepare(req: DomainRequest, ctx: HookContext): Promise<voi
         await txn.save();
         throw err;
       }
+      recordPeerUpdates(txn.data, plan);
       markActive(txn.data, keys);
       await txn.save();
       for (const l of plan.leases) {

@@ -16,6 +16,16 @@ export function recordPlan(data: LedgerData, plan: PreparePlan): void {
   }
 }
 
+/** Once a plan's steps ran: live VNIs take their new peers, and the undo of the entries added. */
+export function recordPeerUpdates(data: LedgerData, plan: PreparePlan): void {
+  for (const { vni, peers } of plan.peerUpdates) {
+    const state = data.vnis[String(vni)];
+    if (!state) continue;
+    state.peers = peers;
+    state.undo.push(...undoOf(plan, (o) => o.kind === 'vni' && o.vni === vni));
+  }
+}
+
 export function markActive(data: LedgerData, keys: string[]): void {
   for (const key of keys) {
     const lease = data.leases[key];

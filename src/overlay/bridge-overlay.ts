@@ -50,13 +50,23 @@ export function renderVniCreate(host: OverlayHost, vni: number, mtu: number, pee
       do: { argv: ip(ns, 'link', 'set', 'dev', vx, 'master', br, 'up') },
     },
   );
-  for (const peer of peers) {
-    // All-zero MAC entry: flood broadcast/unknown unicast to this peer (head-end replication).
-    const fdb = ['00:00:00:00:00:00', 'dev', vx, 'dst', peer];
-    steps.push({ kind: 'vxlan-peer', device: `${vx} ${peer}`, owner, do: { argv: bridge(ns, 'fdb', 'append', ...fdb) }, undo: { argv: bridge(ns, 'fdb', 'del', ...fdb) } });
-  }
+  steps.push(...renderPeerChanges(host, vni, peers, []));
   steps.push({ kind: 'bridge-up', device: br, owner, do: { argv: ip(ns, 'link', 'set', 'dev', br, 'up') } });
   return steps;
+}
+
+/**
+ * Head-end replication entries: an all-zero MAC entry per peer floods broadcast and unknown
+ * unicast to it. Also brings a live VNI in line with a config whose peers changed since.
+ */
+export function renderPeerChanges(host: OverlayHost, vni: number, add: string[], remove: string[]): Step[] {
+  const vx = vxlanName(vni);
+  const owner = { kind: 'vni', vni } as const;
+  const fdb = (peer: string) => ['00:00:00:00:00:00', 'dev', vx, 'dst', peer];
+  return [
+    ...add.map((peer): Step => ({ kind: 'vxlan-peer', device: `${vx} ${peer}`, owner, do: { argv: bridge(host.netns, 'fdb', 'append', ...fdb(peer)) }, undo: { argv: bridge(host.netns, 'fdb', 'del', ...fdb(peer)) } })),
+    ...remove.map((peer): Step => ({ kind: 'vxlan-peer-remove', device: `${vx} ${peer}`, owner, do: { argv: bridge(host.netns, 'fdb', 'del', ...fdb(peer)) } })),
+  ];
 }
 
 /** Join a representor to its VNI's bridge. */

@@ -8,7 +8,7 @@ import type { DomainRequest, InterfaceSpec } from '../domain/interface-spec.js';
 import { ValidationError } from '../errors.js';
 import type { Inventory } from '../host/inventory.js';
 import { leaseKey, type Lease, type LedgerData } from '../ledger/types.js';
-import { renderMemberJoin, renderVniCreate, type OverlayHost } from '../overlay/bridge-overlay.js';
+import { renderMemberJoin, renderPeerChanges, renderVniCreate, type OverlayHost } from '../overlay/bridge-overlay.js';
 import { maxGuestMtu } from '../overlay/mtu.js';
 import { chooseVf } from './choose-vf.js';
 import { peersOf } from './peers.js';
@@ -22,6 +22,8 @@ export interface PreparePlan {
   leases: Lease[];
   /** VNIs this plan creates, with the peers it replicates to. */
   newVnis: { vni: number; peers: string[] }[];
+  /** Live VNIs whose peers changed in the config: their new peer list, recorded once applied. */
+  peerUpdates: { vni: number; peers: string[] }[];
   steps: Step[];
 }
 
@@ -29,7 +31,7 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
   const ifaces = req.interfaces ?? [];
   const host: OverlayHost = { netns: cfg.netns, underlayNetns: cfg.underlay.netns, underlayInterface: cfg.underlay.interface, underlayAddress: cfg.underlay.address };
   const overlayMtu = maxGuestMtu(cfg.underlay.mtu, cfg.ipsec.mode !== 'off');
-  const plan: PreparePlan = { vm: req.name, uuid: req.uuid, leases: [], newVnis: [], steps: [] };
+  const plan: PreparePlan = { vm: req.name, uuid: req.uuid, leases: [], newVnis: [], peerUpdates: [], steps: [] };
   const taken = new Set<string>();
 
   for (const spec of ifaces) {
@@ -42,11 +44,19 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
     const { pf, vf } = chooseVf(req.name, spec.index, spec.pf, inv, ledger, cfg, taken);
     taken.add(`${pf.name}/${vf.index}`);
 
-    const vniKnown = ledger.vnis[String(spec.vni)] !== undefined || plan.newVnis.some((v) => v.vni === spec.vni);
-    if (!vniKnown) {
-      const addrs = peers.map((p) => p.address);
+    const addrs = peers.map((p) => p.address);
+    const live = ledger.vnis[String(spec.vni)];
+    const seen = plan.newVnis.some((v) => v.vni === spec.vni) || plan.peerUpdates.some((v) => v.vni === spec.vni);
+    if (!live && !seen) {
       plan.newVnis.push({ vni: spec.vni, peers: addrs });
       plan.steps.push(...renderVniCreate(host, spec.vni, overlayMtu, addrs));
+    } else if (live && !seen) {
+      const add = addrs.filter((a) => !live.peers.includes(a));
+      const remove = live.peers.filter((a) => !addrs.includes(a));
+      if (add.length || remove.length) {
+        plan.peerUpdates.push({ vni: spec.vni, peers: addrs });
+        plan.steps.push(...renderPeerChanges(host, spec.vni, add, remove));
+      }
     }
     plan.steps.push(...renderVfConfig(cfg.backend, cfg.netns, { leaseKey: key, pf: pf.name, vf: vf.index, vfDev: vf.netdev, mac: spec.mac, mtu, origMac: vf.mac }));
     plan.steps.push(renderMemberJoin(host, key, vf.rep!, spec.vni, mtu));

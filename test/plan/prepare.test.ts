@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { ResourceError, ValidationError } from '../../src/errors.js';
-import { dropLeases, recordPlan } from '../../src/ledger/record.js';
+import { dropLeases, recordPeerUpdates, recordPlan } from '../../src/ledger/record.js';
 import { emptyLedger, type LedgerData } from '../../src/ledger/types.js';
 import { planPrepare, type PreparePlan } from '../../src/plan/prepare.js';
-import { planRelease } from '../../src/plan/release.js';
+import { planRelease, planReleaseKeys } from '../../src/plan/release.js';
 import { formatCommand } from '../../src/plan/step.js';
 import { expectGolden } from '../helpers/golden.js';
 import { config, inventory, pf, REAL_CONFIG, request, SIM_CONFIG, SIM_LIBVIRT_CONFIG, UUID1, UUID2 } from '../helpers/inputs.js';
@@ -47,6 +47,26 @@ describe('planPrepare', () => {
     const plan = planPrepare(request('web2', UUID2, [{ vni: 100 }]), inventory(pf(4)), ledger, config(REAL_CONFIG), NOW);
     expect(plan.steps.map((s) => s.kind)).to.deep.equal(['vf-config', 'rep-join']);
     expect(plan.leases[0]!.vf).to.equal(1);
+  });
+
+  it('brings a live VNI in line with peers added to or removed from the config since', () => {
+    const ledger = withVm(emptyLedger(), 'web1', UUID1, [{ vni: 100 }]);
+    const cfg = config(REAL_CONFIG.replace('{ name: hostb, address: 192.168.80.3 }', '{ name: hostd, address: 192.168.80.5 }'));
+    const plan = planPrepare(request('web2', UUID2, [{ vni: 100 }]), inventory(pf(4)), ledger, cfg, NOW);
+    expect(plan.steps.filter((s) => s.kind.startsWith('vxlan-peer')).map((s) => formatCommand(s.do))).to.deep.equal([
+      'bridge fdb append 00:00:00:00:00:00 dev vfwvx100 dst 192.168.80.5',
+      'bridge fdb del 00:00:00:00:00:00 dev vfwvx100 dst 192.168.80.3',
+    ]);
+    expect(plan.peerUpdates).to.deep.equal([{ vni: 100, peers: ['192.168.80.5'] }]);
+    recordPlan(ledger, plan);
+    recordPeerUpdates(ledger, plan);
+    expect(ledger.vnis['100']!.peers).to.deep.equal(['192.168.80.5']);
+    // Tearing the VNI down removes the new entry too (the old one's delete finds it gone).
+    expect(planRelease(ledger, UUID1).commands.length).to.equal(2);
+    const last = planReleaseKeys(ledger, [`${UUID1}/0`, `${UUID2}/0`]).commands.map(formatCommand);
+    expect(last).to.include('bridge fdb del 00:00:00:00:00:00 dev vfwvx100 dst 192.168.80.5');
+    // Unchanged peers: nothing to do.
+    expect(planPrepare(request('web3', '3c3c3c3c-4b5a-4c6d-8e7f-0a1b2c3d4e5f', [{ vni: 100 }]), inventory(pf(4)), ledger, cfg, NOW).peerUpdates).to.deep.equal([]);
   });
 
   it('two interfaces on one new VNI create its overlay once and take two VFs', () => {
