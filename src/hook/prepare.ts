@@ -32,7 +32,8 @@ export async function prepare(req: DomainRequest, ctx: HookContext): Promise<voi
         await applySteps(plan.steps, ctx.runner, { vm: req.name, failAt: ctx.failAt, hangAt: ctx.hangAt });
       } catch (err) {
         dropLeases(txn.data, keys);
-        await txn.save();
+        // The step's failure is what the user must see; a failed save is logged beside it.
+        await txn.save().catch((saveErr: unknown) => log.error('could not drop the failed leases from the ledger (vfwire gc will)', { vm: req.name, error: (saveErr as Error).message }));
         throw err;
       }
       recordPeerUpdates(txn.data, plan);
