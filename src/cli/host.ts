@@ -5,10 +5,13 @@
 import { realpath } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Command } from 'commander';
-import { configPath, loadConfig } from '../config/config.js';
+import { configPath, loadConfig, type Config } from '../config/config.js';
 import { ResourceError } from '../errors.js';
 import { applySteps } from '../exec/apply.js';
-import { ExecRunner } from '../exec/runner.js';
+import { ExecRunner, type Runner } from '../exec/runner.js';
+import { ip } from '../exec/tools.js';
+import { maxGuestMtu } from '../overlay/mtu.js';
+import { hasIngressQdisc, parseTcHostLink, planTcHost, tc, TC_VXLAN_DEVICE } from '../overlay/tc-flower.js';
 import { planHostSetup } from '../failover/vf-lag.js';
 import { readHostState, wantedPfs } from '../host/host-state.js';
 import { readLedger } from '../ledger/store.js';
@@ -48,6 +51,7 @@ export async function hostSetup(path: string, dryRun: boolean): Promise<Step[]> 
     { pfs, underlay: { interface: cfg.underlay.interface, address: cfg.underlay.address, prefixLength: cfg.underlay.prefixLen, mtu: cfg.underlay.mtu }, repMtu: cfg.vfMtu, sysfsRoot: cfg.sysfsRoot, netns, failover: cfg.failover },
     current,
   );
+  if (cfg.overlay === 'tc-flower') steps.push(...(await tcFlowerHostSteps(cfg, runner)));
   if (dryRun || steps.length === 0) return steps;
   const log = createLogger(cfg.logDir, 'host');
   try {
@@ -57,6 +61,15 @@ export async function hostSetup(path: string, dryRun: boolean): Promise<Step[]> 
     await closeLogger(log);
   }
   return steps;
+}
+
+// The tc-flower overlay's one external VXLAN device and its ingress qdisc are host state.
+async function tcFlowerHostSteps(cfg: Config, runner: Runner): Promise<Step[]> {
+  const host = { netns: cfg.netns, underlayAddress: cfg.underlay.address };
+  const link = await runner.run({ argv: ip(cfg.netns, '-j', '-d', 'link', 'show', 'dev', TC_VXLAN_DEVICE) }).catch(() => undefined);
+  const qdisc = link ? await runner.run({ argv: tc(cfg.netns, '-j', 'qdisc', 'show', 'dev', TC_VXLAN_DEVICE) }).catch(() => undefined) : undefined;
+  const state = { vxlan: link ? parseTcHostLink(link.stdout) : null, ingressQdisc: qdisc ? hasIngressQdisc(qdisc.stdout, TC_VXLAN_DEVICE) : false };
+  return planTcHost(host, maxGuestMtu(cfg.underlay.mtu, cfg.ipsec.mode !== 'off'), state);
 }
 
 /** A step as a dry run prints it: sysfs writes show the value they write (no secrets here). */

@@ -31,6 +31,7 @@ export interface Config {
   sysfsRoot: string;
   underlay: { interface: string; address: string; mtu: number; prefixLen: number; netns?: string };
   failover?: { mode: 'active-backup'; miimon: number };
+  overlay: 'bridge' | 'tc-flower';
   vfMtu: number;
   pfs: PfConfig[];
   peers: PeerConfig[];
@@ -90,6 +91,7 @@ function normalize(raw: RawConfig, path: string): Config {
     sysfsRoot: raw.sysfs_root,
     underlay: { interface: raw.underlay.interface, address: raw.underlay.address, mtu: raw.underlay.mtu, prefixLen: raw.underlay.prefix_len, netns: raw.underlay.netns },
     failover: raw.failover,
+    overlay: raw.overlay,
     vfMtu: raw.vf_mtu,
     pfs,
     peers: raw.peers,

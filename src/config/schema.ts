@@ -67,6 +67,11 @@ export const configSchema = z
       })
       .strict()
       .default({ mode: 'off', key_dir: '/etc/vfwire/keys', allow_software_crypto: false, priority: 12 }),
+    /**
+     * bridge: a VXLAN device and a Linux bridge per VNI (the kernel path, runs anywhere).
+     * tc-flower: flower rules the ConnectX offloads (skip_sw) on one external VXLAN device.
+     */
+    overlay: z.enum(['bridge', 'tc-flower']).default('bridge'),
     /** mlx5 VF LAG: both PFs in an active-backup bond named by underlay.interface (host setup). */
     failover: z
       .object({ mode: z.literal('active-backup'), miimon: z.number().int().min(1).max(10_000).default(100) })

@@ -8,7 +8,7 @@ import { VfwireError } from '../errors.js';
 import { LEDGER_SCHEMA, leaseKey, type LedgerData } from './types.js';
 
 // The ledger's undo commands are replayed as root: only the tools vfwire plans with may appear.
-const UNDO_TOOLS = ['ip', 'bridge'] as const;
+const UNDO_TOOLS = ['ip', 'bridge', 'tc'] as const;
 
 const commandSchema = z.strictObject({
   argv: z
@@ -45,6 +45,7 @@ const vniSchema = z.strictObject({
   members: z.array(z.string()),
   peers: z.array(z.string()),
   undo: z.array(commandSchema),
+  tc: z.strictObject({ netns: z.string().optional(), underlayAddress: z.string() }).optional(),
 });
 
 const peerSaSchema = z.strictObject({

@@ -46,6 +46,8 @@ export interface VniState {
   /** Peers this host replicates the VNI's BUM traffic to (underlay addresses). */
   peers: string[];
   undo: Command[];
+  /** Set for a tc-flower VNI: where its rules live, to recompute them when members leave. */
+  tc?: { netns?: string; underlayAddress: string };
 }
 
 /** The SAs `vfwire ipsec up` installed to one peer (never the keys). */

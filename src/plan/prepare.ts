@@ -6,9 +6,11 @@ import type { Config, PeerConfig } from '../config/config.js';
 import { renderPeerCheck } from '../ipsec/render-static.js';
 import type { DomainRequest, InterfaceSpec } from '../domain/interface-spec.js';
 import { ValidationError } from '../errors.js';
-import type { Inventory } from '../host/inventory.js';
+import type { Inventory, VfInfo } from '../host/inventory.js';
 import { leaseKey, type Lease, type LedgerData } from '../ledger/types.js';
 import { renderMemberJoin, renderPeerChanges, renderVniCreate, type OverlayHost } from '../overlay/bridge-overlay.js';
+import { planTcJoin, renderTcHostCheck, type TcFlowerHost, type TcMember } from '../overlay/tc-flower.js';
+import { tcMember, tcMembersOf } from './tc-members.js';
 import { maxGuestMtu } from '../overlay/mtu.js';
 import { chooseVf } from './choose-vf.js';
 import { peersOf } from './peers.js';
@@ -21,7 +23,7 @@ export interface PreparePlan {
   /** New leases, state 'preparing', undo still empty (the executor fills it). */
   leases: Lease[];
   /** VNIs this plan creates, with the peers it replicates to. */
-  newVnis: { vni: number; peers: string[] }[];
+  newVnis: { vni: number; peers: string[]; tc?: { netns?: string; underlayAddress: string } }[];
   /** Live VNIs whose peers changed in the config: their new peer list, recorded once applied. */
   peerUpdates: { vni: number; peers: string[] }[];
   steps: Step[];
@@ -45,6 +47,12 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
     taken.add(`${pf.name}/${vf.index}`);
 
     const addrs = peers.map((p) => p.address);
+    if (cfg.overlay === 'tc-flower') {
+      plan.steps.push(...renderVfConfig(cfg.backend, cfg.netns, { leaseKey: key, pf: pf.name, vf: vf.index, vfDev: vf.netdev, mac: spec.mac, mtu, origMac: vf.mac }));
+      plan.steps.push(...tcFlowerJoin(cfg, ledger, plan, { vni: spec.vni, peers: addrs, member: { leaseKey: key, rep: vf.rep!, mac: spec.mac, pci: vf.pci } }));
+      plan.leases.push(newLease(req, spec, key, pf.name, vf, mtu, cfg, now));
+      continue;
+    }
     const live = ledger.vnis[String(spec.vni)];
     const seen = plan.newVnis.some((v) => v.vni === spec.vni) || plan.peerUpdates.some((v) => v.vni === spec.vni);
     if (!live && !seen) {
@@ -60,24 +68,7 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
     }
     plan.steps.push(...renderVfConfig(cfg.backend, cfg.netns, { leaseKey: key, pf: pf.name, vf: vf.index, vfDev: vf.netdev, mac: spec.mac, mtu, origMac: vf.mac }));
     plan.steps.push(renderMemberJoin(host, key, vf.rep!, spec.vni, mtu));
-    plan.leases.push({
-      key,
-      vm: req.name,
-      uuid: req.uuid,
-      index: spec.index,
-      pf: pf.name,
-      vf: vf.index,
-      pci: vf.pci,
-      vfDev: vf.netdev,
-      rep: vf.rep!,
-      vni: spec.vni,
-      mac: spec.mac,
-      mtu,
-      since: now.toISOString(),
-      state: 'preparing',
-      attach: cfg.backend === 'real' ? 'hostdev' : vf.netdev ? 'netns' : 'ethernet',
-      undo: [],
-    });
+    plan.leases.push(newLease(req, spec, key, pf.name, vf, mtu, cfg, now));
   }
   return plan;
 }
@@ -86,6 +77,39 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
 function checkMacFree(vm: string, spec: InterfaceSpec, ledger: LedgerData): void {
   const holder = Object.values(ledger.leases).find((l) => l.mac === spec.mac && l.vni === spec.vni);
   if (holder) throw new ValidationError(`interface ${spec.index}: mac: ${spec.mac} is already used on VNI ${spec.vni} by vm ${holder.vm}`, { vm });
+}
+
+function newLease(req: DomainRequest, spec: InterfaceSpec, key: string, pf: string, vf: VfInfo, mtu: number, cfg: Config, now: Date): Lease {
+  return {
+    key,
+    vm: req.name,
+    uuid: req.uuid,
+    index: spec.index,
+    pf,
+    vf: vf.index,
+    pci: vf.pci,
+    vfDev: vf.netdev,
+    rep: vf.rep!,
+    vni: spec.vni,
+    mac: spec.mac,
+    mtu,
+    since: now.toISOString(),
+    state: 'preparing',
+    attach: cfg.backend === 'real' ? 'hostdev' : vf.netdev ? 'netns' : 'ethernet',
+    undo: [],
+  };
+}
+
+// The tc-flower overlay: the VF's rules, and the VNI's replication lists rewritten to include it.
+// A first member also records the VNI (without undo: its rules go with their members).
+function tcFlowerJoin(cfg: Config, ledger: LedgerData, plan: PreparePlan, j: { vni: number; peers: string[]; member: TcMember }): Step[] {
+  const host: TcFlowerHost = { netns: cfg.netns, underlayAddress: cfg.underlay.address };
+  const steps: Step[] = [];
+  if (!plan.steps.some((s) => s.kind === 'tcf-vxlan-check')) steps.push(renderTcHostCheck(host, j.member.leaseKey));
+  const live = ledger.vnis[String(j.vni)];
+  if (!live && !plan.newVnis.some((v) => v.vni === j.vni)) plan.newVnis.push({ vni: j.vni, peers: j.peers, tc: { netns: cfg.netns, underlayAddress: cfg.underlay.address } });
+  const members = [...tcMembersOf(ledger, j.vni), ...plan.leases.filter((l) => l.vni === j.vni).map(tcMember)];
+  return [...steps, ...planTcJoin(host, { vni: j.vni, peers: live?.peers ?? j.peers, members }, [j.member])];
 }
 
 function guestMtu(vm: string, spec: InterfaceSpec, cfg: Config, overlayMtu: number): number {

@@ -1,9 +1,12 @@
 // The release plan: the recorded undo commands of a VM's leases in reverse, then those of each
-// VNI whose last member goes. Pure, like the prepare plan.
+// VNI whose last member goes. A tc-flower VNI first has its replication lists rewritten without
+// the leaving members (recomputed from the ledger, never replayed). Pure, like the prepare plan.
 
 import type { LedgerData } from '../ledger/types.js';
 import { leasesOf } from '../ledger/record.js';
+import { planTcLeave } from '../overlay/tc-flower.js';
 import type { Command } from './step.js';
+import { tcMembersOf } from './tc-members.js';
 
 export interface ReleasePlan {
   keys: string[];
@@ -17,8 +20,14 @@ export function planRelease(data: LedgerData, uuid: string): ReleasePlan {
 export function planReleaseKeys(data: LedgerData, keys: string[]): ReleasePlan {
   const commands: Command[] = [];
   const going = new Set(keys);
+  const vnis = [...new Set(keys.map((k) => data.leases[k]?.vni).filter((v): v is number => v !== undefined))];
+  for (const vni of vnis) {
+    const state = data.vnis[String(vni)];
+    if (!state?.tc) continue;
+    const before = { vni, peers: state.peers, members: tcMembersOf(data, vni) };
+    commands.push(...planTcLeave(state.tc, before, keys.filter((k) => data.leases[k]?.vni === vni)).map((s) => s.do));
+  }
   for (const key of [...keys].reverse()) commands.push(...[...(data.leases[key]?.undo ?? [])].reverse());
-  const vnis = new Set(keys.map((k) => data.leases[k]?.vni).filter((v): v is number => v !== undefined));
   for (const vni of vnis) {
     const state = data.vnis[String(vni)];
     if (state && state.members.every((m) => going.has(m))) commands.push(...[...state.undo].reverse());

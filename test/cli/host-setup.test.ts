@@ -1,9 +1,11 @@
 // `vfwire host setup` on a sim host left as after a boot: the lab notes' steps, then nothing.
 
 import { expect } from 'chai';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { parse, stringify } from 'yaml';
 import { vfwire } from '../helpers/cli.js';
 import { domainXml, runHook } from '../helpers/hook.js';
-import { downTestSim, links, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
 
 describe('vfwire host setup', function () {
   this.timeout(60_000);
@@ -35,6 +37,30 @@ describe('vfwire host setup', function () {
     expect((await setup()).stdout.trim()).to.equal('host is set up: nothing to change');
     expect((await vfwire(['--config', sim!.a.configPath, 'doctor'])).code).to.equal(0);
     expect((await links(sim!.a.netns)).get('enp3s0f0np0')?.mtu).to.equal(9216);
+  });
+
+  it('with overlay: tc-flower, makes the external VXLAN device and its qdisc, once', async () => {
+    const doc = parse(readFileSync(sim!.a.configPath, 'utf8'));
+    doc.overlay = 'tc-flower';
+    writeFileSync(sim!.a.configPath, stringify(doc));
+    const ns = sim!.a.netns;
+    expect((await setup('--dry-run')).stdout.trim().split('\n')).to.deep.equal([
+      `ip -n ${ns} link add vfwvxlan mtu 9166 type vxlan dstport 4789 external`,
+      `ip -n ${ns} link set dev vfwvxlan up`,
+      `tc -n ${ns} qdisc add dev vfwvxlan ingress`,
+    ]);
+    expect((await setup()).code).to.equal(0);
+    expect((await setup()).stdout.trim()).to.equal('host is set up: nothing to change');
+    // This kernel has no cls_flower: a start fails at the first rule, and rolls back.
+    const xml = domainXml('flow', '00000000-0000-4000-8000-0000000000f1', ['vni="100" encrypt="off"']);
+    const r = await runHook(sim!.a.configPath, 'flow', 'prepare', 'begin', xml);
+    expect(r.code).to.equal(1);
+    expect(r.stderr).to.match(/^vfwire: vm flow: failed to tcf-rule .*(classifier|not found|Unknown)/i);
+    const host = await links(ns);
+    expect(host.get('enp3s0f0r0')?.master).to.equal(undefined);
+    delete doc.overlay;
+    writeFileSync(sim!.a.configPath, stringify(doc));
+    await runner.run({ argv: ['ip', '-n', ns, 'link', 'del', 'vfwvxlan'] });
   });
 
   it('is refused while a VF is leased', async () => {

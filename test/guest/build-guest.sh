@@ -101,5 +101,7 @@ chmod 0755 "$stage/out"
 chmod 0644 "$stage/out/kernel" "$stage/out/initrd.gz"
 rm -rf "$out"
 mv "$stage/out" "$out"
+# Builds of older inputs go once they have not been used for a day (a run in progress keeps its own).
+find "$cache" -mindepth 1 -maxdepth 1 -type d -regex '.*/[0-9a-f]\{16\}' ! -name "$key" -amin +1440 -exec rm -rf {} + 2>/dev/null || true
 log "done: $(du -h "$out/initrd.gz" | cut -f1) initramfs"
 echo "$out"

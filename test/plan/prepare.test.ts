@@ -124,6 +124,25 @@ describe('planPrepare', () => {
   });
 });
 
+describe('tc-flower overlay plans', () => {
+  const TC = REAL_CONFIG + 'overlay: tc-flower\n';
+  it('first and second VM of a VNI: VF rules, then the replication lists rewritten (golden)', () => {
+    const ledger = emptyLedger();
+    const first = planPrepare(request('web1', UUID1, [{ vni: 100 }]), inventory(pf(4)), ledger, config(TC), NOW);
+    recordPlan(ledger, first);
+    const second = planPrepare(request('web2', UUID2, [{ vni: 100 }]), inventory(pf(4)), ledger, config(TC), NOW);
+    expectGolden('plans/tc-flower-two-vms.txt', text(first) + '# second VM\n' + text(second));
+    expect(first.steps.some((s) => s.kind.startsWith('vxlan-') || s.kind.startsWith('bridge'))).to.equal(false);
+    expect(ledger.vnis['100']!.tc).to.deep.include({ underlayAddress: '192.168.80.2' });
+  });
+
+  it('a leaving VM: the others\' lists rewritten first, then its own rules go with its qdisc (golden)', () => {
+    const ledger = emptyLedger();
+    for (const [name, uuid] of [['web1', UUID1], ['web2', UUID2]] as const) recordPlan(ledger, planPrepare(request(name, uuid, [{ vni: 100 }]), inventory(pf(4)), ledger, config(TC), NOW));
+    expectGolden('plans/tc-flower-release.txt', planRelease(ledger, UUID1).commands.map(formatCommand).join('\n') + '\n');
+  });
+});
+
 describe('planRelease', () => {
   it('undoes a lease in reverse and keeps a VNI that still has members', () => {
     let ledger = withVm(emptyLedger(), 'web1', UUID1, [{ vni: 100 }]);
