@@ -1,7 +1,8 @@
 // `vfwire doctor`: every precondition of the lab setup, each a pass/fail line with the fix.
 // Checks only read; none changes the host.
 
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { release as kernelRelease } from 'node:os';
 import { oneLine } from '../errors.js';
 import type { Config } from '../config/config.js';
@@ -12,6 +13,9 @@ import { readInventory, type Inventory } from '../host/inventory.js';
 import { hex32 } from '../ipsec/sa-ids.js';
 import { readLedger } from '../ledger/store.js';
 import type { LedgerData } from '../ledger/types.js';
+import { parseBondLink, parseMlx5LagDebugfs, reportLag } from '../failover/lag-status.js';
+import { checkTcOffload, parseTcFilterShow, tc, tcVniRules, type TcFilterStatus } from '../overlay/tc-flower.js';
+import { tcMembersOf } from '../plan/tc-members.js';
 
 export type Status = 'pass' | 'fail' | 'warn' | 'skip';
 
@@ -50,6 +54,8 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   }
   for (const pf of inv?.values() ?? []) results.push(...(await pfChecks(ctx, pf.name, pf.pci, pf.numVfs, pf.vfs.filter((v) => v.rep).length)));
   if (cfg.ipsec.mode !== 'off') results.push(...(await ipsecChecks(ctx, ledger)));
+  if (cfg.overlay === 'tc-flower' && ledger) results.push(await tcOffloadCheck(ctx, ledger));
+  if (cfg.failover) results.push(await lagCheck(ctx, inv));
   if (cfg.backend === 'real') results.push(iommuCheck(), hookCheck(ctx.hookPaths));
   return results;
 }
@@ -99,6 +105,38 @@ async function ipsecChecks(ctx: DoctorContext, ledger: LedgerData | undefined): 
     out.push(missing.length ? fail(`IPsec to ${peer.name}`, `SA(s) gone from the kernel: ${missing.join(', ')} (an uplink that went down takes offloaded SAs with it)`, 'vfwire ipsec down && vfwire ipsec keygen --force ... (a fresh key: never reinstall a used one)') : pass(`IPsec to ${peer.name}`, `epoch ${up.epoch}, ${up.sas.length} SAs`));
   }
   return out;
+}
+
+// Every rule the ledger's tc-flower VNIs imply must be in the kernel and report in_hw: a rule
+// that runs in software only means the overlay runs at CPU speed, or not at all (skip_sw).
+async function tcOffloadCheck({ cfg, runner }: DoctorContext, ledger: LedgerData): Promise<CheckResult> {
+  const expected = Object.values(ledger.vnis).flatMap((v) => (v.tc ? tcVniRules(v.tc, { vni: v.vni, peers: v.peers, members: tcMembersOf(ledger, v.vni) }) : []));
+  if (expected.length === 0) return pass('tc-flower rules', 'no leases on tc-flower VNIs');
+  const shown = new Map<string, TcFilterStatus[]>();
+  for (const dev of new Set(expected.map((r) => r.dev))) {
+    const out = await runner.run({ argv: tc(cfg.netns, '-j', '-s', 'filter', 'show', 'dev', dev, 'ingress') }).catch(() => undefined);
+    shown.set(dev, out ? parseTcFilterShow(out.stdout, dev) : []);
+  }
+  const bad = checkTcOffload(expected, shown).filter((c) => c.state !== 'in_hw');
+  return bad.length ? fail('tc-flower rules', `${bad.length} of ${expected.length} not in hardware: ${bad.slice(0, 3).map((b) => b.detail).join('; ')}`, 'see the detail; vfwire gc, or restart the VMs') : pass('tc-flower rules', `${expected.length} rules in_hw`);
+}
+
+async function lagCheck({ cfg, runner }: DoctorContext, inv: Inventory | undefined): Promise<CheckResult> {
+  const bondName = cfg.underlay.interface;
+  const netns = cfg.underlay.netns ?? cfg.netns;
+  const out = await runner.run({ argv: [...(netns ? ['ip', '-n', netns] : ['ip']), '-j', '-d', 'link', 'show', 'dev', bondName] }).catch(() => undefined);
+  if (!out) return fail('VF LAG', `no bond ${bondName}`, 'vfwire host setup');
+  const pf0 = inv?.get(cfg.pfs[0]!.name)?.pci;
+  const debugfs = pf0 ? `/sys/kernel/debug/mlx5/${pf0}/lag` : undefined;
+  const mlx5 = debugfs && existsSync(join(debugfs, 'state')) ? parseMlx5LagDebugfs({ state: readFileSync(join(debugfs, 'state'), 'utf8') }) : undefined;
+  let bond;
+  try {
+    bond = parseBondLink(out.stdout, bondName);
+  } catch (err) {
+    return fail('VF LAG', oneLine(err), 'vfwire host setup (with failover, underlay.interface names the bond)');
+  }
+  const report = reportLag(bondName, bond, cfg.pfs.map((p) => p.name), mlx5);
+  return report.ok ? pass('VF LAG', report.lines.join('; ')) : fail('VF LAG', report.lines.join('; '), 'vfwire host setup (see the detail)');
 }
 
 function iommuCheck(): CheckResult {

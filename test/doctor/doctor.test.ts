@@ -5,6 +5,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import type { CheckResult } from '../../src/doctor/checks.js';
+import { withLedger } from '../../src/ledger/store.js';
 import { vfwire } from '../helpers/cli.js';
 import { downTestSim, upTestSim, type TestSim } from '../helpers/sim.js';
 
@@ -41,6 +42,32 @@ describe('vfwire doctor', function () {
     expect(results.find((r) => r.check === 'enp3s0f0np0: eswitch')!.fix).to.equal('vfwire host setup');
     writeFileSync(join(pciDir(), 'sim-devlink.json'), JSON.stringify({ mode: 'switchdev', flow_steering_mode: 'dmfs' }));
     writeFileSync(join(pciDir(), 'sriov_numvfs'), '2\n');
+  });
+
+  it('tc-flower: rules the ledger implies but the kernel lacks; failover: no bond', async () => {
+    const doc = parse(readFileSync(sim!.a.configPath, 'utf8'));
+    writeFileSync(sim!.a.configPath, stringify({ ...doc, overlay: 'tc-flower', failover: { mode: 'active-backup' } }));
+    const key = '00000000-0000-4000-8000-0000000000d1/0';
+    await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
+      txn.data.leases[key] = {
+        key, vm: 'flow', uuid: key.slice(0, 36), index: 0, pf: 'enp3s0f0np0', vf: 0, pci: '0000:03:00.2', rep: 'enp3s0f0r0', vni: 100,
+        mac: '52:54:00:00:00:d1', mtu: 9000, since: new Date().toISOString(), state: 'active', attach: 'netns', undo: [],
+      };
+      txn.data.vnis['100'] = { vni: 100, members: [key], peers: ['198.18.0.2'], undo: [], tc: { netns: sim!.a.netns, underlayAddress: '198.18.0.1' } };
+      await txn.save();
+    });
+    const { code, results } = await doctor();
+    expect(code).to.equal(1);
+    const rules = results.find((r) => r.check === 'tc-flower rules')!;
+    expect(rules.status).to.equal('fail');
+    expect(rules.detail).to.match(/^4 of 4 not in hardware: .*missing/);
+    expect(results.find((r) => r.check === 'VF LAG')).to.include({ status: 'fail', detail: 'ip link show enp3s0f0np0: not a bond (veth)' });
+    await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
+      txn.data.leases = {};
+      txn.data.vnis = {};
+      await txn.save();
+    });
+    writeFileSync(sim!.a.configPath, stringify(doc));
   });
 
   it('with IPsec on: ESP offload, iproute2 and the SAs to each peer', async () => {
