@@ -1,11 +1,15 @@
 // `vfwire ipsec keygen|up|down|status`: static-key IPsec to the configured peers.
 
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import writeFileAtomic from 'write-file-atomic';
 import type { Command } from 'commander';
 import { configPath, loadConfig } from '../config/config.js';
 import { ValidationError } from '../errors.js';
 import { ExecRunner } from '../exec/runner.js';
 import { generateKeys, keyFilePath, readKeyFile, writeKeyFile } from '../ipsec/keys.js';
+import { ikev2Down, ikev2Up } from '../ipsec/ikev2.js';
 import { ipsecDown, ipsecUp, type PeerOutcome } from '../ipsec/static-sas.js';
 import { hex32 } from '../ipsec/sa-ids.js';
 import { readLedger } from '../ledger/store.js';
@@ -24,6 +28,7 @@ export function ipsecCommands(program: Command, config: () => string): void {
     .action(async (o: { peer: string; force?: boolean }) => {
       const cfg = await loadConfig(configPath(config()));
       if (!cfg.peers.some((p) => p.name === o.peer)) throw new ValidationError(`--peer: no peer "${o.peer}" in ${cfg.path}`);
+      if (cfg.ipsec.mode === 'ikev2') return writePsk(cfg.ipsec.keyDir, o.peer, o.force);
       const path = keyFilePath(cfg.ipsec.keyDir, o.peer);
       const old = await readKeyFile(path).catch(() => undefined);
       if (old && !o.force) throw new ValidationError(`${path} exists (epoch ${old.epoch}); pass --force to replace it with epoch ${old.epoch + 1}`);
@@ -32,9 +37,9 @@ export function ipsecCommands(program: Command, config: () => string): void {
       console.log(`wrote ${path} (epoch ${(old?.epoch ?? 0) + 1}); copy it to ${o.peer} (0600, root) and run vfwire ipsec up on both hosts`);
     });
 
-  for (const [verb, run, what] of [
-    ['up', ipsecUp, 'install the SAs and policies to each peer (or --peer); refuses a key already used'],
-    ['down', ipsecDown, 'remove the SAs and policies to each peer (or --peer)'],
+  for (const [verb, run, ike, what] of [
+    ['up', ipsecUp, ikev2Up, 'static: install the SAs and policies to each peer (or --peer), refusing a key already used; ikev2: load strongSwan connections'],
+    ['down', ipsecDown, ikev2Down, 'remove the SAs and policies (static) or the strongSwan connections (ikev2)'],
   ] as const) {
     ipsec
       .command(verb)
@@ -45,7 +50,11 @@ export function ipsecCommands(program: Command, config: () => string): void {
         const cfg = await loadConfig(configPath(config()));
         const log = createLogger(cfg.logDir, 'ipsec');
         try {
-          report(await run({ cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log }, o));
+          const deps = { cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log };
+          if (cfg.ipsec.mode === 'ikev2') {
+            if (o.peer) throw new ValidationError('--peer: with ikev2 vfwire loads all peers together (swanctl --load-all)');
+            report(await ike(deps, o));
+          } else report(await run(deps, o));
         } finally {
           await closeLogger(log);
         }
@@ -66,6 +75,15 @@ export function ipsecCommands(program: Command, config: () => string): void {
       }
       console.log(t.toString());
     });
+}
+
+// An IKEv2 pre-shared key: 48 random bytes, base64, in a 0600 file to copy to the peer.
+async function writePsk(keyDir: string, peer: string, force?: boolean): Promise<void> {
+  const path = keyFilePath(keyDir, peer).replace(/\.key$/, '.psk');
+  if (existsSync(path) && !force) throw new ValidationError(`${path} exists; pass --force to replace it`);
+  await mkdir(keyDir, { recursive: true, mode: 0o700 });
+  await writeFileAtomic(path, randomBytes(48).toString('base64') + '\n', { mode: 0o600, fsync: true });
+  console.log(`wrote ${path}; copy it to ${peer} (0600, root) and run vfwire ipsec up on both hosts`);
 }
 
 function report(outcomes: PeerOutcome[]): void {

@@ -12,6 +12,8 @@ export interface PeerConfig {
   address: string;
   /** undefined: every VNI */
   vnis?: number[];
+  /** ikev2 only; undefined: a PSK in <key_dir>/<name>.psk */
+  auth?: { psk_file: string } | { cert: string; key: string; ca: string };
 }
 
 export interface PfConfig {
@@ -35,7 +37,7 @@ export interface Config {
   vfMtu: number;
   pfs: PfConfig[];
   peers: PeerConfig[];
-  ipsec: { mode: 'off' | 'static'; keyDir: string; allowSoftwareCrypto: boolean; priority: number };
+  ipsec: { mode: 'off' | 'static' | 'ikev2'; keyDir: string; allowSoftwareCrypto: boolean; priority: number; allowCryptoOffload: boolean; swanctlDir: string; viciUri?: string };
   libvirtUri: string;
   onAttachFailure: 'stop' | 'keep';
   attachTimeoutMs: number;
@@ -79,6 +81,8 @@ function normalize(raw: RawConfig, path: string): Config {
   const pfs = raw.pfs.map((pf, i) => ({ name: pf.name, numVfs: pf.num_vfs, vfs: pf.vfs === undefined ? undefined : parseRange(pf.vfs, `pfs.${i}.vfs`, path) }));
   const dup = firstDuplicate(pfs.map((p) => p.name)) ?? firstDuplicate(raw.peers.map((p) => p.name)) ?? firstDuplicate(raw.peers.map((p) => p.address));
   if (dup) throw new ValidationError(`config ${path}: "${dup}" is listed twice`);
+  const dotted = raw.ipsec.mode === 'ikev2' && raw.peers.find((p) => p.name.includes('.'));
+  if (dotted) throw new ValidationError(`config ${path}: peers: "${dotted.name}": with ipsec.mode ikev2 a peer name may not contain dots (strongSwan reads them as section paths)`);
   if (raw.peers.some((p) => p.address === raw.underlay.address)) {
     throw new ValidationError(`config ${path}: peers: a peer has this host's own underlay address ${raw.underlay.address}`);
   }
@@ -95,7 +99,15 @@ function normalize(raw: RawConfig, path: string): Config {
     vfMtu: raw.vf_mtu,
     pfs,
     peers: raw.peers,
-    ipsec: { mode: raw.ipsec.mode, keyDir: raw.ipsec.key_dir, allowSoftwareCrypto: raw.ipsec.allow_software_crypto, priority: raw.ipsec.priority },
+    ipsec: {
+      mode: raw.ipsec.mode,
+      keyDir: raw.ipsec.key_dir,
+      allowSoftwareCrypto: raw.ipsec.allow_software_crypto,
+      priority: raw.ipsec.priority,
+      allowCryptoOffload: raw.ipsec.allow_crypto_offload,
+      swanctlDir: raw.ipsec.swanctl_dir,
+      viciUri: raw.ipsec.vici_uri,
+    },
     libvirtUri: raw.libvirt_uri,
     onAttachFailure: raw.on_attach_failure,
     attachTimeoutMs: raw.attach_timeout_ms,

@@ -50,23 +50,33 @@ export const configSchema = z
             address: ipv4,
             /** VNIs shared with this peer; default all. */
             vnis: z.array(vni).optional(),
+            /** ikev2 authentication: a PSK file (default <key_dir>/<name>.psk) or certificates. */
+            auth: z
+              .union([z.object({ psk_file: z.string().min(1) }).strict(), z.object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1) }).strict()])
+              .optional(),
           })
           .strict(),
       )
       .default([]),
     ipsec: z
       .object({
-        /** off: no encryption; static: the lab notes' xfrm SAs with keys from key_dir. */
-        mode: z.enum(['off', 'static']).default('off'),
+        /** off: no encryption; static: the lab notes' xfrm SAs with keys from key_dir; ikev2: strongSwan. */
+        mode: z.enum(['off', 'static', 'ikev2']).default('off'),
         /** static: one 0600 key file per peer, <key_dir>/<peer>.key (vfwire ipsec keygen). */
         key_dir: z.string().min(1).default('/etc/vfwire/keys'),
         /** Fail closed: without NIC ESP offload a VM that requires encryption does not start. */
         allow_software_crypto: z.boolean().default(false),
         /** xfrm policy priority, as in the lab notes. */
         priority: z.number().int().min(0).max(65535).default(12),
+        /** ikev2 with a strongSwan older than 5.9.10 (no packet offload): accept crypto offload. */
+        allow_crypto_offload: z.boolean().default(false),
+        /** ikev2: where swanctl reads its files (vfwire writes conf.d/vfwire*.conf there). */
+        swanctl_dir: z.string().min(1).default('/etc/swanctl'),
+        /** ikev2: charon's vici socket, when not swanctl's default. */
+        vici_uri: z.string().regex(/^(unix|tcp):\/\/\S+$/).optional(),
       })
       .strict()
-      .default({ mode: 'off', key_dir: '/etc/vfwire/keys', allow_software_crypto: false, priority: 12 }),
+      .default({ mode: 'off', key_dir: '/etc/vfwire/keys', allow_software_crypto: false, priority: 12, allow_crypto_offload: false, swanctl_dir: '/etc/swanctl' }),
     /**
      * bridge: a VXLAN device and a Linux bridge per VNI (the kernel path, runs anywhere).
      * tc-flower: flower rules the ConnectX offloads (skip_sw) on one external VXLAN device.

@@ -5,6 +5,7 @@
 import type { DomainRequest } from '../domain/interface-spec.js';
 import { ValidationError } from '../errors.js';
 import { hasEspOffload } from '../host/esp-offload.js';
+import { checkIkeChildren } from '../ipsec/ikev2.js';
 import { peersOf } from '../plan/peers.js';
 import { applySteps } from '../exec/apply.js';
 import { readInventory } from '../host/inventory.js';
@@ -17,7 +18,7 @@ import { releaseLocked } from './release.js';
 export async function prepare(req: DomainRequest, ctx: HookContext): Promise<void> {
   const { cfg, log } = ctx;
   const t0 = performance.now();
-  await checkNicEncrypts(req, ctx);
+  await checkEncryptedPath(req, ctx);
   await withLedger(
     cfg.stateDir,
     async (txn) => {
@@ -48,13 +49,20 @@ export async function prepare(req: DomainRequest, ctx: HookContext): Promise<voi
   );
 }
 
-// Fail closed: a VM that requires encryption gets it from the NIC, or, only when the config
-// says so, from the CPU. Checked before the lock: it reads the NIC, not the ledger.
-async function checkNicEncrypts(req: DomainRequest, { cfg, runner }: HookContext): Promise<void> {
-  if (cfg.ipsec.mode === 'off' || cfg.ipsec.allowSoftwareCrypto) return;
-  const needs = (req.interfaces ?? []).some((i) => i.encrypt === 'required' && peersOf(cfg, i.vni).length > 0);
+// Fail closed: a VM that requires encryption starts only on an encrypted path: with IKEv2, its
+// peers' CHILD_SAs are INSTALLED; and the NIC encrypts (or, only when the config says so, the
+// CPU). Checked before the lock: it reads the kernel and strongSwan, not the ledger.
+async function checkEncryptedPath(req: DomainRequest, { cfg, runner }: HookContext): Promise<void> {
+  if (cfg.ipsec.mode === 'off') return;
+  const encrypted = (req.interfaces ?? []).filter((i) => i.encrypt === 'required');
+  const peers = [...new Map(encrypted.flatMap((i) => peersOf(cfg, i.vni)).map((p) => [p.name, p])).values()];
+  if (peers.length === 0) return;
+  if (cfg.ipsec.mode === 'ikev2') {
+    const missing = await checkIkeChildren(cfg, runner, peers);
+    if (missing.length) throw new ValidationError(`encrypt: required, but these strongSwan CHILD_SAs are not INSTALLED: ${missing.join(', ')} (see swanctl --list-sas; vfwire ipsec up)`, { vm: req.name });
+  }
   const uplink = cfg.underlay.interface;
-  if (needs && !(await hasEspOffload(runner, cfg.underlay.netns ?? cfg.netns, uplink))) {
+  if (!cfg.ipsec.allowSoftwareCrypto && !(await hasEspOffload(runner, cfg.underlay.netns ?? cfg.netns, uplink))) {
     throw new ValidationError(
       `encrypt: required, but ${uplink} has no ESP offload (ethtool -k ${uplink}: esp-hw-offload is not on; see vfwire doctor); ` +
         `set ipsec.allow_software_crypto: true in ${cfg.path} to accept CPU crypto`,
