@@ -2,6 +2,7 @@
 // runs, and vfwire bridges, VXLAN devices and bridge ports that no lease accounts for.
 
 import { configPath, loadConfig, type Config } from '../config/config.js';
+import { vfwireAliases } from '../domain/device-aliases.js';
 import { ValidationError, VfwireError } from '../errors.js';
 import { undoAll } from '../exec/apply.js';
 import { ExecRunner, type Runner } from '../exec/runner.js';
@@ -25,10 +26,10 @@ export async function gcCommand(opts: { dryRun?: boolean; graceSeconds?: number;
   const runner = new ExecRunner(cfg.commandTimeoutMs);
   const log = createLogger(cfg.logDir, 'gc');
   try {
-    const running = await runningDomains(cfg);
+    const { running, liveAliases } = await runningDomains(cfg);
     await withLedger(cfg.stateDir, async (txn) => {
       if (!opts.dryRun && forgetEarlierBoot(txn.data, await readBootId())) await txn.save();
-      const plan = planGc({ ledger: txn.data, running, links: await hostLinks(cfg, runner), notBefore: new Date(Date.now() - graceMs) });
+      const plan = planGc({ ledger: txn.data, running, links: await hostLinks(cfg, runner), notBefore: new Date(Date.now() - graceMs), liveAliases });
       for (const l of plan.staleLeases) console.log(`lease ${l.vm}#${l.key.split('/')[1]}: ${l.why}`);
       for (const line of plan.leftovers) console.log(`leftover ${line}`);
       if (plan.commands.length === 0) return console.log('nothing to collect');
@@ -49,11 +50,25 @@ export async function gcCommand(opts: { dryRun?: boolean; graceSeconds?: number;
   }
 }
 
-async function runningDomains(cfg: Config): Promise<Set<string>> {
+/** The running domains' UUIDs and the vfwire device aliases of their live XML. */
+async function runningDomains(cfg: Config): Promise<{ running: Set<string>; liveAliases: Map<string, Set<string>> }> {
   try {
     const conn = await openConnection(cfg.libvirtUri);
     try {
-      return new Set((await conn.listDomains({ active: true })).map((d) => d.uuid));
+      const refs = await conn.listDomains({ active: true });
+      const liveAliases = new Map<string, Set<string>>();
+      for (const { uuid } of refs) {
+        // A domain that stopped meanwhile is left out: not asked, so none of its leases is judged detached.
+        const xml = await conn.lookupDomainByUuid(uuid).then(async (d) => {
+          try {
+            return await d.xmlDesc();
+          } finally {
+            d.free();
+          }
+        }).catch(() => undefined);
+        if (xml !== undefined) liveAliases.set(uuid, vfwireAliases(xml));
+      }
+      return { running: new Set(refs.map((d) => d.uuid)), liveAliases };
     } finally {
       await conn.close();
     }

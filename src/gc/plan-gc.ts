@@ -1,7 +1,8 @@
 // What `vfwire gc` frees, decided from plain data: the ledger, the VMs libvirt says are running
 // and the links the host has. Pure, so `gc --dry-run` prints exactly what `gc` would run.
 
-import type { LedgerData } from '../ledger/types.js';
+import { deviceAlias } from '../attach/device-xml.js';
+import type { LedgerData, Lease } from '../ledger/types.js';
 import { planReleaseKeys } from '../plan/release.js';
 import type { Command } from '../plan/step.js';
 import { ip } from '../exec/tools.js';
@@ -20,6 +21,13 @@ export interface GcInput {
   links: HostLink[];
   /** Leases younger than this are left alone: their VM may be between prepare and running. */
   notBefore: Date;
+  /**
+   * Device aliases in the live XML of running domains, by UUID. A lease whose device was attached
+   * (attachedAt) but whose alias is gone from its running domain was detached (virsh
+   * detach-device): no hook runs for that, so gc frees it. A running domain not in the map was
+   * not asked, and its leases are kept.
+   */
+  liveAliases?: Map<string, Set<string>>;
 }
 
 export interface GcPlan {
@@ -35,8 +43,10 @@ export interface GcPlan {
 const OURS = /^vfw(br|vx)(\d{1,8})$/;
 
 /** Sim netns guests are not libvirt domains: their leases are the sim's to release. */
-export function planGc({ ledger, running, links, notBefore }: GcInput): GcPlan {
-  const stale = Object.values(ledger.leases).filter((l) => l.attach !== 'netns' && !running.has(l.uuid) && new Date(l.since) < notBefore);
+export function planGc({ ledger, running, links, notBefore, liveAliases }: GcInput): GcPlan {
+  // No grace for a detached device: attachedAt says its VM was running with it.
+  const detached = (l: Lease) => running.has(l.uuid) && !!l.attachedAt && liveAliases?.get(l.uuid)?.has(deviceAlias(l)) === false;
+  const stale = Object.values(ledger.leases).filter((l) => l.attach !== 'netns' && ((!running.has(l.uuid) && new Date(l.since) < notBefore) || detached(l)));
   const release = planReleaseKeys(ledger, stale.map((l) => l.key));
   const going = new Set(stale.map((l) => l.key));
 
@@ -57,5 +67,6 @@ export function planGc({ ledger, running, links, notBefore }: GcInput): GcPlan {
       commands.push({ argv: ip(link.netns, 'link', 'set', 'dev', link.name, 'nomaster', 'down') });
     }
   }
-  return { staleLeases: stale.map((l) => ({ key: l.key, vm: l.vm, why: 'its domain is not running' })), commands, leftovers };
+  const why = (l: Lease) => (detached(l) ? `its device ${deviceAlias(l)} was detached from the running domain` : 'its domain is not running');
+  return { staleLeases: stale.map((l) => ({ key: l.key, vm: l.vm, why: why(l) })), commands, leftovers };
 }

@@ -242,11 +242,9 @@ describe('e2e: real guests on the overlay', function () {
     await stopAll(vm);
   });
 
-  // vfwire has no code path for this yet: no hook runs on a device detach, and `vfwire gc` frees
-  // only leases whose domain is not running. gc must also treat as stale a lease that was
-  // attached (attachedAt set, attach !== 'netns') whose alias (ua-vfwire-<index>) is missing from
-  // its running domain's live XML. Un-skip when src/gc/plan-gc.ts does.
-  it.skip('virsh detach-device of the vfwire NIC: vfwire gc frees the lease while the VM runs on', async () => {
+  // No hook runs on a device detach: vfwire gc notices the lease's alias (ua-vfwire-<index>) is
+  // gone from its running domain's live XML and frees it.
+  it('virsh detach-device of the vfwire NIC: vfwire gc frees the lease while the VM runs on', async () => {
     const vm = await defineVm('detachgc', [`vni="${T100}" encrypt="off"`], { ip: `${NET}.10/24`, peers: `${NET}.2`, rounds: 0 });
     await start(vm);
     expect((await waitLine(vm, 'RESULT')).fields.ping).to.equal('ok');

@@ -52,4 +52,19 @@ describe('planGc', () => {
     expect(plan.leftovers).to.deep.equal([]);
     expect(plan.commands.filter((c) => c.argv.includes('vfwbr100') && c.argv.includes('del'))).to.have.length(1);
   });
+
+  it('frees the lease of a device detached from its running domain, and only that', () => {
+    const ledger = ledgerWith([['detached', UUID1, 100], ['attached', UUID2, 100]]);
+    for (const l of Object.values(ledger.leases)) l.attachedAt = NOW.toISOString();
+    const running = new Set([UUID1, UUID2]);
+    const liveAliases = new Map([[UUID1, new Set<string>()], [UUID2, new Set(['ua-vfwire-0'])]]);
+    // Young leases too: a detach is no start in progress.
+    const plan = planGc({ ledger, running, links: [], notBefore: LONG_AGO, liveAliases });
+    expect(plan.staleLeases).to.deep.equal([{ key: `${UUID1}/0`, vm: 'detached', why: 'its device ua-vfwire-0 was detached from the running domain' }]);
+    // Not attached yet (the worker is still at it), or the domain's XML not asked: kept.
+    delete ledger.leases[`${UUID1}/0`]!.attachedAt;
+    expect(planGc({ ledger, running, links: [], notBefore: LONG_AGO, liveAliases }).staleLeases).to.deep.equal([]);
+    ledger.leases[`${UUID1}/0`]!.attachedAt = NOW.toISOString();
+    expect(planGc({ ledger, running, links: [], notBefore: LONG_AGO, liveAliases: new Map() }).staleLeases).to.deep.equal([]);
+  });
 });
