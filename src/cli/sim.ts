@@ -78,7 +78,8 @@ export function simCommands(program: Command): void {
     .option('--prefix <name>', 'netns name prefix', 'vfwdemo')
     .option('--keep', 'leave the netns sim and its guests running (skips the libvirt part)')
     .option('--no-libvirt', 'skip the part with libvirtd and QEMU VMs')
-    .action(async (o: { dir: string; prefix: string; keep?: boolean; libvirt: boolean }) => {
+    .option('--guests', 'also boot Linux guests that ping over the overlay (builds a small guest image first)')
+    .action(async (o: { dir: string; prefix: string; keep?: boolean; libvirt: boolean; guests?: boolean }) => {
       const opts: SimOptions = { dir: o.dir, prefix: o.prefix, vfs: DEFAULT_SIM.vfs };
       const io = (sim: SimOptions) => ({
         say: (line: string) => console.log(line),
@@ -86,8 +87,8 @@ export function simCommands(program: Command): void {
       });
       let ok = await runDemo(opts, runner, io(opts), o.keep);
       if (o.libvirt && !o.keep) {
-        const lv: SimOptions = { dir: `${o.dir}-libvirt`, prefix: `${o.prefix}l`, vfs: 2, libvirt: true };
-        ok = (await runLibvirtDemo(lv, runner, io(lv))) && ok;
+        const lv: SimOptions = { dir: `${o.dir}-libvirt`, prefix: `${o.prefix}l`, vfs: 4, libvirt: true };
+        ok = (await runLibvirtDemo(lv, runner, io(lv), o.guests)) && ok;
       }
       if (!ok) throw new ExitError(1);
     });

@@ -1,7 +1,7 @@
-// End to end with real guests: Linux VMs (Debian's kernel, a busybox initramfs; test/guest/) on
+// End to end with real guests: Linux VMs (Debian's kernel, a busybox initramfs; guest/) on
 // the sim's libvirt host A get their NIC from vfwire's live attach, find it, configure it from
 // the kernel command line and talk over the tenant overlay to netns guests on sim host B. The
-// guests report on their serial console ("VFW-..." lines, see test/guest/init.sh).
+// guests report on their serial console ("VFW-..." lines, see guest/init.sh).
 //
 // Addresses: every guest is in 198.19.100.0/24, whatever its VNI, so what keeps tenants apart
 // is the overlay, not routing. Two VNIs, random like in libvirt.test.ts because the libvirt
@@ -25,7 +25,7 @@ import { vfwire } from '../helpers/cli.js';
 import { downTestSim, runner, upTestSim, type TestSim } from '../helpers/sim.js';
 import {
   buildGuestImage, consoleTail, defineGuest, guestVirtType, readConsole, waitForConsole, type GuestImage, type GuestVm, type VfwLine,
-} from '../guest/guest-vm.js';
+} from '../../src/sim/linux-guest.js';
 
 describe('e2e: real guests on the overlay', function () {
   this.timeout(300_000);

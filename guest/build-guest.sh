@@ -2,9 +2,9 @@
 # Builds the test guest that test/e2e/guests.test.ts boots: Debian's kernel (linux-image-amd64)
 # and a small gzip'd cpio initramfs of busybox-static, iputils' ping (busybox ping cannot set DF),
 # the few kernel modules the hot-plugged virtio NIC and the ACPI power button need, and
-# test/guest/init.sh as /init. Nothing is downloaded but Debian packages.
+# guest/init.sh as /init. Nothing is downloaded but Debian packages.
 #
-#   test/guest/build-guest.sh [--cache DIR]    prints the directory holding `kernel` and `initrd.gz`
+#   guest/build-guest.sh [--cache DIR]    prints the directory holding `kernel` and `initrd.gz`
 #
 # `kernel` is the uncompressed vmlinux taken out of Debian's bzImage: QEMU boots it through its
 # PVH entry point (Debian builds CONFIG_PVH=y), skipping SeaBIOS' real-mode kernel loader and

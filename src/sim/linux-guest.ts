@@ -1,5 +1,5 @@
-// Real Linux guests for the e2e tests: Debian's kernel and a busybox initramfs built by
-// build-guest.sh, booted directly by libvirt (<kernel>/<initrd>/<cmdline>), reporting on a serial
+// Real Linux guests for the demo and the e2e tests: Debian's kernel and a busybox initramfs
+// built by guest/build-guest.sh, booted directly by libvirt (<kernel>/<initrd>/<cmdline>), reporting on a serial
 // console that libvirt writes to a file. init.sh documents the guest's side: the vfw.* kernel
 // parameters it reads and the "VFW-..." lines it prints.
 
@@ -7,11 +7,11 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { VFWIRE_NS } from '../../src/domain/interface-spec.js';
-import { sleep, virsh, virtType } from '../../src/sim/libvirtd.js';
+import { VFWIRE_NS } from '../domain/interface-spec.js';
+import { sleep, virsh, virtType } from './libvirtd.js';
 
-// dist/test/guest/ -> test/guest/ in the checkout.
-const GUEST_SRC = join(dirname(fileURLToPath(import.meta.url)), '../../../test/guest');
+// dist/src/sim/ -> guest/ in the checkout.
+const GUEST_SRC = join(dirname(fileURLToPath(import.meta.url)), '../../../guest');
 export const BUILD_SCRIPT = join(GUEST_SRC, 'build-guest.sh');
 
 export interface GuestImage {
