@@ -18,7 +18,7 @@ import { formatCommand, type Command as StepCommand } from '../plan/step.js';
 import { makeTable } from './table.js';
 
 export function ipsecCommands(program: Command, config: () => string): void {
-  const ipsec = program.command('ipsec').description('static-key IPsec (ESP, AES-GCM, packet offload) to the configured peers');
+  const ipsec = program.command('ipsec').description('IPsec to the configured peers (ESP, AES-GCM, NIC offload): static keys or IKEv2 with strongSwan');
 
   ipsec
     .command('keygen')

@@ -43,6 +43,7 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
     plan.steps.unshift(...encryptionChecks(req.name, spec, cfg, peers, ledger, key, plan.steps));
     const mtu = guestMtu(req.name, spec, cfg, overlayMtu);
     checkMacFree(req.name, spec, ledger);
+    checkMtuMatches(req.name, spec, mtu, ledger, plan.leases);
     const { pf, vf } = chooseVf(req.name, spec.index, spec.pf, inv, ledger, cfg, taken);
     taken.add(`${pf.name}/${vf.index}`);
 
@@ -110,6 +111,13 @@ function tcFlowerJoin(cfg: Config, ledger: LedgerData, plan: PreparePlan, j: { v
   if (!live && !plan.newVnis.some((v) => v.vni === j.vni)) plan.newVnis.push({ vni: j.vni, peers: j.peers, tc: { netns: cfg.netns, underlayAddress: cfg.underlay.address } });
   const members = [...tcMembersOf(ledger, j.vni), ...plan.leases.filter((l) => l.vni === j.vni).map(tcMember)];
   return [...steps, ...planTcJoin(host, { vni: j.vni, peers: live?.peers ?? j.peers, members }, [j.member])];
+}
+
+// One L2 segment, one MTU: a 9000-byte guest beside a 1500-byte one loses every large frame
+// between them without a word (no router is there to send "fragmentation needed").
+function checkMtuMatches(vm: string, spec: InterfaceSpec, mtu: number, ledger: LedgerData, planned: Lease[]): void {
+  const other = [...Object.values(ledger.leases), ...planned].find((l) => l.vni === spec.vni && l.mtu !== mtu);
+  if (other) throw new ValidationError(`interface ${spec.index}: mtu: ${mtu} differs from the ${other.mtu} of vm ${other.vm} on VNI ${spec.vni} (one L2 segment needs one MTU)`, { vm });
 }
 
 function guestMtu(vm: string, spec: InterfaceSpec, cfg: Config, overlayMtu: number): number {

@@ -106,6 +106,15 @@ describe('planPrepare', () => {
     expect(planPrepare(elsewhere, inventory(pf(4)), ledger, config(REAL_CONFIG), NOW).leases).to.have.length(1);
   });
 
+  it('refuses an MTU different from the other members of the VNI', () => {
+    const ledger = withVm(emptyLedger(), 'web1', UUID1, [{ vni: 100 }]);
+    expect(() => planPrepare(request('web2', UUID2, [{ vni: 100, mtu: 1500 }]), inventory(pf(4)), ledger, config(REAL_CONFIG), NOW)).to.throw(
+      ValidationError,
+      'vm web2: interface 0: mtu: 1500 differs from the 9000 of vm web1 on VNI 100 (one L2 segment needs one MTU)',
+    );
+    expect(planPrepare(request('web2', UUID2, [{ vni: 200, mtu: 1500 }]), inventory(pf(4)), ledger, config(REAL_CONFIG), NOW).leases).to.have.length(1);
+  });
+
   it('refuses an MTU the overlay cannot carry, naming the limit', () => {
     const req = request('web1', UUID1, [{ vni: 100, mtu: 9167 }]);
     expect(() => planPrepare(req, inventory(pf(1)), emptyLedger(), config(REAL_CONFIG), NOW)).to.throw(ValidationError, /interface 0: mtu: 9167 does not fit the overlay \(at most 9166/);
