@@ -10,6 +10,7 @@ import { ValidationError } from '../errors.js';
 import { ExecRunner } from '../exec/runner.js';
 import { generateKeys, keyFilePath, readKeyFile, writeKeyFile } from '../ipsec/keys.js';
 import { ikev2Down, ikev2Up } from '../ipsec/ikev2.js';
+import { ipsecRotate } from '../ipsec/rotate.js';
 import { ipsecDown, ipsecUp, type PeerOutcome } from '../ipsec/static-sas.js';
 import { hex32 } from '../ipsec/sa-ids.js';
 import { readLedger } from '../ledger/store.js';
@@ -62,6 +63,25 @@ export function ipsecCommands(program: Command, config: () => string): void {
   }
 
   ipsec
+    .command('rotate')
+    .description('move a peer to its next key epoch without a gap: run each step on both hosts before the next (see --help)')
+    .requiredOption('--peer <name>', 'peer from the config')
+    .option('--commit', 'step 2: send with the new key (after step 1 ran on both hosts)')
+    .option('--finish', 'step 3: drop the old inbound SA (after step 2 ran on both hosts)')
+    .option('--dry-run', 'print the exact commands (keys shown as <key>) and change nothing')
+    .addHelpText('after', '\nFirst: vfwire ipsec keygen --peer NAME --force, and copy the new key file to the peer.\nStep 1 (no flag) lets both keys be received; step 2 (--commit) sends with the new one; step 3 (--finish) drops the old.')
+    .action(async (o: { peer: string; commit?: boolean; finish?: boolean; dryRun?: boolean }) => {
+      if (o.commit && o.finish) throw new ValidationError('rotate: --commit and --finish are separate steps');
+      const cfg = await loadConfig(configPath(config()));
+      const log = createLogger(cfg.logDir, 'ipsec');
+      try {
+        report([await ipsecRotate({ cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log }, { peer: o.peer, step: o.commit ? 'commit' : o.finish ? 'finish' : 'start', dryRun: o.dryRun })]);
+      } finally {
+        await closeLogger(log);
+      }
+    });
+
+  ipsec
     .command('status')
     .description('SAs installed to each peer')
     .action(async () => {
@@ -71,7 +91,8 @@ export function ipsecCommands(program: Command, config: () => string): void {
       for (const p of cfg.peers) {
         const s = state?.peers[p.name];
         const spi = (dir: string) => (s ? hex32(s.sas.find((x) => x.dir === dir)!.spi) : '-');
-        t.push([p.name, p.address, s?.epoch ?? 'down', spi('out'), spi('in'), s?.installedAt.replace(/\.\d+Z$/, 'Z') ?? '-']);
+        const epoch = s ? `${s.epoch}${s.rotating ? ` -> ${s.rotating.epoch} (${s.rotating.phase})` : ''}` : 'down';
+        t.push([p.name, p.address, epoch, spi('out'), spi('in'), s?.installedAt.replace(/\.\d+Z$/, 'Z') ?? '-']);
       }
       console.log(t.toString());
     });

@@ -22,7 +22,7 @@ export interface IpsecDeps {
   log: Logger;
 }
 
-export type PeerOutcome = { peer: string; result: 'up' | 'already up' | 'down' | 'not up' | 'planned'; steps?: Step[] };
+export type PeerOutcome = { peer: string; result: string; steps?: Step[] };
 
 export async function ipsecUp(deps: IpsecDeps, opts: { peer?: string; dryRun?: boolean }): Promise<PeerOutcome[]> {
   const { cfg, runner, log } = deps;

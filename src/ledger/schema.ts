@@ -48,11 +48,14 @@ const vniSchema = z.strictObject({
   tc: z.strictObject({ netns: z.string().optional(), underlayAddress: z.string() }).optional(),
 });
 
+const saFactsSchema = z.strictObject({ dir: z.enum(['out', 'in']), src: z.string(), dst: z.string(), spi: count, reqid: count });
+
 const peerSaSchema = z.strictObject({
   epoch: count,
-  sas: z.array(z.strictObject({ dir: z.enum(['out', 'in']), src: z.string(), dst: z.string(), spi: count, reqid: count })),
+  sas: z.array(saFactsSchema),
   installedAt: z.string(),
   undo: z.array(commandSchema),
+  rotating: z.strictObject({ epoch: count, phase: z.enum(['receiving', 'sending']), sas: z.array(saFactsSchema) }).optional(),
 });
 
 const ipsecSchema = z.strictObject({

@@ -51,11 +51,21 @@ export interface VniState {
 }
 
 /** The SAs `vfwire ipsec up` installed to one peer (never the keys). */
+export interface SaFacts {
+  dir: 'out' | 'in';
+  src: string;
+  dst: string;
+  spi: number;
+  reqid: number;
+}
+
 export interface PeerSaState {
   epoch: number;
-  sas: { dir: 'out' | 'in'; src: string; dst: string; spi: number; reqid: number }[];
+  sas: SaFacts[];
   installedAt: string;
   undo: Command[];
+  /** A rotation under way (vfwire ipsec rotate): the next epoch's SAs installed so far. */
+  rotating?: { epoch: number; phase: 'receiving' | 'sending'; sas: SaFacts[] };
 }
 
 export interface IpsecState {

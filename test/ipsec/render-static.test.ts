@@ -41,6 +41,8 @@ describe('static IPsec plans', () => {
     const e1 = deriveSaIds(A, B, 1, 'low-to-high');
     expect(deriveSaIds(B, A, 1, 'low-to-high')).to.deep.equal(e1);
     expect(deriveSaIds(A, B, 2, 'low-to-high').spi).to.not.equal(e1.spi);
+    // The policies name the reqid: both epochs' SAs satisfy them during a rotation.
+    expect(deriveSaIds(A, B, 2, 'low-to-high').reqid).to.equal(e1.reqid);
     expect(deriveSaIds(A, B, 1, 'high-to-low').spi).to.not.equal(e1.spi);
     for (let epoch = 1; epoch < 500; epoch++) {
       const { spi, reqid } = deriveSaIds(A, B, epoch, 'high-to-low');
