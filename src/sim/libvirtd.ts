@@ -76,10 +76,15 @@ export function disklessDomainXml(d: DisklessDomain): string {
 }
 
 export async function defineDiskless(dir: string, d: DisklessDomain): Promise<void> {
-  const file = join(dir, `${d.name}.xml`);
-  writeFileSync(file, disklessDomainXml(d));
+  await defineDomain(dir, d.name, disklessDomainXml(d));
+}
+
+/** Writes the XML to `dir/<name>.xml` and defines it in libvirt. */
+export async function defineDomain(dir: string, name: string, xml: string): Promise<void> {
+  const file = join(dir, `${name}.xml`);
+  writeFileSync(file, xml);
   const r = await virsh('define', file);
-  if (r.exitCode !== 0) throw new Error(`virsh define ${d.name}: ${r.stderr.trim()}`);
+  if (r.exitCode !== 0) throw new Error(`virsh define ${name}: ${r.stderr.trim()}`);
 }
 
 export async function removeDomain(name: string): Promise<void> {

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { VFWIRE_NS } from '../domain/interface-spec.js';
-import { sleep, virsh, virtType } from './libvirtd.js';
+import { defineDomain, sleep, virtType } from './libvirtd.js';
 
 // dist/src/sim/ -> guest/ in the checkout.
 const GUEST_SRC = join(dirname(fileURLToPath(import.meta.url)), '../../../guest');
@@ -107,10 +107,7 @@ export function guestDomainXml(g: GuestVm): string {
 }
 
 export async function defineGuest(dir: string, g: GuestVm): Promise<void> {
-  const file = join(dir, `${g.name}.xml`);
-  writeFileSync(file, guestDomainXml(g));
-  const r = await virsh('define', file);
-  if (r.exitCode !== 0) throw new Error(`virsh define ${g.name}: ${r.stderr.trim()}`);
+  await defineDomain(dir, g.name, guestDomainXml(g));
 }
 
 /** One "VFW-<KIND> k=v ..." line of the guest's console. */

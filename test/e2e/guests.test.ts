@@ -22,7 +22,7 @@ import { installSimHook, libvirtReachable, removeDomain, removeSimHook, restartL
 import { ping } from '../../src/sim/reachability.js';
 import { guestNetns, UNDERLAY_MTU } from '../../src/sim/topology.js';
 import { vfwire } from '../helpers/cli.js';
-import { downTestSim, runner, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
 import {
   buildGuestImage, consoleTail, defineGuest, guestVirtType, readConsole, waitForConsole, type GuestImage, type GuestVm, type VfwLine,
 } from '../../src/sim/linux-guest.js';
@@ -111,10 +111,7 @@ describe('e2e: real guests on the overlay', function () {
 
   const leases = async (): Promise<Lease[]> => Object.values((await readLedger(join(sim!.a.dir, 'state'))).leases);
   const leaseOf = async (vm: string) => (await leases()).find((l) => l.vm === vm);
-  async function rootLinks() {
-    const list = JSON.parse((await runner.run({ argv: ['ip', '-j', 'link', 'show'] })).stdout) as { ifname: string; master?: string }[];
-    return new Map(list.map((l) => [l.ifname, l]));
-  }
+  const rootLinks = () => links();
   /** Host A is back to what the sim built: no lease, no vfwire bridge or VXLAN, every tap free. */
   async function expectNothingLeft(): Promise<void> {
     await waitFor('leases to be released', async () => ((await leases()).length === 0 ? true : undefined));

@@ -14,7 +14,7 @@ import type { Lease } from '../../src/ledger/types.js';
 import {
   defineDiskless, installSimHook, libvirtReachable, removeDomain, removeSimHook, restartLibvirtd, virsh, virtType, waitFor, type DisklessDomain,
 } from '../../src/sim/libvirtd.js';
-import { downTestSim, runner, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
 
 describe('e2e: libvirtd + QEMU', function () {
   this.timeout(180_000);
@@ -56,10 +56,7 @@ describe('e2e: libvirtd + QEMU', function () {
   }
   const leases = async (): Promise<Lease[]> => Object.values((await readLedger(join(sim!.a.dir, 'state'))).leases);
   const leaseOf = async (vm: string) => (await leases()).find((l) => l.vm === vm);
-  async function rootLinks() {
-    const list = JSON.parse((await runner.run({ argv: ['ip', '-j', 'link', 'show'] })).stdout) as { ifname: string; master?: string }[];
-    return new Map(list.map((l) => [l.ifname, l]));
-  }
+  const rootLinks = () => links();
   async function expectNothingLeft(): Promise<void> {
     await waitFor('leases to be released', async () => ((await leases()).length === 0 ? true : undefined));
     const host = await rootLinks();

@@ -31,9 +31,9 @@ export async function downTestSim(sim: TestSim | undefined): Promise<void> {
   if (left.length) throw new Error(`netns left behind: ${left.join(' ')}`);
 }
 
-/** Links in a netns, by name, with their master (bridge) if any. */
-export async function links(netns: string): Promise<Map<string, { master?: string; operstate: string; mtu: number; address: string }>> {
-  const out = (await runner.run({ argv: ['ip', '-n', netns, '-j', 'link', 'show'] })).stdout;
+/** Links in a netns (default: the root netns), by name, with their master (bridge) if any. */
+export async function links(netns?: string): Promise<Map<string, { master?: string; operstate: string; mtu: number; address: string }>> {
+  const out = (await runner.run({ argv: netns ? ['ip', '-n', netns, '-j', 'link', 'show'] : ['ip', '-j', 'link', 'show'] })).stdout;
   const list = JSON.parse(out) as { ifname: string; master?: string; operstate: string; mtu: number; address: string }[];
   return new Map(list.map((l) => [l.ifname, l]));
 }

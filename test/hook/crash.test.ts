@@ -9,7 +9,7 @@ import { HOOK_SCRIPT } from '../../src/sim/guest.js';
 import { libvirtReachable, waitFor } from '../../src/sim/libvirtd.js';
 import { vfwire } from '../helpers/cli.js';
 import { domainXml } from '../helpers/hook.js';
-import { downTestSim, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, links, upTestSim, type TestSim } from '../helpers/sim.js';
 
 describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
   // Each gc waits for the dead hook's lock to go stale (10 s).
@@ -26,10 +26,7 @@ describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
   });
   after(() => downTestSim(sim));
 
-  async function rootLinks() {
-    const list = JSON.parse((await runner.run({ argv: ['ip', '-j', 'link', 'show'] })).stdout) as { ifname: string; master?: string }[];
-    return new Map(list.map((l) => [l.ifname, l]));
-  }
+  const rootLinks = () => links();
 
   // The first lease of a VNI on the libvirt host: vxlan-create (in host A's netns), vxlan-move,
   // bridge-create, vxlan-master, vxlan-peer, bridge-up, rep-join.
