@@ -6,11 +6,12 @@ import { mkdir } from 'node:fs/promises';
 import writeFileAtomic from 'write-file-atomic';
 import type { Command } from 'commander';
 import { configPath, loadConfig } from '../config/config.js';
-import { ValidationError } from '../errors.js';
+import { ExitError, ValidationError } from '../errors.js';
 import { ExecRunner } from '../exec/runner.js';
 import { generateKeys, keyFilePath, readKeyFile, writeKeyFile } from '../ipsec/keys.js';
 import { ikev2Down, ikev2Up } from '../ipsec/ikev2.js';
 import { ipsecRotate } from '../ipsec/rotate.js';
+import { watchOnce } from '../ipsec/watch.js';
 import { ipsecDown, ipsecUp, type PeerOutcome } from '../ipsec/static-sas.js';
 import { hex32 } from '../ipsec/sa-ids.js';
 import { readLedger } from '../ledger/store.js';
@@ -76,6 +77,33 @@ export function ipsecCommands(program: Command, config: () => string): void {
       const log = createLogger(cfg.logDir, 'ipsec');
       try {
         report([await ipsecRotate({ cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log }, { peer: o.peer, step: o.commit ? 'commit' : o.finish ? 'finish' : 'start', dryRun: o.dryRun })]);
+      } finally {
+        await closeLogger(log);
+      }
+    });
+
+  ipsec
+    .command('watch')
+    .description('notice SAs the kernel dropped (a failover, a link down); renegotiate (ikev2) or say how to recover (static); runs as a service')
+    .option('--once', 'check once and exit: 0 all there, 1 something lost')
+    .option('--interval <seconds>', 'time between checks', '10')
+    .action(async (o: { once?: boolean; interval: string }) => {
+      const cfg = await loadConfig(configPath(config()));
+      const interval = Number(o.interval);
+      if (!Number.isFinite(interval) || interval < 1) throw new ValidationError('--interval: a number of seconds, 1 or more');
+      const log = createLogger(cfg.logDir, 'ipsec-watch');
+      const runner = new ExecRunner(cfg.commandTimeoutMs);
+      try {
+        for (;;) {
+          const findings = await watchOnce(cfg, runner, log);
+          for (const f of findings) console.log(`${f.peer}: lost ${f.lost.join(', ')}: ${f.action}`);
+          if (o.once) {
+            if (findings.length) throw new ExitError(1);
+            console.log('all SAs are in the kernel');
+            return;
+          }
+          await new Promise((r) => setTimeout(r, interval * 1000));
+        }
       } finally {
         await closeLogger(log);
       }

@@ -89,6 +89,12 @@ describe('ipsec mode ikev2 (real charon)', function () {
     expect(await checkIkeChildren(await loadConfig(cfgPath), new ExecRunner(), [{ name: 'hostb', address: '198.18.77.2' }])).to.deep.equal(['vfwire-hostb-out', 'vfwire-hostb-in']);
   });
 
+  it('ipsec watch asks strongSwan for new CHILD_SAs when they are not INSTALLED', async () => {
+    const r = await vfwire(['--config', cfgPath, 'ipsec', 'watch', '--once']);
+    expect(r.code).to.equal(1);
+    expect(r.stdout).to.include('hostb: lost vfwire-hostb-out, vfwire-hostb-in: asked strongSwan to negotiate new CHILD_SAs (fresh keys)');
+  });
+
   it('down unloads it and forgets the peer', async () => {
     const down = await vfwire(['--config', cfgPath, 'ipsec', 'down']);
     expect(down.code, down.stderr).to.equal(0);

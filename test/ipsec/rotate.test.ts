@@ -73,6 +73,14 @@ describe('ipsec rotate (static keys)', function () {
     expect((await rotate('--finish', '--dry-run')).stdout.trim()).to.equal(`ip -n ${ns()} xfrm state delete src 198.18.0.2 dst 198.18.0.1 proto esp spi ${hex32(old[1]!.spi)}`);
   });
 
+  it('ipsec watch notices SAs the kernel does not have, and says how to recover with static keys', async () => {
+    await setPeer({ epoch: 1, sas: old, installedAt: new Date().toISOString(), undo: [] });
+    const r = await vfwire(['--config', cfg(), 'ipsec', 'watch', '--once']);
+    expect(r.code).to.equal(1);
+    expect(r.stdout).to.include(`sim-b: lost out ${hex32(old[0]!.spi)}, in ${hex32(old[1]!.spi)}: static keys cannot be reinstalled (AES-GCM nonces would repeat)`);
+    expect(readFileSync(join(sim!.a.dir, 'log/vfwire.log'), 'utf8')).to.include('ipsec watch: SAs lost');
+  });
+
   it('a real step 1 fails in this kernel and leaves the new key unused', async () => {
     await setPeer({ epoch: 1, sas: old, installedAt: new Date().toISOString(), undo: [] });
     const r = await rotate();
