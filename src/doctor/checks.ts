@@ -10,7 +10,8 @@ import type { Runner } from '../exec/runner.js';
 import { readDevlinkState } from '../host/devlink.js';
 import { hasEspOffload } from '../host/esp-offload.js';
 import { readInventory, type Inventory } from '../host/inventory.js';
-import { hex32 } from '../ipsec/sa-ids.js';
+import { ip } from '../exec/tools.js';
+import { lostSas } from '../ipsec/sa-kernel.js';
 import { readLedger } from '../ledger/store.js';
 import type { LedgerData } from '../ledger/types.js';
 import { parseBondLink, parseMlx5LagDebugfs, reportLag } from '../failover/lag-status.js';
@@ -97,11 +98,7 @@ async function ipsecChecks(ctx: DoctorContext, ledger: LedgerData | undefined): 
       out.push(fail(`IPsec to ${peer.name}`, 'no SAs installed', 'vfwire ipsec up'));
       continue;
     }
-    const missing: string[] = [];
-    for (const sa of up.sas) {
-      const ok = await runner.run({ argv: [...(netns ? ['ip', '-n', netns] : ['ip']), 'xfrm', 'state', 'get', 'src', sa.src, 'dst', sa.dst, 'proto', 'esp', 'spi', hex32(sa.spi)] }).then(() => true, () => false);
-      if (!ok) missing.push(`${sa.dir} ${hex32(sa.spi)}`);
-    }
+    const missing = await lostSas(runner, netns, up.sas);
     out.push(missing.length ? fail(`IPsec to ${peer.name}`, `SA(s) gone from the kernel: ${missing.join(', ')} (an uplink that went down takes offloaded SAs with it)`, 'vfwire ipsec down && vfwire ipsec keygen --force ... (a fresh key: never reinstall a used one)') : pass(`IPsec to ${peer.name}`, `epoch ${up.epoch}, ${up.sas.length} SAs`));
   }
   return out;
@@ -124,7 +121,7 @@ async function tcOffloadCheck({ cfg, runner }: DoctorContext, ledger: LedgerData
 async function lagCheck({ cfg, runner }: DoctorContext, inv: Inventory | undefined): Promise<CheckResult> {
   const bondName = cfg.underlay.interface;
   const netns = cfg.underlay.netns ?? cfg.netns;
-  const out = await runner.run({ argv: [...(netns ? ['ip', '-n', netns] : ['ip']), '-j', '-d', 'link', 'show', 'dev', bondName] }).catch(() => undefined);
+  const out = await runner.run({ argv: ip(netns, '-j', '-d', 'link', 'show', 'dev', bondName) }).catch(() => undefined);
   if (!out) return fail('VF LAG', `no bond ${bondName}`, 'vfwire host setup');
   const pf0 = inv?.get(cfg.pfs[0]!.name)?.pci;
   const debugfs = pf0 ? `/sys/kernel/debug/mlx5/${pf0}/lag` : undefined;

@@ -27,6 +27,11 @@ export function generateKeys(epoch: number): PeerKeys {
   return { epoch, lowToHigh: randomBytes(KEY_BYTES), highToLow: randomBytes(KEY_BYTES) };
 }
 
+/** What the nonce-reuse guard remembers of an SA: its key's fingerprint and its SPI. */
+export function nonceSpaceId(key: Buffer, spi: number): string {
+  return `${keyFingerprint(key)}:0x${spi.toString(16).padStart(8, '0')}`;
+}
+
 /** Identifies a key without revealing it: what the nonce-reuse guard remembers. */
 export function keyFingerprint(key: Buffer): string {
   return createHash('sha256').update('vfwire-key-fingerprint:').update(key).digest('hex').slice(0, 16);

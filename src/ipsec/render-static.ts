@@ -13,6 +13,7 @@ import { ip } from '../exec/tools.js';
 import { VXLAN_PORT } from '../overlay/names.js';
 import type { Step } from '../plan/step.js';
 import type { PeerKeys } from './keys.js';
+import { saDeleteArgv, saGetArgv, saIdArgs } from './sa-kernel.js';
 import { deriveSaIds, hex32, orderPair, type Direction } from './sa-ids.js';
 
 const AEAD = 'rfc4106(gcm(aes))';
@@ -56,9 +57,8 @@ export function renderPeerSas(input: StaticPeerInput): Step[] {
   const ns = input.netns;
   const steps: Step[] = [];
   for (const sa of peerSas(input)) {
-    const id = ['src', sa.src, 'dst', sa.dst, 'proto', 'esp', 'spi', hex32(sa.spi)];
     const state = [
-      'xfrm', 'state', 'add', ...id, 'reqid', hex32(sa.reqid), 'mode', 'transport',
+      'xfrm', 'state', 'add', ...saIdArgs(sa), 'reqid', hex32(sa.reqid), 'mode', 'transport',
       'aead', AEAD, `0x${sa.key.toString('hex')}`, ICV_BITS,
       'offload', 'packet', 'dev', input.uplink, 'dir', sa.dir,
       'sel', 'src', sa.src, 'dst', sa.dst, 'proto', 'udp', 'dport', String(VXLAN_PORT),
@@ -69,7 +69,7 @@ export function renderPeerSas(input: StaticPeerInput): Step[] {
       device: `${sa.src}->${sa.dst} spi ${hex32(sa.spi)}`,
       owner,
       do: { argv: ip(ns, '-batch', '-'), stdin: state.join(' ') + '\n' },
-      undo: { argv: ip(ns, 'xfrm', 'state', 'delete', ...id) },
+      undo: { argv: saDeleteArgv(ns, sa) },
     });
   }
   for (const sa of peerSas(input)) {
@@ -94,6 +94,6 @@ export function renderPeerCheck(peerName: string, netns: string | undefined, sas
     kind: 'ipsec-check',
     device: `${peerName} ${sa.src}->${sa.dst} spi ${hex32(sa.spi)}`,
     owner: { kind: 'lease', key: leaseKey },
-    do: { argv: ip(netns, 'xfrm', 'state', 'get', 'src', sa.src, 'dst', sa.dst, 'proto', 'esp', 'spi', hex32(sa.spi)) },
+    do: { argv: saGetArgv(netns, sa) },
   }));
 }

@@ -12,11 +12,11 @@
 import type { Config, PeerConfig } from '../config/config.js';
 import { ValidationError } from '../errors.js';
 import { applySteps } from '../exec/apply.js';
-import { ip } from '../exec/tools.js';
 import { withLedger } from '../ledger/store.js';
 import type { PeerSaState, SaFacts } from '../ledger/types.js';
 import type { Step } from '../plan/step.js';
-import { keyFilePath, keyFingerprint, readKeyFile } from './keys.js';
+import { keyFilePath, nonceSpaceId, readKeyFile } from './keys.js';
+import { saDeleteArgv } from './sa-kernel.js';
 import { peerSas, renderPeerSas } from './render-static.js';
 import { hex32 } from './sa-ids.js';
 import type { IpsecDeps, PeerOutcome } from './static-sas.js';
@@ -59,7 +59,7 @@ function planRotation(cfg: Config, peer: PeerConfig, state: PeerSaState, keys: A
   const input = { peerName: peer.name, local: cfg.underlay.address, peer: peer.address, uplink: cfg.underlay.interface, netns, keys, priority: cfg.ipsec.priority };
   const facts = peerSas(input).map(({ dir, src, dst, spi, reqid }): SaFacts => ({ dir, src, dst, spi, reqid }));
   const add = (dir: 'out' | 'in') => renderPeerSas(input).find((s) => s.kind === `xfrm-state-${dir}`)!;
-  const del = (sa: SaFacts): Step => ({ kind: `xfrm-state-delete-${sa.dir}`, device: `${sa.src}->${sa.dst} spi ${hex32(sa.spi)}`, owner: { kind: 'peer', name: peer.name }, do: { argv: stateDelete(netns, sa) } });
+  const del = (sa: SaFacts): Step => ({ kind: `xfrm-state-delete-${sa.dir}`, device: `${sa.src}->${sa.dst} spi ${hex32(sa.spi)}`, owner: { kind: 'peer', name: peer.name }, do: { argv: saDeleteArgv(netns, sa) } });
   const old = (dir: 'out' | 'in') => state.sas.find((s) => s.dir === dir)!;
   const phase = state.rotating?.phase;
 
@@ -77,14 +77,10 @@ function planRotation(cfg: Config, peer: PeerConfig, state: PeerSaState, keys: A
   if (phase !== 'sending') throw new ValidationError(`ipsec rotate: ${peer.name} does not send with epoch ${keys.epoch} yet (run --commit on both hosts first)`);
   // The policies stay; the state deletes of `ipsec down` now name the new SPIs.
   const policyUndo = state.undo.filter((c) => c.argv.includes('policy'));
-  const stateUndo = facts.map((sa) => ({ argv: stateDelete(netns, sa) }));
+  const stateUndo = facts.map((sa) => ({ argv: saDeleteArgv(netns, sa) }));
   return { steps: [del(old('in'))], next: { epoch: keys.epoch, sas: facts, installedAt: new Date().toISOString(), undo: [...stateUndo, ...policyUndo] } };
 }
 
 function newIds(peer: PeerConfig, cfg: Config, keys: Awaited<ReturnType<typeof readKeyFile>>): string[] {
-  return peerSas({ local: cfg.underlay.address, peer: peer.address, keys }).map((sa) => `${keyFingerprint(sa.key)}:${hex32(sa.spi)}`);
-}
-
-function stateDelete(netns: string | undefined, sa: SaFacts): string[] {
-  return ip(netns, 'xfrm', 'state', 'delete', 'src', sa.src, 'dst', sa.dst, 'proto', 'esp', 'spi', hex32(sa.spi));
+  return peerSas({ local: cfg.underlay.address, peer: peer.address, keys }).map((sa) => nonceSpaceId(sa.key, sa.spi));
 }

@@ -12,7 +12,7 @@ import { withLedger } from '../ledger/store.js';
 import type { IpsecState } from '../ledger/types.js';
 import type { Logger } from '../log.js';
 import type { Step } from '../plan/step.js';
-import { keyFilePath, keyFingerprint, readKeyFile } from './keys.js';
+import { keyFilePath, nonceSpaceId, readKeyFile } from './keys.js';
 import { peerSas, renderPeerSas } from './render-static.js';
 import { hex32 } from './sa-ids.js';
 
@@ -42,7 +42,7 @@ export async function ipsecUp(deps: IpsecDeps, opts: { peer?: string; dryRun?: b
         continue;
       }
       if (installed) throw new ValidationError(`ipsec: peer ${peer.name} is up with key epoch ${installed.epoch}, the key file has ${keys.epoch}: run vfwire ipsec down --peer ${peer.name} first`);
-      const ids = sas.map((sa) => `${keyFingerprint(sa.key)}:${hex32(sa.spi)}`);
+      const ids = sas.map((sa) => nonceSpaceId(sa.key, sa.spi));
       if (ids.some((id) => state.used.includes(id))) {
         throw new ValidationError(
           `ipsec: the key for peer ${peer.name} (epoch ${keys.epoch}) was already used with these SPIs; installing it again would reuse AES-GCM nonces. ` +

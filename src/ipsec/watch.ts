@@ -7,11 +7,10 @@
 
 import type { Config } from '../config/config.js';
 import type { Runner } from '../exec/runner.js';
-import { ip } from '../exec/tools.js';
 import { readLedger } from '../ledger/store.js';
 import type { Logger } from '../log.js';
 import { checkIkeChildren } from './ikev2.js';
-import { hex32 } from './sa-ids.js';
+import { lostSas } from './sa-kernel.js';
 import { swanctlNames } from './swanctl.js';
 
 export interface WatchFinding {
@@ -33,12 +32,7 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
       for (const child of [names.out, names.in]) await runner.run({ argv: ['swanctl', '--initiate', '--child', child, '--timeout', '10', ...uri] }).catch(() => undefined);
       findings.push({ peer: peer.name, lost, action: 'asked strongSwan to negotiate new CHILD_SAs (fresh keys)' });
     } else {
-      const netns = cfg.underlay.netns ?? cfg.netns;
-      const lost: string[] = [];
-      for (const sa of state.peers[peer.name]!.sas) {
-        const there = await runner.run({ argv: ip(netns, 'xfrm', 'state', 'get', 'src', sa.src, 'dst', sa.dst, 'proto', 'esp', 'spi', hex32(sa.spi)) }).then(() => true, () => false);
-        if (!there) lost.push(`${sa.dir} ${hex32(sa.spi)}`);
-      }
+      const lost = await lostSas(runner, cfg.underlay.netns ?? cfg.netns, state.peers[peer.name]!.sas);
       if (lost.length === 0) continue;
       findings.push({
         peer: peer.name,

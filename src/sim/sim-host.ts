@@ -7,6 +7,7 @@ import { stringify as toYaml } from 'yaml';
 import { ValidationError, VfwireError } from '../errors.js';
 import { hostSetup } from '../cli/host.js';
 import { undoAll } from '../exec/apply.js';
+import { ip } from '../exec/tools.js';
 import type { Runner } from '../exec/runner.js';
 import { readLedger } from '../ledger/store.js';
 import { planReleaseKeys } from '../plan/release.js';
@@ -74,8 +75,7 @@ async function buildHost(h: SimHost, opts: SimOptions, runner: Runner): Promise<
 }
 
 async function linkMacs(netns: string | undefined, runner: Runner): Promise<Map<string, string>> {
-  const argv = netns ? ['ip', '-n', netns, '-j', 'link', 'show'] : ['ip', '-j', 'link', 'show'];
-  const links = JSON.parse((await runner.run({ argv })).stdout) as { ifname: string; address: string }[];
+  const links = JSON.parse((await runner.run({ argv: ip(netns, '-j', 'link', 'show') })).stdout) as { ifname: string; address: string }[];
   return new Map(links.map((l) => [l.ifname, l.address]));
 }
 
