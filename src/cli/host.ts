@@ -16,7 +16,7 @@ import { planHostSetup } from '../failover/vf-lag.js';
 import { readHostState, wantedPfs } from '../host/host-state.js';
 import { readLedger } from '../ledger/store.js';
 import { closeLogger, createLogger } from '../log.js';
-import { formatCommand, type Step } from '../plan/step.js';
+import { formatCommandWithInput, type Step } from '../plan/step.js';
 import { SimDevlinkRunner } from '../sim/devlink-emulator.js';
 
 export function hostCommands(program: Command, config: () => string): void {
@@ -28,7 +28,8 @@ export function hostCommands(program: Command, config: () => string): void {
     .action(async (o: { dryRun?: boolean }) => {
       const steps = await hostSetup(config(), o.dryRun ?? false);
       if (steps.length === 0) console.log('host is set up: nothing to change');
-      else if (o.dryRun) for (const s of steps) console.log(describe(s));
+      // sysfs writes show the value they write; host setup has no secrets.
+      else if (o.dryRun) for (const s of steps) console.log(formatCommandWithInput(s.do));
       else console.log(`host setup: ${steps.length} change(s) made`);
     });
 }
@@ -72,8 +73,3 @@ async function tcFlowerHostSteps(cfg: Config, runner: Runner): Promise<Step[]> {
   return planTcHost(host, maxGuestMtu(cfg.underlay.mtu, cfg.ipsec.mode !== 'off'), state);
 }
 
-/** A step as a dry run prints it: sysfs writes show the value they write (no secrets here). */
-function describe(step: Step): string {
-  const cmd = step.do;
-  return cmd.stdin === undefined ? formatCommand(cmd) : `${formatCommand({ argv: cmd.argv })} <<< ${cmd.stdin.trim()}`;
-}

@@ -16,7 +16,7 @@ import { ipsecDown, ipsecUp, type PeerOutcome } from '../ipsec/static-sas.js';
 import { hex32 } from '../ipsec/sa-ids.js';
 import { readLedger } from '../ledger/store.js';
 import { closeLogger, createLogger } from '../log.js';
-import { formatCommand, type Command as StepCommand } from '../plan/step.js';
+import { formatCommandWithInput, type Command as StepCommand } from '../plan/step.js';
 import { makeTable } from './table.js';
 
 export function ipsecCommands(program: Command, config: () => string): void {
@@ -144,6 +144,5 @@ function report(outcomes: PeerOutcome[]): void {
 
 /** A command as text with key material replaced: dry runs and errors never print keys. */
 export function redacted(cmd: StepCommand): string {
-  const text = cmd.stdin === undefined ? formatCommand(cmd) : `${formatCommand({ argv: cmd.argv })} <<< '${cmd.stdin.trim()}'`;
-  return text.replace(/0x[0-9a-fA-F]{40}\b/g, '<key>');
+  return formatCommandWithInput(cmd).replace(/0x[0-9a-fA-F]{40}\b/g, '<key>');
 }

@@ -22,7 +22,14 @@ export interface Step {
   undo?: Command;
 }
 
+const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+
+/** A command as a shell user would type it; stdin, where secrets travel, shows as `(stdin)`. */
 export function formatCommand(cmd: Command): string {
-  const quoted = cmd.argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`));
-  return quoted.join(' ') + (cmd.stdin === undefined ? '' : ' <<< (stdin)');
+  return cmd.argv.map(quote).join(' ') + (cmd.stdin === undefined ? '' : ' <<< (stdin)');
+}
+
+/** The same with its stdin written out, for dry runs (callers redact what must not show). */
+export function formatCommandWithInput(cmd: Command): string {
+  return cmd.stdin === undefined ? formatCommand(cmd) : `${cmd.argv.map(quote).join(' ')} <<< ${quote(cmd.stdin.trim())}`;
 }
