@@ -14,7 +14,6 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { readLedger } from '../../src/ledger/store.js';
 import type { Lease } from '../../src/ledger/types.js';
 import { maxGuestMtu } from '../../src/overlay/mtu.js';
 import { startGuest, stopGuest } from '../../src/sim/guest.js';
@@ -22,7 +21,7 @@ import { installSimHook, libvirtReachable, removeDomain, removeSimHook, restartL
 import { ping } from '../../src/sim/reachability.js';
 import { guestNetns, UNDERLAY_MTU } from '../../src/sim/topology.js';
 import { vfwire } from '../helpers/cli.js';
-import { downTestSim, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, leasesOn, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
 import {
   buildGuestImage, consoleTail, defineGuest, guestVirtType, readConsole, waitForConsole, type GuestImage, type GuestVm, type VfwLine,
 } from '../../src/sim/linux-guest.js';
@@ -109,7 +108,7 @@ describe('e2e: real guests on the overlay', function () {
   }
   const waitLine = (vm: string, kind: string, ms = bootMs()) => waitForConsole(consoleOf(vm), `VFW-${kind}`, (l) => l.kind === kind, ms);
 
-  const leases = async (): Promise<Lease[]> => Object.values((await readLedger(join(sim!.a.dir, 'state'))).leases);
+  const leases = () => leasesOn(sim!.a);
   const leaseOf = async (vm: string) => (await leases()).find((l) => l.vm === vm);
   const rootLinks = () => links();
   /** Host A is back to what the sim built: no lease, no vfwire bridge or VXLAN, every tap free. */

@@ -7,14 +7,13 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { readLedger, withLedger } from '../../src/ledger/store.js';
+import { withLedger } from '../../src/ledger/store.js';
 import { HOOK_SCRIPT } from '../../src/sim/guest.js';
 import { CLI } from '../helpers/cli.js';
-import type { Lease } from '../../src/ledger/types.js';
 import {
   defineDiskless, installSimHook, libvirtReachable, removeDomain, removeSimHook, restartLibvirtd, virsh, virtType, waitFor, type DisklessDomain,
 } from '../../src/sim/libvirtd.js';
-import { downTestSim, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, leasesOn, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
 
 describe('e2e: libvirtd + QEMU', function () {
   this.timeout(180_000);
@@ -54,7 +53,7 @@ describe('e2e: libvirtd + QEMU', function () {
     defined.push(full);
     return full;
   }
-  const leases = async (): Promise<Lease[]> => Object.values((await readLedger(join(sim!.a.dir, 'state'))).leases);
+  const leases = () => leasesOn(sim!.a);
   const leaseOf = async (vm: string) => (await leases()).find((l) => l.vm === vm);
   const rootLinks = () => links();
   async function expectNothingLeft(): Promise<void> {

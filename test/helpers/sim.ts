@@ -6,6 +6,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ExecRunner } from '../../src/exec/runner.js';
+import { readLedger } from '../../src/ledger/store.js';
+import type { Lease } from '../../src/ledger/types.js';
 import { listNetns, simDown, simUp } from '../../src/sim/sim-host.js';
 import { simHosts, type SimHost, type SimOptions } from '../../src/sim/topology.js';
 
@@ -36,4 +38,9 @@ export async function links(netns?: string): Promise<Map<string, { master?: stri
   const out = (await runner.run({ argv: netns ? ['ip', '-n', netns, '-j', 'link', 'show'] : ['ip', '-j', 'link', 'show'] })).stdout;
   const list = JSON.parse(out) as { ifname: string; master?: string; operstate: string; mtu: number; address: string }[];
   return new Map(list.map((l) => [l.ifname, l]));
+}
+
+/** The leases a sim host's ledger holds now. */
+export async function leasesOn(host: SimHost): Promise<Lease[]> {
+  return Object.values((await readLedger(join(host.dir, 'state'))).leases);
 }
