@@ -4,11 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import writeFileAtomic from 'write-file-atomic';
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { configPath, loadConfig } from '../config/config.js';
 import { ExitError, ValidationError } from '../errors.js';
 import { ExecRunner } from '../exec/runner.js';
-import { generateKeys, keyFilePath, readKeyFile, writeKeyFile } from '../ipsec/keys.js';
+import { generateSeed, keyFilePath, MAX_EPOCH, writeKeyFile } from '../ipsec/keys.js';
 import { ikev2Down, ikev2Up } from '../ipsec/ikev2.js';
 import { ipsecRotate } from '../ipsec/rotate.js';
 import { watchOnce } from '../ipsec/watch.js';
@@ -26,49 +26,53 @@ export function ipsecCommands(program: Command, config: () => string): void {
     .command('keygen')
     .description('write a fresh key file for a peer (0600), to copy to that peer')
     .requiredOption('--peer <name>', 'peer from the config')
-    .option('--force', 'replace an existing key file (its epoch goes up by one)')
+    .option('--force', 'replace an existing key file (then move to it with vfwire ipsec rotate)')
     .action(async (o: { peer: string; force?: boolean }) => {
       const cfg = await loadConfig(configPath(config()));
       if (!cfg.peers.some((p) => p.name === o.peer)) throw new ValidationError(`--peer: no peer "${o.peer}" in ${cfg.path}`);
       if (cfg.ipsec.mode === 'ikev2') return writePsk(cfg.ipsec.keyDir, o.peer, o.force);
       const path = keyFilePath(cfg.ipsec.keyDir, o.peer);
-      const old = await readKeyFile(path).catch(() => undefined);
-      if (old && !o.force) throw new ValidationError(`${path} exists (epoch ${old.epoch}); pass --force to replace it with epoch ${old.epoch + 1}`);
+      if (existsSync(path) && !o.force) throw new ValidationError(`${path} exists; pass --force to replace it (SAs already up keep their key until vfwire ipsec rotate)`);
       await mkdir(cfg.ipsec.keyDir, { recursive: true, mode: 0o700 });
-      await writeKeyFile(path, o.peer, generateKeys((old?.epoch ?? 0) + 1));
-      console.log(`wrote ${path} (epoch ${(old?.epoch ?? 0) + 1}); copy it to ${o.peer} (0600, root) and run vfwire ipsec up on both hosts`);
+      const seed = generateSeed();
+      await writeKeyFile(path, o.peer, seed);
+      console.log(`wrote ${path} (key ${seed.id}); copy it to ${o.peer} (0600, root) and run vfwire ipsec up (or rotate, if up) on both hosts`);
     });
 
-  for (const [verb, run, ike, what] of [
-    ['up', ipsecUp, ikev2Up, 'static: install the SAs and policies to each peer (or --peer), refusing a key already used; ikev2: load strongSwan connections'],
-    ['down', ipsecDown, ikev2Down, 'remove the SAs and policies (static) or the strongSwan connections (ikev2)'],
-  ] as const) {
-    ipsec
-      .command(verb)
-      .description(what)
-      .option('--peer <name>', 'only this peer')
-      .option('--dry-run', 'print the exact commands (keys shown as <key>) and change nothing')
-      .action(async (o: { peer?: string; dryRun?: boolean }) => {
-        const cfg = await loadConfig(configPath(config()));
-        const log = createLogger(cfg.logDir, 'ipsec');
-        try {
-          const deps = { cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log };
-          if (cfg.ipsec.mode === 'ikev2') {
-            if (o.peer) throw new ValidationError('--peer: with ikev2 vfwire loads all peers together (swanctl --load-all)');
-            report(await ike(deps, o));
-          } else report(await run(deps, o));
-        } finally {
-          await closeLogger(log);
-        }
-      });
-  }
+  const upDown = async (o: { peer?: string; dryRun?: boolean; epoch?: number }, run: typeof ipsecUp, ike: typeof ikev2Up) => {
+    const cfg = await loadConfig(configPath(config()));
+    const log = createLogger(cfg.logDir, 'ipsec');
+    try {
+      const deps = { cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log };
+      if (cfg.ipsec.mode === 'ikev2') {
+        if (o.peer) throw new ValidationError('--peer: with ikev2 vfwire loads all peers together (swanctl --load-all)');
+        if (o.epoch !== undefined) throw new ValidationError('--epoch: only with static keys (strongSwan keys IKEv2 SAs)');
+        report(await ike(deps, o));
+      } else report(await run(deps, o));
+    } finally {
+      await closeLogger(log);
+    }
+  };
+  ipsec
+    .command('up')
+    .description('static: install the SAs and policies to each peer (or --peer), never a key epoch used before; ikev2: load strongSwan connections')
+    .option('--peer <name>', 'only this peer')
+    .option('--epoch <n>', 'static: start at this key epoch (default: the first one never used here)', parseEpoch)
+    .option('--dry-run', 'print the exact commands (keys shown as <key>) and change nothing')
+    .action((o: { peer?: string; dryRun?: boolean; epoch?: number }) => upDown(o, ipsecUp, ikev2Up));
+  ipsec
+    .command('down')
+    .description('remove the SAs and policies (static) or the strongSwan connections (ikev2)')
+    .option('--peer <name>', 'only this peer')
+    .option('--dry-run', 'print the exact commands and change nothing')
+    .action((o: { peer?: string; dryRun?: boolean }) => upDown(o, ipsecDown, ikev2Down));
 
   ipsec
     .command('rotate')
-    .description('move a peer to its next key epoch without a gap: run each step on both hosts before the next (see --help)')
+    .description('move a peer to a new key file without a gap: run each step on both hosts before the next (see --help)')
     .requiredOption('--peer <name>', 'peer from the config')
     .option('--commit', 'step 2: send with the new key (after step 1 ran on both hosts)')
-    .option('--finish', 'step 3: drop the old inbound SA (after step 2 ran on both hosts)')
+    .option('--finish', 'step 3: drop the old key\'s inbound SAs (after step 2 ran on both hosts)')
     .option('--dry-run', 'print the exact commands (keys shown as <key>) and change nothing')
     .addHelpText('after', '\nFirst: vfwire ipsec keygen --peer NAME --force, and copy the new key file to the peer.\nStep 1 (no flag) lets both keys be received; step 2 (--commit) sends with the new one; step 3 (--finish) drops the old.')
     .action(async (o: { peer: string; commit?: boolean; finish?: boolean; dryRun?: boolean }) => {
@@ -84,8 +88,8 @@ export function ipsecCommands(program: Command, config: () => string): void {
 
   ipsec
     .command('watch')
-    .description('notice SAs the kernel dropped (a failover, a link down); renegotiate (ikev2) or say how to recover (static); runs as a service')
-    .option('--once', 'check once and exit: 0 all there, 1 something lost')
+    .description('keep the SAs in the kernel (a failover or a link down drops them): ikev2 renegotiates; static keys move the pair to the next key epoch, and follow a peer that moved; runs as a service')
+    .option('--once', 'check once and exit: 0 all in place (maybe after a recovery), 1 something lost and not recovered')
     .option('--interval <seconds>', 'time between checks', '10')
     .action(async (o: { once?: boolean; interval: string }) => {
       const cfg = await loadConfig(configPath(config()));
@@ -96,9 +100,9 @@ export function ipsecCommands(program: Command, config: () => string): void {
       try {
         for (;;) {
           const findings = await watchOnce(cfg, runner, log);
-          for (const f of findings) console.log(`${f.peer}: lost ${f.lost.join(', ')}: ${f.action}`);
+          for (const f of findings) console.log(`${f.peer}: ${f.lost.length ? `lost ${f.lost.join(', ')}: ` : ''}${f.action}`);
           if (o.once) {
-            if (findings.length) throw new ExitError(1);
+            if (findings.some((f) => !f.recovered)) throw new ExitError(1);
             console.log('all SAs are in the kernel');
             return;
           }
@@ -115,15 +119,22 @@ export function ipsecCommands(program: Command, config: () => string): void {
     .action(async () => {
       const cfg = await loadConfig(configPath(config()));
       const state = (await readLedger(cfg.stateDir)).ipsec;
-      const t = makeTable(['PEER', 'ADDRESS', 'EPOCH', 'OUT SPI', 'IN SPI', 'SINCE']);
+      const t = makeTable(['PEER', 'ADDRESS', 'KEY', 'EPOCH', 'OUT SPI', 'IN SPI', 'NEXT IN SPI', 'SINCE']);
       for (const p of cfg.peers) {
         const s = state?.peers[p.name];
         const spi = (dir: string) => (s ? hex32(s.sas.find((x) => x.dir === dir)!.spi) : '-');
-        const epoch = s ? `${s.epoch}${s.rotating ? ` -> ${s.rotating.epoch} (${s.rotating.phase})` : ''}` : 'down';
-        t.push([p.name, p.address, epoch, spi('out'), spi('in'), s?.installedAt.replace(/\.\d+Z$/, 'Z') ?? '-']);
+        const rotating = s?.rotating ? ` -> key ${s.rotating.key ?? '?'} (${s.rotating.phase})` : '';
+        const epoch = s ? `${s.epoch}${s.awaitingPeer ? ' (peer not yet moved)' : ''}` : 'down';
+        t.push([p.name, p.address, s ? `${s.key ?? '?'}${rotating}` : '-', epoch, spi('out'), spi('in'), s?.lookahead ? hex32(s.lookahead.spi) : '-', s?.installedAt.replace(/\.\d+Z$/, 'Z') ?? '-']);
       }
       console.log(t.toString());
     });
+}
+
+function parseEpoch(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n < 1 || n >= MAX_EPOCH) throw new InvalidArgumentError(`an integer 1..${MAX_EPOCH - 1}`);
+  return n;
 }
 
 // An IKEv2 pre-shared key: 48 random bytes, base64, in a 0600 file to copy to the peer.

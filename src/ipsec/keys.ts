@@ -1,9 +1,11 @@
-// Static IPsec keys, one file per peer, the same file on both hosts. Two AES-GCM-128 keys with
-// their 32-bit salts (RFC 4106), one per direction so the two directions never share a nonce
-// space, and the epoch they belong to. Key bytes never leave this module except into the
-// `ip -batch` input on stdin; messages name files, never contents.
+// Static IPsec keys. One file per peer, the same file on both hosts, holds a 256-bit seed; the
+// AES-GCM-128 keys (with their 32-bit RFC 4106 salts) of every key epoch are derived from it with
+// HKDF-SHA256, one per direction so the two directions never share a nonce space. Both hosts can
+// so move to a fresh epoch, never the old nonce space, without talking (see recover.ts). Key
+// bytes never leave this module except into the `ip -batch` input on stdin; messages name files,
+// never contents.
 
-import { randomBytes, createHash } from 'node:crypto';
+import { createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
@@ -11,8 +13,19 @@ import { ValidationError } from '../errors.js';
 
 /** 16 bytes of key + 4 bytes of salt, as `aead 'rfc4106(gcm(aes))' 0x... 128` takes it. */
 export const KEY_BYTES = 20;
+const SEED_BYTES = 32;
+export const MAX_EPOCH = 0xffff;
 
+/** A peer's key file: the seed, and its fingerprint (what the ledger and status may show). */
+export interface PeerSeed {
+  seed: Buffer;
+  id: string;
+}
+
+/** The two keys of one epoch. */
 export interface PeerKeys {
+  /** Fingerprint of the seed they come from: part of the SPIs, so seeds never share an SPI. */
+  keyId: string;
   epoch: number;
   /** Sent by the host with the lower underlay address. */
   lowToHigh: Buffer;
@@ -23,8 +36,14 @@ export function keyFilePath(keyDir: string, peer: string): string {
   return join(keyDir, `${peer}.key`);
 }
 
-export function generateKeys(epoch: number): PeerKeys {
-  return { epoch, lowToHigh: randomBytes(KEY_BYTES), highToLow: randomBytes(KEY_BYTES) };
+export function generateSeed(): PeerSeed {
+  return seedOf(randomBytes(SEED_BYTES));
+}
+
+export function epochKeys(seed: PeerSeed, epoch: number): PeerKeys {
+  if (!Number.isInteger(epoch) || epoch < 1 || epoch > MAX_EPOCH) throw new ValidationError(`ipsec: key epoch must be 1..${MAX_EPOCH} (got ${epoch})`);
+  const derive = (dir: string) => Buffer.from(hkdfSync('sha256', seed.seed, 'vfwire-esp', `epoch ${epoch} ${dir}`, KEY_BYTES));
+  return { keyId: seed.id, epoch, lowToHigh: derive('low-to-high'), highToLow: derive('high-to-low') };
 }
 
 /** What the nonce-reuse guard remembers of an SA: its key's fingerprint and its SPI. */
@@ -32,24 +51,23 @@ export function nonceSpaceId(key: Buffer, spi: number): string {
   return `${keyFingerprint(key)}:0x${spi.toString(16).padStart(8, '0')}`;
 }
 
-/** Identifies a key without revealing it: what the nonce-reuse guard remembers. */
+/** Identifies a key without revealing it. */
 export function keyFingerprint(key: Buffer): string {
   return createHash('sha256').update('vfwire-key-fingerprint:').update(key).digest('hex').slice(0, 16);
 }
 
-export async function writeKeyFile(path: string, peer: string, keys: PeerKeys): Promise<void> {
+export async function writeKeyFile(path: string, peer: string, seed: PeerSeed): Promise<void> {
   const text = [
-    `# vfwire static IPsec keys shared with peer ${peer}. Secret: keep it 0600, root-owned.`,
+    `# vfwire static IPsec key shared with peer ${peer}. Secret: keep it 0600, root-owned.`,
     `# Copy it to the peer, named after this host there: <key_dir>/<this host's peer name>.key`,
-    `epoch: ${keys.epoch}`,
-    `low_to_high: 0x${keys.lowToHigh.toString('hex')}`,
-    `high_to_low: 0x${keys.highToLow.toString('hex')}`,
+    `# The keys of every epoch are derived from this seed; fingerprint ${seed.id}.`,
+    `seed: 0x${seed.seed.toString('hex')}`,
     '',
   ].join('\n');
   await writeFileAtomic(path, text, { mode: 0o600, fsync: true });
 }
 
-export async function readKeyFile(path: string): Promise<PeerKeys> {
+export async function readKeyFile(path: string): Promise<PeerSeed> {
   let st;
   try {
     st = await stat(path);
@@ -64,15 +82,17 @@ export async function readKeyFile(path: string): Promise<PeerKeys> {
     const m = /^\s*([a-z_]+):\s*(\S+)\s*$/.exec(line);
     if (m) fields.set(m[1]!, m[2]!);
   }
-  const epoch = Number(fields.get('epoch'));
-  if (!Number.isInteger(epoch) || epoch < 1 || epoch > 0xffff) throw new ValidationError(`IPsec key file ${path}: epoch: must be an integer 1..65535`);
-  return { epoch, lowToHigh: parseKey(fields.get('low_to_high'), path, 'low_to_high'), highToLow: parseKey(fields.get('high_to_low'), path, 'high_to_low') };
+  const text = fields.get('seed');
+  if (text === undefined && fields.has('low_to_high')) {
+    throw new ValidationError(`IPsec key file ${path} holds fixed keys (an older vfwire's format): make a new one with vfwire ipsec keygen --force and copy it to the peer`);
+  }
+  // Say what is wrong with the value, never what it is.
+  if (!text || !new RegExp(`^0x[0-9a-fA-F]{${SEED_BYTES * 2}}$`).test(text)) {
+    throw new ValidationError(`IPsec key file ${path}: seed: must be 0x followed by ${SEED_BYTES * 2} hex digits`);
+  }
+  return seedOf(Buffer.from(text.slice(2), 'hex'));
 }
 
-function parseKey(text: string | undefined, path: string, field: string): Buffer {
-  // Say what is wrong with the value, never what it is.
-  if (!text || !new RegExp(`^0x[0-9a-fA-F]{${KEY_BYTES * 2}}$`).test(text)) {
-    throw new ValidationError(`IPsec key file ${path}: ${field}: must be 0x followed by ${KEY_BYTES * 2} hex digits (128-bit key + 32-bit salt)`);
-  }
-  return Buffer.from(text.slice(2), 'hex');
+function seedOf(seed: Buffer): PeerSeed {
+  return { seed, id: keyFingerprint(seed) };
 }

@@ -13,22 +13,28 @@ import { ip } from '../exec/tools.js';
 import { VXLAN_PORT } from '../overlay/names.js';
 import type { Step } from '../plan/step.js';
 import type { PeerKeys } from './keys.js';
-import { saDeleteArgv, saGetArgv, saIdArgs } from './sa-kernel.js';
+import { policyDeleteArgv, policySelector, saDeleteArgv, saGetArgv, saIdArgs } from './sa-kernel.js';
 import { deriveSaIds, hex32, orderPair, type Direction } from './sa-ids.js';
 
 const AEAD = 'rfc4106(gcm(aes))';
 const ICV_BITS = '128';
 const INBOUND_REPLAY_WINDOW = '64';
 
-export interface StaticPeerInput {
+/** Where one peer's SAs live: what every SA and policy command of the pair needs. */
+export interface PeerSaContext {
   peerName: string;
-  local: string;
-  peer: string;
   /** The netdev whose NIC does the ESP work (the PF, or the bond with failover). */
   uplink: string;
   netns?: string;
-  keys: PeerKeys;
   priority: number;
+}
+
+export interface StaticPeerInput extends PeerSaContext {
+  local: string;
+  peer: string;
+  keys: PeerKeys;
+  /** The next epoch's keys: its inbound SA is installed ahead, so the peer can move first. */
+  lookahead?: PeerKeys;
 }
 
 export interface PeerSa {
@@ -45,47 +51,50 @@ export function peerSas(input: Pick<StaticPeerInput, 'local' | 'peer' | 'keys'>)
   const [low] = orderPair(input.local, input.peer);
   const outDir: Direction = input.local === low ? 'low-to-high' : 'high-to-low';
   const inDir: Direction = outDir === 'low-to-high' ? 'high-to-low' : 'low-to-high';
+  const { keyId, epoch } = input.keys;
   const keyOf = (d: Direction) => (d === 'low-to-high' ? input.keys.lowToHigh : input.keys.highToLow);
   return [
-    { dir: 'out', src: input.local, dst: input.peer, ...deriveSaIds(input.local, input.peer, input.keys.epoch, outDir), key: keyOf(outDir) },
-    { dir: 'in', src: input.peer, dst: input.local, ...deriveSaIds(input.local, input.peer, input.keys.epoch, inDir), key: keyOf(inDir) },
+    { dir: 'out', src: input.local, dst: input.peer, ...deriveSaIds(input.local, input.peer, keyId, epoch, outDir), key: keyOf(outDir) },
+    { dir: 'in', src: input.peer, dst: input.local, ...deriveSaIds(input.local, input.peer, keyId, epoch, inDir), key: keyOf(inDir) },
   ];
 }
 
+/** `ipsec up` for one peer: the epoch's two SAs, the next epoch's inbound SA, the two policies. */
 export function renderPeerSas(input: StaticPeerInput): Step[] {
-  const owner = { kind: 'peer', name: input.peerName } as const;
-  const ns = input.netns;
-  const steps: Step[] = [];
-  for (const sa of peerSas(input)) {
-    const state = [
-      'xfrm', 'state', 'add', ...saIdArgs(sa), 'reqid', hex32(sa.reqid), 'mode', 'transport',
-      'aead', AEAD, `0x${sa.key.toString('hex')}`, ICV_BITS,
-      'offload', 'packet', 'dev', input.uplink, 'dir', sa.dir,
-      'sel', 'src', sa.src, 'dst', sa.dst, 'proto', 'udp', 'dport', String(VXLAN_PORT),
-      'flag', 'esn', 'replay-window', sa.dir === 'out' ? '0' : INBOUND_REPLAY_WINDOW,
-    ];
-    steps.push({
-      kind: `xfrm-state-${sa.dir}`,
-      device: `${sa.src}->${sa.dst} spi ${hex32(sa.spi)}`,
-      owner,
-      do: { argv: ip(ns, '-batch', '-'), stdin: state.join(' ') + '\n' },
-      undo: { argv: saDeleteArgv(ns, sa) },
-    });
-  }
-  for (const sa of peerSas(input)) {
-    const sel = ['src', `${sa.src}/32`, 'dst', `${sa.dst}/32`, 'proto', 'udp', 'dport', String(VXLAN_PORT)];
-    steps.push({
-      kind: `xfrm-policy-${sa.dir}`,
-      device: `${sa.src}->${sa.dst}`,
-      owner,
-      do: {
-        argv: ip(ns, 'xfrm', 'policy', 'add', ...sel, 'offload', 'packet', 'dev', input.uplink, 'dir', sa.dir,
-          'tmpl', 'src', sa.src, 'dst', sa.dst, 'proto', 'esp', 'reqid', hex32(sa.reqid), 'mode', 'transport', 'priority', String(input.priority)),
-      },
-      undo: { argv: ip(ns, 'xfrm', 'policy', 'delete', ...sel, 'dir', sa.dir) },
-    });
-  }
-  return steps;
+  const sas = peerSas(input);
+  const ahead = input.lookahead ? [peerSas({ ...input, keys: input.lookahead })[1]] : [];
+  return [...[...sas, ...ahead].map((sa) => stateAddStep(input, sa)), ...sas.map((sa) => policyAddStep(input, sa))];
+}
+
+export function stateAddStep(ctx: PeerSaContext, sa: PeerSa): Step {
+  const state = [
+    'xfrm', 'state', 'add', ...saIdArgs(sa), 'reqid', hex32(sa.reqid), 'mode', 'transport',
+    'aead', AEAD, `0x${sa.key.toString('hex')}`, ICV_BITS,
+    'offload', 'packet', 'dev', ctx.uplink, 'dir', sa.dir,
+    'sel', 'src', sa.src, 'dst', sa.dst, 'proto', 'udp', 'dport', String(VXLAN_PORT),
+    'flag', 'esn', 'replay-window', sa.dir === 'out' ? '0' : INBOUND_REPLAY_WINDOW,
+  ];
+  return {
+    kind: `xfrm-state-${sa.dir}`,
+    device: `${sa.src}->${sa.dst} spi ${hex32(sa.spi)}`,
+    owner: { kind: 'peer', name: ctx.peerName },
+    do: { argv: ip(ctx.netns, '-batch', '-'), stdin: state.join(' ') + '\n' },
+    undo: { argv: saDeleteArgv(ctx.netns, sa) },
+  };
+}
+
+/** The policy that requires ESP for one direction; it names the reqid, which no epoch changes. */
+export function policyAddStep(ctx: PeerSaContext, sa: Omit<PeerSa, 'key' | 'spi'>): Step {
+  return {
+    kind: `xfrm-policy-${sa.dir}`,
+    device: `${sa.src}->${sa.dst}`,
+    owner: { kind: 'peer', name: ctx.peerName },
+    do: {
+      argv: ip(ctx.netns, 'xfrm', 'policy', 'add', ...policySelector(sa), 'offload', 'packet', 'dev', ctx.uplink, 'dir', sa.dir,
+        'tmpl', 'src', sa.src, 'dst', sa.dst, 'proto', 'esp', 'reqid', hex32(sa.reqid), 'mode', 'transport', 'priority', String(ctx.priority)),
+    },
+    undo: { argv: policyDeleteArgv(ctx.netns, sa) },
+  };
 }
 
 /** Fail closed at start: the SAs this host installed to a peer are still in the kernel. */

@@ -1,27 +1,37 @@
-// `vfwire ipsec rotate --peer P [--commit | --finish]`: move a static-key pair to its next key
-// epoch without a gap (make-before-break). The new key file (vfwire ipsec keygen --force, copied
-// to the peer) is already on both hosts; each step runs on both hosts before the next:
+// `vfwire ipsec rotate --peer P [--commit | --finish]`: move a static-key pair to a new key file
+// without a gap (make-before-break). The new key file (vfwire ipsec keygen --force, copied to the
+// peer) is already on both hosts; each step runs on both hosts before the next:
 //
-//   rotate           add the new epoch's inbound SA beside the old one: both can be received
+//   rotate           add the new key's inbound SA beside the old ones: both can be received
 //   rotate --commit  add the new outbound SA and delete the old one: the kernel sends with the
 //                    newest outbound SA of the reqid, which the policies name, so they stay put
-//   rotate --finish  delete the old inbound SA once the peer sends with the new key
+//   rotate --finish  delete the old inbound SAs once the peer sends with the new key, and install
+//                    the new key's next epoch ahead (pair-plan.ts)
 //
-// New SAs pass the same nonce-reuse guard as `ipsec up`.
+// The new outbound SA passes the same nonce guard as every other.
 
 import type { Config, PeerConfig } from '../config/config.js';
 import { ValidationError } from '../errors.js';
-import { applySteps } from '../exec/apply.js';
+import { applySteps, undoAll } from '../exec/apply.js';
 import { withLedger } from '../ledger/store.js';
 import type { PeerSaState, SaFacts } from '../ledger/types.js';
-import type { Step } from '../plan/step.js';
-import { keyFilePath, nonceSpaceId, readKeyFile } from './keys.js';
+import type { Command, Step } from '../plan/step.js';
+import { epochKeys, keyFilePath, MAX_EPOCH, readKeyFile, type PeerSeed } from './keys.js';
+import { applyGuarded } from './nonce-guard.js';
+import { saFacts as facts, firstUnusedEpoch, guardId, pairUndo } from './pair-plan.js';
+import { peerSas, stateAddStep } from './render-static.js';
 import { saDeleteArgv } from './sa-kernel.js';
-import { peerSas, renderPeerSas } from './render-static.js';
-import { hex32 } from './sa-ids.js';
-import type { IpsecDeps, PeerOutcome } from './static-sas.js';
+import { pairContext, type IpsecDeps, type PeerOutcome } from './static-sas.js';
 
 export type RotateStep = 'start' | 'commit' | 'finish';
+
+interface RotationPlan {
+  steps: Step[];
+  cleanup: Command[];
+  /** Set when the step installs an outbound SA. */
+  guard?: { id: string; step: Step };
+  next: PeerSaState;
+}
 
 export async function ipsecRotate({ cfg, runner, log }: IpsecDeps, opts: { peer: string; step: RotateStep; dryRun?: boolean }): Promise<PeerOutcome> {
   if (cfg.ipsec.mode !== 'static') throw new ValidationError(`ipsec rotate: only for ipsec.mode static (${cfg.ipsec.mode}: strongSwan rekeys by itself)`);
@@ -30,57 +40,56 @@ export async function ipsecRotate({ cfg, runner, log }: IpsecDeps, opts: { peer:
   return withLedger(cfg.stateDir, async (txn) => {
     const state = txn.data.ipsec?.peers[peer.name];
     if (!state) throw new ValidationError(`ipsec rotate: peer ${peer.name} is not up (vfwire ipsec up)`);
-    const keys = await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name));
-    const { steps, next } = planRotation(cfg, peer, state, keys, opts.step, txn.data.ipsec!.used);
-    if (opts.dryRun) return { peer: peer.name, result: 'planned', steps };
-    const ids = opts.step === 'start' ? newIds(peer, cfg, keys) : [];
-    // As in `ipsec up`: the new pairs are remembered before their SAs exist, and forgotten
-    // again only when the one state add of this step certainly failed.
-    txn.data.ipsec!.used.push(...ids);
+    const seed = await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name));
+    const plan = planRotation(cfg, peer, state, seed, opts.step, new Set(txn.data.ipsec!.used));
+    if (opts.dryRun) return { peer: peer.name, result: 'planned', steps: [...plan.steps, ...plan.cleanup.map((c) => deleteStep(peer, c))] };
+    const errors = plan.guard
+      ? await applyGuarded(txn, { ...plan, guard: plan.guard }, runner, `ipsec rotate: the new key's outbound SA to ${peer.name} was already used; make a new key`)
+      : await applySteps(plan.steps, runner).then(() => undoAll(plan.cleanup, runner));
+    for (const e of errors) log.warn('ipsec rotate: delete failed', { peer: peer.name, error: e.message });
+    txn.data.ipsec!.peers[peer.name] = plan.next;
     await txn.save();
-    try {
-      await applySteps(steps, runner);
-    } catch (err) {
-      txn.data.ipsec!.used = txn.data.ipsec!.used.filter((id) => !ids.includes(id));
-      await txn.save();
-      throw err;
-    }
-    txn.data.ipsec!.peers[peer.name] = next;
-    await txn.save();
-    log.info('ipsec rotate', { peer: peer.name, step: opts.step, from: state.epoch, to: next.rotating?.epoch ?? next.epoch });
-    const said = { start: 'rotating: both keys are received', commit: 'rotating: sending with the new key', finish: `rotated to epoch ${next.epoch}` } as const;
+    log.info('ipsec rotate', { peer: peer.name, step: opts.step, from: state.key, to: seed.id });
+    const said = { start: 'rotating: both keys are received', commit: 'rotating: sending with the new key', finish: `rotated to key ${seed.id}, epoch ${plan.next.epoch}` } as const;
     return { peer: peer.name, result: said[opts.step] };
   }, { timeoutMs: cfg.lockTimeoutMs });
 }
 
-/** The steps of one rotation step and the peer's state after it. Pure but for the key bytes. */
-function planRotation(cfg: Config, peer: PeerConfig, state: PeerSaState, keys: Awaited<ReturnType<typeof readKeyFile>>, step: RotateStep, used: string[]): { steps: Step[]; next: PeerSaState } {
-  const netns = cfg.underlay.netns ?? cfg.netns;
-  const input = { peerName: peer.name, local: cfg.underlay.address, peer: peer.address, uplink: cfg.underlay.interface, netns, keys, priority: cfg.ipsec.priority };
-  const facts = peerSas(input).map(({ dir, src, dst, spi, reqid }): SaFacts => ({ dir, src, dst, spi, reqid }));
-  const add = (dir: 'out' | 'in') => renderPeerSas(input).find((s) => s.kind === `xfrm-state-${dir}`)!;
-  const del = (sa: SaFacts): Step => ({ kind: `xfrm-state-delete-${sa.dir}`, device: `${sa.src}->${sa.dst} spi ${hex32(sa.spi)}`, owner: { kind: 'peer', name: peer.name }, do: { argv: saDeleteArgv(netns, sa) } });
-  const old = (dir: 'out' | 'in') => state.sas.find((s) => s.dir === dir)!;
+/** The adds and deletes of one rotation step and the peer's state after it. */
+function planRotation(cfg: Config, peer: PeerConfig, state: PeerSaState, seed: PeerSeed, step: RotateStep, used: Set<string>): RotationPlan {
+  const ctx = pairContext(cfg, peer);
   const phase = state.rotating?.phase;
+  const del = (sa: SaFacts): Command => ({ argv: saDeleteArgv(ctx.netns, sa) });
+  const sasOf = (epoch: number) => peerSas({ ...ctx, keys: epochKeys(seed, epoch) });
 
   if (step === 'start') {
-    if (state.rotating) throw new ValidationError(`ipsec rotate: peer ${peer.name} is already rotating to epoch ${state.rotating.epoch} (next: --${phase === 'receiving' ? 'commit' : 'finish'})`);
-    if (keys.epoch <= state.epoch) throw new ValidationError(`ipsec rotate: the key file of ${peer.name} has epoch ${keys.epoch}, the SAs ${state.epoch}: make the next key first (vfwire ipsec keygen --peer ${peer.name} --force) and copy it to the peer`);
-    if (newIds(peer, cfg, keys).some((id) => used.includes(id))) throw new ValidationError(`ipsec rotate: the key of epoch ${keys.epoch} for ${peer.name} was already used with these SPIs; make a new one`);
-    return { steps: [add('in')], next: { ...state, rotating: { epoch: keys.epoch, phase: 'receiving', sas: facts.filter((s) => s.dir === 'in') } } };
+    if (state.rotating) throw new ValidationError(`ipsec rotate: peer ${peer.name} is already rotating to key ${state.rotating.key ?? '?'} (next: --${phase === 'receiving' ? 'commit' : 'finish'})`);
+    if (state.key === seed.id) throw new ValidationError(`ipsec rotate: the key file of ${peer.name} is the key in use (${seed.id}): make the next key first (vfwire ipsec keygen --peer ${peer.name} --force) and copy it to the peer`);
+    const epoch = firstUnusedEpoch(ctx, seed, used);
+    const [, inb] = sasOf(epoch);
+    return { steps: [stateAddStep(ctx, inb)], cleanup: [], next: { ...state, rotating: { key: seed.id, epoch, phase: 'receiving', sas: [facts(inb)] } } };
   }
-  if (!state.rotating || state.rotating.epoch !== keys.epoch) throw new ValidationError(`ipsec rotate: no rotation of ${peer.name} to the key file's epoch ${keys.epoch} under way (start with: vfwire ipsec rotate --peer ${peer.name})`);
+  const rotating = state.rotating;
+  if (!rotating || rotating.key !== seed.id) throw new ValidationError(`ipsec rotate: no rotation of ${peer.name} to its key file's key (${seed.id}) under way (start with: vfwire ipsec rotate --peer ${peer.name})`);
+  const [out, inb] = sasOf(rotating.epoch);
   if (step === 'commit') {
-    if (phase !== 'receiving') throw new ValidationError(`ipsec rotate: ${peer.name} already sends with epoch ${keys.epoch} (next: --finish)`);
-    return { steps: [add('out'), del(old('out'))], next: { ...state, rotating: { epoch: keys.epoch, phase: 'sending', sas: facts } } };
+    if (phase !== 'receiving') throw new ValidationError(`ipsec rotate: ${peer.name} already sends with the new key (next: --finish)`);
+    const add = stateAddStep(ctx, out);
+    const oldOut = state.sas.find((s) => s.dir === 'out')!;
+    return { steps: [add], cleanup: [del(oldOut)], guard: { id: guardId(out), step: add }, next: { ...state, rotating: { ...rotating, phase: 'sending', sas: [facts(out), facts(inb)] } } };
   }
-  if (phase !== 'sending') throw new ValidationError(`ipsec rotate: ${peer.name} does not send with epoch ${keys.epoch} yet (run --commit on both hosts first)`);
-  // The policies stay; the state deletes of `ipsec down` now name the new SPIs.
-  const policyUndo = state.undo.filter((c) => c.argv.includes('policy'));
-  const stateUndo = facts.map((sa) => ({ argv: saDeleteArgv(netns, sa) }));
-  return { steps: [del(old('in'))], next: { epoch: keys.epoch, sas: facts, installedAt: new Date().toISOString(), undo: [...stateUndo, ...policyUndo] } };
+  if (phase !== 'sending') throw new ValidationError(`ipsec rotate: ${peer.name} does not send with the new key yet (run --commit on both hosts first)`);
+  const ahead = rotating.epoch < MAX_EPOCH ? sasOf(rotating.epoch + 1)[1] : undefined;
+  const oldIn = [...state.sas.filter((s) => s.dir === 'in'), ...(state.lookahead ? [state.lookahead] : [])];
+  const sas = [facts(out), facts(inb)];
+  const lookahead = ahead && facts(ahead);
+  return {
+    steps: ahead ? [stateAddStep(ctx, ahead)] : [],
+    cleanup: oldIn.map(del),
+    next: { key: seed.id, epoch: rotating.epoch, sas, ...(lookahead ? { lookahead } : {}), installedAt: new Date().toISOString(), undo: pairUndo(ctx.netns, { sas, lookahead }) },
+  };
 }
 
-function newIds(peer: PeerConfig, cfg: Config, keys: Awaited<ReturnType<typeof readKeyFile>>): string[] {
-  return peerSas({ local: cfg.underlay.address, peer: peer.address, keys }).map((sa) => nonceSpaceId(sa.key, sa.spi));
+function deleteStep(peer: PeerConfig, c: Command): Step {
+  return { kind: 'xfrm-state-delete', device: peer.name, owner: { kind: 'peer', name: peer.name }, do: c };
 }

@@ -1,6 +1,6 @@
 // SPIs and reqids both hosts of a pair compute alike without talking: from the two underlay
-// addresses (ordered), the key epoch and the direction. A new epoch gives new SPIs, so a rotated
-// key never meets an SPI it was used with. The reqid does not change with the epoch: the
+// addresses (ordered), the key (its fingerprint), the key epoch and the direction. A new epoch
+// or a new key gives new SPIs, so the SAs of two epochs can live side by side. The reqid does not change with the epoch: the
 // policies' templates name it, so SAs of the old and the new epoch both satisfy them while a
 // rotation moves from one to the other (make-before-break), and the kernel sends with the
 // newest outbound SA.
@@ -20,9 +20,9 @@ export function orderPair(a: string, b: string): [string, string] {
   return n(a) < n(b) ? [a, b] : [b, a];
 }
 
-export function deriveSaIds(a: string, b: string, epoch: number, dir: Direction): SaIds {
+export function deriveSaIds(a: string, b: string, keyId: string, epoch: number, dir: Direction): SaIds {
   const [low, high] = orderPair(a, b);
-  const h = createHash('sha256').update(`vfwire-sa:${low}:${high}:${epoch}:${dir}`).digest();
+  const h = createHash('sha256').update(`vfwire-sa:${low}:${high}:${keyId}:${epoch}:${dir}`).digest();
   const r = createHash('sha256').update(`vfwire-reqid:${low}:${high}:${dir}`).digest();
   // SPIs 0-255 are reserved (RFC 4303); reqid 0 means "any" to the kernel.
   return { spi: 0x100 + (h.readUInt32BE(0) % (0xffffffff - 0x100)), reqid: 1 + (r.readUInt32BE(0) % 0xfffffffe) };

@@ -1,8 +1,10 @@
-// An installed SA as the kernel names it (src, dst, ESP, SPI): the commands that look it up and
-// delete it, and which of a peer's recorded SAs the kernel no longer has.
+// Installed SAs and policies as the kernel names them: the commands that look them up and
+// delete them, which of a peer's recorded ones the kernel no longer has, and how many packets an
+// inbound SA has received.
 
 import type { Runner } from '../exec/runner.js';
 import { ip } from '../exec/tools.js';
+import { VXLAN_PORT } from '../overlay/names.js';
 import { hex32 } from './sa-ids.js';
 
 export interface SaId {
@@ -10,6 +12,12 @@ export interface SaId {
   src: string;
   dst: string;
   spi: number;
+}
+
+export interface PolicyId {
+  dir: 'out' | 'in';
+  src: string;
+  dst: string;
 }
 
 /** The ID part of an `ip xfrm state` command. */
@@ -25,12 +33,53 @@ export function saDeleteArgv(netns: string | undefined, sa: SaId): string[] {
   return ip(netns, 'xfrm', 'state', 'delete', ...saIdArgs(sa));
 }
 
-/** `<dir> <spi>` of each SA the kernel does not have (it drops offloaded SAs with their netdev). */
-export async function lostSas(runner: Runner, netns: string | undefined, sas: SaId[]): Promise<string[]> {
-  const lost: string[] = [];
+/** The selector of a pair's policy: the VXLAN traffic between the two underlay addresses. */
+export function policySelector(p: PolicyId): string[] {
+  return ['src', `${p.src}/32`, 'dst', `${p.dst}/32`, 'proto', 'udp', 'dport', String(VXLAN_PORT)];
+}
+
+export function policyGetArgv(netns: string | undefined, p: PolicyId): string[] {
+  return ip(netns, 'xfrm', 'policy', 'get', ...policySelector(p), 'dir', p.dir);
+}
+
+export function policyDeleteArgv(netns: string | undefined, p: PolicyId): string[] {
+  return ip(netns, 'xfrm', 'policy', 'delete', ...policySelector(p), 'dir', p.dir);
+}
+
+/** The SAs the kernel does not have (it drops offloaded SAs with their netdev). */
+export async function missingSas<T extends SaId>(runner: Runner, netns: string | undefined, sas: T[]): Promise<T[]> {
+  const missing: T[] = [];
   for (const sa of sas) {
-    const there = await runner.run({ argv: saGetArgv(netns, sa) }).then(() => true, () => false);
-    if (!there) lost.push(`${sa.dir ?? ''} ${hex32(sa.spi)}`.trim());
+    if (!(await runner.run({ argv: saGetArgv(netns, sa) }).then(() => true, () => false))) missing.push(sa);
+  }
+  return missing;
+}
+
+/** `<dir> <spi>` of each SA the kernel does not have. */
+export async function lostSas(runner: Runner, netns: string | undefined, sas: SaId[]): Promise<string[]> {
+  return (await missingSas(runner, netns, sas)).map(describeSa);
+}
+
+export function describeSa(sa: SaId): string {
+  return `${sa.dir ?? ''} ${hex32(sa.spi)}`.trim();
+}
+
+/** The policies the kernel does not have (packet-offloaded policies go with their netdev too). */
+export async function missingPolicies(runner: Runner, netns: string | undefined, policies: PolicyId[]): Promise<PolicyId[]> {
+  const lost: PolicyId[] = [];
+  for (const p of policies) {
+    if (!(await runner.run({ argv: policyGetArgv(netns, p) }).then(() => true, () => false))) lost.push(p);
   }
   return lost;
+}
+
+/**
+ * Packets an SA has carried, from `ip -s xfrm state get` ("lifetime current:" then
+ * "N(bytes), M(packets)"); for packet offload the kernel asks the driver for its counters
+ * first. undefined when the SA is gone or the line is not there.
+ */
+export async function saPackets(runner: Runner, netns: string | undefined, sa: SaId): Promise<number | undefined> {
+  const res = await runner.run({ argv: [...ip(netns, '-s', 'xfrm', 'state', 'get', ...saIdArgs(sa))] }).catch(() => undefined);
+  const m = res && /lifetime current:\s*\n\s*\d+\(bytes\), (\d+)\(packets\)/.exec(res.stdout);
+  return m ? Number(m[1]) : undefined;
 }

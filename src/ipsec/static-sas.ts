@@ -4,7 +4,7 @@
 
 import type { Config, PeerConfig } from '../config/config.js';
 import { ValidationError } from '../errors.js';
-import { applySteps, undoAll } from '../exec/apply.js';
+import { undoAll } from '../exec/apply.js';
 import type { Runner } from '../exec/runner.js';
 import { readBootId } from '../host/boot-id.js';
 import { forgetEarlierBoot } from '../ledger/record.js';
@@ -12,8 +12,9 @@ import { withLedger } from '../ledger/store.js';
 import type { IpsecState } from '../ledger/types.js';
 import type { Logger } from '../log.js';
 import type { Step } from '../plan/step.js';
-import { keyFilePath, nonceSpaceId, readKeyFile } from './keys.js';
-import { peerSas, renderPeerSas } from './render-static.js';
+import { keyFilePath, readKeyFile } from './keys.js';
+import { applyGuarded } from './nonce-guard.js';
+import { firstUnusedEpoch, planUp, type PairContext } from './pair-plan.js';
 import { hex32 } from './sa-ids.js';
 
 export interface IpsecDeps {
@@ -24,7 +25,7 @@ export interface IpsecDeps {
 
 export type PeerOutcome = { peer: string; result: string; steps?: Step[] };
 
-export async function ipsecUp(deps: IpsecDeps, opts: { peer?: string; dryRun?: boolean }): Promise<PeerOutcome[]> {
+export async function ipsecUp(deps: IpsecDeps, opts: { peer?: string; dryRun?: boolean; epoch?: number }): Promise<PeerOutcome[]> {
   const { cfg, runner, log } = deps;
   requireStatic(cfg);
   const peers = selectPeers(cfg, opts.peer);
@@ -33,49 +34,29 @@ export async function ipsecUp(deps: IpsecDeps, opts: { peer?: string; dryRun?: b
     const state: IpsecState = (txn.data.ipsec ??= { peers: {}, used: [] });
     const out: PeerOutcome[] = [];
     for (const peer of peers) {
-      const keys = await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name));
-      const input = { peerName: peer.name, local: cfg.underlay.address, peer: peer.address, uplink: cfg.underlay.interface, netns: cfg.underlay.netns ?? cfg.netns, keys, priority: cfg.ipsec.priority };
-      const sas = peerSas(input);
+      const seed = await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name));
+      const ctx = pairContext(cfg, peer);
       const installed = state.peers[peer.name];
-      if (installed?.epoch === keys.epoch && installed.sas.every((s, i) => s.spi === sas[i]!.spi)) {
-        out.push({ peer: peer.name, result: 'already up' });
+      if (installed) {
+        if (installed.key !== seed.id) throw new ValidationError(`ipsec: peer ${peer.name} is up with another key than its key file's: rotate to it (vfwire ipsec rotate --peer ${peer.name}), or run vfwire ipsec down --peer ${peer.name} first`);
+        out.push({ peer: peer.name, result: `already up (epoch ${installed.epoch})` });
         continue;
       }
-      if (installed) throw new ValidationError(`ipsec: peer ${peer.name} is up with key epoch ${installed.epoch}, the key file has ${keys.epoch}: run vfwire ipsec down --peer ${peer.name} first`);
-      const ids = sas.map((sa) => nonceSpaceId(sa.key, sa.spi));
-      if (ids.some((id) => state.used.includes(id))) {
-        throw new ValidationError(
-          `ipsec: the key for peer ${peer.name} (epoch ${keys.epoch}) was already used with these SPIs; installing it again would reuse AES-GCM nonces. ` +
-            `Make a new key (vfwire ipsec keygen --peer ${peer.name}), copy it to the peer, and bring both ends up`,
-        );
-      }
-      const steps = renderPeerSas(input);
+      // After a reboot this is the epoch after the last one used: the peer, still on that one,
+      // has it installed ahead and follows (pair-plan.ts).
+      const epoch = opts.epoch ?? firstUnusedEpoch(ctx, seed, new Set(state.used));
+      const move = planUp(ctx, seed, epoch);
       if (opts.dryRun) {
-        out.push({ peer: peer.name, result: 'planned', steps });
+        out.push({ peer: peer.name, result: 'planned', steps: move.steps });
         continue;
       }
-      // Remembered before the first SA exists, so a crash half-way cannot allow a second use;
-      // forgotten again only for SAs whose `state add` certainly never ran.
-      state.used.push(...ids);
+      await applyGuarded(txn, move, runner,
+        `ipsec: epoch ${epoch} of the key for peer ${peer.name} was already used; installing it again would reuse AES-GCM nonces. ` +
+          `Leave out --epoch (vfwire takes the next unused one), or make a new key (vfwire ipsec keygen --peer ${peer.name} --force) and copy it to the peer`);
+      state.peers[peer.name] = move.next;
       await txn.save();
-      const added = new Set<string>();
-      try {
-        await applySteps(steps, runner, { onApplied: (s) => added.add(s.kind) });
-      } catch (err) {
-        const never = sas.filter((sa) => !added.has(`xfrm-state-${sa.dir}`)).map((sa) => ids[sas.indexOf(sa)]!);
-        state.used = state.used.filter((id) => !never.includes(id));
-        await txn.save();
-        throw err;
-      }
-      state.peers[peer.name] = {
-        epoch: keys.epoch,
-        sas: sas.map(({ dir, src, dst, spi, reqid }) => ({ dir, src, dst, spi, reqid })),
-        installedAt: new Date().toISOString(),
-        undo: steps.flatMap((s) => (s.undo ? [s.undo] : [])),
-      };
-      await txn.save();
-      log.info('ipsec up', { peer: peer.name, epoch: keys.epoch, spis: sas.map((s) => hex32(s.spi)) });
-      out.push({ peer: peer.name, result: 'up' });
+      log.info('ipsec up', { peer: peer.name, key: seed.id, epoch, spis: move.next.sas.map((s) => hex32(s.spi)) });
+      out.push({ peer: peer.name, result: `up (epoch ${epoch})` });
     }
     return out;
   }, { timeoutMs: cfg.lockTimeoutMs });
@@ -106,6 +87,11 @@ export async function ipsecDown(deps: IpsecDeps, opts: { peer?: string; dryRun?:
     }
     return out;
   }, { timeoutMs: cfg.lockTimeoutMs });
+}
+
+/** Where a peer's SAs live on this host. */
+export function pairContext(cfg: Config, peer: PeerConfig): PairContext {
+  return { peerName: peer.name, local: cfg.underlay.address, peer: peer.address, uplink: cfg.underlay.interface, netns: cfg.underlay.netns ?? cfg.netns, priority: cfg.ipsec.priority };
 }
 
 function requireStatic(cfg: Config): void {

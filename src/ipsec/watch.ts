@@ -1,46 +1,114 @@
-// `vfwire ipsec watch [--once] [--interval S]`: notices SAs the kernel dropped. mlx5 deletes the
-// offloaded SAs of a netdev that goes down, and with failover a bond moves xfrm offload between
-// ports only in active-backup; a VM's next start is refused then (fail closed), but running VMs
-// just lose their inter-host traffic. With IKEv2 the watch asks strongSwan to negotiate new
-// CHILD_SAs (new keys: a fresh nonce space). With static keys a fresh nonce space needs a new key
-// on both hosts, which one host cannot make alone: the watch says so, loudly, with the steps.
+// `vfwire ipsec watch [--once] [--interval S]`: keeps the SAs to every peer in the kernel. mlx5
+// deletes the offloaded SAs (and policies) of a netdev that goes down, and with failover a bond
+// moves xfrm offload between ports only in active-backup; a VM's next start is refused then (fail
+// closed), but running VMs just lose their inter-host traffic.
+//
+// IKEv2: the watch asks strongSwan to negotiate new CHILD_SAs (fresh keys). Static keys: the
+// watch moves the pair to its next epoch, whose keys come fresh from the key file's seed, and
+// kicks the peer; it also follows a peer that moved first (pair-plan.ts says how both work).
 
-import type { Config } from '../config/config.js';
+import type { Config, PeerConfig } from '../config/config.js';
 import type { Runner } from '../exec/runner.js';
-import { readLedger } from '../ledger/store.js';
+import { readLedger, withLedger } from '../ledger/store.js';
+import type { PeerSaState } from '../ledger/types.js';
 import type { Logger } from '../log.js';
 import { checkIkeChildren } from './ikev2.js';
-import { lostSas } from './sa-kernel.js';
+import { keyFilePath, readKeyFile } from './keys.js';
+import { kickPeer } from './kick.js';
+import { applyGuarded } from './nonce-guard.js';
+import { planPromote, planRecover } from './pair-plan.js';
+import { hex32 } from './sa-ids.js';
+import { describeSa, missingPolicies, missingSas, saPackets } from './sa-kernel.js';
+import { pairContext } from './static-sas.js';
 import { swanctlNames } from './swanctl.js';
 
 export interface WatchFinding {
   peer: string;
+  /** What the kernel had lost (empty when the peer moved first). */
   lost: string[];
   action: string;
+  /** Everything is in place again. */
+  recovered: boolean;
 }
 
 export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promise<WatchFinding[]> {
   const state = (await readLedger(cfg.stateDir)).ipsec;
   const findings: WatchFinding[] = [];
   for (const peer of cfg.peers) {
-    if (!state?.peers[peer.name]) continue;
-    if (cfg.ipsec.mode === 'ikev2') {
-      const lost = await checkIkeChildren(cfg, runner, [peer]);
-      if (lost.length === 0) continue;
-      const names = swanctlNames(peer.name);
-      const uri = cfg.ipsec.viciUri ? ['--uri', cfg.ipsec.viciUri] : [];
-      for (const child of [names.out, names.in]) await runner.run({ argv: ['swanctl', '--initiate', '--child', child, '--timeout', '10', ...uri] }).catch(() => undefined);
-      findings.push({ peer: peer.name, lost, action: 'asked strongSwan to negotiate new CHILD_SAs (fresh keys)' });
-    } else {
-      const lost = await lostSas(runner, cfg.underlay.netns ?? cfg.netns, state.peers[peer.name]!.sas);
-      if (lost.length === 0) continue;
-      findings.push({
-        peer: peer.name,
-        lost,
-        action: `static keys cannot be reinstalled (AES-GCM nonces would repeat): vfwire ipsec keygen --peer ${peer.name} --force, copy it to ${peer.name}, then vfwire ipsec down --peer X && vfwire ipsec up --peer X on both hosts`,
-      });
-    }
+    const installed = state?.peers[peer.name];
+    if (!installed) continue;
+    const finding = cfg.ipsec.mode === 'ikev2' ? await watchIke(cfg, runner, peer) : await watchStatic(cfg, runner, log, peer, installed);
+    if (!finding) continue;
+    findings.push(finding);
+    if (finding.recovered) log.warn('ipsec watch: recovered', { peer: finding.peer, lost: finding.lost, action: finding.action });
+    else log.error('ipsec watch: SAs lost', { peer: finding.peer, lost: finding.lost, action: finding.action });
   }
-  for (const f of findings) log.error('ipsec watch: SAs lost', { peer: f.peer, lost: f.lost, action: f.action });
   return findings;
+}
+
+async function watchIke(cfg: Config, runner: Runner, peer: PeerConfig): Promise<WatchFinding | undefined> {
+  const lost = await checkIkeChildren(cfg, runner, [peer]);
+  if (lost.length === 0) return undefined;
+  const names = swanctlNames(peer.name);
+  const uri = cfg.ipsec.viciUri ? ['--uri', cfg.ipsec.viciUri] : [];
+  for (const child of [names.out, names.in]) await runner.run({ argv: ['swanctl', '--initiate', '--child', child, '--timeout', '10', ...uri] }).catch(() => undefined);
+  const still = await checkIkeChildren(cfg, runner, [peer]);
+  return { peer: peer.name, lost, action: 'asked strongSwan to negotiate new CHILD_SAs (fresh keys)', recovered: still.length === 0 };
+}
+
+async function watchStatic(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig, seen: PeerSaState): Promise<WatchFinding | undefined> {
+  const ctx = pairContext(cfg, peer);
+  const recorded = [...seen.sas, ...(seen.lookahead ? [seen.lookahead] : []), ...(seen.rotating?.sas ?? [])];
+  const missing = await missingSas(runner, ctx.netns, recorded);
+  const missingPols = await missingPolicies(runner, ctx.netns, seen.sas);
+  const lost = [...missing.map(describeSa), ...missingPols.map((p) => `policy ${p.dir}`)];
+  const peerMoved = lost.length === 0 && seen.lookahead !== undefined && ((await saPackets(runner, ctx.netns, seen.lookahead)) ?? 0) > 0;
+  if (lost.length === 0 && !peerMoved) {
+    if (seen.awaitingPeer) await awaitPeer(cfg, runner, log, peer, seen);
+    return undefined;
+  }
+
+  const refuse = (why: string): WatchFinding => ({ peer: peer.name, lost, action: why, recovered: false });
+  if (seen.rotating) return refuse(`a key rotation is under way: finish it (vfwire ipsec rotate --peer ${peer.name} --commit/--finish), or vfwire ipsec down && up on both hosts`);
+  const seed = await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name)).catch((err: Error) => err);
+  if (seed instanceof Error) return refuse(`cannot read the key file: ${seed.message}`);
+  if (seen.key !== seed.id) return refuse(`the SAs come from another key than the key file's: vfwire ipsec down --peer ${peer.name} && vfwire ipsec up --peer ${peer.name}`);
+
+  try {
+    return await withLedger(cfg.stateDir, async (txn) => {
+      const now = txn.data.ipsec?.peers[peer.name];
+      // Someone (up, down, rotate, another watch) changed the pair since the look: next round.
+      if (!now || now.key !== seen.key || now.epoch !== seen.epoch || now.rotating) return undefined;
+      const move = lost.length ? planRecover(ctx, seed, now, (sa) => !missing.some((m) => m.spi === sa.spi), missingPols) : planPromote(ctx, seed, now);
+      const errors = await applyGuarded(txn, move, runner, `ipsec watch: epoch ${move.next.epoch} to ${peer.name} was already used here (a move that failed half-way): on both hosts run vfwire ipsec down --peer X, then vfwire ipsec up --peer X`);
+      for (const e of errors) log.warn('ipsec watch: delete failed', { peer: peer.name, error: e.message });
+      // Until the peer's traffic reaches the new epoch, every round kicks it again.
+      txn.data.ipsec!.peers[peer.name] = lost.length ? { ...move.next, awaitingPeer: true } : move.next;
+      await txn.save();
+      await kick(runner, log, ctx.netns, ctx.local, ctx.peer, peer.name);
+      const spis = `out ${hex32(move.next.sas[0]!.spi)}, in ${hex32(move.next.sas[1]!.spi)}`;
+      const action = lost.length ? `moved to epoch ${move.next.epoch} (fresh keys; ${spis}); the peer follows` : `the peer moved to epoch ${move.next.epoch}: followed (${spis})`;
+      return { peer: peer.name, lost, action, recovered: true };
+    }, { timeoutMs: cfg.lockTimeoutMs });
+  } catch (err) {
+    return refuse(`moving to epoch ${seen.epoch + 1} failed: ${(err as Error).message}`);
+  }
+}
+
+/** After a recovery: done once the peer's traffic arrives on this epoch, else kick it again. */
+async function awaitPeer(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig, seen: PeerSaState): Promise<void> {
+  const ctx = pairContext(cfg, peer);
+  const inbound = seen.sas.find((sa) => sa.dir === 'in')!;
+  if (((await saPackets(runner, ctx.netns, inbound)) ?? 0) === 0) return kick(runner, log, ctx.netns, ctx.local, ctx.peer, peer.name);
+  await withLedger(cfg.stateDir, async (txn) => {
+    const now = txn.data.ipsec?.peers[peer.name];
+    if (now?.epoch !== seen.epoch || now.key !== seen.key) return;
+    delete now.awaitingPeer;
+    await txn.save();
+  }, { timeoutMs: cfg.lockTimeoutMs });
+  log.info('ipsec watch: the peer followed', { peer: peer.name, epoch: seen.epoch });
+}
+
+async function kick(runner: Runner, log: Logger, netns: string | undefined, local: string, peerAddress: string, peer: string): Promise<void> {
+  await kickPeer(runner, netns, local, peerAddress).catch((err: Error) => log.warn('ipsec watch: kick failed', { peer, error: err.message }));
 }

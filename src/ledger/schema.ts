@@ -50,12 +50,17 @@ const vniSchema = z.strictObject({
 
 const saFactsSchema = z.strictObject({ dir: z.enum(['out', 'in']), src: z.string(), dst: z.string(), spi: count, reqid: count });
 
+const keyId = z.string().regex(/^[0-9a-f]{16}$/);
+
 const peerSaSchema = z.strictObject({
+  key: keyId.optional(),
   epoch: count,
   sas: z.array(saFactsSchema),
+  lookahead: saFactsSchema.optional(),
   installedAt: z.string(),
   undo: z.array(commandSchema),
-  rotating: z.strictObject({ epoch: count, phase: z.enum(['receiving', 'sending']), sas: z.array(saFactsSchema) }).optional(),
+  awaitingPeer: z.boolean().optional(),
+  rotating: z.strictObject({ key: keyId.optional(), epoch: count, phase: z.enum(['receiving', 'sending']), sas: z.array(saFactsSchema) }).optional(),
 });
 
 const ipsecSchema = z.strictObject({

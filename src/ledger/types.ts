@@ -60,20 +60,28 @@ export interface SaFacts {
 }
 
 export interface PeerSaState {
+  /** Fingerprint of the key file's seed the SAs come from (absent in ledgers of older vfwire). */
+  key?: string;
   epoch: number;
+  /** This epoch's outbound and inbound SA. */
   sas: SaFacts[];
+  /** The next epoch's inbound SA, installed ahead: the peer may move to that epoch first. */
+  lookahead?: SaFacts;
   installedAt: string;
   undo: Command[];
-  /** A rotation under way (vfwire ipsec rotate): the next epoch's SAs installed so far. */
-  rotating?: { epoch: number; phase: 'receiving' | 'sending'; sas: SaFacts[] };
+  /** Set when this host moved first (ipsec watch): until the peer's traffic arrives, kick it. */
+  awaitingPeer?: boolean;
+  /** A rotation to a new key file under way (vfwire ipsec rotate): its SAs installed so far. */
+  rotating?: { key?: string; epoch: number; phase: 'receiving' | 'sending'; sas: SaFacts[] };
 }
 
 export interface IpsecState {
   /** Installed in this boot, by peer name. */
   peers: Record<string, PeerSaState>;
   /**
-   * `<key fingerprint>:<spi>` of every SA ever installed. Kept across reboots: an SA installed
-   * again would restart its sequence numbers, and AES-GCM would reuse nonces under that key.
+   * `<key fingerprint>:<spi>` of every outbound SA ever installed. Kept across reboots: an SA
+   * installed again would restart its sequence numbers, and AES-GCM would reuse nonces under
+   * that key. (Inbound SAs send nothing: their nonces are the peer's, guarded there.)
    */
   used: string[];
 }

@@ -6,7 +6,8 @@ import { expect } from 'chai';
 import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify, parse } from 'yaml';
-import { keyFingerprint, readKeyFile } from '../../src/ipsec/keys.js';
+import { epochKeys, readKeyFile } from '../../src/ipsec/keys.js';
+import { guardId } from '../../src/ipsec/pair-plan.js';
 import { peerSas } from '../../src/ipsec/render-static.js';
 import { hex32 } from '../../src/ipsec/sa-ids.js';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
@@ -31,9 +32,14 @@ describe('ipsec on a sim host', function () {
   });
   after(() => downTestSim(sim));
 
-  /** Every hex run of a key file, to grep output and logs for. */
+  /** The key file's seed and the keys of its first epochs, to grep output and logs for. */
   function keyHex(): string[] {
-    return readFileSync(keyFile(), 'utf8').match(/0x[0-9a-f]{40}/g)!.map((k) => k.slice(2));
+    const seed = readFileSync(keyFile(), 'utf8').match(/0x([0-9a-f]{64})/)![1]!;
+    const derived = [1, 2, 3].flatMap((e) => {
+      const k = epochKeys({ seed: Buffer.from(seed, 'hex'), id: '' }, e);
+      return [k.lowToHigh, k.highToLow].map((b) => b.toString('hex'));
+    });
+    return [seed, ...derived];
   }
   function expectNoKeys(...texts: string[]): void {
     const read = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => statSync(join(dir, f)).isFile()).map((f) => readFileSync(join(dir, f), 'utf8')) : []);
@@ -46,11 +52,12 @@ describe('ipsec on a sim host', function () {
     expect(r.code, r.stderr).to.equal(0);
     expect(statSync(keyFile()).mode & 0o777).to.equal(0o600);
     expect(statSync(keyDir()).mode & 0o777).to.equal(0o700);
-    expect((await readKeyFile(keyFile())).epoch).to.equal(1);
+    const { id } = await readKeyFile(keyFile());
+    expect(r.stdout).to.include(`(key ${id})`);
     const again = await vfwire(['--config', cfg, 'ipsec', 'keygen', '--peer', 'sim-b']);
     expect(again.code).to.equal(1);
-    expect(again.stderr).to.include('exists (epoch 1); pass --force');
-    expect(r.stdout + again.stderr).not.to.match(/[0-9a-f]{40}/);
+    expect(again.stderr).to.include('exists; pass --force');
+    expectNoKeys(r.stdout, again.stderr);
   });
 
   it('refuses a key file others can read, without printing it', async () => {
@@ -66,7 +73,8 @@ describe('ipsec on a sim host', function () {
     const r = await vfwire(['--config', cfg, 'ipsec', 'up', '--dry-run']);
     expect(r.code, r.stderr).to.equal(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines).to.have.length(4);
+    expect(lines).to.have.length(5);
+    expect(lines[2], 'the next epoch received ahead').to.match(/xfrm state add src 198\.18\.0\.2 dst 198\.18\.0\.1 proto esp .* dir in /);
     expect(lines[0]).to.match(/^ip -n \S+ -batch - <<< 'xfrm state add src 198\.18\.0\.1 dst 198\.18\.0\.2 proto esp spi 0x[0-9a-f]{8} .* aead rfc4106\(gcm\(aes\)\) <key> 128 offload packet dev enp3s0f0np0 dir out/);
     expectNoKeys(r.stdout, r.stderr);
   });
@@ -81,21 +89,26 @@ describe('ipsec on a sim host', function () {
     expect(ledger.ipsec?.peers).to.deep.equal({});
   });
 
-  it('refuses to install a (key, SPI) pair used before: AES-GCM nonces would repeat', async () => {
-    const keys = await readKeyFile(keyFile());
-    const sas = peerSas({ local: '198.18.0.1', peer: '198.18.0.2', keys });
+  it('never installs an outbound SA used before: AES-GCM nonces would repeat', async () => {
+    const seed = await readKeyFile(keyFile());
+    const [out1] = peerSas({ local: '198.18.0.1', peer: '198.18.0.2', keys: epochKeys(seed, 1) });
     await withLedger(stateDir(), async (txn) => {
-      txn.data.ipsec = { peers: {}, used: sas.map((sa) => `${keyFingerprint(sa.key)}:${hex32(sa.spi)}`) };
+      txn.data.ipsec = { peers: {}, used: [guardId(out1)] };
       await txn.save();
     });
-    const r = await vfwire(['--config', cfg, 'ipsec', 'up']);
-    expect(r.code).to.equal(1);
-    expect(r.stderr).to.include('was already used with these SPIs; installing it again would reuse AES-GCM nonces');
-    // A new key (next epoch) passes the guard and gets as far as the kernel.
-    expect((await vfwire(['--config', cfg, 'ipsec', 'keygen', '--peer', 'sim-b', '--force'])).code).to.equal(0);
-    const rotated = await vfwire(['--config', cfg, 'ipsec', 'up']);
-    expect(rotated.stderr).not.to.include('already used');
-    expect(rotated.stderr).to.match(/failed to xfrm-state-out/);
+    const again = await vfwire(['--config', cfg, 'ipsec', 'up', '--epoch', '1']);
+    expect(again.code).to.equal(1);
+    expect(again.stderr).to.include('epoch 1 of the key for peer sim-b was already used; installing it again would reuse AES-GCM nonces');
+    // Without --epoch, up takes the next epoch (as after a reboot): fresh keys, new SPIs.
+    const [out2] = peerSas({ local: '198.18.0.1', peer: '198.18.0.2', keys: epochKeys(seed, 2) });
+    const plan = await vfwire(['--config', cfg, 'ipsec', 'up', '--dry-run']);
+    expect(plan.stdout.split('\n')[0]).to.include(`spi ${hex32(out2.spi)}`);
+    const next = await vfwire(['--config', cfg, 'ipsec', 'up']);
+    expect(next.stderr).not.to.include('already used');
+    expect(next.stderr).to.match(/failed to xfrm-state-out .*spi 0x/);
+    expect((await readLedger(stateDir())).ipsec?.used).to.deep.equal([guardId(out1)]);
+    expect((await vfwire(['--config', cfg, 'ipsec', 'up', '--epoch', '0'])).stderr).to.include("option '--epoch <n>' argument '0' is invalid");
+    expectNoKeys(again.stderr, plan.stdout, next.stderr);
   });
 
   it('a VM that requires encryption does not start while the SAs are down', async () => {

@@ -1,21 +1,22 @@
 import { expect } from 'chai';
-import type { PeerKeys } from '../../src/ipsec/keys.js';
+import { epochKeys, keyFingerprint, type PeerSeed } from '../../src/ipsec/keys.js';
 import { peerSas, renderPeerSas } from '../../src/ipsec/render-static.js';
 import { deriveSaIds, hex32, orderPair } from '../../src/ipsec/sa-ids.js';
 import { formatCommand } from '../../src/plan/step.js';
 import { expectGolden } from '../helpers/golden.js';
 
-// Test keys, not secrets: fixed so the golden files are stable.
-const KEYS: PeerKeys = { epoch: 1, lowToHigh: Buffer.alloc(20, 0xa1), highToLow: Buffer.alloc(20, 0xb2) };
+// A test seed, not a secret: fixed so the golden files are stable.
+const SEED: PeerSeed = { seed: Buffer.alloc(32, 0xa1), id: keyFingerprint(Buffer.alloc(32, 0xa1)) };
+const KEYS = epochKeys(SEED, 1);
 const A = '192.168.80.2';
 const B = '192.168.80.3';
 const text = (local: string, peer: string, peerName: string) =>
-  renderPeerSas({ peerName, local, peer, uplink: 'enp3s0f0np0', keys: KEYS, priority: 12 })
+  renderPeerSas({ peerName, local, peer, uplink: 'enp3s0f0np0', keys: KEYS, lookahead: epochKeys(SEED, 2), priority: 12 })
     .map((s) => formatCommand({ argv: s.do.argv }) + (s.do.stdin ? ` <<< ${s.do.stdin}` : '\n'))
     .join('');
 
 describe('static IPsec plans', () => {
-  it('host A to host B, the lab notes\' form made safe (golden)', () => {
+  it('host A to host B, the lab notes\' form made safe, with the next epoch\'s inbound SA ahead (golden)', () => {
     expectGolden('ipsec/host-a.txt', text(A, B, 'hostb'));
   });
 
@@ -29,23 +30,28 @@ describe('static IPsec plans', () => {
   });
 
   it('keeps keys out of every argv: they travel on stdin only', () => {
-    for (const step of renderPeerSas({ peerName: 'hostb', local: A, peer: B, uplink: 'p0', keys: KEYS, priority: 12 })) {
-      expect(step.do.argv.join(' ')).not.to.match(/a1a1a1|b2b2b2/);
-      expect(step.undo?.argv.join(' ') ?? '').not.to.match(/a1a1a1|b2b2b2/);
+    const hex = [KEYS.lowToHigh, KEYS.highToLow].map((k) => k.toString('hex'));
+    for (const step of renderPeerSas({ peerName: 'hostb', local: A, peer: B, uplink: 'p0', keys: KEYS, lookahead: epochKeys(SEED, 2), priority: 12 })) {
+      for (const h of hex) {
+        expect(step.do.argv.join(' ')).not.to.include(h);
+        expect(step.undo?.argv.join(' ') ?? '').not.to.include(h);
+      }
       expect(step.undo?.stdin).to.equal(undefined);
     }
   });
 
-  it('derives SPIs and reqids from the ordered pair, the epoch and the direction', () => {
+  it('derives SPIs and reqids from the ordered pair, the key, the epoch and the direction', () => {
     expect(orderPair('10.0.0.10', '10.0.0.9')).to.deep.equal(['10.0.0.9', '10.0.0.10']);
-    const e1 = deriveSaIds(A, B, 1, 'low-to-high');
-    expect(deriveSaIds(B, A, 1, 'low-to-high')).to.deep.equal(e1);
-    expect(deriveSaIds(A, B, 2, 'low-to-high').spi).to.not.equal(e1.spi);
-    // The policies name the reqid: both epochs' SAs satisfy them during a rotation.
-    expect(deriveSaIds(A, B, 2, 'low-to-high').reqid).to.equal(e1.reqid);
-    expect(deriveSaIds(A, B, 1, 'high-to-low').spi).to.not.equal(e1.spi);
+    const e1 = deriveSaIds(A, B, SEED.id, 1, 'low-to-high');
+    expect(deriveSaIds(B, A, SEED.id, 1, 'low-to-high')).to.deep.equal(e1);
+    expect(deriveSaIds(A, B, SEED.id, 2, 'low-to-high').spi).to.not.equal(e1.spi);
+    expect(deriveSaIds(A, B, 'ffffffffffffffff', 1, 'low-to-high').spi).to.not.equal(e1.spi);
+    // The policies name the reqid: the SAs of every epoch and key satisfy them.
+    expect(deriveSaIds(A, B, SEED.id, 2, 'low-to-high').reqid).to.equal(e1.reqid);
+    expect(deriveSaIds(A, B, 'ffffffffffffffff', 1, 'low-to-high').reqid).to.equal(e1.reqid);
+    expect(deriveSaIds(A, B, SEED.id, 1, 'high-to-low').spi).to.not.equal(e1.spi);
     for (let epoch = 1; epoch < 500; epoch++) {
-      const { spi, reqid } = deriveSaIds(A, B, epoch, 'high-to-low');
+      const { spi, reqid } = deriveSaIds(A, B, SEED.id, epoch, 'high-to-low');
       expect(spi).to.be.within(0x100, 0xffffffff);
       expect(reqid).to.be.within(1, 0xffffffff);
     }

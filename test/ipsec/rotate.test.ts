@@ -1,4 +1,4 @@
-// `vfwire ipsec rotate`: make-before-break to the next key epoch, one step at a time. This kernel
+// `vfwire ipsec rotate`: make-before-break to a new key file, one step at a time. This kernel
 // cannot install ESP SAs (no AES-GCM), so the steps are checked as exact plans (--dry-run) from
 // recorded states, with every refusal, and a real step fails in the kernel leaving nothing used.
 
@@ -6,9 +6,12 @@ import { expect } from 'chai';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
-import { keyFilePath, readKeyFile } from '../../src/ipsec/keys.js';
+import { configPath, loadConfig } from '../../src/config/config.js';
+import { epochKeys, keyFilePath, readKeyFile, type PeerSeed } from '../../src/ipsec/keys.js';
+import { planUp, saFacts, type PairContext } from '../../src/ipsec/pair-plan.js';
 import { peerSas } from '../../src/ipsec/render-static.js';
 import { hex32 } from '../../src/ipsec/sa-ids.js';
+import { pairContext } from '../../src/ipsec/static-sas.js';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
 import type { PeerSaState } from '../../src/ledger/types.js';
 import { vfwire } from '../helpers/cli.js';
@@ -17,12 +20,14 @@ import { downTestSim, upTestSim, type TestSim } from '../helpers/sim.js';
 describe('ipsec rotate (static keys)', function () {
   this.timeout(60_000);
   let sim: TestSim | undefined;
+  let ctx: PairContext;
   const cfg = () => sim!.a.configPath;
   const keyDir = () => join(sim!.a.dir, 'keys');
   const state = () => join(sim!.a.dir, 'state');
   const ns = () => sim!.a.netns;
   const rotate = (...args: string[]) => vfwire(['--config', cfg(), 'ipsec', 'rotate', '--peer', 'sim-b', ...args]);
-  const facts = async () => peerSas({ local: '198.18.0.1', peer: '198.18.0.2', keys: await readKeyFile(keyFilePath(keyDir(), 'sim-b')) }).map(({ dir, src, dst, spi, reqid }) => ({ dir, src, dst, spi, reqid }));
+  const seed = () => readKeyFile(keyFilePath(keyDir(), 'sim-b'));
+  const sasOf = (s: PeerSeed, epoch: number) => peerSas({ ...ctx, keys: epochKeys(s, epoch) });
   const setPeer = (p: PeerSaState) => withLedger(state(), async (txn) => {
     (txn.data.ipsec ??= { peers: {}, used: [] }).peers['sim-b'] = p;
     await txn.save();
@@ -34,55 +39,59 @@ describe('ipsec rotate (static keys)', function () {
     doc.ipsec = { mode: 'static', key_dir: keyDir() };
     writeFileSync(cfg(), stringify(doc));
     expect((await vfwire(['--config', cfg(), 'ipsec', 'keygen', '--peer', 'sim-b'])).code).to.equal(0);
+    const c = await loadConfig(configPath(cfg()));
+    ctx = pairContext(c, c.peers[0]!);
   });
   after(() => downTestSim(sim));
 
-  let old: Awaited<ReturnType<typeof facts>>;
-  it('refuses while the peer is not up, and while the key file has not moved on', async () => {
+  let oldSeed: PeerSeed;
+  let up: PeerSaState;
+  it('refuses while the peer is not up, and while the key file is the key in use', async () => {
     expect((await rotate('--dry-run')).stderr).to.include('peer sim-b is not up (vfwire ipsec up)');
-    old = await facts();
-    await setPeer({ epoch: 1, sas: old, installedAt: new Date().toISOString(), undo: [] });
-    expect((await rotate('--dry-run')).stderr).to.include('the key file of sim-b has epoch 1, the SAs 1: make the next key first');
-    expect((await rotate('--commit', '--dry-run')).stderr).to.include('no rotation of sim-b to the key file\'s epoch 1 under way');
+    oldSeed = await seed();
+    up = planUp(ctx, oldSeed, 4).next;
+    await setPeer(up);
+    expect((await rotate('--dry-run')).stderr).to.include(`the key file of sim-b is the key in use (${oldSeed.id}): make the next key first`);
+    expect((await rotate('--commit', '--dry-run')).stderr).to.include('no rotation of sim-b to its key file\'s key');
   });
 
-  it('step 1 adds the new inbound SA only; the old ones stay', async () => {
+  it('step 1 adds the new key\'s inbound SA only; the old ones stay', async () => {
     expect((await vfwire(['--config', cfg(), 'ipsec', 'keygen', '--peer', 'sim-b', '--force'])).code).to.equal(0);
-    const next = await facts();
-    expect(next.map((s) => s.reqid)).to.deep.equal(old.map((s) => s.reqid));
+    const [, newIn] = sasOf(await seed(), 1);
+    expect(newIn.reqid).to.equal(up.sas[1]!.reqid);
     const r = await rotate('--dry-run');
     expect(r.code, r.stderr).to.equal(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).to.have.length(1);
-    expect(lines[0]).to.match(new RegExp(`^ip -n ${ns()} -batch - <<< 'xfrm state add src 198\\.18\\.0\\.2 dst 198\\.18\\.0\\.1 proto esp spi ${hex32(next[1]!.spi)} .* <key> 128 .* dir in .*replay-window 64'$`));
+    expect(lines[0]).to.match(new RegExp(`^ip -n ${ns()} -batch - <<< 'xfrm state add src 198\\.18\\.0\\.2 dst 198\\.18\\.0\\.1 proto esp spi ${hex32(newIn.spi)} .* <key> 128 .* dir in .*replay-window 64'$`));
     expect((await rotate('--finish', '--dry-run')).stderr).to.include('no rotation of sim-b');
   });
 
   it('step 2 sends with the new key: new outbound SA, old outbound deleted', async () => {
-    const next = await facts();
-    await setPeer({ epoch: 1, sas: old, installedAt: new Date().toISOString(), undo: [], rotating: { epoch: 2, phase: 'receiving', sas: next.filter((s) => s.dir === 'in') } });
-    expect((await rotate('--dry-run')).stderr).to.include('already rotating to epoch 2 (next: --commit)');
-    expect((await rotate('--finish', '--dry-run')).stderr).to.include('does not send with epoch 2 yet');
+    const s = await seed();
+    const [out, inb] = sasOf(s, 1);
+    await setPeer({ ...up, rotating: { key: s.id, epoch: 1, phase: 'receiving', sas: [saFacts(inb)] } });
+    expect((await rotate('--dry-run')).stderr).to.include(`already rotating to key ${s.id} (next: --commit)`);
+    expect((await rotate('--finish', '--dry-run')).stderr).to.include('does not send with the new key yet');
     const lines = (await rotate('--commit', '--dry-run')).stdout.trim().split('\n');
-    expect(lines[0]).to.match(new RegExp(`xfrm state add src 198\\.18\\.0\\.1 dst 198\\.18\\.0\\.2 proto esp spi ${hex32(next[0]!.spi)} .* dir out .*replay-window 0'$`));
-    expect(lines[1]).to.equal(`ip -n ${ns()} xfrm state delete src 198.18.0.1 dst 198.18.0.2 proto esp spi ${hex32(old[0]!.spi)}`);
+    expect(lines[0]).to.match(new RegExp(`xfrm state add src 198\\.18\\.0\\.1 dst 198\\.18\\.0\\.2 proto esp spi ${hex32(out.spi)} .* dir out .*replay-window 0'$`));
+    expect(lines[1]).to.equal(`ip -n ${ns()} xfrm state delete src 198.18.0.1 dst 198.18.0.2 proto esp spi ${hex32(up.sas[0]!.spi)}`);
   });
 
-  it('step 3 drops the old inbound SA', async () => {
-    await setPeer({ epoch: 1, sas: old, installedAt: new Date().toISOString(), undo: [], rotating: { epoch: 2, phase: 'sending', sas: await facts() } });
-    expect((await rotate('--finish', '--dry-run')).stdout.trim()).to.equal(`ip -n ${ns()} xfrm state delete src 198.18.0.2 dst 198.18.0.1 proto esp spi ${hex32(old[1]!.spi)}`);
-  });
-
-  it('ipsec watch notices SAs the kernel does not have, and says how to recover with static keys', async () => {
-    await setPeer({ epoch: 1, sas: old, installedAt: new Date().toISOString(), undo: [] });
-    const r = await vfwire(['--config', cfg(), 'ipsec', 'watch', '--once']);
-    expect(r.code).to.equal(1);
-    expect(r.stdout).to.include(`sim-b: lost out ${hex32(old[0]!.spi)}, in ${hex32(old[1]!.spi)}: static keys cannot be reinstalled (AES-GCM nonces would repeat)`);
-    expect(readFileSync(join(sim!.a.dir, 'log/vfwire.log'), 'utf8')).to.include('ipsec watch: SAs lost');
+  it('step 3 drops the old key\'s inbound SAs and installs the new key\'s next epoch ahead', async () => {
+    const s = await seed();
+    const facts = sasOf(s, 1).map(saFacts);
+    await setPeer({ ...up, rotating: { key: s.id, epoch: 1, phase: 'sending', sas: facts } });
+    const lines = (await rotate('--finish', '--dry-run')).stdout.trim().split('\n');
+    expect(lines[0]).to.match(new RegExp(`xfrm state add src 198\\.18\\.0\\.2 dst 198\\.18\\.0\\.1 proto esp spi ${hex32(sasOf(s, 2)[1].spi)} .* dir in `));
+    expect(lines.slice(1)).to.deep.equal([
+      `ip -n ${ns()} xfrm state delete src 198.18.0.2 dst 198.18.0.1 proto esp spi ${hex32(up.sas[1]!.spi)}`,
+      `ip -n ${ns()} xfrm state delete src 198.18.0.2 dst 198.18.0.1 proto esp spi ${hex32(up.lookahead!.spi)}`,
+    ]);
   });
 
   it('a real step 1 fails in this kernel and leaves the new key unused', async () => {
-    await setPeer({ epoch: 1, sas: old, installedAt: new Date().toISOString(), undo: [] });
+    await setPeer(up);
     const r = await rotate();
     expect(r.code).to.equal(1);
     expect(r.stderr).to.match(/failed to xfrm-state-in/);

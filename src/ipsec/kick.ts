@@ -1,0 +1,19 @@
+// After a move to a new epoch, one datagram to the peer's VXLAN port tells it so: the policy
+// sends it through the new outbound SA, the peer sees a packet on its lookahead SA and follows
+// (pair-plan.ts). It carries a VXLAN header with VNI 0, which vfwire never gives a tenant, so the
+// peer's VXLAN devices drop it. A child process sends it, from inside the underlay's netns when
+// there is one.
+
+import { fileURLToPath } from 'node:url';
+import type { Runner } from '../exec/runner.js';
+
+const SENDER = fileURLToPath(new URL('./kick-main.js', import.meta.url));
+
+export function kickArgv(netns: string | undefined, local: string, peer: string): string[] {
+  const send = [process.execPath, SENDER, local, peer];
+  return netns ? ['ip', 'netns', 'exec', netns, ...send] : send;
+}
+
+export async function kickPeer(runner: Runner, netns: string | undefined, local: string, peer: string): Promise<void> {
+  await runner.run({ argv: kickArgv(netns, local, peer) });
+}
