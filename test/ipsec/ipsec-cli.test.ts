@@ -7,7 +7,9 @@ import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { stringify, parse } from 'yaml';
 import { epochKeys, readKeyFile } from '../../src/ipsec/keys.js';
-import { guardId } from '../../src/ipsec/pair-plan.js';
+import { guardId, planUp } from '../../src/ipsec/pair-plan.js';
+import { pairContext } from '../../src/ipsec/static-sas.js';
+import { configPath, loadConfig } from '../../src/config/config.js';
 import { peerSas } from '../../src/ipsec/render-static.js';
 import { hex32 } from '../../src/ipsec/sa-ids.js';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
@@ -134,5 +136,25 @@ describe('ipsec on a sim host', function () {
     expect(gone.code).to.equal(1);
     expect(gone.stderr).to.match(/failed to ipsec-check sim-b 198\.18\.0\.1->198\.18\.0\.2 spi 0x00001234/);
     expect(Object.keys((await readLedger(stateDir())).leases)).to.deep.equal([]);
+  });
+
+  it('ipsec watch moves a pair whose SAs are gone to the next epoch; here the kernel refuses, and nothing counts as used', async () => {
+    const c = await loadConfig(configPath(cfg));
+    const seed = await readKeyFile(keyFile());
+    const up = planUp(pairContext(c, c.peers[0]!), seed, 5).next;
+    await withLedger(stateDir(), async (txn) => {
+      txn.data.ipsec = { peers: { 'sim-b': up }, used: [] };
+      await txn.save();
+    });
+    const r = await vfwire(['--config', cfg, 'ipsec', 'watch', '--once']);
+    expect(r.code).to.equal(1);
+    const spis = [...up.sas, up.lookahead!].map((sa) => `${sa.dir} ${hex32(sa.spi)}`).join(', ');
+    expect(r.stdout).to.include(`sim-b: lost ${spis}, policy out, policy in: moving to epoch 6 failed: failed to xfrm-state-in`);
+    const after = await readLedger(stateDir());
+    expect(after.ipsec!.used).to.deep.equal([]);
+    expect(after.ipsec!.peers['sim-b']!.epoch).to.equal(5);
+    const logged = readFileSync(join(sim!.a.dir, 'log/vfwire.log'), 'utf8');
+    expect(logged).to.include('ipsec watch: SAs lost');
+    expectNoKeys(r.stdout, r.stderr);
   });
 });
