@@ -99,7 +99,12 @@ export function ipsecCommands(program: Command, config: () => string): void {
       const runner = new ExecRunner(cfg.commandTimeoutMs);
       try {
         for (;;) {
-          const findings = await watchOnce(cfg, runner, log);
+          // As a service one failed round (a lock held too long, say) must not end the watch.
+          const findings = await watchOnce(cfg, runner, log).catch((err: Error) => {
+            if (o.once) throw err;
+            log.error('ipsec watch: round failed', { error: err.message });
+            return [];
+          });
           for (const f of findings) console.log(`${f.peer}: ${f.lost.length ? `lost ${f.lost.join(', ')}: ` : ''}${f.action}`);
           if (o.once) {
             if (findings.some((f) => !f.recovered)) throw new ExitError(1);

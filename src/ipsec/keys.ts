@@ -10,6 +10,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { ValidationError } from '../errors.js';
+import { orderPair } from './sa-ids.js';
 
 /** 16 bytes of key + 4 bytes of salt, as `aead 'rfc4106(gcm(aes))' 0x... 128` takes it. */
 export const KEY_BYTES = 20;
@@ -40,9 +41,15 @@ export function generateSeed(): PeerSeed {
   return seedOf(randomBytes(SEED_BYTES));
 }
 
-export function epochKeys(seed: PeerSeed, epoch: number): PeerKeys {
+/**
+ * The keys of one epoch between two underlay addresses. The addresses are part of the derivation:
+ * a key file copied to a third host, or a host renumbered so the pair's order flips, never gets
+ * a key some host already sent with.
+ */
+export function epochKeys(seed: PeerSeed, epoch: number, pair: readonly [string, string]): PeerKeys {
   if (!Number.isInteger(epoch) || epoch < 1 || epoch > MAX_EPOCH) throw new ValidationError(`ipsec: key epoch must be 1..${MAX_EPOCH} (got ${epoch})`);
-  const derive = (dir: string) => Buffer.from(hkdfSync('sha256', seed.seed, 'vfwire-esp', `epoch ${epoch} ${dir}`, KEY_BYTES));
+  const [low, high] = orderPair(...pair);
+  const derive = (dir: string) => Buffer.from(hkdfSync('sha256', seed.seed, 'vfwire-esp', `${low} ${high} epoch ${epoch} ${dir}`, KEY_BYTES));
   return { keyId: seed.id, epoch, lowToHigh: derive('low-to-high'), highToLow: derive('high-to-low') };
 }
 

@@ -12,7 +12,8 @@ import type { Command as StepCommand, Step } from '../plan/step.js';
 import type { PeerSaState, SaFacts } from '../ledger/types.js';
 import { epochKeys, MAX_EPOCH, nonceSpaceId, type PeerSeed } from './keys.js';
 import { peerSas, policyAddStep, renderPeerSas, stateAddStep, type PeerSa, type PeerSaContext } from './render-static.js';
-import { policyDeleteArgv, saDeleteArgv, type PolicyId } from './sa-kernel.js';
+import { keyUsed, type GuardedPlan } from './nonce-guard.js';
+import { policyDeleteArgv, saDeleteArgv, saGetArgv, type PolicyId } from './sa-kernel.js';
 import { ValidationError } from '../errors.js';
 
 export interface PairContext extends PeerSaContext {
@@ -25,28 +26,28 @@ export interface PairMove {
   steps: Step[];
   /** Deletes of what the move replaces, run after the adds whatever they find. */
   cleanup: StepCommand[];
-  /** The outbound SA's nonce-guard id and the step that installs it. */
-  guard: { id: string; step: Step };
+  /** The outbound SA's nonce-guard id, the step that installs it and its lookup. */
+  guard: GuardedPlan['guard'];
   next: PeerSaState;
 }
 
 /** `ipsec up`: the epoch's SAs, the next epoch's inbound SA, the policies. */
 export function planUp(ctx: PairContext, seed: PeerSeed, epoch: number): PairMove {
-  const keys = epochKeys(seed, epoch);
-  const steps = renderPeerSas({ ...ctx, keys, lookahead: aheadKeys(seed, epoch) });
+  const keys = epochKeys(seed, epoch, [ctx.local, ctx.peer]);
+  const steps = renderPeerSas({ ...ctx, keys, lookahead: aheadKeys(ctx, seed, epoch) });
   const [out, inb] = peerSas({ ...ctx, keys });
-  return { steps, cleanup: [], guard: { id: guardId(out), step: steps[0]! }, next: pairState(ctx, seed, epoch, out, inb) };
+  return { steps, cleanup: [], guard: guardOf(ctx, out, steps.at(-1)!), next: pairState(ctx, seed, epoch, out, inb) };
 }
 
 /** The peer sends with the next epoch (its traffic reached the lookahead): follow it. */
 export function planPromote(ctx: PairContext, seed: PeerSeed, state: PeerSaState): PairMove {
   const epoch = nextOf(state);
-  const [out, inb] = peerSas({ ...ctx, keys: epochKeys(seed, epoch) });
+  const [out, inb] = peerSas({ ...ctx, keys: epochKeys(seed, epoch, [ctx.local, ctx.peer]) });
   const ahead = lookaheadSa(ctx, seed, epoch);
   const steps = [...(ahead ? [stateAddStep(ctx, ahead)] : []), stateAddStep(ctx, out)];
   // The kernel sends with the newest outbound SA of the policy's reqid: the new one, from here.
   const cleanup = state.sas.map((sa) => ({ argv: saDeleteArgv(ctx.netns, sa) }));
-  return { steps, cleanup, guard: { id: guardId(out), step: steps.at(-1)! }, next: pairState(ctx, seed, epoch, out, inb) };
+  return { steps, cleanup, guard: guardOf(ctx, out, steps.at(-1)!), next: pairState(ctx, seed, epoch, out, inb) };
 }
 
 /**
@@ -56,18 +57,19 @@ export function planPromote(ctx: PairContext, seed: PeerSeed, state: PeerSaState
  */
 export function planRecover(ctx: PairContext, seed: PeerSeed, state: PeerSaState, present: (sa: SaFacts) => boolean, lostPolicies: PolicyId[]): PairMove {
   const epoch = nextOf(state);
-  const [out, inb] = peerSas({ ...ctx, keys: epochKeys(seed, epoch) });
+  const [out, inb] = peerSas({ ...ctx, keys: epochKeys(seed, epoch, [ctx.local, ctx.peer]) });
   const ahead = lookaheadSa(ctx, seed, epoch);
   const keepIn = state.lookahead !== undefined && state.lookahead.spi === inb.spi && present(state.lookahead);
   const outStep = stateAddStep(ctx, out);
+  // The outbound SA last: a step failing before it leaves its key unused, to try again.
   const steps = [
     ...(keepIn ? [] : [stateAddStep(ctx, inb)]),
     ...(ahead ? [stateAddStep(ctx, ahead)] : []),
-    outStep,
     ...[out, inb].filter((sa) => lostPolicies.some((p) => p.dir === sa.dir)).map((sa) => policyAddStep(ctx, sa)),
+    outStep,
   ];
   const cleanup = state.sas.filter(present).map((sa) => ({ argv: saDeleteArgv(ctx.netns, sa) }));
-  return { steps, cleanup, guard: { id: guardId(out), step: outStep }, next: pairState(ctx, seed, epoch, out, inb) };
+  return { steps, cleanup, guard: guardOf(ctx, out, outStep), next: pairState(ctx, seed, epoch, out, inb) };
 }
 
 /** The nonce-guard id of an outbound SA: its key's fingerprint and its SPI. */
@@ -75,10 +77,14 @@ export function guardId(sa: PeerSa): string {
   return nonceSpaceId(sa.key, sa.spi);
 }
 
-/** The first epoch of this seed whose outbound SA was never installed: where `ipsec up` starts. */
-export function firstUnusedEpoch(ctx: PairContext, seed: PeerSeed, used: Set<string>): number {
+function guardOf(ctx: PairContext, out: PeerSa, step: Step): PairMove['guard'] {
+  return { id: guardId(out), step, probe: { argv: saGetArgv(ctx.netns, out) } };
+}
+
+/** The first epoch of this seed whose outbound key was never sent with: where `ipsec up` starts. */
+export function firstUnusedEpoch(ctx: PairContext, seed: PeerSeed, used: readonly string[]): number {
   for (let epoch = 1; epoch < MAX_EPOCH; epoch++) {
-    if (!used.has(guardId(peerSas({ ...ctx, keys: epochKeys(seed, epoch) })[0]))) return epoch;
+    if (!keyUsed(used, guardId(peerSas({ ...ctx, keys: epochKeys(seed, epoch, [ctx.local, ctx.peer]) })[0]))) return epoch;
   }
   throw new ValidationError(`ipsec: every epoch of the key for ${ctx.peerName} was used: make a new key (vfwire ipsec keygen --peer ${ctx.peerName} --force)`);
 }
@@ -97,12 +103,12 @@ function pairState(ctx: PairContext, seed: PeerSeed, epoch: number, out: PeerSa,
 }
 
 function lookaheadSa(ctx: PairContext, seed: PeerSeed, epoch: number): PeerSa | undefined {
-  const keys = aheadKeys(seed, epoch);
+  const keys = aheadKeys(ctx, seed, epoch);
   return keys && peerSas({ ...ctx, keys })[1];
 }
 
-function aheadKeys(seed: PeerSeed, epoch: number) {
-  return epoch < MAX_EPOCH ? epochKeys(seed, epoch + 1) : undefined;
+function aheadKeys(ctx: PairContext, seed: PeerSeed, epoch: number) {
+  return epoch < MAX_EPOCH ? epochKeys(seed, epoch + 1, [ctx.local, ctx.peer]) : undefined;
 }
 
 function nextOf(state: PeerSaState): number {

@@ -59,11 +59,14 @@ export function peerSas(input: Pick<StaticPeerInput, 'local' | 'peer' | 'keys'>)
   ];
 }
 
-/** `ipsec up` for one peer: the epoch's two SAs, the next epoch's inbound SA, the two policies. */
+/**
+ * `ipsec up` for one peer: the inbound SA, the next epoch's inbound SA, the two policies, and
+ * last the outbound SA (a failure before it leaves its key unused).
+ */
 export function renderPeerSas(input: StaticPeerInput): Step[] {
-  const sas = peerSas(input);
+  const [out, inb] = peerSas(input);
   const ahead = input.lookahead ? [peerSas({ ...input, keys: input.lookahead })[1]] : [];
-  return [...[...sas, ...ahead].map((sa) => stateAddStep(input, sa)), ...sas.map((sa) => policyAddStep(input, sa))];
+  return [...[inb, ...ahead].map((sa) => stateAddStep(input, sa)), ...[out, inb].map((sa) => policyAddStep(input, sa)), stateAddStep(input, out)];
 }
 
 export function stateAddStep(ctx: PeerSaContext, sa: PeerSa): Step {
@@ -83,14 +86,17 @@ export function stateAddStep(ctx: PeerSaContext, sa: PeerSa): Step {
   };
 }
 
-/** The policy that requires ESP for one direction; it names the reqid, which no epoch changes. */
+/**
+ * The policy that requires ESP for one direction; it names the reqid, which no epoch changes.
+ * `update` adds it or replaces one left behind (a crash, an earlier boot's ledger).
+ */
 export function policyAddStep(ctx: PeerSaContext, sa: Omit<PeerSa, 'key' | 'spi'>): Step {
   return {
     kind: `xfrm-policy-${sa.dir}`,
     device: `${sa.src}->${sa.dst}`,
     owner: { kind: 'peer', name: ctx.peerName },
     do: {
-      argv: ip(ctx.netns, 'xfrm', 'policy', 'add', ...policySelector(sa), 'offload', 'packet', 'dev', ctx.uplink, 'dir', sa.dir,
+      argv: ip(ctx.netns, 'xfrm', 'policy', 'update', ...policySelector(sa), 'offload', 'packet', 'dev', ctx.uplink, 'dir', sa.dir,
         'tmpl', 'src', sa.src, 'dst', sa.dst, 'proto', 'esp', 'reqid', hex32(sa.reqid), 'mode', 'transport', 'priority', String(ctx.priority)),
     },
     undo: { argv: policyDeleteArgv(ctx.netns, sa) },

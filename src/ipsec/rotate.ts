@@ -17,10 +17,10 @@ import { withLedger } from '../ledger/store.js';
 import type { PeerSaState, SaFacts } from '../ledger/types.js';
 import type { Command, Step } from '../plan/step.js';
 import { epochKeys, keyFilePath, MAX_EPOCH, readKeyFile, type PeerSeed } from './keys.js';
-import { applyGuarded } from './nonce-guard.js';
+import { applyGuarded, type GuardedPlan } from './nonce-guard.js';
 import { saFacts as facts, firstUnusedEpoch, guardId, pairUndo } from './pair-plan.js';
 import { peerSas, stateAddStep } from './render-static.js';
-import { saDeleteArgv } from './sa-kernel.js';
+import { saDeleteArgv, saGetArgv } from './sa-kernel.js';
 import { pairContext, type IpsecDeps, type PeerOutcome } from './static-sas.js';
 
 export type RotateStep = 'start' | 'commit' | 'finish';
@@ -29,7 +29,7 @@ interface RotationPlan {
   steps: Step[];
   cleanup: Command[];
   /** Set when the step installs an outbound SA. */
-  guard?: { id: string; step: Step };
+  guard?: GuardedPlan['guard'];
   next: PeerSaState;
 }
 
@@ -41,7 +41,7 @@ export async function ipsecRotate({ cfg, runner, log }: IpsecDeps, opts: { peer:
     const state = txn.data.ipsec?.peers[peer.name];
     if (!state) throw new ValidationError(`ipsec rotate: peer ${peer.name} is not up (vfwire ipsec up)`);
     const seed = await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name));
-    const plan = planRotation(cfg, peer, state, seed, opts.step, new Set(txn.data.ipsec!.used));
+    const plan = planRotation(cfg, peer, state, seed, opts.step, txn.data.ipsec!.used);
     if (opts.dryRun) return { peer: peer.name, result: 'planned', steps: [...plan.steps, ...plan.cleanup.map((c) => deleteStep(peer, c))] };
     const errors = plan.guard
       ? await applyGuarded(txn, { ...plan, guard: plan.guard }, runner, `ipsec rotate: the new key's outbound SA to ${peer.name} was already used; make a new key`)
@@ -56,11 +56,11 @@ export async function ipsecRotate({ cfg, runner, log }: IpsecDeps, opts: { peer:
 }
 
 /** The adds and deletes of one rotation step and the peer's state after it. */
-function planRotation(cfg: Config, peer: PeerConfig, state: PeerSaState, seed: PeerSeed, step: RotateStep, used: Set<string>): RotationPlan {
+function planRotation(cfg: Config, peer: PeerConfig, state: PeerSaState, seed: PeerSeed, step: RotateStep, used: readonly string[]): RotationPlan {
   const ctx = pairContext(cfg, peer);
   const phase = state.rotating?.phase;
   const del = (sa: SaFacts): Command => ({ argv: saDeleteArgv(ctx.netns, sa) });
-  const sasOf = (epoch: number) => peerSas({ ...ctx, keys: epochKeys(seed, epoch) });
+  const sasOf = (epoch: number) => peerSas({ ...ctx, keys: epochKeys(seed, epoch, [ctx.local, ctx.peer]) });
 
   if (step === 'start') {
     if (state.rotating) throw new ValidationError(`ipsec rotate: peer ${peer.name} is already rotating to key ${state.rotating.key ?? '?'} (next: --${phase === 'receiving' ? 'commit' : 'finish'})`);
@@ -76,7 +76,7 @@ function planRotation(cfg: Config, peer: PeerConfig, state: PeerSaState, seed: P
     if (phase !== 'receiving') throw new ValidationError(`ipsec rotate: ${peer.name} already sends with the new key (next: --finish)`);
     const add = stateAddStep(ctx, out);
     const oldOut = state.sas.find((s) => s.dir === 'out')!;
-    return { steps: [add], cleanup: [del(oldOut)], guard: { id: guardId(out), step: add }, next: { ...state, rotating: { ...rotating, phase: 'sending', sas: [facts(out), facts(inb)] } } };
+    return { steps: [add], cleanup: [del(oldOut)], guard: { id: guardId(out), step: add, probe: { argv: saGetArgv(ctx.netns, out) } }, next: { ...state, rotating: { ...rotating, phase: 'sending', sas: [facts(out), facts(inb)] } } };
   }
   if (phase !== 'sending') throw new ValidationError(`ipsec rotate: ${peer.name} does not send with the new key yet (run --commit on both hosts first)`);
   const ahead = rotating.epoch < MAX_EPOCH ? sasOf(rotating.epoch + 1)[1] : undefined;

@@ -13,9 +13,11 @@ import type { IpsecState } from '../ledger/types.js';
 import type { Logger } from '../log.js';
 import type { Step } from '../plan/step.js';
 import { keyFilePath, readKeyFile } from './keys.js';
+import { kickPeer } from './kick.js';
 import { applyGuarded } from './nonce-guard.js';
 import { firstUnusedEpoch, planUp, type PairContext } from './pair-plan.js';
 import { hex32 } from './sa-ids.js';
+import { saDeleteArgv } from './sa-kernel.js';
 
 export interface IpsecDeps {
   cfg: Config;
@@ -44,7 +46,7 @@ export async function ipsecUp(deps: IpsecDeps, opts: { peer?: string; dryRun?: b
       }
       // After a reboot this is the epoch after the last one used: the peer, still on that one,
       // has it installed ahead and follows (pair-plan.ts).
-      const epoch = opts.epoch ?? firstUnusedEpoch(ctx, seed, new Set(state.used));
+      const epoch = opts.epoch ?? firstUnusedEpoch(ctx, seed, state.used);
       const move = planUp(ctx, seed, epoch);
       if (opts.dryRun) {
         out.push({ peer: peer.name, result: 'planned', steps: move.steps });
@@ -53,8 +55,10 @@ export async function ipsecUp(deps: IpsecDeps, opts: { peer?: string; dryRun?: b
       await applyGuarded(txn, move, runner,
         `ipsec: epoch ${epoch} of the key for peer ${peer.name} was already used; installing it again would reuse AES-GCM nonces. ` +
           `Leave out --epoch (vfwire takes the next unused one), or make a new key (vfwire ipsec keygen --peer ${peer.name} --force) and copy it to the peer`);
-      state.peers[peer.name] = move.next;
+      // The peer may still be on the epoch before (after a reboot here): kick it until it follows.
+      state.peers[peer.name] = { ...move.next, awaitingPeer: true };
       await txn.save();
+      await kickPeer(runner, ctx.netns, ctx.local, ctx.peer).catch((err: Error) => log.warn('ipsec up: kick failed', { peer: peer.name, error: err.message }));
       log.info('ipsec up', { peer: peer.name, key: seed.id, epoch, spis: move.next.sas.map((s) => hex32(s.spi)) });
       out.push({ peer: peer.name, result: `up (epoch ${epoch})` });
     }
@@ -73,7 +77,9 @@ export async function ipsecDown(deps: IpsecDeps, opts: { peer?: string; dryRun?:
         out.push({ peer: peer.name, result: 'not up' });
         continue;
       }
-      const commands = [...installed.undo].reverse();
+      // A rotation half done has SAs of the new key too.
+      const rotating = (installed.rotating?.sas ?? []).map((sa) => ({ argv: saDeleteArgv(pairContext(cfg, peer).netns, sa) }));
+      const commands = [...installed.undo, ...rotating].reverse();
       if (opts.dryRun) {
         out.push({ peer: peer.name, result: 'planned', steps: commands.map((c) => ({ kind: 'xfrm-delete', device: peer.name, owner: { kind: 'peer', name: peer.name }, do: c })) });
         continue;

@@ -9,6 +9,7 @@
 
 import type { Config, PeerConfig } from '../config/config.js';
 import type { Runner } from '../exec/runner.js';
+import { readBootId } from '../host/boot-id.js';
 import { readLedger, withLedger } from '../ledger/store.js';
 import type { PeerSaState } from '../ledger/types.js';
 import type { Logger } from '../log.js';
@@ -31,17 +32,28 @@ export interface WatchFinding {
   recovered: boolean;
 }
 
+/** A peer that has not followed a move for this long is reported (its watch may not run). */
+const FOLLOW_WITHIN_MS = 60_000;
+
 export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promise<WatchFinding[]> {
-  const state = (await readLedger(cfg.stateDir)).ipsec;
+  const ledger = await readLedger(cfg.stateDir);
+  const state = ledger.ipsec;
   const findings: WatchFinding[] = [];
+  const earlierBoot = ledger.bootId !== undefined && ledger.bootId !== (await readBootId());
   for (const peer of cfg.peers) {
     const installed = state?.peers[peer.name];
     if (!installed) continue;
-    const finding = cfg.ipsec.mode === 'ikev2' ? await watchIke(cfg, runner, peer) : await watchStatic(cfg, runner, log, peer, installed);
+    // Those SAs went with the reboot; `ipsec up` starts afresh (acting on them here would
+    // install SAs the ledger then forgets).
+    const finding: WatchFinding | undefined = earlierBoot
+      ? { peer: peer.name, lost: [], action: 'recorded in an earlier boot: run vfwire ipsec up', recovered: false }
+      : cfg.ipsec.mode === 'ikev2'
+        ? await watchIke(cfg, runner, peer)
+        : await watchStatic(cfg, runner, log, peer, installed);
     if (!finding) continue;
     findings.push(finding);
     if (finding.recovered) log.warn('ipsec watch: recovered', { peer: finding.peer, lost: finding.lost, action: finding.action });
-    else log.error('ipsec watch: SAs lost', { peer: finding.peer, lost: finding.lost, action: finding.action });
+    else log.error('ipsec watch: not in place', { peer: finding.peer, lost: finding.lost, action: finding.action });
   }
   return findings;
 }
@@ -64,8 +76,7 @@ async function watchStatic(cfg: Config, runner: Runner, log: Logger, peer: PeerC
   const lost = [...missing.map(describeSa), ...missingPols.map((p) => `policy ${p.dir}`)];
   const peerMoved = lost.length === 0 && seen.lookahead !== undefined && ((await saPackets(runner, ctx.netns, seen.lookahead)) ?? 0) > 0;
   if (lost.length === 0 && !peerMoved) {
-    if (seen.awaitingPeer) await awaitPeer(cfg, runner, log, peer, seen);
-    return undefined;
+    return seen.awaitingPeer ? awaitPeer(cfg, runner, log, peer, seen) : undefined;
   }
 
   const refuse = (why: string): WatchFinding => ({ peer: peer.name, lost, action: why, recovered: false });
@@ -95,11 +106,15 @@ async function watchStatic(cfg: Config, runner: Runner, log: Logger, peer: PeerC
   }
 }
 
-/** After a recovery: done once the peer's traffic arrives on this epoch, else kick it again. */
-async function awaitPeer(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig, seen: PeerSaState): Promise<void> {
+/** After a move: done once the peer's traffic arrives on this epoch, else kick it again. */
+async function awaitPeer(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig, seen: PeerSaState): Promise<WatchFinding | undefined> {
   const ctx = pairContext(cfg, peer);
   const inbound = seen.sas.find((sa) => sa.dir === 'in')!;
-  if (((await saPackets(runner, ctx.netns, inbound)) ?? 0) === 0) return kick(runner, log, ctx.netns, ctx.local, ctx.peer, peer.name);
+  if (((await saPackets(runner, ctx.netns, inbound)) ?? 0) === 0) {
+    await kick(runner, log, ctx.netns, ctx.local, ctx.peer, peer.name);
+    if (Date.now() - Date.parse(seen.installedAt) < FOLLOW_WITHIN_MS) return undefined;
+    return { peer: peer.name, lost: [], action: `nothing received from ${peer.name} on epoch ${seen.epoch} since ${seen.installedAt}: is vfwire ipsec watch running there? (kicking it each round)`, recovered: false };
+  }
   await withLedger(cfg.stateDir, async (txn) => {
     const now = txn.data.ipsec?.peers[peer.name];
     if (now?.epoch !== seen.epoch || now.key !== seen.key) return;
@@ -107,6 +122,7 @@ async function awaitPeer(cfg: Config, runner: Runner, log: Logger, peer: PeerCon
     await txn.save();
   }, { timeoutMs: cfg.lockTimeoutMs });
   log.info('ipsec watch: the peer followed', { peer: peer.name, epoch: seen.epoch });
+  return undefined;
 }
 
 async function kick(runner: Runner, log: Logger, netns: string | undefined, local: string, peerAddress: string, peer: string): Promise<void> {

@@ -101,8 +101,8 @@ export class FakeXfrm {
     const arg = (name: string) => args[args.indexOf(name) + 1]!;
     if (kind === 'policy') {
       const dir = arg('dir');
-      if (verb === 'add') {
-        if (h.policies.has(dir)) throw new VfwireError('RTNETLINK answers: File exists');
+      if (verb === 'add' && h.policies.has(dir)) throw new VfwireError('RTNETLINK answers: File exists');
+      if (verb === 'add' || verb === 'update') {
         h.policies.add(dir);
       } else if (verb === 'get') {
         if (!h.policies.has(dir)) throw new VfwireError('RTNETLINK answers: No such file or directory');

@@ -38,7 +38,7 @@ describe('ipsec on a sim host', function () {
   function keyHex(): string[] {
     const seed = readFileSync(keyFile(), 'utf8').match(/0x([0-9a-f]{64})/)![1]!;
     const derived = [1, 2, 3].flatMap((e) => {
-      const k = epochKeys({ seed: Buffer.from(seed, 'hex'), id: '' }, e);
+      const k = epochKeys({ seed: Buffer.from(seed, 'hex'), id: '' }, e, ['198.18.0.1', '198.18.0.2']);
       return [k.lowToHigh, k.highToLow].map((b) => b.toString('hex'));
     });
     return [seed, ...derived];
@@ -76,15 +76,18 @@ describe('ipsec on a sim host', function () {
     expect(r.code, r.stderr).to.equal(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).to.have.length(5);
-    expect(lines[2], 'the next epoch received ahead').to.match(/xfrm state add src 198\.18\.0\.2 dst 198\.18\.0\.1 proto esp .* dir in /);
-    expect(lines[0]).to.match(/^ip -n \S+ -batch - <<< 'xfrm state add src 198\.18\.0\.1 dst 198\.18\.0\.2 proto esp spi 0x[0-9a-f]{8} .* aead rfc4106\(gcm\(aes\)\) <key> 128 offload packet dev enp3s0f0np0 dir out/);
+    expect(lines[0]).to.match(/xfrm state add src 198\.18\.0\.2 dst 198\.18\.0\.1 proto esp .* dir in /);
+    expect(lines[1], 'the next epoch received ahead').to.match(/xfrm state add src 198\.18\.0\.2 dst 198\.18\.0\.1 proto esp .* dir in /);
+    expect(lines[2]).to.match(/xfrm policy update .* dir out /);
+    // The outbound SA last: a failure before it leaves its key unused.
+    expect(lines[4]).to.match(/^ip -n \S+ -batch - <<< 'xfrm state add src 198\.18\.0\.1 dst 198\.18\.0\.2 proto esp spi 0x[0-9a-f]{8} .* aead rfc4106\(gcm\(aes\)\) <key> 128 offload packet dev enp3s0f0np0 dir out/);
     expectNoKeys(r.stdout, r.stderr);
   });
 
   it('up fails in this kernel without leaking keys, and does not count the key as used', async () => {
     const r = await vfwire(['--config', cfg, 'ipsec', 'up']);
     expect(r.code).to.equal(1);
-    expect(r.stderr).to.match(/failed to xfrm-state-out .*(AEAD|offload)/);
+    expect(r.stderr).to.match(/failed to xfrm-state-in .*(AEAD|offload)/);
     expectNoKeys(r.stdout, r.stderr);
     const ledger = await readLedger(stateDir());
     expect(ledger.ipsec?.used).to.deep.equal([]);
@@ -93,7 +96,7 @@ describe('ipsec on a sim host', function () {
 
   it('never installs an outbound SA used before: AES-GCM nonces would repeat', async () => {
     const seed = await readKeyFile(keyFile());
-    const [out1] = peerSas({ local: '198.18.0.1', peer: '198.18.0.2', keys: epochKeys(seed, 1) });
+    const [out1] = peerSas({ local: '198.18.0.1', peer: '198.18.0.2', keys: epochKeys(seed, 1, ['198.18.0.1', '198.18.0.2']) });
     await withLedger(stateDir(), async (txn) => {
       txn.data.ipsec = { peers: {}, used: [guardId(out1)] };
       await txn.save();
@@ -102,12 +105,12 @@ describe('ipsec on a sim host', function () {
     expect(again.code).to.equal(1);
     expect(again.stderr).to.include('epoch 1 of the key for peer sim-b was already used; installing it again would reuse AES-GCM nonces');
     // Without --epoch, up takes the next epoch (as after a reboot): fresh keys, new SPIs.
-    const [out2] = peerSas({ local: '198.18.0.1', peer: '198.18.0.2', keys: epochKeys(seed, 2) });
+    const [out2] = peerSas({ local: '198.18.0.1', peer: '198.18.0.2', keys: epochKeys(seed, 2, ['198.18.0.1', '198.18.0.2']) });
     const plan = await vfwire(['--config', cfg, 'ipsec', 'up', '--dry-run']);
-    expect(plan.stdout.split('\n')[0]).to.include(`spi ${hex32(out2.spi)}`);
+    expect(plan.stdout.trim().split('\n').at(-1)).to.include(`spi ${hex32(out2.spi)}`);
     const next = await vfwire(['--config', cfg, 'ipsec', 'up']);
     expect(next.stderr).not.to.include('already used');
-    expect(next.stderr).to.match(/failed to xfrm-state-out .*spi 0x/);
+    expect(next.stderr).to.match(/failed to xfrm-state-in .*spi 0x/);
     expect((await readLedger(stateDir())).ipsec?.used).to.deep.equal([guardId(out1)]);
     expect((await vfwire(['--config', cfg, 'ipsec', 'up', '--epoch', '0'])).stderr).to.include("option '--epoch <n>' argument '0' is invalid");
     expectNoKeys(again.stderr, plan.stdout, next.stderr);
@@ -154,7 +157,7 @@ describe('ipsec on a sim host', function () {
     expect(after.ipsec!.used).to.deep.equal([]);
     expect(after.ipsec!.peers['sim-b']!.epoch).to.equal(5);
     const logged = readFileSync(join(sim!.a.dir, 'log/vfwire.log'), 'utf8');
-    expect(logged).to.include('ipsec watch: SAs lost');
+    expect(logged).to.include('ipsec watch: not in place');
     expectNoKeys(r.stdout, r.stderr);
   });
 });

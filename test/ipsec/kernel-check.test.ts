@@ -11,7 +11,7 @@ import { epochKeys, keyFingerprint } from '../../src/ipsec/keys.js';
 
 const NEW_IP = process.env.VFWIRE_TEST_IP ?? '/opt/vfwire/iproute2/bin/ip';
 const SEED = { seed: Buffer.alloc(32, 0x5a), id: keyFingerprint(Buffer.alloc(32, 0x5a)) };
-const KEYS = epochKeys(SEED, 3);
+const KEYS = epochKeys(SEED, 3, ['198.18.0.1', '198.18.0.2']);
 const KEY_HEX = [KEYS.lowToHigh, KEYS.highToLow].map((k) => k.toString('hex'));
 
 describe('static IPsec commands on this kernel (iproute2 >= 6.2)', function () {
@@ -31,7 +31,7 @@ describe('static IPsec commands on this kernel (iproute2 >= 6.2)', function () {
   });
   after(() => execa('ip', ['netns', 'del', ns], { reject: false }));
 
-  const steps = renderPeerSas({ peerName: 'sim-b', local: '198.18.0.1', peer: '198.18.0.2', uplink: 'enp3s0f0np0', keys: KEYS, lookahead: epochKeys(SEED, 4), priority: 12 });
+  const steps = renderPeerSas({ peerName: 'sim-b', local: '198.18.0.1', peer: '198.18.0.2', uplink: 'enp3s0f0np0', keys: KEYS, lookahead: epochKeys(SEED, 4, ['198.18.0.1', '198.18.0.2']), priority: 12 });
 
   it('each SA parses and passes the kernel\'s checks up to the missing AES-GCM', async () => {
     for (const s of steps.filter((x) => x.kind.startsWith('xfrm-state'))) {

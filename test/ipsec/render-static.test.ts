@@ -7,11 +7,11 @@ import { expectGolden } from '../helpers/golden.js';
 
 // A test seed, not a secret: fixed so the golden files are stable.
 const SEED: PeerSeed = { seed: Buffer.alloc(32, 0xa1), id: keyFingerprint(Buffer.alloc(32, 0xa1)) };
-const KEYS = epochKeys(SEED, 1);
 const A = '192.168.80.2';
 const B = '192.168.80.3';
+const KEYS = epochKeys(SEED, 1, [A, B]);
 const text = (local: string, peer: string, peerName: string) =>
-  renderPeerSas({ peerName, local, peer, uplink: 'enp3s0f0np0', keys: KEYS, lookahead: epochKeys(SEED, 2), priority: 12 })
+  renderPeerSas({ peerName, local, peer, uplink: 'enp3s0f0np0', keys: KEYS, lookahead: epochKeys(SEED, 2, [A, B]), priority: 12 })
     .map((s) => formatCommand({ argv: s.do.argv }) + (s.do.stdin ? ` <<< ${s.do.stdin}` : '\n'))
     .join('');
 
@@ -31,7 +31,7 @@ describe('static IPsec plans', () => {
 
   it('keeps keys out of every argv: they travel on stdin only', () => {
     const hex = [KEYS.lowToHigh, KEYS.highToLow].map((k) => k.toString('hex'));
-    for (const step of renderPeerSas({ peerName: 'hostb', local: A, peer: B, uplink: 'p0', keys: KEYS, lookahead: epochKeys(SEED, 2), priority: 12 })) {
+    for (const step of renderPeerSas({ peerName: 'hostb', local: A, peer: B, uplink: 'p0', keys: KEYS, lookahead: epochKeys(SEED, 2, [A, B]), priority: 12 })) {
       for (const h of hex) {
         expect(step.do.argv.join(' ')).not.to.include(h);
         expect(step.undo?.argv.join(' ') ?? '').not.to.include(h);

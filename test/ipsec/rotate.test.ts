@@ -27,7 +27,7 @@ describe('ipsec rotate (static keys)', function () {
   const ns = () => sim!.a.netns;
   const rotate = (...args: string[]) => vfwire(['--config', cfg(), 'ipsec', 'rotate', '--peer', 'sim-b', ...args]);
   const seed = () => readKeyFile(keyFilePath(keyDir(), 'sim-b'));
-  const sasOf = (s: PeerSeed, epoch: number) => peerSas({ ...ctx, keys: epochKeys(s, epoch) });
+  const sasOf = (s: PeerSeed, epoch: number) => peerSas({ ...ctx, keys: epochKeys(s, epoch, [ctx.local, ctx.peer]) });
   const setPeer = (p: PeerSaState) => withLedger(state(), async (txn) => {
     (txn.data.ipsec ??= { peers: {}, used: [] }).peers['sim-b'] = p;
     await txn.save();
