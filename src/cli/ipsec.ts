@@ -124,13 +124,13 @@ export function ipsecCommands(program: Command, config: () => string): void {
     .action(async () => {
       const cfg = await loadConfig(configPath(config()));
       const state = (await readLedger(cfg.stateDir)).ipsec;
-      const t = makeTable(['PEER', 'ADDRESS', 'KEY', 'EPOCH', 'OUT SPI', 'IN SPI', 'NEXT IN SPI', 'SINCE']);
+      const t = makeTable(['PEER', 'ADDRESS', 'KEY', 'EPOCH', 'OUT SPI', 'IN SPI', 'AHEAD IN SPIS', 'SINCE']);
       for (const p of cfg.peers) {
         const s = state?.peers[p.name];
         const spi = (dir: string) => (s ? hex32(s.sas.find((x) => x.dir === dir)!.spi) : '-');
         const rotating = s?.rotating ? ` -> key ${s.rotating.key ?? '?'} (${s.rotating.phase})` : '';
         const epoch = s ? `${s.epoch}${s.awaitingPeer ? ' (peer not yet moved)' : ''}` : 'down';
-        t.push([p.name, p.address, s ? `${s.key ?? '?'}${rotating}` : '-', epoch, spi('out'), spi('in'), s?.lookahead ? hex32(s.lookahead.spi) : '-', s?.installedAt.replace(/\.\d+Z$/, 'Z') ?? '-']);
+        t.push([p.name, p.address, s ? `${s.key ?? '?'}${rotating}` : '-', epoch, spi('out'), spi('in'), s?.lookahead?.length ? s.lookahead.map((sa) => hex32(sa.spi)).join(' ') : '-', s?.installedAt.replace(/\.\d+Z$/, 'Z') ?? '-']);
       }
       console.log(t.toString());
     });

@@ -1,9 +1,11 @@
 // The epochs of a static-key pair, as plans. Each host keeps its epoch's outbound and inbound SA
-// and, installed ahead, the next epoch's inbound SA (the lookahead). A host may so move to the
-// next epoch at any time without asking: its peer already receives it, notices the traffic on
-// its lookahead and follows (promote). A host that lost its SAs (mlx5 drops the offloaded SAs of
-// a netdev that goes down) moves to the next epoch (recover): the keys come fresh from the seed,
-// so no nonce is used twice, and the peer follows as above.
+// and, installed ahead, the inbound SAs of the next LOOKAHEAD epochs. A host may so move on
+// without asking: its peer already receives the new epoch, notices traffic on a lookahead SA and
+// follows to the newest such epoch (promote). A host that lost its SAs (mlx5 drops the offloaded
+// SAs of a netdev that goes down) moves to the next epoch (recover): the keys come fresh from the
+// seed, so no nonce is used twice, and the peer follows as above. A host moves at most LOOKAHEAD
+// epochs past the last one it heard the peer on (a second loss before the peer followed is
+// fine); beyond that its peer could not receive it, so the move is refused, loudly.
 //
 // Deleting is never rolled back: the adds carry the plan (and the nonce guard), the deletes of
 // what the move left behind run after them, tolerant of what is already gone.
@@ -15,6 +17,9 @@ import { peerSas, policyAddStep, renderPeerSas, stateAddStep, type PeerSa, type 
 import { keyUsed, type GuardedPlan } from './nonce-guard.js';
 import { policyDeleteArgv, saDeleteArgv, saGetArgv, type PolicyId } from './sa-kernel.js';
 import { ValidationError } from '../errors.js';
+
+/** Epochs received ahead: one more SA in the NIC per peer buys one more loss before the peer followed. */
+export const LOOKAHEAD = 2;
 
 export interface PairContext extends PeerSaContext {
   local: string;
@@ -31,45 +36,61 @@ export interface PairMove {
   next: PeerSaState;
 }
 
-/** `ipsec up`: the epoch's SAs, the next epoch's inbound SA, the policies. */
+/** `ipsec up`: the epoch's SAs, the lookahead, the policies. The peer's epoch is not known yet. */
 export function planUp(ctx: PairContext, seed: PeerSeed, epoch: number): PairMove {
   const keys = epochKeys(seed, epoch, [ctx.local, ctx.peer]);
-  const steps = renderPeerSas({ ...ctx, keys, lookahead: aheadKeys(ctx, seed, epoch) });
-  const [out, inb] = peerSas({ ...ctx, keys });
-  return { steps, cleanup: [], guard: guardOf(ctx, out, steps.at(-1)!), next: pairState(ctx, seed, epoch, out, inb) };
+  const steps = renderPeerSas({ ...ctx, keys, lookahead: aheadEpochs(epoch).map((e) => epochKeys(seed, e, [ctx.local, ctx.peer])) });
+  const [out] = sasOf(ctx, seed, epoch);
+  return { steps, cleanup: [], guard: guardOf(ctx, out, steps.at(-1)!), next: pairState(ctx, seed, epoch, epoch - 1) };
 }
 
-/** The peer sends with the next epoch (its traffic reached the lookahead): follow it. */
-export function planPromote(ctx: PairContext, seed: PeerSeed, state: PeerSaState): PairMove {
-  const epoch = nextOf(state);
-  const [out, inb] = peerSas({ ...ctx, keys: epochKeys(seed, epoch, [ctx.local, ctx.peer]) });
-  const ahead = lookaheadSa(ctx, seed, epoch);
-  const steps = [...(ahead ? [stateAddStep(ctx, ahead)] : []), stateAddStep(ctx, out)];
+/** The peer sends with epoch `to` (its traffic reached that lookahead SA): follow it. */
+export function planPromote(ctx: PairContext, seed: PeerSeed, state: PeerSaState, to: number): PairMove {
+  const [out] = sasOf(ctx, seed, to);
+  const have = new Set((state.lookahead ?? []).map((sa) => sa.spi));
+  const adds = aheadEpochs(to).map((e) => sasOf(ctx, seed, e)[1]).filter((sa) => !have.has(sa.spi));
+  const steps = [...adds.map((sa) => stateAddStep(ctx, sa)), stateAddStep(ctx, out)];
   // The kernel sends with the newest outbound SA of the policy's reqid: the new one, from here.
-  const cleanup = state.sas.map((sa) => ({ argv: saDeleteArgv(ctx.netns, sa) }));
-  return { steps, cleanup, guard: guardOf(ctx, out, steps.at(-1)!), next: pairState(ctx, seed, epoch, out, inb) };
+  const kept = new Set(aheadEpochs(to).map((e) => sasOf(ctx, seed, e)[1].spi).concat(sasOf(ctx, seed, to)[1].spi));
+  const cleanup = [...state.sas, ...(state.lookahead ?? [])].filter((sa) => !kept.has(sa.spi)).map((sa) => ({ argv: saDeleteArgv(ctx.netns, sa) }));
+  return { steps, cleanup, guard: guardOf(ctx, out, steps.at(-1)!), next: pairState(ctx, seed, to, to) };
 }
 
 /**
  * This host lost some of its SAs or policies: move to the next epoch. `present` says which of the
- * recorded SAs the kernel still has: the lookahead, when still there, is kept (its replay window
- * with it); the old epoch's SAs are deleted, never reinstalled.
+ * recorded SAs the kernel still has: lookahead SAs still there are kept (their replay windows
+ * with them); the old epoch's SAs are deleted, never reinstalled.
  */
 export function planRecover(ctx: PairContext, seed: PeerSeed, state: PeerSaState, present: (sa: SaFacts) => boolean, lostPolicies: PolicyId[]): PairMove {
   const epoch = nextOf(state);
-  const [out, inb] = peerSas({ ...ctx, keys: epochKeys(seed, epoch, [ctx.local, ctx.peer]) });
-  const ahead = lookaheadSa(ctx, seed, epoch);
-  const keepIn = state.lookahead !== undefined && state.lookahead.spi === inb.spi && present(state.lookahead);
+  const heard = state.confirmed ?? state.epoch - 1;
+  if (epoch > heard + LOOKAHEAD) {
+    throw new ValidationError(
+      `epoch ${epoch} is more than ${LOOKAHEAD} past epoch ${heard}, the last the peer was heard on, so it could not receive it ` +
+        `(is vfwire ipsec watch running there?): on both hosts run vfwire ipsec down --peer X, then vfwire ipsec up --peer X --epoch N with the same N, above both hosts' epochs`,
+    );
+  }
+  const [out, inb] = sasOf(ctx, seed, epoch);
+  const kept = new Set((state.lookahead ?? []).filter(present).map((sa) => sa.spi));
+  const ins = [inb, ...aheadEpochs(epoch).map((e) => sasOf(ctx, seed, e)[1])].filter((sa) => !kept.has(sa.spi));
   const outStep = stateAddStep(ctx, out);
   // The outbound SA last: a step failing before it leaves its key unused, to try again.
   const steps = [
-    ...(keepIn ? [] : [stateAddStep(ctx, inb)]),
-    ...(ahead ? [stateAddStep(ctx, ahead)] : []),
+    ...ins.map((sa) => stateAddStep(ctx, sa)),
     ...[out, inb].filter((sa) => lostPolicies.some((p) => p.dir === sa.dir)).map((sa) => policyAddStep(ctx, sa)),
     outStep,
   ];
-  const cleanup = state.sas.filter(present).map((sa) => ({ argv: saDeleteArgv(ctx.netns, sa) }));
-  return { steps, cleanup, guard: guardOf(ctx, out, outStep), next: pairState(ctx, seed, epoch, out, inb) };
+  const wanted = new Set([inb, ...aheadEpochs(epoch).map((e) => sasOf(ctx, seed, e)[1])].map((sa) => sa.spi));
+  const cleanup = [...state.sas, ...(state.lookahead ?? [])].filter((sa) => present(sa) && !wanted.has(sa.spi)).map((sa) => ({ argv: saDeleteArgv(ctx.netns, sa) }));
+  return { steps, cleanup, guard: guardOf(ctx, out, outStep), next: pairState(ctx, seed, epoch, heard) };
+}
+
+/** Which epoch each lookahead SA of a state belongs to, newest first. */
+export function lookaheadEpochs(ctx: PairContext, seed: PeerSeed, state: PeerSaState): { epoch: number; sa: SaFacts }[] {
+  return aheadEpochs(state.epoch)
+    .map((epoch) => ({ epoch, sa: (state.lookahead ?? []).find((sa) => sa.spi === sasOf(ctx, seed, epoch)[1].spi) }))
+    .filter((x): x is { epoch: number; sa: SaFacts } => x.sa !== undefined)
+    .reverse();
 }
 
 /** The nonce-guard id of an outbound SA: its key's fingerprint and its SPI. */
@@ -84,31 +105,31 @@ function guardOf(ctx: PairContext, out: PeerSa, step: Step): PairMove['guard'] {
 /** The first epoch of this seed whose outbound key was never sent with: where `ipsec up` starts. */
 export function firstUnusedEpoch(ctx: PairContext, seed: PeerSeed, used: readonly string[]): number {
   for (let epoch = 1; epoch < MAX_EPOCH; epoch++) {
-    if (!keyUsed(used, guardId(peerSas({ ...ctx, keys: epochKeys(seed, epoch, [ctx.local, ctx.peer]) })[0]))) return epoch;
+    if (!keyUsed(used, guardId(sasOf(ctx, seed, epoch)[0]))) return epoch;
   }
   throw new ValidationError(`ipsec: every epoch of the key for ${ctx.peerName} was used: make a new key (vfwire ipsec keygen --peer ${ctx.peerName} --force)`);
 }
 
 /** What `ipsec down` runs, in the order of installing (it runs them in reverse). */
 export function pairUndo(netns: string | undefined, state: Pick<PeerSaState, 'sas' | 'lookahead'>): StepCommand[] {
-  const sas = [...state.sas, ...(state.lookahead ? [state.lookahead] : [])];
+  const sas = [...state.sas, ...(state.lookahead ?? [])];
   return [...sas.map((sa) => ({ argv: saDeleteArgv(netns, sa) })), ...state.sas.map((sa) => ({ argv: policyDeleteArgv(netns, sa) }))];
 }
 
-function pairState(ctx: PairContext, seed: PeerSeed, epoch: number, out: PeerSa, inb: PeerSa): PeerSaState {
-  const ahead = lookaheadSa(ctx, seed, epoch);
+/** The state after a move to `epoch`, with the peer last heard on `confirmed`. */
+export function pairState(ctx: PairContext, seed: PeerSeed, epoch: number, confirmed: number): PeerSaState {
+  const [out, inb] = sasOf(ctx, seed, epoch);
   const sas = [saFacts(out), saFacts(inb)];
-  const lookahead = ahead && saFacts(ahead);
-  return { key: seed.id, epoch, sas, ...(lookahead ? { lookahead } : {}), installedAt: new Date().toISOString(), undo: pairUndo(ctx.netns, { sas, lookahead }) };
+  const lookahead = aheadEpochs(epoch).map((e) => saFacts(sasOf(ctx, seed, e)[1]));
+  return { key: seed.id, epoch, sas, lookahead, confirmed, installedAt: new Date().toISOString(), undo: pairUndo(ctx.netns, { sas, lookahead }) };
 }
 
-function lookaheadSa(ctx: PairContext, seed: PeerSeed, epoch: number): PeerSa | undefined {
-  const keys = aheadKeys(ctx, seed, epoch);
-  return keys && peerSas({ ...ctx, keys })[1];
+function sasOf(ctx: PairContext, seed: PeerSeed, epoch: number): [PeerSa, PeerSa] {
+  return peerSas({ ...ctx, keys: epochKeys(seed, epoch, [ctx.local, ctx.peer]) });
 }
 
-function aheadKeys(ctx: PairContext, seed: PeerSeed, epoch: number) {
-  return epoch < MAX_EPOCH ? epochKeys(seed, epoch + 1, [ctx.local, ctx.peer]) : undefined;
+function aheadEpochs(epoch: number): number[] {
+  return Array.from({ length: LOOKAHEAD }, (_, i) => epoch + 1 + i).filter((e) => e <= MAX_EPOCH);
 }
 
 function nextOf(state: PeerSaState): number {

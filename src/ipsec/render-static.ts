@@ -33,8 +33,8 @@ export interface StaticPeerInput extends PeerSaContext {
   local: string;
   peer: string;
   keys: PeerKeys;
-  /** The next epoch's keys: its inbound SA is installed ahead, so the peer can move first. */
-  lookahead?: PeerKeys;
+  /** The next epochs' keys: their inbound SAs are installed ahead, so the peer can move first. */
+  lookahead?: PeerKeys[];
 }
 
 export interface PeerSa {
@@ -60,12 +60,12 @@ export function peerSas(input: Pick<StaticPeerInput, 'local' | 'peer' | 'keys'>)
 }
 
 /**
- * `ipsec up` for one peer: the inbound SA, the next epoch's inbound SA, the two policies, and
+ * `ipsec up` for one peer: the inbound SA, the next epochs' inbound SAs, the two policies, and
  * last the outbound SA (a failure before it leaves its key unused).
  */
 export function renderPeerSas(input: StaticPeerInput): Step[] {
   const [out, inb] = peerSas(input);
-  const ahead = input.lookahead ? [peerSas({ ...input, keys: input.lookahead })[1]] : [];
+  const ahead = (input.lookahead ?? []).map((keys) => peerSas({ ...input, keys })[1]);
   return [...[inb, ...ahead].map((sa) => stateAddStep(input, sa)), ...[out, inb].map((sa) => policyAddStep(input, sa)), stateAddStep(input, out)];
 }
 

@@ -18,7 +18,7 @@ import type { PeerSaState, SaFacts } from '../ledger/types.js';
 import type { Command, Step } from '../plan/step.js';
 import { epochKeys, keyFilePath, MAX_EPOCH, readKeyFile, type PeerSeed } from './keys.js';
 import { applyGuarded, type GuardedPlan } from './nonce-guard.js';
-import { saFacts as facts, firstUnusedEpoch, guardId, pairUndo } from './pair-plan.js';
+import { saFacts as facts, firstUnusedEpoch, guardId, LOOKAHEAD, pairState } from './pair-plan.js';
 import { peerSas, stateAddStep } from './render-static.js';
 import { saDeleteArgv, saGetArgv } from './sa-kernel.js';
 import { pairContext, type IpsecDeps, type PeerOutcome } from './static-sas.js';
@@ -79,15 +79,10 @@ function planRotation(cfg: Config, peer: PeerConfig, state: PeerSaState, seed: P
     return { steps: [add], cleanup: [del(oldOut)], guard: { id: guardId(out), step: add, probe: { argv: saGetArgv(ctx.netns, out) } }, next: { ...state, rotating: { ...rotating, phase: 'sending', sas: [facts(out), facts(inb)] } } };
   }
   if (phase !== 'sending') throw new ValidationError(`ipsec rotate: ${peer.name} does not send with the new key yet (run --commit on both hosts first)`);
-  const ahead = rotating.epoch < MAX_EPOCH ? sasOf(rotating.epoch + 1)[1] : undefined;
-  const oldIn = [...state.sas.filter((s) => s.dir === 'in'), ...(state.lookahead ? [state.lookahead] : [])];
-  const sas = [facts(out), facts(inb)];
-  const lookahead = ahead && facts(ahead);
-  return {
-    steps: ahead ? [stateAddStep(ctx, ahead)] : [],
-    cleanup: oldIn.map(del),
-    next: { key: seed.id, epoch: rotating.epoch, sas, ...(lookahead ? { lookahead } : {}), installedAt: new Date().toISOString(), undo: pairUndo(ctx.netns, { sas, lookahead }) },
-  };
+  const next = pairState(ctx, seed, rotating.epoch, rotating.epoch);
+  const oldIn = [...state.sas.filter((s) => s.dir === 'in'), ...(state.lookahead ?? [])];
+  const ahead = Array.from({ length: LOOKAHEAD }, (_, i) => rotating.epoch + 1 + i).filter((e) => e <= MAX_EPOCH).map((e) => sasOf(e)[1]);
+  return { steps: ahead.map((sa) => stateAddStep(ctx, sa)), cleanup: oldIn.map(del), next };
 }
 
 function deleteStep(peer: PeerConfig, c: Command): Step {

@@ -17,7 +17,7 @@ import { checkIkeChildren } from './ikev2.js';
 import { keyFilePath, readKeyFile } from './keys.js';
 import { kickPeer } from './kick.js';
 import { applyGuarded } from './nonce-guard.js';
-import { planPromote, planRecover } from './pair-plan.js';
+import { lookaheadEpochs, planPromote, planRecover } from './pair-plan.js';
 import { hex32 } from './sa-ids.js';
 import { describeSa, missingPolicies, missingSas, saPackets } from './sa-kernel.js';
 import { pairContext } from './static-sas.js';
@@ -70,12 +70,12 @@ async function watchIke(cfg: Config, runner: Runner, peer: PeerConfig): Promise<
 
 async function watchStatic(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig, seen: PeerSaState): Promise<WatchFinding | undefined> {
   const ctx = pairContext(cfg, peer);
-  const recorded = [...seen.sas, ...(seen.lookahead ? [seen.lookahead] : []), ...(seen.rotating?.sas ?? [])];
+  const recorded = [...seen.sas, ...(seen.lookahead ?? []), ...(seen.rotating?.sas ?? [])];
   const missing = await missingSas(runner, ctx.netns, recorded);
   const missingPols = await missingPolicies(runner, ctx.netns, seen.sas);
   const lost = [...missing.map(describeSa), ...missingPols.map((p) => `policy ${p.dir}`)];
-  const peerMoved = lost.length === 0 && seen.lookahead !== undefined && ((await saPackets(runner, ctx.netns, seen.lookahead)) ?? 0) > 0;
-  if (lost.length === 0 && !peerMoved) {
+  const movedTo = lost.length === 0 ? await peerEpoch(cfg, runner, peer, seen) : undefined;
+  if (lost.length === 0 && movedTo === undefined) {
     return seen.awaitingPeer ? awaitPeer(cfg, runner, log, peer, seen) : undefined;
   }
 
@@ -90,7 +90,7 @@ async function watchStatic(cfg: Config, runner: Runner, log: Logger, peer: PeerC
       const now = txn.data.ipsec?.peers[peer.name];
       // Someone (up, down, rotate, another watch) changed the pair since the look: next round.
       if (!now || now.key !== seen.key || now.epoch !== seen.epoch || now.rotating) return undefined;
-      const move = lost.length ? planRecover(ctx, seed, now, (sa) => !missing.some((m) => m.spi === sa.spi), missingPols) : planPromote(ctx, seed, now);
+      const move = lost.length ? planRecover(ctx, seed, now, (sa) => !missing.some((m) => m.spi === sa.spi), missingPols) : planPromote(ctx, seed, now, movedTo!);
       const errors = await applyGuarded(txn, move, runner, `ipsec watch: epoch ${move.next.epoch} to ${peer.name} was already used here (a move that failed half-way): on both hosts run vfwire ipsec down --peer X, then vfwire ipsec up --peer X`);
       for (const e of errors) log.warn('ipsec watch: delete failed', { peer: peer.name, error: e.message });
       // Until the peer's traffic reaches the new epoch, every round kicks it again.
@@ -106,6 +106,18 @@ async function watchStatic(cfg: Config, runner: Runner, log: Logger, peer: PeerC
   }
 }
 
+/** The newest lookahead epoch the peer's traffic arrived on, if any: it moved there. */
+async function peerEpoch(cfg: Config, runner: Runner, peer: PeerConfig, seen: PeerSaState): Promise<number | undefined> {
+  if (!seen.lookahead?.length || seen.rotating) return undefined;
+  const seed = await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name)).catch(() => undefined);
+  if (seed?.id !== seen.key) return undefined;
+  const ctx = pairContext(cfg, peer);
+  for (const { epoch, sa } of lookaheadEpochs(ctx, seed!, seen)) {
+    if (((await saPackets(runner, ctx.netns, sa)) ?? 0) > 0) return epoch;
+  }
+  return undefined;
+}
+
 /** After a move: done once the peer's traffic arrives on this epoch, else kick it again. */
 async function awaitPeer(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig, seen: PeerSaState): Promise<WatchFinding | undefined> {
   const ctx = pairContext(cfg, peer);
@@ -119,6 +131,7 @@ async function awaitPeer(cfg: Config, runner: Runner, log: Logger, peer: PeerCon
     const now = txn.data.ipsec?.peers[peer.name];
     if (now?.epoch !== seen.epoch || now.key !== seen.key) return;
     delete now.awaitingPeer;
+    now.confirmed = seen.epoch;
     await txn.save();
   }, { timeoutMs: cfg.lockTimeoutMs });
   log.info('ipsec watch: the peer followed', { peer: peer.name, epoch: seen.epoch });

@@ -65,8 +65,10 @@ export interface PeerSaState {
   epoch: number;
   /** This epoch's outbound and inbound SA. */
   sas: SaFacts[];
-  /** The next epoch's inbound SA, installed ahead: the peer may move to that epoch first. */
-  lookahead?: SaFacts;
+  /** The next epochs' inbound SAs, installed ahead: the peer may move on first (pair-plan.ts). */
+  lookahead?: SaFacts[];
+  /** The newest epoch the peer was heard sending on. */
+  confirmed?: number;
   installedAt: string;
   undo: Command[];
   /** Set when this host moved first (ipsec watch): until the peer's traffic arrives, kick it. */

@@ -61,6 +61,9 @@ describe('static IPsec: a pair recovers from lost SAs by moving to a fresh epoch
       expect(up).to.deep.equal([{ peer: h.peer, result: 'up (epoch 1)' }]);
     }
     expectTraffic();
+    // One watch round each: both hear the other on epoch 1 (the steady state).
+    expect(await settle()).to.equal(1);
+    for (const id of ['a', 'b'] as const) expect((await readLedger(cfg[id].stateDir)).ipsec!.peers[HOSTS.find((h) => h.id === id)!.peer]).to.include({ confirmed: 1 }).and.not.have.property('awaitingPeer');
   });
 
   const watch = (id: 'a' | 'b'): Promise<WatchFinding[]> => watchOnce(cfg[id], kernel.runner(), log);
@@ -121,15 +124,31 @@ describe('static IPsec: a pair recovers from lost SAs by moving to a fresh epoch
     expectNoOutboundTwice();
   });
 
-  it('a second loss before the peer followed: the pair still converges, two epochs on', async () => {
+  it('a second loss before the peer followed, every kick lost meanwhile: the pair still converges, two epochs on', async () => {
+    kernel.wireDown = true;
     kernel.flush('fx-a');
     await watch('a');
     kernel.flush('fx-a');
     await watch('a');
     expect(await epoch('a')).to.equal(3);
+    kernel.wireDown = false;
     await settle();
     expect([await epoch('a'), await epoch('b')]).to.deep.equal([3, 3]);
     expectTraffic();
+    expectNoOutboundTwice();
+  });
+
+  it('a third loss before the peer followed is refused loudly: the peer could not receive that epoch', async () => {
+    kernel.wireDown = true;
+    for (let i = 0; i < 2; i++) {
+      kernel.flush('fx-a');
+      expect((await watch('a'))[0]).to.include({ recovered: true });
+    }
+    kernel.flush('fx-a');
+    const [refused] = await watch('a');
+    expect(refused).to.include({ recovered: false });
+    expect(refused!.action).to.match(/moving to epoch 4 failed: epoch 4 is more than 2 past epoch 1, the last the peer was heard on/);
+    expect(await epoch('a')).to.equal(3);
     expectNoOutboundTwice();
   });
 

@@ -75,12 +75,13 @@ describe('ipsec on a sim host', function () {
     const r = await vfwire(['--config', cfg, 'ipsec', 'up', '--dry-run']);
     expect(r.code, r.stderr).to.equal(0);
     const lines = r.stdout.trim().split('\n');
-    expect(lines).to.have.length(5);
+    expect(lines).to.have.length(6);
     expect(lines[0]).to.match(/xfrm state add src 198\.18\.0\.2 dst 198\.18\.0\.1 proto esp .* dir in /);
-    expect(lines[1], 'the next epoch received ahead').to.match(/xfrm state add src 198\.18\.0\.2 dst 198\.18\.0\.1 proto esp .* dir in /);
-    expect(lines[2]).to.match(/xfrm policy update .* dir out /);
+    expect(lines[1], 'the next epochs received ahead').to.match(/xfrm state add src 198\.18\.0\.2 dst 198\.18\.0\.1 proto esp .* dir in /);
+    expect(lines[2]).to.match(/xfrm state add src 198\.18\.0\.2 dst 198\.18\.0\.1 proto esp .* dir in /);
+    expect(lines[3]).to.match(/xfrm policy update .* dir out /);
     // The outbound SA last: a failure before it leaves its key unused.
-    expect(lines[4]).to.match(/^ip -n \S+ -batch - <<< 'xfrm state add src 198\.18\.0\.1 dst 198\.18\.0\.2 proto esp spi 0x[0-9a-f]{8} .* aead rfc4106\(gcm\(aes\)\) <key> 128 offload packet dev enp3s0f0np0 dir out/);
+    expect(lines[5]).to.match(/^ip -n \S+ -batch - <<< 'xfrm state add src 198\.18\.0\.1 dst 198\.18\.0\.2 proto esp spi 0x[0-9a-f]{8} .* aead rfc4106\(gcm\(aes\)\) <key> 128 offload packet dev enp3s0f0np0 dir out/);
     expectNoKeys(r.stdout, r.stderr);
   });
 
@@ -151,7 +152,7 @@ describe('ipsec on a sim host', function () {
     });
     const r = await vfwire(['--config', cfg, 'ipsec', 'watch', '--once']);
     expect(r.code).to.equal(1);
-    const spis = [...up.sas, up.lookahead!].map((sa) => `${sa.dir} ${hex32(sa.spi)}`).join(', ');
+    const spis = [...up.sas, ...up.lookahead!].map((sa) => `${sa.dir} ${hex32(sa.spi)}`).join(', ');
     expect(r.stdout).to.include(`sim-b: lost ${spis}, policy out, policy in: moving to epoch 6 failed: failed to xfrm-state-in`);
     const after = await readLedger(stateDir());
     expect(after.ipsec!.used).to.deep.equal([]);

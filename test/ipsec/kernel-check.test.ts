@@ -31,7 +31,7 @@ describe('static IPsec commands on this kernel (iproute2 >= 6.2)', function () {
   });
   after(() => execa('ip', ['netns', 'del', ns], { reject: false }));
 
-  const steps = renderPeerSas({ peerName: 'sim-b', local: '198.18.0.1', peer: '198.18.0.2', uplink: 'enp3s0f0np0', keys: KEYS, lookahead: epochKeys(SEED, 4, ['198.18.0.1', '198.18.0.2']), priority: 12 });
+  const steps = renderPeerSas({ peerName: 'sim-b', local: '198.18.0.1', peer: '198.18.0.2', uplink: 'enp3s0f0np0', keys: KEYS, lookahead: [epochKeys(SEED, 4, ['198.18.0.1', '198.18.0.2'])], priority: 12 });
 
   it('each SA parses and passes the kernel\'s checks up to the missing AES-GCM', async () => {
     for (const s of steps.filter((x) => x.kind.startsWith('xfrm-state'))) {

@@ -11,7 +11,7 @@ const A = '192.168.80.2';
 const B = '192.168.80.3';
 const KEYS = epochKeys(SEED, 1, [A, B]);
 const text = (local: string, peer: string, peerName: string) =>
-  renderPeerSas({ peerName, local, peer, uplink: 'enp3s0f0np0', keys: KEYS, lookahead: epochKeys(SEED, 2, [A, B]), priority: 12 })
+  renderPeerSas({ peerName, local, peer, uplink: 'enp3s0f0np0', keys: KEYS, lookahead: [epochKeys(SEED, 2, [A, B]), epochKeys(SEED, 3, [A, B])], priority: 12 })
     .map((s) => formatCommand({ argv: s.do.argv }) + (s.do.stdin ? ` <<< ${s.do.stdin}` : '\n'))
     .join('');
 
@@ -31,13 +31,19 @@ describe('static IPsec plans', () => {
 
   it('keeps keys out of every argv: they travel on stdin only', () => {
     const hex = [KEYS.lowToHigh, KEYS.highToLow].map((k) => k.toString('hex'));
-    for (const step of renderPeerSas({ peerName: 'hostb', local: A, peer: B, uplink: 'p0', keys: KEYS, lookahead: epochKeys(SEED, 2, [A, B]), priority: 12 })) {
+    for (const step of renderPeerSas({ peerName: 'hostb', local: A, peer: B, uplink: 'p0', keys: KEYS, lookahead: [epochKeys(SEED, 2, [A, B]), epochKeys(SEED, 3, [A, B])], priority: 12 })) {
       for (const h of hex) {
         expect(step.do.argv.join(' ')).not.to.include(h);
         expect(step.undo?.argv.join(' ') ?? '').not.to.include(h);
       }
       expect(step.undo?.stdin).to.equal(undefined);
     }
+  });
+
+  it('binds the keys to the address pair: a renumbered host or a copied key file never gets a used key', () => {
+    const other = epochKeys(SEED, 1, [A, '192.168.80.1']);
+    for (const k of [other.lowToHigh, other.highToLow]) expect([KEYS.lowToHigh, KEYS.highToLow].some((x) => x.equals(k))).to.equal(false);
+    expect(epochKeys(SEED, 1, [B, A]).lowToHigh.equals(KEYS.lowToHigh), 'the order of the pair does not matter').to.equal(true);
   });
 
   it('derives SPIs and reqids from the ordered pair, the key, the epoch and the direction', () => {
