@@ -21,17 +21,9 @@ cache=${VFWIRE_GUEST_CACHE:-/var/cache/vfwire-test-guest}
 if [ "${1:-}" = --cache ]; then cache=$2; fi
 log() { echo "build-guest: $*" >&2; }
 
-packages=(linux-image-amd64 busybox-static cpio kmod iputils-ping xz-utils)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=../scripts/ensure-packages.sh
+. "$here/../scripts/ensure-packages.sh"
+ensure_packages build-guest linux-image-amd64 busybox-static cpio kmod iputils-ping xz-utils
 
 # The newest Debian kernel whose modules are installed (the host's own kernel may have none).
 kver=

@@ -10,17 +10,10 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-packages=(iproute2 iputils-ping ethtool libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils strongswan-charon strongswan-swanctl libstrongswan-standard-plugins openssl iperf3 linux-image-amd64 busybox-static cpio kmod xz-utils)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "bootstrap: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+# shellcheck source=ensure-packages.sh
+. scripts/ensure-packages.sh
+ensure_packages bootstrap iproute2 iputils-ping ethtool libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils \
+  strongswan-charon strongswan-swanctl libstrongswan-standard-plugins openssl iperf3 linux-image-amd64 busybox-static cpio kmod xz-utils
 
 # `offload packet` in ip-xfrm needs iproute2 >= 6.2; Debian 12 has 6.1. The IPsec tests check
 # vfwire's xfrm commands with bookworm-backports' ip, unpacked beside the system's, not over it.

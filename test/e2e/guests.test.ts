@@ -21,7 +21,7 @@ import { installSimHook, libvirtReachable, removeDomain, removeSimHook, restartL
 import { ping } from '../../src/sim/reachability.js';
 import { guestNetns, UNDERLAY_MTU } from '../../src/sim/topology.js';
 import { vfwire } from '../helpers/cli.js';
-import { downTestSim, leasesOn, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, expectHostAClean, leaseOf as leaseOfOn, leasesOn, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
 import {
   buildGuestImage, consoleTail, defineGuest, guestVirtType, readConsole, waitForConsole, type GuestImage, type GuestVm, type VfwLine,
 } from '../../src/sim/linux-guest.js';
@@ -109,18 +109,9 @@ describe('e2e: real guests on the overlay', function () {
   const waitLine = (vm: string, kind: string, ms = bootMs()) => waitForConsole(consoleOf(vm), `VFW-${kind}`, (l) => l.kind === kind, ms);
 
   const leases = () => leasesOn(sim!.a);
-  const leaseOf = async (vm: string) => (await leases()).find((l) => l.vm === vm);
+  const leaseOf = (vm: string) => leaseOfOn(sim!.a, vm);
   const rootLinks = () => links();
-  /** Host A is back to what the sim built: no lease, no vfwire bridge or VXLAN, every tap free. */
-  async function expectNothingLeft(): Promise<void> {
-    await waitFor('leases to be released', async () => ((await leases()).length === 0 ? true : undefined));
-    const host = await rootLinks();
-    for (const vni of [T100, T200]) {
-      expect(host.has(`vfwbr${vni}`), `bridge of ${vni}`).to.equal(false);
-      expect(host.has(`vfwvx${vni}`), `vxlan of ${vni}`).to.equal(false);
-    }
-    for (let i = 0; i < sim!.opts.vfs; i++) expect(host.get(`${sim!.a.tapPrefix}${i}`)?.master, `tap ${i} master`).to.equal(undefined);
-  }
+  const expectNothingLeft = () => expectHostAClean(sim!, [T100, T200]);
   async function stopAll(...vms: string[]): Promise<void> {
     for (const vm of vms) await virsh('destroy', vm);
     await expectNothingLeft();

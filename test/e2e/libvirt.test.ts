@@ -13,7 +13,7 @@ import { CLI } from '../helpers/cli.js';
 import {
   defineDiskless, installSimHook, libvirtReachable, removeDomain, removeSimHook, restartLibvirtd, virsh, virtType, waitFor, type DisklessDomain,
 } from '../../src/sim/libvirtd.js';
-import { downTestSim, leasesOn, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, expectHostAClean, leaseOf as leaseOfOn, leasesOn, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
 
 describe('e2e: libvirtd + QEMU', function () {
   this.timeout(180_000);
@@ -54,15 +54,9 @@ describe('e2e: libvirtd + QEMU', function () {
     return full;
   }
   const leases = () => leasesOn(sim!.a);
-  const leaseOf = async (vm: string) => (await leases()).find((l) => l.vm === vm);
+  const leaseOf = (vm: string) => leaseOfOn(sim!.a, vm);
   const rootLinks = () => links();
-  async function expectNothingLeft(): Promise<void> {
-    await waitFor('leases to be released', async () => ((await leases()).length === 0 ? true : undefined));
-    const host = await rootLinks();
-    expect(host.has(`vfwbr${VNI}`), 'bridge').to.equal(false);
-    expect(host.has(`vfwvx${VNI}`), 'vxlan').to.equal(false);
-    for (let i = 0; i < 2; i++) expect(host.get(`${sim!.a.tapPrefix}${i}`)?.master, `tap ${i} master`).to.equal(undefined);
-  }
+  const expectNothingLeft = () => expectHostAClean(sim!, [VNI]);
 
   it('virsh start leases a VF and attaches it live; virsh destroy gives everything back', async () => {
     const vm = await define('vm1', { ifaces: [OFF] });

@@ -1,6 +1,7 @@
 // A private sim host pair per test suite: random netns prefix, temp dir, removed in after()
 // even when a test failed.
 
+import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import { join } from 'node:path';
 import { ExecRunner } from '../../src/exec/runner.js';
 import { readLedger } from '../../src/ledger/store.js';
 import type { Lease } from '../../src/ledger/types.js';
+import { waitFor } from '../../src/sim/libvirtd.js';
 import { listNetns, simDown, simUp } from '../../src/sim/sim-host.js';
 import { simHosts, type SimHost, type SimOptions } from '../../src/sim/topology.js';
 
@@ -43,4 +45,19 @@ export async function links(netns?: string): Promise<Map<string, { master?: stri
 /** The leases a sim host's ledger holds now. */
 export async function leasesOn(host: SimHost): Promise<Lease[]> {
   return Object.values((await readLedger(join(host.dir, 'state'))).leases);
+}
+
+export async function leaseOf(host: SimHost, vm: string): Promise<Lease | undefined> {
+  return (await leasesOn(host)).find((l) => l.vm === vm);
+}
+
+/** Host A of a libvirt sim is back to what the sim built: no lease, no vfwire bridge or VXLAN of `vnis`, every tap free. */
+export async function expectHostAClean(sim: TestSim, vnis: number[]): Promise<void> {
+  await waitFor('leases to be released', async () => ((await leasesOn(sim.a)).length === 0 ? true : undefined));
+  const host = await links();
+  for (const vni of vnis) {
+    expect(host.has(`vfwbr${vni}`), `bridge of ${vni}`).to.equal(false);
+    expect(host.has(`vfwvx${vni}`), `vxlan of ${vni}`).to.equal(false);
+  }
+  for (let i = 0; i < sim.opts.vfs; i++) expect(host.get(`${sim.a.tapPrefix}${i}`)?.master, `tap ${i} master`).to.equal(undefined);
 }
