@@ -13,6 +13,7 @@ import { ikev2Down, ikev2Up } from '../ipsec/ikev2.js';
 import { ipsecRotate } from '../ipsec/rotate.js';
 import { watchOnce } from '../ipsec/watch.js';
 import { ipsecDown, ipsecUp, type PeerOutcome } from '../ipsec/static-sas.js';
+import { peerBehind } from '../ipsec/pair-plan.js';
 import { hex32 } from '../ipsec/sa-ids.js';
 import { readLedger } from '../ledger/store.js';
 import { closeLogger, createLogger } from '../log.js';
@@ -129,7 +130,7 @@ export function ipsecCommands(program: Command, config: () => string): void {
         const s = state?.peers[p.name];
         const spi = (dir: string) => (s ? hex32(s.sas.find((x) => x.dir === dir)!.spi) : '-');
         const rotating = s?.rotating ? ` -> key ${s.rotating.key ?? '?'} (${s.rotating.phase})` : '';
-        const epoch = s ? `${s.epoch}${s.awaitingPeer ? ' (peer not yet moved)' : ''}` : 'down';
+        const epoch = s ? `${s.epoch}${peerBehind(s) ? ' (peer not yet heard on it)' : ''}` : 'down';
         t.push([p.name, p.address, s ? `${s.key ?? '?'}${rotating}` : '-', epoch, spi('out'), spi('in'), s?.lookahead?.length ? s.lookahead.map((sa) => hex32(sa.spi)).join(' ') : '-', s?.installedAt.replace(/\.\d+Z$/, 'Z') ?? '-']);
       }
       console.log(t.toString());

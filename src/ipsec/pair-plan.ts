@@ -10,6 +10,7 @@
 // Deleting is never rolled back: the adds carry the plan (and the nonce guard), the deletes of
 // what the move left behind run after them, tolerant of what is already gone.
 
+import type { Config, PeerConfig } from '../config/config.js';
 import type { Command as StepCommand, Step } from '../plan/step.js';
 import type { PeerSaState, SaFacts } from '../ledger/types.js';
 import { epochKeys, MAX_EPOCH, nonceSpaceId, type PeerSeed } from './keys.js';
@@ -38,21 +39,19 @@ export interface PairMove {
 
 /** `ipsec up`: the epoch's SAs, the lookahead, the policies. The peer's epoch is not known yet. */
 export function planUp(ctx: PairContext, seed: PeerSeed, epoch: number): PairMove {
-  const keys = epochKeys(seed, epoch, [ctx.local, ctx.peer]);
-  const steps = renderPeerSas({ ...ctx, keys, lookahead: aheadEpochs(epoch).map((e) => epochKeys(seed, e, [ctx.local, ctx.peer])) });
+  const steps = renderPeerSas({ ...ctx, keys: epochKeys(seed, epoch, [ctx.local, ctx.peer]), lookahead: aheadEpochs(epoch).map((e) => epochKeys(seed, e, [ctx.local, ctx.peer])) });
   const [out] = sasOf(ctx, seed, epoch);
   return { steps, cleanup: [], guard: guardOf(ctx, out, steps.at(-1)!), next: pairState(ctx, seed, epoch, epoch - 1) };
 }
 
 /** The peer sends with epoch `to` (its traffic reached that lookahead SA): follow it. */
 export function planPromote(ctx: PairContext, seed: PeerSeed, state: PeerSaState, to: number): PairMove {
-  const [out] = sasOf(ctx, seed, to);
-  const have = new Set((state.lookahead ?? []).map((sa) => sa.spi));
-  const adds = aheadEpochs(to).map((e) => sasOf(ctx, seed, e)[1]).filter((sa) => !have.has(sa.spi));
-  const steps = [...adds.map((sa) => stateAddStep(ctx, sa)), stateAddStep(ctx, out)];
+  const [out, inb] = sasOf(ctx, seed, to);
+  const ahead = aheadSas(ctx, seed, to);
+  const have = spis(state.lookahead ?? []);
+  const steps = [...ahead.filter((sa) => !have.has(sa.spi)).map((sa) => stateAddStep(ctx, sa)), stateAddStep(ctx, out)];
   // The kernel sends with the newest outbound SA of the policy's reqid: the new one, from here.
-  const kept = new Set(aheadEpochs(to).map((e) => sasOf(ctx, seed, e)[1].spi).concat(sasOf(ctx, seed, to)[1].spi));
-  const cleanup = [...state.sas, ...(state.lookahead ?? [])].filter((sa) => !kept.has(sa.spi)).map((sa) => ({ argv: saDeleteArgv(ctx.netns, sa) }));
+  const cleanup = deleteAllBut(ctx, state, spis([inb, ...ahead]));
   return { steps, cleanup, guard: guardOf(ctx, out, steps.at(-1)!), next: pairState(ctx, seed, to, to) };
 }
 
@@ -71,18 +70,27 @@ export function planRecover(ctx: PairContext, seed: PeerSeed, state: PeerSaState
     );
   }
   const [out, inb] = sasOf(ctx, seed, epoch);
-  const kept = new Set((state.lookahead ?? []).filter(present).map((sa) => sa.spi));
-  const ins = [inb, ...aheadEpochs(epoch).map((e) => sasOf(ctx, seed, e)[1])].filter((sa) => !kept.has(sa.spi));
+  const wanted = [inb, ...aheadSas(ctx, seed, epoch)];
+  const kept = spis((state.lookahead ?? []).filter(present));
   const outStep = stateAddStep(ctx, out);
   // The outbound SA last: a step failing before it leaves its key unused, to try again.
   const steps = [
-    ...ins.map((sa) => stateAddStep(ctx, sa)),
+    ...wanted.filter((sa) => !kept.has(sa.spi)).map((sa) => stateAddStep(ctx, sa)),
     ...[out, inb].filter((sa) => lostPolicies.some((p) => p.dir === sa.dir)).map((sa) => policyAddStep(ctx, sa)),
     outStep,
   ];
-  const wanted = new Set([inb, ...aheadEpochs(epoch).map((e) => sasOf(ctx, seed, e)[1])].map((sa) => sa.spi));
-  const cleanup = [...state.sas, ...(state.lookahead ?? [])].filter((sa) => present(sa) && !wanted.has(sa.spi)).map((sa) => ({ argv: saDeleteArgv(ctx.netns, sa) }));
+  const cleanup = deleteAllBut(ctx, state, spis(wanted), present);
   return { steps, cleanup, guard: guardOf(ctx, out, outStep), next: pairState(ctx, seed, epoch, heard) };
+}
+
+/** The peer has not yet been heard on this host's epoch: it is owed kicks (watch.ts). */
+export function peerBehind(state: PeerSaState): boolean {
+  return (state.confirmed ?? state.epoch - 1) < state.epoch;
+}
+
+/** Where a peer's SAs live on this host. */
+export function pairContext(cfg: Config, peer: PeerConfig): PairContext {
+  return { peerName: peer.name, local: cfg.underlay.address, peer: peer.address, uplink: cfg.underlay.interface, netns: cfg.underlay.netns ?? cfg.netns, priority: cfg.ipsec.priority };
 }
 
 /** Which epoch each lookahead SA of a state belongs to, newest first. */
@@ -98,7 +106,7 @@ export function guardId(sa: PeerSa): string {
   return nonceSpaceId(sa.key, sa.spi);
 }
 
-function guardOf(ctx: PairContext, out: PeerSa, step: Step): PairMove['guard'] {
+export function guardOf(ctx: PairContext, out: PeerSa, step: Step): PairMove['guard'] {
   return { id: guardId(out), step, probe: { argv: saGetArgv(ctx.netns, out) } };
 }
 
@@ -120,12 +128,27 @@ export function pairUndo(netns: string | undefined, state: Pick<PeerSaState, 'sa
 export function pairState(ctx: PairContext, seed: PeerSeed, epoch: number, confirmed: number): PeerSaState {
   const [out, inb] = sasOf(ctx, seed, epoch);
   const sas = [saFacts(out), saFacts(inb)];
-  const lookahead = aheadEpochs(epoch).map((e) => saFacts(sasOf(ctx, seed, e)[1]));
+  const lookahead = aheadSas(ctx, seed, epoch).map(saFacts);
   return { key: seed.id, epoch, sas, lookahead, confirmed, installedAt: new Date().toISOString(), undo: pairUndo(ctx.netns, { sas, lookahead }) };
 }
 
-function sasOf(ctx: PairContext, seed: PeerSeed, epoch: number): [PeerSa, PeerSa] {
+/** The outbound and inbound SA of one epoch. */
+export function sasOf(ctx: PairContext, seed: PeerSeed, epoch: number): [PeerSa, PeerSa] {
   return peerSas({ ...ctx, keys: epochKeys(seed, epoch, [ctx.local, ctx.peer]) });
+}
+
+/** The inbound SAs received ahead of `epoch`. */
+export function aheadSas(ctx: PairContext, seed: PeerSeed, epoch: number): PeerSa[] {
+  return aheadEpochs(epoch).map((e) => sasOf(ctx, seed, e)[1]);
+}
+
+/** Deletes of the recorded SAs (still `present`) a move does not keep. */
+function deleteAllBut(ctx: PairContext, state: PeerSaState, keep: Set<number>, present: (sa: SaFacts) => boolean = () => true): StepCommand[] {
+  return [...state.sas, ...(state.lookahead ?? [])].filter((sa) => present(sa) && !keep.has(sa.spi)).map((sa) => ({ argv: saDeleteArgv(ctx.netns, sa) }));
+}
+
+function spis(sas: { spi: number }[]): Set<number> {
+  return new Set(sas.map((sa) => sa.spi));
 }
 
 function aheadEpochs(epoch: number): number[] {

@@ -16,12 +16,12 @@ import { applySteps, undoAll } from '../exec/apply.js';
 import { withLedger } from '../ledger/store.js';
 import type { PeerSaState, SaFacts } from '../ledger/types.js';
 import type { Command, Step } from '../plan/step.js';
-import { epochKeys, keyFilePath, MAX_EPOCH, readKeyFile, type PeerSeed } from './keys.js';
+import { keyFilePath, readKeyFile, type PeerSeed } from './keys.js';
 import { applyGuarded, type GuardedPlan } from './nonce-guard.js';
-import { saFacts as facts, firstUnusedEpoch, guardId, LOOKAHEAD, pairState } from './pair-plan.js';
-import { peerSas, stateAddStep } from './render-static.js';
-import { saDeleteArgv, saGetArgv } from './sa-kernel.js';
-import { pairContext, type IpsecDeps, type PeerOutcome } from './static-sas.js';
+import { aheadSas, saFacts as facts, firstUnusedEpoch, guardOf, pairContext, pairState, sasOf } from './pair-plan.js';
+import { stateAddStep } from './render-static.js';
+import { saDeleteArgv } from './sa-kernel.js';
+import type { IpsecDeps, PeerOutcome } from './static-sas.js';
 
 export type RotateStep = 'start' | 'commit' | 'finish';
 
@@ -60,29 +60,27 @@ function planRotation(cfg: Config, peer: PeerConfig, state: PeerSaState, seed: P
   const ctx = pairContext(cfg, peer);
   const phase = state.rotating?.phase;
   const del = (sa: SaFacts): Command => ({ argv: saDeleteArgv(ctx.netns, sa) });
-  const sasOf = (epoch: number) => peerSas({ ...ctx, keys: epochKeys(seed, epoch, [ctx.local, ctx.peer]) });
 
   if (step === 'start') {
     if (state.rotating) throw new ValidationError(`ipsec rotate: peer ${peer.name} is already rotating to key ${state.rotating.key ?? '?'} (next: --${phase === 'receiving' ? 'commit' : 'finish'})`);
     if (state.key === seed.id) throw new ValidationError(`ipsec rotate: the key file of ${peer.name} is the key in use (${seed.id}): make the next key first (vfwire ipsec keygen --peer ${peer.name} --force) and copy it to the peer`);
     const epoch = firstUnusedEpoch(ctx, seed, used);
-    const [, inb] = sasOf(epoch);
+    const [, inb] = sasOf(ctx, seed, epoch);
     return { steps: [stateAddStep(ctx, inb)], cleanup: [], next: { ...state, rotating: { key: seed.id, epoch, phase: 'receiving', sas: [facts(inb)] } } };
   }
   const rotating = state.rotating;
   if (!rotating || rotating.key !== seed.id) throw new ValidationError(`ipsec rotate: no rotation of ${peer.name} to its key file's key (${seed.id}) under way (start with: vfwire ipsec rotate --peer ${peer.name})`);
-  const [out, inb] = sasOf(rotating.epoch);
+  const [out, inb] = sasOf(ctx, seed, rotating.epoch);
   if (step === 'commit') {
     if (phase !== 'receiving') throw new ValidationError(`ipsec rotate: ${peer.name} already sends with the new key (next: --finish)`);
     const add = stateAddStep(ctx, out);
     const oldOut = state.sas.find((s) => s.dir === 'out')!;
-    return { steps: [add], cleanup: [del(oldOut)], guard: { id: guardId(out), step: add, probe: { argv: saGetArgv(ctx.netns, out) } }, next: { ...state, rotating: { ...rotating, phase: 'sending', sas: [facts(out), facts(inb)] } } };
+    return { steps: [add], cleanup: [del(oldOut)], guard: guardOf(ctx, out, add), next: { ...state, rotating: { ...rotating, phase: 'sending', sas: [facts(out), facts(inb)] } } };
   }
   if (phase !== 'sending') throw new ValidationError(`ipsec rotate: ${peer.name} does not send with the new key yet (run --commit on both hosts first)`);
   const next = pairState(ctx, seed, rotating.epoch, rotating.epoch);
   const oldIn = [...state.sas.filter((s) => s.dir === 'in'), ...(state.lookahead ?? [])];
-  const ahead = Array.from({ length: LOOKAHEAD }, (_, i) => rotating.epoch + 1 + i).filter((e) => e <= MAX_EPOCH).map((e) => sasOf(e)[1]);
-  return { steps: ahead.map((sa) => stateAddStep(ctx, sa)), cleanup: oldIn.map(del), next };
+  return { steps: aheadSas(ctx, seed, rotating.epoch).map((sa) => stateAddStep(ctx, sa)), cleanup: oldIn.map(del), next };
 }
 
 function deleteStep(peer: PeerConfig, c: Command): Step {

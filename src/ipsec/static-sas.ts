@@ -15,7 +15,7 @@ import type { Step } from '../plan/step.js';
 import { keyFilePath, readKeyFile } from './keys.js';
 import { kickPeer } from './kick.js';
 import { applyGuarded } from './nonce-guard.js';
-import { firstUnusedEpoch, planUp, type PairContext } from './pair-plan.js';
+import { firstUnusedEpoch, pairContext, planUp } from './pair-plan.js';
 import { hex32 } from './sa-ids.js';
 import { saDeleteArgv } from './sa-kernel.js';
 
@@ -55,10 +55,11 @@ export async function ipsecUp(deps: IpsecDeps, opts: { peer?: string; dryRun?: b
       await applyGuarded(txn, move, runner,
         `ipsec: epoch ${epoch} of the key for peer ${peer.name} was already used; installing it again would reuse AES-GCM nonces. ` +
           `Leave out --epoch (vfwire takes the next unused one), or make a new key (vfwire ipsec keygen --peer ${peer.name} --force) and copy it to the peer`);
-      // The peer may still be on the epoch before (after a reboot here): kick it until it follows.
-      state.peers[peer.name] = { ...move.next, awaitingPeer: true };
+      // The peer may still be on the epoch before (after a reboot here): the watch kicks it
+      // until it is heard on this one (peerBehind).
+      state.peers[peer.name] = move.next;
       await txn.save();
-      await kickPeer(runner, ctx.netns, ctx.local, ctx.peer).catch((err: Error) => log.warn('ipsec up: kick failed', { peer: peer.name, error: err.message }));
+      await kickPeer(runner, log, ctx);
       log.info('ipsec up', { peer: peer.name, key: seed.id, epoch, spis: move.next.sas.map((s) => hex32(s.spi)) });
       out.push({ peer: peer.name, result: `up (epoch ${epoch})` });
     }
@@ -93,11 +94,6 @@ export async function ipsecDown(deps: IpsecDeps, opts: { peer?: string; dryRun?:
     }
     return out;
   }, { timeoutMs: cfg.lockTimeoutMs });
-}
-
-/** Where a peer's SAs live on this host. */
-export function pairContext(cfg: Config, peer: PeerConfig): PairContext {
-  return { peerName: peer.name, local: cfg.underlay.address, peer: peer.address, uplink: cfg.underlay.interface, netns: cfg.underlay.netns ?? cfg.netns, priority: cfg.ipsec.priority };
 }
 
 function requireStatic(cfg: Config): void {

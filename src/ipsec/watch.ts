@@ -14,13 +14,12 @@ import { readLedger, withLedger } from '../ledger/store.js';
 import type { PeerSaState } from '../ledger/types.js';
 import type { Logger } from '../log.js';
 import { checkIkeChildren } from './ikev2.js';
-import { keyFilePath, readKeyFile } from './keys.js';
+import { keyFilePath, readKeyFile, type PeerSeed } from './keys.js';
 import { kickPeer } from './kick.js';
 import { applyGuarded } from './nonce-guard.js';
-import { lookaheadEpochs, planPromote, planRecover } from './pair-plan.js';
+import { lookaheadEpochs, pairContext, peerBehind, planPromote, planRecover, type PairContext } from './pair-plan.js';
 import { hex32 } from './sa-ids.js';
 import { describeSa, missingPolicies, missingSas, saPackets } from './sa-kernel.js';
-import { pairContext } from './static-sas.js';
 import { swanctlNames } from './swanctl.js';
 
 export interface WatchFinding {
@@ -70,33 +69,30 @@ async function watchIke(cfg: Config, runner: Runner, peer: PeerConfig): Promise<
 
 async function watchStatic(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig, seen: PeerSaState): Promise<WatchFinding | undefined> {
   const ctx = pairContext(cfg, peer);
-  const recorded = [...seen.sas, ...(seen.lookahead ?? []), ...(seen.rotating?.sas ?? [])];
-  const missing = await missingSas(runner, ctx.netns, recorded);
+  const missing = await missingSas(runner, ctx.netns, [...seen.sas, ...(seen.lookahead ?? []), ...(seen.rotating?.sas ?? [])]);
   const missingPols = await missingPolicies(runner, ctx.netns, seen.sas);
   const lost = [...missing.map(describeSa), ...missingPols.map((p) => `policy ${p.dir}`)];
-  const movedTo = lost.length === 0 ? await peerEpoch(cfg, runner, peer, seen) : undefined;
-  if (lost.length === 0 && movedTo === undefined) {
-    return seen.awaitingPeer ? awaitPeer(cfg, runner, log, peer, seen) : undefined;
-  }
+  const seed = seen.rotating ? undefined : await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name)).catch((err: Error) => err);
+  const usable = seed && !(seed instanceof Error) && seed.id === seen.key ? seed : undefined;
+  const movedTo = lost.length === 0 && usable ? await peerEpoch(runner, ctx, usable, seen) : undefined;
+  if (lost.length === 0 && movedTo === undefined) return peerBehind(seen) ? awaitPeer(cfg, runner, log, ctx, seen) : undefined;
 
   const refuse = (why: string): WatchFinding => ({ peer: peer.name, lost, action: why, recovered: false });
   if (seen.rotating) return refuse(`a key rotation is under way: finish it (vfwire ipsec rotate --peer ${peer.name} --commit/--finish), or vfwire ipsec down && up on both hosts`);
-  const seed = await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name)).catch((err: Error) => err);
   if (seed instanceof Error) return refuse(`cannot read the key file: ${seed.message}`);
-  if (seen.key !== seed.id) return refuse(`the SAs come from another key than the key file's: vfwire ipsec down --peer ${peer.name} && vfwire ipsec up --peer ${peer.name}`);
+  if (!usable) return refuse(`the SAs come from another key than the key file's: vfwire ipsec down --peer ${peer.name} && vfwire ipsec up --peer ${peer.name}`);
 
   try {
     return await withLedger(cfg.stateDir, async (txn) => {
       const now = txn.data.ipsec?.peers[peer.name];
       // Someone (up, down, rotate, another watch) changed the pair since the look: next round.
       if (!now || now.key !== seen.key || now.epoch !== seen.epoch || now.rotating) return undefined;
-      const move = lost.length ? planRecover(ctx, seed, now, (sa) => !missing.some((m) => m.spi === sa.spi), missingPols) : planPromote(ctx, seed, now, movedTo!);
+      const move = lost.length ? planRecover(ctx, usable, now, (sa) => !missing.some((m) => m.spi === sa.spi), missingPols) : planPromote(ctx, usable, now, movedTo!);
       const errors = await applyGuarded(txn, move, runner, `ipsec watch: epoch ${move.next.epoch} to ${peer.name} was already used here (a move that failed half-way): on both hosts run vfwire ipsec down --peer X, then vfwire ipsec up --peer X`);
       for (const e of errors) log.warn('ipsec watch: delete failed', { peer: peer.name, error: e.message });
-      // Until the peer's traffic reaches the new epoch, every round kicks it again.
-      txn.data.ipsec!.peers[peer.name] = lost.length ? { ...move.next, awaitingPeer: true } : move.next;
+      txn.data.ipsec!.peers[peer.name] = move.next;
       await txn.save();
-      await kick(runner, log, ctx.netns, ctx.local, ctx.peer, peer.name);
+      await kickPeer(runner, log, ctx);
       const spis = `out ${hex32(move.next.sas[0]!.spi)}, in ${hex32(move.next.sas[1]!.spi)}`;
       const action = lost.length ? `moved to epoch ${move.next.epoch} (fresh keys; ${spis}); the peer follows` : `the peer moved to epoch ${move.next.epoch}: followed (${spis})`;
       return { peer: peer.name, lost, action, recovered: true };
@@ -107,37 +103,27 @@ async function watchStatic(cfg: Config, runner: Runner, log: Logger, peer: PeerC
 }
 
 /** The newest lookahead epoch the peer's traffic arrived on, if any: it moved there. */
-async function peerEpoch(cfg: Config, runner: Runner, peer: PeerConfig, seen: PeerSaState): Promise<number | undefined> {
-  if (!seen.lookahead?.length || seen.rotating) return undefined;
-  const seed = await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name)).catch(() => undefined);
-  if (seed?.id !== seen.key) return undefined;
-  const ctx = pairContext(cfg, peer);
-  for (const { epoch, sa } of lookaheadEpochs(ctx, seed!, seen)) {
+async function peerEpoch(runner: Runner, ctx: PairContext, seed: PeerSeed, seen: PeerSaState): Promise<number | undefined> {
+  for (const { epoch, sa } of lookaheadEpochs(ctx, seed, seen)) {
     if (((await saPackets(runner, ctx.netns, sa)) ?? 0) > 0) return epoch;
   }
   return undefined;
 }
 
-/** After a move: done once the peer's traffic arrives on this epoch, else kick it again. */
-async function awaitPeer(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig, seen: PeerSaState): Promise<WatchFinding | undefined> {
-  const ctx = pairContext(cfg, peer);
+/** While the peer is behind: done once its traffic arrives on this epoch, else kick it again. */
+async function awaitPeer(cfg: Config, runner: Runner, log: Logger, ctx: PairContext, seen: PeerSaState): Promise<WatchFinding | undefined> {
   const inbound = seen.sas.find((sa) => sa.dir === 'in')!;
   if (((await saPackets(runner, ctx.netns, inbound)) ?? 0) === 0) {
-    await kick(runner, log, ctx.netns, ctx.local, ctx.peer, peer.name);
+    await kickPeer(runner, log, ctx);
     if (Date.now() - Date.parse(seen.installedAt) < FOLLOW_WITHIN_MS) return undefined;
-    return { peer: peer.name, lost: [], action: `nothing received from ${peer.name} on epoch ${seen.epoch} since ${seen.installedAt}: is vfwire ipsec watch running there? (kicking it each round)`, recovered: false };
+    return { peer: ctx.peerName, lost: [], action: `nothing received from ${ctx.peerName} on epoch ${seen.epoch} since ${seen.installedAt}: is vfwire ipsec watch running there? (kicking it each round)`, recovered: false };
   }
   await withLedger(cfg.stateDir, async (txn) => {
-    const now = txn.data.ipsec?.peers[peer.name];
+    const now = txn.data.ipsec?.peers[ctx.peerName];
     if (now?.epoch !== seen.epoch || now.key !== seen.key) return;
-    delete now.awaitingPeer;
     now.confirmed = seen.epoch;
     await txn.save();
   }, { timeoutMs: cfg.lockTimeoutMs });
-  log.info('ipsec watch: the peer followed', { peer: peer.name, epoch: seen.epoch });
+  log.info('ipsec watch: the peer followed', { peer: ctx.peerName, epoch: seen.epoch });
   return undefined;
-}
-
-async function kick(runner: Runner, log: Logger, netns: string | undefined, local: string, peerAddress: string, peer: string): Promise<void> {
-  await kickPeer(runner, netns, local, peerAddress).catch((err: Error) => log.warn('ipsec watch: kick failed', { peer, error: err.message }));
 }

@@ -60,7 +60,6 @@ const peerSaSchema = z.strictObject({
   confirmed: z.number().int().nonnegative().optional(),
   installedAt: z.string(),
   undo: z.array(commandSchema),
-  awaitingPeer: z.boolean().optional(),
   rotating: z.strictObject({ key: keyId.optional(), epoch: count, phase: z.enum(['receiving', 'sending']), sas: z.array(saFactsSchema) }).optional(),
 });
 

@@ -71,8 +71,6 @@ export interface PeerSaState {
   confirmed?: number;
   installedAt: string;
   undo: Command[];
-  /** Set when this host moved first (ipsec watch): until the peer's traffic arrives, kick it. */
-  awaitingPeer?: boolean;
   /** A rotation to a new key file under way (vfwire ipsec rotate): its SAs installed so far. */
   rotating?: { key?: string; epoch: number; phase: 'receiving' | 'sending'; sas: SaFacts[] };
 }

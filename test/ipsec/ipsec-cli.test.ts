@@ -7,8 +7,7 @@ import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { stringify, parse } from 'yaml';
 import { epochKeys, readKeyFile } from '../../src/ipsec/keys.js';
-import { guardId, planUp } from '../../src/ipsec/pair-plan.js';
-import { pairContext } from '../../src/ipsec/static-sas.js';
+import { guardId, pairContext, planUp } from '../../src/ipsec/pair-plan.js';
 import { configPath, loadConfig } from '../../src/config/config.js';
 import { peerSas } from '../../src/ipsec/render-static.js';
 import { hex32 } from '../../src/ipsec/sa-ids.js';

@@ -5,7 +5,9 @@ import { expect } from 'chai';
 import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { ExecRunner } from '../../src/exec/runner.js';
-import { kickPeer } from '../../src/ipsec/kick.js';
+
+const runner = new ExecRunner(10_000);
+import { kickArgv } from '../../src/ipsec/kick.js';
 
 describe('ipsec kick', function () {
   this.timeout(20_000);
@@ -33,7 +35,7 @@ describe('ipsec kick', function () {
       setTimeout(() => process.exit(3), 10000);`;
     const listener = execa('ip', ['netns', 'exec', nsB, process.execPath, '-e', listen]);
     await new Promise<void>((resolve) => listener.stdout!.once('data', () => resolve()));
-    await kickPeer(new ExecRunner(10_000), nsA, '198.18.7.1', '198.18.7.2');
+    await runner.run({ argv: kickArgv(nsA, '198.18.7.1', '198.18.7.2') });
     const { stdout } = await listener;
     expect(stdout.trim().split('\n').at(-1)).to.equal('198.18.7.1 0800000000000000');
   });
