@@ -3,11 +3,9 @@
 
 import { Command, Option } from 'commander';
 import { ExitError, oneLine } from './errors.js';
-import { attachWorkerCommand } from './cli/attach-worker.js';
 import { benchCommands } from './cli/bench.js';
 import { doctorCommand } from './cli/doctor.js';
 import { gcCommand } from './cli/gc.js';
-import { hookCommand } from './cli/hook.js';
 import { hostCommands } from './cli/host.js';
 import { ipsecCommands } from './cli/ipsec.js';
 import { planCommand } from './cli/plan.js';
@@ -22,28 +20,6 @@ const program = new Command('vfwire')
   .showHelpAfterError();
 
 const config = () => program.opts<{ config: string }>().config;
-
-program
-  .command('hook')
-  .description('libvirt qemu hook entry (run by hooks/qemu with the domain XML on stdin)')
-  .argument('<vm>')
-  .argument('<operation>')
-  .argument('<sub-operation>')
-  .argument('[extra]', "libvirt's fourth argument (unused)")
-  .action(async (vm: string, op: string, sub: string) => {
-    const code = await hookCommand(vm, op, sub, config());
-    process.exitCode = code;
-  });
-
-program
-  .command('attach-worker', { hidden: true })
-  .description('attach the leased devices of a started VM (spawned by the started hook)')
-  .argument('<uuid>')
-  .argument('<vm>')
-  .requiredOption('--started-at <ms>', 'when the started hook ran (epoch ms), for the latency log')
-  .action(async (uuid: string, vmName: string, o: { startedAt: string }) => {
-    process.exitCode = await attachWorkerCommand(uuid, vmName, { ...o, config: config() });
-  });
 
 program
   .command('plan')

@@ -3,7 +3,7 @@
 // hooks/qemu runs it. Separate from cli.ts so a hook call loads no command-line parser and
 // none of the other commands. The config comes from $VFWIRE_CONFIG or the default path.
 
-import { hookCommand } from './cli/hook.js';
+import { invokeHook } from './hook/invoke.js';
 
 const args = process.argv.slice(2);
 if (args[0] === '--') args.shift();
@@ -12,5 +12,5 @@ if (vm === undefined || op === undefined || subOp === undefined) {
   process.stderr.write('usage: hook-main.js -- VM OPERATION SUB-OPERATION [EXTRA] < domain.xml\n');
   process.exitCode = 2;
 } else {
-  process.exitCode = await hookCommand(vm, op, subOp);
+  process.exitCode = await invokeHook(vm, op, subOp);
 }

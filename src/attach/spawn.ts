@@ -6,10 +6,10 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const CLI = fileURLToPath(new URL('../cli.js', import.meta.url));
+const WORKER = fileURLToPath(new URL('../attach-main.js', import.meta.url));
 
 export function spawnAttachWorker(configPath: string, vm: string, uuid: string, startedAt: number): number | undefined {
-  const child = spawn(process.execPath, [CLI, '--config', configPath, 'attach-worker', '--started-at', String(startedAt), '--', uuid, vm], {
+  const child = spawn(process.execPath, [WORKER, configPath, uuid, vm, String(startedAt)], {
     detached: true,
     stdio: 'ignore',
     env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },

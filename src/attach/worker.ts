@@ -11,7 +11,7 @@ import type { HookContext } from '../hook/context.js';
 import { releaseLocked } from '../hook/release.js';
 import { leasesOf } from '../ledger/record.js';
 import { readLedger, withLedger } from '../ledger/store.js';
-import type { Lease } from '../ledger/types.js';
+import { needsLiveAttach, type Lease } from '../ledger/types.js';
 import type { Logger } from '../log.js';
 import { renderDeviceXml } from './device-xml.js';
 
@@ -34,11 +34,6 @@ export interface WorkerDeps {
   openDomain: OpenDomain;
   isRetryable: IsRetryable;
   sleep?: (ms: number) => Promise<void>;
-}
-
-/** Leases that become a device of the running VM (a sim netns guest's VF moves by itself). */
-export function needsLiveAttach(lease: Lease): boolean {
-  return lease.attach !== 'netns';
 }
 
 export async function runAttachWorker(vm: string, uuid: string, startedAt: number, deps: WorkerDeps): Promise<boolean> {

@@ -27,8 +27,7 @@ import {
 } from './safe-xml.js';
 import { quote } from '../quote.js';
 
-export const DOMAIN_XML_MAX_BYTES = 1024 * 1024;
-export const METADATA_MAX_BYTES = 64 * 1024;
+import { DOMAIN_XML_MAX_BYTES, METADATA_MAX_BYTES } from './limits.js';
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -2,7 +2,6 @@
 // each with a bounded timeout (libvirt waits for a hook forever, and a hung hook blocks the
 // domain). The sim's own helpers that drive libvirtd and the hook script use execa the same way.
 
-import { execa } from 'execa';
 import { NotFoundError, VfwireError } from '../errors.js';
 import { formatCommand, type Command } from '../plan/step.js';
 
@@ -27,11 +26,15 @@ export class CommandError extends VfwireError {
   override name = 'CommandError';
 }
 
+// execa takes ~90 ms to load, and most hook calls run no command: it loads at the first one.
+let execaModule: Promise<typeof import('execa')> | undefined;
+
 export class ExecRunner implements Runner {
   constructor(private readonly timeoutMs = 10_000) {}
 
   async run(cmd: Command): Promise<RunResult> {
     const [file, ...args] = cmd.argv;
+    const { execa } = await (execaModule ??= import('execa'));
     const res = await execa(file!, args, {
       input: cmd.stdin ?? '',
       timeout: this.timeoutMs,

@@ -2,7 +2,7 @@
 // and the links the host has. Pure, so `gc --dry-run` prints exactly what `gc` would run.
 
 import { deviceAlias } from '../attach/device-xml.js';
-import type { LedgerData, Lease } from '../ledger/types.js';
+import { needsLiveAttach, type LedgerData, type Lease } from '../ledger/types.js';
 import { planReleaseKeys } from '../plan/release.js';
 import type { Command } from '../plan/step.js';
 import { ip } from '../exec/tools.js';
@@ -46,7 +46,7 @@ const OURS = /^vfw(br|vx)(\d{1,8})$/;
 export function planGc({ ledger, running, links, notBefore, liveAliases }: GcInput): GcPlan {
   // No grace for a detached device: attachedAt says its VM was running with it.
   const detached = (l: Lease) => running.has(l.uuid) && !!l.attachedAt && liveAliases?.get(l.uuid)?.has(deviceAlias(l)) === false;
-  const stale = Object.values(ledger.leases).filter((l) => l.attach !== 'netns' && ((!running.has(l.uuid) && new Date(l.since) < notBefore) || detached(l)));
+  const stale = Object.values(ledger.leases).filter((l) => needsLiveAttach(l) && ((!running.has(l.uuid) && new Date(l.since) < notBefore) || detached(l)));
   const release = planReleaseKeys(ledger, stale.map((l) => l.key));
   const going = new Set(stale.map((l) => l.key));
 

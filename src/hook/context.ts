@@ -1,8 +1,14 @@
-// What every hook handler needs, built once per invocation.
+// What the hook handlers need, each built at most once per invocation and only when needed.
 
 import type { Config } from '../config/config.js';
 import type { Runner } from '../exec/runner.js';
 import type { Logger } from '../log.js';
+
+/** The config alone (cheap), or the whole context (adds the log and the runner). */
+export interface HookEnv {
+  config(): Promise<Config>;
+  context(): Promise<HookContext>;
+}
 
 export interface HookContext {
   cfg: Config;

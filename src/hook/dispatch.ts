@@ -3,7 +3,8 @@
 // Hooks must never call back into libvirt (it holds locks while they run).
 
 import { VfwireError } from '../errors.js';
-import type { HookContext } from './context.js';
+import { needsLiveAttach, type Lease } from '../ledger/types.js';
+import type { HookEnv } from './context.js';
 
 // Handlers load on demand: libvirt runs this for every operation of every tagged VM, and most
 // operations (start, stopped/begin, ...) need none of them.
@@ -17,45 +18,44 @@ export interface HookCall {
 }
 
 /** Runs one hook call; a thrown error means "refuse" (non-zero exit, one line on stderr). */
-export async function dispatch(call: HookCall, ctx: () => Promise<HookContext>): Promise<void> {
+export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
   const when = `${call.op}/${call.subOp}`;
   switch (when) {
     case 'prepare/begin': {
       const req = (await domain()).parseDomainXml(call.xml);
-      if (req.interfaces) await (await import('./prepare.js')).prepare(req, await ctx());
+      if (req.interfaces) await (await import('./prepare.js')).prepare(req, await env.context());
       return;
     }
     case 'started/begin': {
       // QEMU runs; the start job is still libvirt's. A separate worker attaches the devices.
-      const c = await ctx();
       try {
         const { uuid, name } = (await domain()).readDomainIdentity(call.xml);
-        const { leasesOf } = await import('../ledger/record.js');
-        const { readLedger } = await import('../ledger/store.js');
-        const pending = leasesOf(await readLedger(c.cfg.stateDir), uuid).filter((l) => l.attach !== 'netns');
+        const pending = (await leasesOfVm(env, uuid)).filter(needsLiveAttach);
+        if (pending.length === 0) return;
+        const c = await env.context();
         const { spawnAttachWorker } = await import('../attach/spawn.js');
-        if (pending.length) c.log.info('attach worker started', { vm: name, uuid, pid: spawnAttachWorker(c.cfg.path, name, uuid, Date.now()) });
+        c.log.info('attach worker started', { vm: name, uuid, pid: spawnAttachWorker(c.cfg.path, name, uuid, Date.now()) });
       } catch (err) {
         // Too late to refuse the start: without its attach the VM just has no VF; say so.
-        c.log.error('started: could not start the attach worker', { vm: call.vm, error: (err as Error).message });
+        (await env.context()).log.error('started: could not start the attach worker', { vm: call.vm, error: (err as Error).message });
       }
       return;
     }
     case 'stopped/end':
     case 'release/end': {
       // Release by UUID even when the metadata is gone or broken: the ledger knows what it holds.
+      // Every VM of the host ends here: one without leases costs a ledger read, nothing more.
       const { uuid, name } = (await domain()).readDomainIdentity(call.xml);
-      await (await import('./release.js')).release(uuid, name, await ctx());
+      if ((await leasesOfVm(env, uuid)).length) await (await import('./release.js')).release(uuid, name, await env.context());
       return;
     }
     case 'reconnect/begin': {
       // libvirt kills the running QEMU when this hook fails: never fail here.
-      const c = await ctx();
       try {
         const { uuid, name } = (await domain()).readDomainIdentity(call.xml);
-        await (await import('./reconnect.js')).readopt(uuid, name, c);
+        if ((await leasesOfVm(env, uuid)).length) await (await import('./reconnect.js')).readopt(uuid, name, await env.context());
       } catch (err) {
-        c.log.error('reconnect: could not re-adopt leases', { vm: call.vm, error: (err as Error).message });
+        (await env.context()).log.error('reconnect: could not re-adopt leases', { vm: call.vm, error: (err as Error).message });
       }
       return;
     }
@@ -69,4 +69,10 @@ export async function dispatch(call: HookCall, ctx: () => Promise<HookContext>):
       // start, stopped/begin, attach... nothing to do.
       return;
   }
+}
+
+/** A VM's leases from a lock-free read of the ledger: the cheap test before anything heavier. */
+async function leasesOfVm(env: HookEnv, uuid: string): Promise<Lease[]> {
+  const [cfg, { leasesOf }, { readLedger }] = await Promise.all([env.config(), import('../ledger/record.js'), import('../ledger/store.js')]);
+  return leasesOf(await readLedger(cfg.stateDir), uuid);
 }

@@ -5,7 +5,6 @@
 import type { DomainRequest } from '../domain/interface-spec.js';
 import { ValidationError } from '../errors.js';
 import { hasEspOffload } from '../host/esp-offload.js';
-import { checkIkeChildren } from '../ipsec/ikev2.js';
 import { peersOf } from '../plan/peers.js';
 import { applySteps } from '../exec/apply.js';
 import { readInventory } from '../host/inventory.js';
@@ -58,6 +57,8 @@ async function checkEncryptedPath(req: DomainRequest, { cfg, runner }: HookConte
   const peers = [...new Map(encrypted.flatMap((i) => peersOf(cfg, i.vni)).map((p) => [p.name, p])).values()];
   if (peers.length === 0) return;
   if (cfg.ipsec.mode === 'ikev2') {
+    // Only IKEv2 hosts load strongSwan's side of vfwire.
+    const { checkIkeChildren } = await import('../ipsec/ikev2.js');
     const missing = await checkIkeChildren(cfg, runner, peers);
     if (missing.length) throw new ValidationError(`encrypt: required, but these strongSwan CHILD_SAs are not INSTALLED: ${missing.join(', ')} (see swanctl --list-sas; vfwire ipsec up)`, { vm: req.name });
   }

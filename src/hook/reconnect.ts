@@ -9,11 +9,12 @@ export async function readopt(uuid: string, vm: string, ctx: HookContext): Promi
   await withLedger(
     ctx.cfg.stateDir,
     async (txn) => {
-      const leases = leasesOf(txn.data, uuid);
-      if (leases.length === 0) return;
-      markActive(txn.data, leases.map((l) => l.key));
+      // Only a lease still 'preparing' changes; a daemon restart with all leases active writes nothing.
+      const preparing = leasesOf(txn.data, uuid).filter((l) => l.state === 'preparing');
+      if (preparing.length === 0) return;
+      markActive(txn.data, preparing.map((l) => l.key));
       await txn.save();
-      ctx.log.info('re-adopted leases', { vm, uuid, leases: leases.map((l) => l.key) });
+      ctx.log.info('re-adopted leases', { vm, uuid, leases: preparing.map((l) => l.key) });
     },
     { timeoutMs: ctx.cfg.lockTimeoutMs },
   );

@@ -3,14 +3,13 @@
 
 import { undoAll } from '../exec/apply.js';
 import { readBootId } from '../host/boot-id.js';
-import { dropLeases, forgetEarlierBoot, leasesOf } from '../ledger/record.js';
-import { readLedger, withLedger, type LedgerTxn } from '../ledger/store.js';
+import { dropLeases, forgetEarlierBoot } from '../ledger/record.js';
+import { withLedger, type LedgerTxn } from '../ledger/store.js';
 import { planRelease } from '../plan/release.js';
 import type { HookContext } from './context.js';
 
+/** Called once a lock-free read found leases of the VM (hook/dispatch.ts). */
 export async function release(uuid: string, vm: string, ctx: HookContext): Promise<void> {
-  // Every VM's end comes here; one without leases costs a read, not the host-wide lock.
-  if (leasesOf(await readLedger(ctx.cfg.stateDir), uuid).length === 0) return;
   await withLedger(ctx.cfg.stateDir, (txn) => releaseLocked(txn, uuid, vm, ctx), { timeoutMs: ctx.cfg.lockTimeoutMs });
 }
 

@@ -39,6 +39,11 @@ export interface Lease {
   undo: Command[];
 }
 
+/** Leases that become a device of the running VM (a sim netns guest's VF moves by itself). */
+export function needsLiveAttach(lease: Pick<Lease, 'attach'>): boolean {
+  return lease.attach !== 'netns';
+}
+
 export interface VniState {
   vni: number;
   /** Keys of the leases on this VNI; the overlay goes when the last one does. */

@@ -35,12 +35,13 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
   const overlayMtu = maxGuestMtu(cfg.underlay.mtu, cfg.ipsec.mode !== 'off');
   const plan: PreparePlan = { vm: req.name, uuid: req.uuid, leases: [], newVnis: [], peerUpdates: [], steps: [] };
   const taken = new Set<string>();
+  const checkedPeers = new Set<string>();
 
   for (const spec of ifaces) {
     const peers = peersOf(cfg, spec.vni);
     const key = leaseKey(req.uuid, spec.index);
     // The SA checks run first: nothing is touched for a VM that would not be encrypted.
-    plan.steps.unshift(...encryptionChecks(req.name, spec, cfg, peers, ledger, key, plan.steps));
+    plan.steps.unshift(...encryptionChecks(req.name, spec, cfg, peers, ledger, key, checkedPeers));
     const mtu = guestMtu(req.name, spec, cfg, overlayMtu);
     checkMacFree(req.name, spec, ledger);
     checkMtuMatches(req.name, spec, mtu, ledger, plan.leases);
@@ -48,30 +49,31 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
     taken.add(`${pf.name}/${vf.index}`);
 
     const addrs = peers.map((p) => p.address);
+    const vfSteps = renderVfConfig(cfg.backend, cfg.netns, { leaseKey: key, pf: pf.name, vf: vf.index, vfDev: vf.netdev, mac: spec.mac, mtu, origMac: vf.mac });
     if (cfg.overlay === 'tc-flower') {
-      plan.steps.push(...renderVfConfig(cfg.backend, cfg.netns, { leaseKey: key, pf: pf.name, vf: vf.index, vfDev: vf.netdev, mac: spec.mac, mtu, origMac: vf.mac }));
-      plan.steps.push(...tcFlowerJoin(cfg, ledger, plan, { vni: spec.vni, peers: addrs, member: { leaseKey: key, rep: vf.rep!, mac: spec.mac, pci: vf.pci } }));
-      plan.leases.push(newLease(req, spec, key, pf.name, vf, mtu, cfg, now));
-      continue;
+      plan.steps.push(...vfSteps, ...tcFlowerJoin(cfg, ledger, plan, { vni: spec.vni, peers: addrs, member: { leaseKey: key, rep: vf.rep!, mac: spec.mac, pci: vf.pci } }));
+    } else {
+      plan.steps.push(...bridgeVniSteps(plan, host, ledger, spec.vni, overlayMtu, addrs), ...vfSteps, renderMemberJoin(host, key, vf.rep!, spec.vni, mtu));
     }
-    const live = ledger.vnis[String(spec.vni)];
-    const seen = plan.newVnis.some((v) => v.vni === spec.vni) || plan.peerUpdates.some((v) => v.vni === spec.vni);
-    if (!live && !seen) {
-      plan.newVnis.push({ vni: spec.vni, peers: addrs });
-      plan.steps.push(...renderVniCreate(host, spec.vni, overlayMtu, addrs));
-    } else if (live && !seen) {
-      const add = addrs.filter((a) => !live.peers.includes(a));
-      const remove = live.peers.filter((a) => !addrs.includes(a));
-      if (add.length || remove.length) {
-        plan.peerUpdates.push({ vni: spec.vni, peers: addrs });
-        plan.steps.push(...renderPeerChanges(host, spec.vni, add, remove));
-      }
-    }
-    plan.steps.push(...renderVfConfig(cfg.backend, cfg.netns, { leaseKey: key, pf: pf.name, vf: vf.index, vfDev: vf.netdev, mac: spec.mac, mtu, origMac: vf.mac }));
-    plan.steps.push(renderMemberJoin(host, key, vf.rep!, spec.vni, mtu));
     plan.leases.push(newLease(req, spec, key, pf.name, vf, mtu, cfg, now));
   }
   return plan;
+}
+
+/** The bridge overlay of a VNI: created by its first member, its peers brought up to date by the next. */
+function bridgeVniSteps(plan: PreparePlan, host: OverlayHost, ledger: LedgerData, vni: number, overlayMtu: number, addrs: string[]): Step[] {
+  const live = ledger.vnis[String(vni)];
+  const seen = plan.newVnis.some((v) => v.vni === vni) || plan.peerUpdates.some((v) => v.vni === vni);
+  if (seen) return [];
+  if (!live) {
+    plan.newVnis.push({ vni, peers: addrs });
+    return renderVniCreate(host, vni, overlayMtu, addrs);
+  }
+  const add = addrs.filter((a) => !live.peers.includes(a));
+  const remove = live.peers.filter((a) => !addrs.includes(a));
+  if (add.length === 0 && remove.length === 0) return [];
+  plan.peerUpdates.push({ vni, peers: addrs });
+  return renderPeerChanges(host, vni, add, remove);
 }
 
 // Two guests with one MAC on one L2 segment break each other (a clone that kept an explicit MAC).
@@ -133,7 +135,7 @@ function guestMtu(vm: string, spec: InterfaceSpec, cfg: Config, overlayMtu: numb
 // it. A VNI with no peers never leaves the host, so it needs no IPsec. With static IPsec the
 // peers' SAs must be up (ledger) and still in the kernel (which drops offloaded SAs when their
 // netdev goes down): one `ip xfrm state get` per SA, once per plan.
-function encryptionChecks(vm: string, spec: InterfaceSpec, cfg: Config, peers: PeerConfig[], ledger: LedgerData, leaseKey: string, planned: Step[]): Step[] {
+function encryptionChecks(vm: string, spec: InterfaceSpec, cfg: Config, peers: PeerConfig[], ledger: LedgerData, leaseKey: string, checked: Set<string>): Step[] {
   if (spec.encrypt !== 'required' || peers.length === 0) return [];
   const names = peers.map((p) => p.name).join(', ');
   if (cfg.ipsec.mode === 'off') {
@@ -147,7 +149,7 @@ function encryptionChecks(vm: string, spec: InterfaceSpec, cfg: Config, peers: P
   if (down.length) {
     throw new ValidationError(`interface ${spec.index}: encrypt: required, but no IPsec SAs to ${down.map((p) => p.name).join(', ')} are up (run: vfwire ipsec up)`, { vm });
   }
-  return peers
-    .filter((p) => !planned.some((s) => s.kind === 'ipsec-check' && s.device.startsWith(`${p.name} `)))
-    .flatMap((p) => renderPeerCheck(p.name, cfg.underlay.netns ?? cfg.netns, ledger.ipsec!.peers[p.name]!.sas, leaseKey));
+  const unchecked = peers.filter((p) => !checked.has(p.name));
+  for (const p of unchecked) checked.add(p.name);
+  return unchecked.flatMap((p) => renderPeerCheck(p.name, cfg.underlay.netns ?? cfg.netns, ledger.ipsec!.peers[p.name]!.sas, leaseKey));
 }

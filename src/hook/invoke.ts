@@ -1,0 +1,53 @@
+// One hook call as hooks/qemu makes it (through hook-main.ts): read the domain XML, dispatch,
+// and turn the outcome into the exit code and the one stderr line libvirt shows.
+
+import type { Config } from '../config/config.js';
+import { oneLine, ValidationError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { HookContext, HookEnv } from './context.js';
+import { dispatch } from './dispatch.js';
+import { DOMAIN_XML_MAX_BYTES } from '../domain/limits.js';
+
+export async function invokeHook(vm: string, op: string, subOp: string): Promise<number> {
+  let log: Logger | undefined;
+  let cfg: Promise<Config> | undefined;
+  let ctx: Promise<HookContext> | undefined;
+  // Each loaded only when an operation needs it: the config (yaml, zod), then the log (winston).
+  const config = () => (cfg ??= import('../config/config.js').then(({ configPath, loadConfig }) => loadConfig(configPath())));
+  const context = () =>
+    (ctx ??= Promise.all([config(), import('../log.js'), import('../exec/runner.js')]).then(([c, { createLogger }, { ExecRunner }]) => {
+      log = createLogger(c.logDir, 'hook');
+      // Fault injection exists for the sim's tests only; a stray variable must not break real hosts.
+      const injected = (name: string) => (c.backend === 'sim' && process.env[name] !== undefined ? Number(process.env[name]) : undefined);
+      return { cfg: c, runner: new ExecRunner(c.commandTimeoutMs), log, failAt: injected('VFWIRE_TEST_FAIL_STEP'), hangAt: injected('VFWIRE_TEST_HANG_STEP') };
+    }));
+  const env: HookEnv = { config, context };
+  try {
+    const xml = await readStdin(DOMAIN_XML_MAX_BYTES);
+    await dispatch({ vm, op, subOp, xml }, env);
+    return 0;
+  } catch (err) {
+    const line = oneLine(err);
+    log?.error('hook refused', { vm, op, subOp, error: line });
+    // libvirt kills a running QEMU whose reconnect hook fails: whatever went wrong, not that.
+    if (op === 'reconnect') return 0;
+    // libvirt puts the hook's stderr into the error `virsh start` prints: one clear line.
+    process.stderr.write(`vfwire: ${line}\n`);
+    // Set now, not after the log is flushed: the answer must not depend on the log.
+    process.exitCode = 1;
+    return 1;
+  } finally {
+    if (log) await (await import('../log.js')).closeLogger(log);
+  }
+}
+
+async function readStdin(limit: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new ValidationError(`domain XML on stdin is larger than ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
