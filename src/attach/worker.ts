@@ -11,7 +11,7 @@ import type { HookContext } from '../hook/context.js';
 import { releaseLocked } from '../hook/release.js';
 import { leasesOf } from '../ledger/record.js';
 import { readLedger, withLedger } from '../ledger/store.js';
-import { needsLiveAttach, type Lease } from '../ledger/types.js';
+import { needsLiveAttach } from '../ledger/types.js';
 import type { Logger } from '../log.js';
 import { renderDeviceXml } from './device-xml.js';
 
