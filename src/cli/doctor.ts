@@ -3,15 +3,12 @@
 import { configPath, loadConfig } from '../config/config.js';
 import { runChecks } from '../doctor/checks.js';
 import { ExitError } from '../errors.js';
-import { ExecRunner } from '../exec/runner.js';
-import { SimDevlinkRunner } from '../sim/devlink-emulator.js';
+import { hostRunner } from '../host/host-runner.js';
 import { makeTable } from './table.js';
 
 export async function doctorCommand(opts: { json?: boolean; config?: string }): Promise<void> {
   const cfg = await loadConfig(configPath(opts.config));
-  const exec = new ExecRunner(cfg.commandTimeoutMs);
-  const runner = cfg.backend === 'sim' ? new SimDevlinkRunner(cfg.sysfsRoot, exec) : exec;
-  const results = await runChecks({ cfg, runner });
+  const results = await runChecks({ cfg, runner: hostRunner(cfg) });
   if (opts.json) console.log(JSON.stringify(results, null, 2));
   else {
     const t = makeTable(['CHECK', 'STATUS', 'DETAIL', 'FIX']);

@@ -45,6 +45,11 @@ export interface Config {
   lockTimeoutMs: number;
 }
 
+/** Where the underlay (and the uplink doing IPsec) lives: its own netns, else the host's. */
+export function underlayNetns(cfg: Pick<Config, 'netns' | 'underlay'>): string | undefined {
+  return cfg.underlay.netns ?? cfg.netns;
+}
+
 /** The config path: --config, then $VFWIRE_CONFIG, then the default. */
 export function configPath(flag?: string): string {
   return flag ?? process.env.VFWIRE_CONFIG ?? DEFAULT_CONFIG_PATH;

@@ -3,9 +3,10 @@
 
 import { z } from 'zod';
 import { VNI_MAX, VNI_MIN } from '../domain/interface-spec.js';
+import { IFNAME_RE } from '../host/identifiers.js';
 
 // No leading '-': every name ends up in an argv, where it must never read as an option.
-const ifname = z.string().regex(/^(?!-)(?!\.\.?$)[A-Za-z0-9_.-]{1,15}$/, 'must be a network interface name (1-15 of A-Z a-z 0-9 _ . -, not starting with -)');
+const ifname = z.string().regex(IFNAME_RE, 'must be a network interface name (1-15 of A-Z a-z 0-9 _ . -, not starting with -)');
 const simpleName = z.string().regex(/^(?!-)[A-Za-z0-9_.-]{1,64}$/, 'must be a simple name (A-Z a-z 0-9 _ . -, not starting with -)');
 const ipv4 = z.ipv4({ message: 'must be an IPv4 address' });
 const vni = z.number().int().min(VNI_MIN).max(VNI_MAX);

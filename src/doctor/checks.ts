@@ -1,22 +1,23 @@
 // `vfwire doctor`: every precondition of the lab setup, each a pass/fail line with the fix.
 // Checks only read; none changes the host.
 
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { release as kernelRelease } from 'node:os';
 import { oneLine } from '../errors.js';
-import type { Config } from '../config/config.js';
+import { type Config, underlayNetns } from '../config/config.js';
 import type { Runner } from '../exec/runner.js';
 import { readDevlinkState } from '../host/devlink.js';
 import { hasEspOffload } from '../host/esp-offload.js';
 import { readInventory, type Inventory } from '../host/inventory.js';
-import { ip } from '../exec/tools.js';
+import { ip, tc } from '../exec/tools.js';
 import { lostSas } from '../ipsec/sa-kernel.js';
 import { readLedger } from '../ledger/store.js';
 import type { LedgerData } from '../ledger/types.js';
-import { parseBondLink, parseMlx5LagDebugfs, reportLag } from '../failover/lag-status.js';
-import { checkTcOffload, parseTcFilterShow, tc, tcVniRules, type TcFilterStatus } from '../overlay/tc-flower.js';
-import { tcMembersOf } from '../plan/tc-members.js';
+import { parseBondingProc, parseBondLink, parseMlx5LagDebugfs, reportLag } from '../failover/lag-status.js';
+import { readText } from '../host/sysfs-read.js';
+import { checkTcOffload, parseTcFilterShow, tcVniRules, type TcFilterStatus } from '../overlay/tc-flower.js';
+import { tcVniStateOf } from '../plan/tc-members.js';
 
 export type Status = 'pass' | 'fail' | 'warn' | 'skip';
 
@@ -81,7 +82,7 @@ async function ipsecChecks(ctx: DoctorContext, ledger: LedgerData | undefined): 
   const { cfg, runner } = ctx;
   const out: CheckResult[] = [];
   const uplink = cfg.underlay.interface;
-  const netns = cfg.underlay.netns ?? cfg.netns;
+  const netns = underlayNetns(cfg);
   try {
     const hw = await hasEspOffload(runner, netns, uplink);
     if (hw) out.push(pass(`${uplink}: ESP offload`, 'esp-hw-offload: on'));
@@ -107,7 +108,7 @@ async function ipsecChecks(ctx: DoctorContext, ledger: LedgerData | undefined): 
 // Every rule the ledger's tc-flower VNIs imply must be in the kernel and report in_hw: a rule
 // that runs in software only means the overlay runs at CPU speed, or not at all (skip_sw).
 async function tcOffloadCheck({ cfg, runner }: DoctorContext, ledger: LedgerData): Promise<CheckResult> {
-  const expected = Object.values(ledger.vnis).flatMap((v) => (v.tc ? tcVniRules(v.tc, { vni: v.vni, peers: v.peers, members: tcMembersOf(ledger, v.vni) }) : []));
+  const expected = Object.values(ledger.vnis).flatMap((v) => (v.tc ? tcVniRules(v.tc, tcVniStateOf(ledger, v.vni)) : []));
   if (expected.length === 0) return pass('tc-flower rules', 'no leases on tc-flower VNIs');
   const shown = new Map<string, TcFilterStatus[]>();
   for (const dev of new Set(expected.map((r) => r.dev))) {
@@ -120,15 +121,20 @@ async function tcOffloadCheck({ cfg, runner }: DoctorContext, ledger: LedgerData
 
 async function lagCheck({ cfg, runner }: DoctorContext, inv: Inventory | undefined): Promise<CheckResult> {
   const bondName = cfg.underlay.interface;
-  const netns = cfg.underlay.netns ?? cfg.netns;
+  const netns = underlayNetns(cfg);
   const out = await runner.run({ argv: ip(netns, '-j', '-d', 'link', 'show', 'dev', bondName) }).catch(() => undefined);
   if (!out) return fail('VF LAG', `no bond ${bondName}`, 'vfwire host setup');
   const pf0 = inv?.get(cfg.pfs[0]!.name)?.pci;
   const debugfs = pf0 ? `/sys/kernel/debug/mlx5/${pf0}/lag` : undefined;
-  const mlx5 = debugfs && existsSync(join(debugfs, 'state')) ? parseMlx5LagDebugfs({ state: readFileSync(join(debugfs, 'state'), 'utf8') }) : undefined;
+  // type and flags are unreadable (EINVAL) while the LAG is inactive.
+  const lagFile = (name: string) => (debugfs ? readText(join(debugfs, name)) : Promise.resolve(undefined));
+  const [state, type, flags] = await Promise.all(['state', 'type', 'flags'].map(lagFile));
+  const mlx5 = state !== undefined ? parseMlx5LagDebugfs({ state, type, flags }) : undefined;
+  // The bond's ports and their MII come from /proc/net/bonding, which shows this netns's bonds.
+  const proc = netns === undefined ? await readText(`/proc/net/bonding/${bondName}`) : undefined;
   let bond;
   try {
-    bond = parseBondLink(out.stdout, bondName);
+    bond = proc !== undefined ? parseBondingProc(proc, bondName) : parseBondLink(out.stdout, bondName);
   } catch (err) {
     return fail('VF LAG', oneLine(err), 'vfwire host setup (with failover, underlay.interface names the bond)');
   }

@@ -1,5 +1,6 @@
 // argv builders for the host tools. On a sim host every command runs inside the host's netns;
-// Node cannot setns() one thread, so "inside" means iproute2's own `-n NS` (`ip -n`, `bridge -n`).
+// Node cannot setns() one thread, so "inside" means iproute2's own `-n NS` (`ip -n`, `bridge -n`,
+// `tc -n`).
 
 export function ip(netns: string | undefined, ...args: string[]): string[] {
   return netns ? ['ip', '-n', netns, ...args] : ['ip', ...args];
@@ -7,4 +8,8 @@ export function ip(netns: string | undefined, ...args: string[]): string[] {
 
 export function bridge(netns: string | undefined, ...args: string[]): string[] {
   return netns ? ['bridge', '-n', netns, ...args] : ['bridge', ...args];
+}
+
+export function tc(netns: string | undefined, ...args: string[]): string[] {
+  return netns ? ['tc', '-n', netns, ...args] : ['tc', ...args];
 }

@@ -13,6 +13,7 @@
 //   state "active" | "disabled", type "switchdev" for a VF LAG, flags "shared_fdb:on".
 
 import { ValidationError } from '../errors.js';
+import { parseJsonOutput } from '../json-output.js';
 
 export interface BondPort {
   name: string;
@@ -73,12 +74,7 @@ export function parseBondingProc(text: string, bond = 'bond'): BondStatus {
 
 /** Parses `ip -j -d link show <bond>`; ports come from /proc (or `ip -j link show master <bond>`). */
 export function parseBondLink(json: string, bond = 'bond'): BondStatus {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(json);
-  } catch {
-    throw new ValidationError(`ip link show ${bond}: output is not JSON`);
-  }
+  const doc = parseJsonOutput(json, `ip link show ${bond}`);
   const link = (Array.isArray(doc) ? doc[0] : undefined) as
     | { flags?: string[]; operstate?: string; linkinfo?: { info_kind?: string; info_data?: { mode?: string; active_slave?: string; miimon?: number; primary?: string } } }
     | undefined;

@@ -39,14 +39,13 @@
 import { ResourceError, ValidationError } from '../errors.js';
 import { ip } from '../exec/tools.js';
 import type { EswitchMode } from '../host/devlink.js';
+import { IFNAME_RE, PCI_ADDRESS_RE } from '../host/identifiers.js';
 import type { Command, Step, StepOwner } from '../plan/step.js';
 
-/** Host state: never recorded in the ledger (VNI 0 is no tenant VNI); stands in for a proposed `{ kind: 'host' }`. */
+/** Host state: `host setup` makes and keeps it, the ledger records no undo of it. */
 const HOST_OWNER: StepOwner = { kind: 'host' };
 
 const DEFAULT_LINK = { mtu: 1500, up: false };
-const IFNAME = /^(?!-)(?!\.\.?$)[A-Za-z0-9_.-]{1,15}$/;
-const PCI = /^[0-9a-f]{4}:[0-9a-f]{2}:[01][0-9a-f]\.[0-7]$/i;
 
 export type FlowSteeringMode = 'dmfs' | 'smfs';
 
@@ -264,17 +263,17 @@ function validate(input: HostSetupInput): void {
   if (input.pfs.length === 0) throw bad('no PF to set up');
   const names = new Set<string>();
   for (const pf of input.pfs) {
-    if (!IFNAME.test(pf.name)) throw bad(`pf ${JSON.stringify(pf.name)} is not an interface name`);
+    if (!IFNAME_RE.test(pf.name)) throw bad(`pf ${JSON.stringify(pf.name)} is not an interface name`);
     if (names.has(pf.name)) throw bad(`pf ${pf.name} is listed twice`);
     names.add(pf.name);
-    if (!PCI.test(pf.pci)) throw bad(`pf ${pf.name}: pci ${JSON.stringify(pf.pci)} is not a PCI address like 0000:03:00.0`);
+    if (!PCI_ADDRESS_RE.test(pf.pci)) throw bad(`pf ${pf.name}: pci ${JSON.stringify(pf.pci)} is not a PCI address like 0000:03:00.0`);
     if (!Number.isInteger(pf.numVfs) || pf.numVfs < 0 || pf.numVfs > 127) throw bad(`pf ${pf.name}: ${pf.numVfs} VFs (ConnectX-6 Dx: 0..127)`);
     // No names: the representors live elsewhere and are not host setup's to configure.
     if (pf.reps.length !== 0 && pf.reps.length !== pf.numVfs) throw bad(`pf ${pf.name}: ${pf.numVfs} VFs but ${pf.reps.length} representor names`);
-    for (const r of pf.reps) if (!IFNAME.test(r)) throw bad(`pf ${pf.name}: representor ${JSON.stringify(r)} is not an interface name`);
+    for (const r of pf.reps) if (!IFNAME_RE.test(r)) throw bad(`pf ${pf.name}: representor ${JSON.stringify(r)} is not an interface name`);
   }
   const u = input.underlay;
-  if (!IFNAME.test(u.interface)) throw bad(`underlay interface ${JSON.stringify(u.interface)} is not an interface name`);
+  if (!IFNAME_RE.test(u.interface)) throw bad(`underlay interface ${JSON.stringify(u.interface)} is not an interface name`);
   if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(u.address) || u.address.split('.').some((o) => Number(o) > 255)) throw bad(`underlay address ${JSON.stringify(u.address)} is not IPv4`);
   if (!Number.isInteger(u.prefixLength) || u.prefixLength < 1 || u.prefixLength > 32) throw bad(`underlay prefix length ${u.prefixLength} is not 1..32`);
   if (input.failover) {

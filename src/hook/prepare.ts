@@ -2,6 +2,7 @@
 // before the first command runs and removed again if any step fails, so neither a failure nor a
 // crash in between can leak a VF without a trace in the ledger.
 
+import { underlayNetns } from '../config/config.js';
 import type { DomainRequest } from '../domain/interface-spec.js';
 import { ValidationError } from '../errors.js';
 import { hasEspOffload } from '../host/esp-offload.js';
@@ -63,7 +64,7 @@ async function checkEncryptedPath(req: DomainRequest, { cfg, runner }: HookConte
     if (missing.length) throw new ValidationError(`encrypt: required, but these strongSwan CHILD_SAs are not INSTALLED: ${missing.join(', ')} (see swanctl --list-sas; vfwire ipsec up)`, { vm: req.name });
   }
   const uplink = cfg.underlay.interface;
-  if (!cfg.ipsec.allowSoftwareCrypto && !(await hasEspOffload(runner, cfg.underlay.netns ?? cfg.netns, uplink))) {
+  if (!cfg.ipsec.allowSoftwareCrypto && !(await hasEspOffload(runner, underlayNetns(cfg), uplink))) {
     throw new ValidationError(
       `encrypt: required, but ${uplink} has no ESP offload (ethtool -k ${uplink}: esp-hw-offload is not on; see vfwire doctor); ` +
         `set ipsec.allow_software_crypto: true in ${cfg.path} to accept CPU crypto`,

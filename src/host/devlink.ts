@@ -4,6 +4,7 @@
 
 import { VfwireError } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
+import { parseJsonOutput } from '../json-output.js';
 
 export type EswitchMode = 'legacy' | 'switchdev' | 'switchdev_inactive';
 
@@ -38,9 +39,5 @@ export async function readDevlinkState(runner: Runner, pci: string): Promise<Dev
 }
 
 function parseJson(json: string, what: string, pci: string): unknown {
-  try {
-    return JSON.parse(json);
-  } catch {
-    throw new VfwireError(`devlink ${what} pci/${pci}: output is not JSON`);
-  }
+  return parseJsonOutput(json, `devlink ${what} pci/${pci}`);
 }

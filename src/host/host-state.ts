@@ -1,13 +1,14 @@
 // What `host setup` needs to know before it changes anything: per PF its VF count, eswitch and
 // flow steering modes, addresses, MTU, link state and master; its representors; the bond.
 
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config } from '../config/config.js';
 import type { Runner } from '../exec/runner.js';
 import { ip } from '../exec/tools.js';
 import type { BondState, HostState, LinkState, PfSetup, PfState } from '../failover/vf-lag.js';
+import { parseJsonOutput } from '../json-output.js';
 import { readDevlinkState } from './devlink.js';
+import { readInt } from './sysfs-read.js';
 
 interface IpLink {
   ifname: string;
@@ -68,10 +69,5 @@ function inet(l: IpLink): string[] {
 
 async function showLink(runner: Runner, netns: string | undefined, dev: string): Promise<IpLink | undefined> {
   const r = await runner.run({ argv: ip(netns, '-j', '-d', 'addr', 'show', 'dev', dev) }).catch(() => undefined);
-  return r ? (JSON.parse(r.stdout) as IpLink[])[0] : undefined;
-}
-
-async function readInt(path: string): Promise<number | undefined> {
-  const text = await readFile(path, 'utf8').then((s) => s.trim(), () => undefined);
-  return text !== undefined && /^\d+$/.test(text) ? Number(text) : undefined;
+  return r ? (parseJsonOutput(r.stdout, `ip addr show dev ${dev}`) as IpLink[])[0] : undefined;
 }

@@ -7,9 +7,10 @@
 //   <root>/class/net/<rep>/phys_port_name  "pf0vf3" for VF 3 of PCI function 0 (switchdev)
 //   <root>/class/net/<rep>/phys_switch_id  same as the PF's: the representor is on its eswitch
 
-import { readdir, readFile, readlink, realpath } from 'node:fs/promises';
+import { readdir, readlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { VfwireError } from '../errors.js';
+import { pciDirOf, readInt, readText } from './sysfs-read.js';
 
 export interface VfInfo {
   index: number;
@@ -42,7 +43,7 @@ async function readPf(root: string, name: string, reps: RepInfo[]): Promise<PfIn
   const netDir = join(root, 'class/net', name);
   let pciDir: string;
   try {
-    pciDir = await realpath(join(netDir, 'device'));
+    pciDir = await pciDirOf(root, name);
   } catch (err) {
     throw new VfwireError(`PF ${name} not found under ${join(root, 'class/net')} (is the name in the config right?)`, { cause: err });
   }
@@ -87,12 +88,3 @@ function safeName(name: string | undefined): string | undefined {
   return name !== undefined && /^(?!-)[A-Za-z0-9_.:@-]{1,15}$/.test(name) ? name : undefined;
 }
 
-async function readText(path: string): Promise<string | undefined> {
-  // Many sysfs attributes exist but fail to read (EOPNOTSUPP) on devices that lack them.
-  return readFile(path, 'utf8').then((s) => s.trim(), () => undefined);
-}
-
-async function readInt(path: string): Promise<number | undefined> {
-  const text = await readText(path);
-  return text !== undefined && /^\d+$/.test(text) ? Number(text) : undefined;
-}

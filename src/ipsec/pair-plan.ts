@@ -10,7 +10,7 @@
 // Deleting is never rolled back: the adds carry the plan (and the nonce guard), the deletes of
 // what the move left behind run after them, tolerant of what is already gone.
 
-import type { Config, PeerConfig } from '../config/config.js';
+import { type Config, type PeerConfig, underlayNetns } from '../config/config.js';
 import type { Command as StepCommand, Step } from '../plan/step.js';
 import type { PeerSaState, SaFacts } from '../ledger/types.js';
 import { epochKeys, MAX_EPOCH, nonceSpaceId, type PeerSeed } from './keys.js';
@@ -20,7 +20,7 @@ import { policyDeleteArgv, saDeleteArgv, saGetArgv, type PolicyId } from './sa-k
 import { ValidationError } from '../errors.js';
 
 /** Epochs received ahead: one more SA in the NIC per peer buys one more loss before the peer followed. */
-export const LOOKAHEAD = 2;
+const LOOKAHEAD = 2;
 
 export interface PairContext extends PeerSaContext {
   local: string;
@@ -90,7 +90,7 @@ export function peerBehind(state: PeerSaState): boolean {
 
 /** Where a peer's SAs live on this host. */
 export function pairContext(cfg: Config, peer: PeerConfig): PairContext {
-  return { peerName: peer.name, local: cfg.underlay.address, peer: peer.address, uplink: cfg.underlay.interface, netns: cfg.underlay.netns ?? cfg.netns, priority: cfg.ipsec.priority };
+  return { peerName: peer.name, local: cfg.underlay.address, peer: peer.address, uplink: cfg.underlay.interface, netns: underlayNetns(cfg), priority: cfg.ipsec.priority };
 }
 
 /** Which epoch each lookahead SA of a state belongs to, newest first. */
@@ -119,7 +119,7 @@ export function firstUnusedEpoch(ctx: PairContext, seed: PeerSeed, used: readonl
 }
 
 /** What `ipsec down` runs, in the order of installing (it runs them in reverse). */
-export function pairUndo(netns: string | undefined, state: Pick<PeerSaState, 'sas' | 'lookahead'>): StepCommand[] {
+function pairUndo(netns: string | undefined, state: Pick<PeerSaState, 'sas' | 'lookahead'>): StepCommand[] {
   const sas = [...state.sas, ...(state.lookahead ?? [])];
   return [...sas.map((sa) => ({ argv: saDeleteArgv(netns, sa) })), ...state.sas.map((sa) => ({ argv: policyDeleteArgv(netns, sa) }))];
 }

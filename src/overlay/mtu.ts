@@ -3,8 +3,8 @@
 // and, with IPsec in transport mode and AES-GCM-128, ESP header (8) + IV (8) + ICV (16) +
 // trailer (2) + up to 3 bytes of padding to a 4-byte boundary.
 
-export const VXLAN_OVERHEAD = 50;
-export const ESP_GCM128_TRANSPORT_OVERHEAD = 8 + 8 + 16 + 2 + 3;
+const VXLAN_OVERHEAD = 50;
+const ESP_GCM128_TRANSPORT_OVERHEAD = 8 + 8 + 16 + 2 + 3;
 
 /** The largest MTU a guest interface can use without fragmenting on the underlay. */
 export function maxGuestMtu(underlayMtu: number, encrypted: boolean): number {

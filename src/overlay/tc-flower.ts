@@ -71,7 +71,11 @@
 // `nocsum` a rule evaluated in software would send the same bytes. TTL is left to the route.
 
 import { ValidationError } from '../errors.js';
-import { ip } from '../exec/tools.js';
+import { VNI_MAX, VNI_MIN } from '../domain/interface-spec.js';
+import { isUnicastMac, normalizeMac } from '../domain/mac.js';
+import { ip, tc } from '../exec/tools.js';
+import { PCI_ADDRESS_RE } from '../host/identifiers.js';
+import { parseJsonOutput } from '../json-output.js';
 import type { Command, Step, StepOwner } from '../plan/step.js';
 import { VXLAN_PORT } from './names.js';
 
@@ -81,8 +85,8 @@ export const TC_VXLAN_DEVICE = 'vfwvxlan';
 /** mlx5's forward destinations per rule (MLX5_MAX_FLOW_FWD_VPORTS, Linux >= 5.16). */
 export const MLX5_MAX_FWD_DESTS = 32;
 
-export const REP_PREF = { local: 1, bum: 2, flood: 3, drop: 4 } as const;
-export const VXLAN_PREF = { unicast: 1, bum: 2 } as const;
+const REP_PREF = { local: 1, bum: 2, flood: 3, drop: 4 } as const;
+const VXLAN_PREF = { unicast: 1, bum: 2 } as const;
 
 const MULTICAST = '01:00:00:00:00:00/01:00:00:00:00:00';
 const MAX_PEERS = 256;
@@ -90,16 +94,9 @@ const MAX_PEERS = 256;
 /**
  * Owner of steps whose undo must never be recorded in the ledger: host state (`host setup`
  * makes and keeps it) and the VNI-wide rules rewritten at every membership change, whose undo
- * is right only for rolling back the plan that made them. VNI 0 is not a tenant VNI (VNI_MIN is
- * 1), so no ledger entry matches it and recordPlan never keeps these undos. Stands in for the
- * `{ kind: 'host' }` / `{ kind: 'sync' }` owners proposed for plan/step.ts.
+ * is right only for rolling back the plan that made them. The ledger keeps no undo of the host.
  */
-export const TC_UNRECORDED_OWNER: StepOwner = { kind: 'vni', vni: 0 };
-
-/** `tc -n NS ...`: iproute2's own netns switch, like ip() and bridge() in exec/tools.ts. */
-export function tc(netns: string | undefined, ...args: string[]): string[] {
-  return netns ? ['tc', '-n', netns, ...args] : ['tc', ...args];
-}
+const TC_UNRECORDED_OWNER: StepOwner = { kind: 'host' };
 
 export interface TcFlowerHost {
   /** Where the representors and the VXLAN device live (undefined: this netns). */
@@ -334,9 +331,8 @@ export function isTcSyncStep(step: Step): boolean {
 // Old and new VNI-wide rules -> del (undo: add the old), replace (undo: replace back with the
 // old), add (undo: del); in that order, each in rule order. Lease-scoped rules are the leases'.
 function syncSteps(host: TcFlowerHost, old: TcRule[], now: TcRule[]): Step[] {
-  const key = (r: TcRule) => `${r.dev} ${r.pref} ${r.handle}`;
-  const oldV = new Map(old.filter((r) => r.scope === 'vni').map((r) => [key(r), r]));
-  const nowV = new Map(now.filter((r) => r.scope === 'vni').map((r) => [key(r), r]));
+  const oldV = new Map(old.filter((r) => r.scope === 'vni').map((r) => [ruleKey(r), r]));
+  const nowV = new Map(now.filter((r) => r.scope === 'vni').map((r) => [ruleKey(r), r]));
   const owner = TC_UNRECORDED_OWNER;
   const dels: Step[] = [];
   const replaces: Step[] = [];
@@ -427,12 +423,7 @@ export function checkTcOffload(expected: Pick<TcRule, 'dev' | 'pref' | 'handle' 
 // ---------------------------------------------------------------------------------------------
 
 function parseJsonArray(json: string, what: string): unknown[] {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(json);
-  } catch {
-    throw new ValidationError(`${what}: output is not JSON`);
-  }
+  const doc = parseJsonOutput(json, what);
   if (!Array.isArray(doc)) throw new ValidationError(`${what}: expected a JSON array`);
   return doc;
 }
@@ -445,25 +436,30 @@ function hex(n: number): string {
   return `0x${n.toString(16)}`;
 }
 
+/** A rule's identity on its device: tc finds a rule by device, pref and handle. */
+function ruleKey(r: Pick<TcRule, 'dev' | 'pref' | 'handle'>): string {
+  return `${r.dev} ${r.pref} ${r.handle}`;
+}
+
 function ruleId(r: Pick<TcRule, 'dev' | 'pref' | 'handle'>): string {
   return `${r.dev} pref ${r.pref} handle ${hex(r.handle)}`;
 }
 
 /** 0000:03:00.2 -> 0x0302: bus << 8 | device << 3 | function, the VF's identity on one PCI domain. */
 export function vfBits(pci: string): number {
-  const m = /^[0-9a-f]{4}:([0-9a-f]{2}):([01][0-9a-f])\.([0-7])$/i.exec(pci);
+  const m = PCI_ADDRESS_RE.exec(pci);
   if (!m) throw new ValidationError(`pci: ${JSON.stringify(pci)} is not a PCI address like 0000:03:00.2`);
-  const dev = parseInt(m[2]!, 16);
+  const dev = parseInt(m[3]!, 16);
   if (dev > 31) throw new ValidationError(`pci: ${pci}: device number above 0x1f`);
-  return (parseInt(m[1]!, 16) << 8) | (dev << 3) | parseInt(m[3]!, 10);
+  return (parseInt(m[2]!, 16) << 8) | (dev << 3) | parseInt(m[4]!, 10);
 }
 
 function validateState(s: TcVniState): void {
-  if (!Number.isInteger(s.vni) || s.vni < 1 || s.vni > 16_777_215) throw new ValidationError(`vni: ${s.vni} is not a VXLAN VNI (1..16777215)`);
+  if (!Number.isInteger(s.vni) || s.vni < VNI_MIN || s.vni > VNI_MAX) throw new ValidationError(`vni: ${s.vni} is not a VXLAN VNI (${VNI_MIN}..${VNI_MAX})`);
   if (s.peers.length > MAX_PEERS) throw new ValidationError(`VNI ${s.vni}: ${s.peers.length} peers, at most ${MAX_PEERS} fit the rule handles`);
   if (new Set(s.peers).size !== s.peers.length) throw new ValidationError(`VNI ${s.vni}: a peer is listed twice`);
   for (const m of s.members) {
-    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(m.mac) || parseInt(m.mac.slice(0, 2), 16) & 1) throw new ValidationError(`VNI ${s.vni}: ${m.rep}: mac ${JSON.stringify(m.mac)} is not a unicast MAC`);
+    if (!normalizeMac(m.mac) || !isUnicastMac(m.mac)) throw new ValidationError(`VNI ${s.vni}: ${m.rep}: mac ${JSON.stringify(m.mac)} is not a unicast MAC`);
   }
 }
 
@@ -476,7 +472,7 @@ function checkFanout(vni: number, dev: string, n: number): void {
 function checkUniqueHandles(rules: TcRule[]): void {
   const seen = new Map<string, TcRule>();
   for (const r of rules) {
-    const k = `${r.dev} ${r.pref} ${r.handle}`;
+    const k = ruleKey(r);
     const other = seen.get(k);
     if (other) throw new ValidationError(`tc rule handle collision on ${ruleId(r)}: ${other.about} / ${r.about} (VFs on different PCI domains with the same bus:device.function?)`);
     seen.set(k, r);

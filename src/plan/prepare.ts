@@ -2,7 +2,7 @@
 // steps that program them. Pure: reads nothing, runs nothing, so `vfwire plan` prints exactly
 // what the hook would do, and tests check it against golden files.
 
-import type { Config, PeerConfig } from '../config/config.js';
+import { type Config, type PeerConfig, underlayNetns } from '../config/config.js';
 import { renderPeerCheck } from '../ipsec/render-static.js';
 import type { DomainRequest, InterfaceSpec } from '../domain/interface-spec.js';
 import { ValidationError } from '../errors.js';
@@ -151,5 +151,5 @@ function encryptionChecks(vm: string, spec: InterfaceSpec, cfg: Config, peers: P
   }
   const unchecked = peers.filter((p) => !checked.has(p.name));
   for (const p of unchecked) checked.add(p.name);
-  return unchecked.flatMap((p) => renderPeerCheck(p.name, cfg.underlay.netns ?? cfg.netns, ledger.ipsec!.peers[p.name]!.sas, leaseKey));
+  return unchecked.flatMap((p) => renderPeerCheck(p.name, underlayNetns(cfg), ledger.ipsec!.peers[p.name]!.sas, leaseKey));
 }

@@ -6,7 +6,7 @@ import type { LedgerData } from '../ledger/types.js';
 import { leasesOf } from '../ledger/record.js';
 import { planTcLeave } from '../overlay/tc-flower.js';
 import type { Command } from './step.js';
-import { tcMembersOf } from './tc-members.js';
+import { tcVniStateOf } from './tc-members.js';
 
 export interface ReleasePlan {
   keys: string[];
@@ -24,8 +24,7 @@ export function planReleaseKeys(data: LedgerData, keys: string[]): ReleasePlan {
   for (const vni of vnis) {
     const state = data.vnis[String(vni)];
     if (!state?.tc) continue;
-    const before = { vni, peers: state.peers, members: tcMembersOf(data, vni) };
-    commands.push(...planTcLeave(state.tc, before, keys.filter((k) => data.leases[k]?.vni === vni)).map((s) => s.do));
+    commands.push(...planTcLeave(state.tc, tcVniStateOf(data, vni), keys.filter((k) => data.leases[k]?.vni === vni)).map((s) => s.do));
   }
   for (const key of [...keys].reverse()) commands.push(...[...(data.leases[key]?.undo ?? [])].reverse());
   for (const vni of vnis) {

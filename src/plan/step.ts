@@ -9,7 +9,10 @@ export interface Command {
   stdin?: string;
 }
 
-/** Who a step's undo belongs to: one VM interface, a VNI shared by several, a peer's SAs, the host. */
+/**
+ * Who a step's undo belongs to: one VM interface, a VNI shared by several, a peer's SAs, or the
+ * host, whose undo only rolls back the plan that made it and is never recorded in the ledger.
+ */
 export type StepOwner = { kind: 'lease'; key: string } | { kind: 'vni'; vni: number } | { kind: 'peer'; name: string } | { kind: 'host' };
 
 export interface Step {

@@ -32,6 +32,7 @@ const WEB1: TcMember = { leaseKey: '1f9d3c2e-4b5a-4c6d-8e7f-0a1b2c3d4e5f/0', rep
 const WEB2: TcMember = { leaseKey: '2a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d/0', rep: 'enp3s0f0r1', mac: '52:54:00:12:34:02', pci: '0000:03:00.3' };
 const OVERLAY_MTU = 9216 - 50;
 
+const fixture = (name: string) => readFileSync(join(FIXTURES, 'tc', name), 'utf8');
 const lines = (steps: Step[]) => steps.map((s) => formatCommand(s.do) + '\n').join('');
 const empty = (vni: number, peers: string[]): TcVniState => ({ vni, peers, members: [] });
 
@@ -143,7 +144,7 @@ describe('tc-flower overlay plans', () => {
   it('only lease-owned steps are meant for the ledger; the rewrite carries an owner no ledger entry matches', () => {
     const steps = planTcJoin(HOST_A, { vni: 100, peers: [B], members: [WEB1] }, [WEB2]);
     for (const s of steps) {
-      if (isTcSyncStep(s)) expect(s.owner).to.deep.equal({ kind: 'vni', vni: 0 });
+      if (isTcSyncStep(s)) expect(s.owner).to.deep.equal({ kind: 'host' });
       else expect(s.owner).to.deep.equal({ kind: 'lease', key: WEB2.leaseKey });
     }
   });
@@ -183,8 +184,6 @@ describe('tc-flower overlay plans', () => {
 });
 
 describe('tc-flower host state (host setup)', () => {
-  const fixture = (name: string) => readFileSync(join(FIXTURES, 'tc', name), 'utf8');
-
   it('reads the device and its qdisc as ip and tc print them (captured here) and plans nothing more', () => {
     const vxlan = parseTcHostLink(fixture('ip-link-vfwvxlan.json'));
     expect(vxlan).to.deep.equal({ external: true, port: 4789, mtu: 9166, up: true });
@@ -216,7 +215,6 @@ describe('tc-flower host state (host setup)', () => {
 
 describe('tc-flower doctor: in_hw from tc -j -s filter show', () => {
   const both: TcVniState = { vni: 100, peers: [B, C], members: [WEB1, WEB2] };
-  const fixture = (name: string) => readFileSync(join(FIXTURES, 'tc', name), 'utf8');
 
   it('parses flower filters and skips classifier head entries', () => {
     const rep = parseTcFilterShow(fixture('filter-show-rep0.json'), 'enp3s0f0r0');
