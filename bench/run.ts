@@ -8,22 +8,22 @@ import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { benchDataplane } from '../src/cli/bench.js';
+import { benchDataplane } from '../src/bench/dataplane-on-sim.js';
 import { makeTable } from '../src/cli/table.js';
 import { ExecRunner } from '../src/exec/runner.js';
 import { readLedger } from '../src/ledger/store.js';
 import { median, percentile, round } from '../src/bench/stats.js';
-import { HOOK_SCRIPT } from '../src/sim/guest.js';
-import { defineDiskless, installSimHook, libvirtReachable, removeDomain, removeSimHook, restartLibvirtd, virsh, virtType, waitFor } from '../src/sim/libvirtd.js';
+import { HOOK_SCRIPT, vfwireNetXml } from '../src/sim/hook-call.js';
+import { defineDiskless, installSimHook, libvirtReachable, removeDomain, removeSimHook, virsh, virtType } from '../src/sim/libvirtd.js';
+import { waitFor } from '../src/wait.js';
 import { simDown, simUp } from '../src/sim/sim-host.js';
 import type { SimHost, SimOptions } from '../src/sim/topology.js';
 
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), '../../bench/results');
 const runner = new ExecRunner(60_000);
-const NS = 'https://vfwire.dev/xmlns/1.0';
 const uuid = (n: number) => `00000000-0000-4000-8000-${n.toString().padStart(12, '0')}`;
 const xml = (name: string, n: number, tagged = true) =>
-  `<domain type="kvm"><name>${name}</name><uuid>${uuid(n)}</uuid>${tagged ? `<metadata><v:net xmlns:v="${NS}"><v:interface vni="100" encrypt="off"/></v:net></metadata>` : ''}<memory unit="KiB">65536</memory><devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices></domain>\n`;
+  `<domain type="kvm"><name>${name}</name><uuid>${uuid(n)}</uuid>${tagged ? `<metadata>${vfwireNetXml(['vni="100" encrypt="off"'])}</metadata>` : ''}<memory unit="KiB">65536</memory><devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices></domain>\n`;
 
 interface Line {
   what: string;
@@ -100,11 +100,11 @@ async function startToAttached(): Promise<void> {
   }
   const opts: SimOptions = { dir: mkdtempSync(join(tmpdir(), 'vfwbench-')) + '/sim', prefix: 'vfwbenchl', vfs: 1, libvirt: true };
   const [a] = await simUp(opts, runner);
-  const hook = installSimHook('vfwbenchl-vfwire', a!.configPath);
   const vm = 'vfwbenchl-vm';
   const samples: number[] = [];
+  let hook: string | undefined;
   try {
-    await restartLibvirtd();
+    hook = await installSimHook('vfwbenchl-vfwire', a!.configPath);
     await defineDiskless(dirname(opts.dir), { name: vm, type: await virtType(), ifaces: ['vni="4100" encrypt="off"'] });
     for (let i = 0; i < 10; i++) {
       const t0 = Date.now();
@@ -117,8 +117,7 @@ async function startToAttached(): Promise<void> {
     }
   } finally {
     await removeDomain(vm);
-    removeSimHook(hook);
-    await restartLibvirtd().catch(() => undefined);
+    if (hook) await removeSimHook(hook).catch(() => undefined);
     await simDown(opts, runner);
   }
   results.startToAttachedMs = { p50: median(samples), samples };

@@ -2,10 +2,11 @@
 // vfwire's command line: parses argv and hands each command to src/cli/<name>.ts.
 
 import { Command, Option } from 'commander';
+import { DEFAULT_CONFIG_PATH } from './config/config.js';
 import { ExitError, oneLine } from './errors.js';
 import { benchCommands } from './cli/bench.js';
 import { doctorCommand } from './cli/doctor.js';
-import { gcCommand } from './cli/gc.js';
+import { DEFAULT_GRACE_S, gcCommand } from './cli/gc.js';
 import { hostCommands } from './cli/host.js';
 import { ipsecCommands } from './cli/ipsec.js';
 import { planCommand } from './cli/plan.js';
@@ -16,7 +17,7 @@ import { vmSet, vmShow, vmUnset } from './cli/vm.js';
 const program = new Command('vfwire')
   .description('Give libvirt VMs SR-IOV VFs on tenant VXLAN overlays (libvirt qemu hook + tools)')
   .version('0.1.0')
-  .addOption(new Option('-c, --config <path>', 'config file').env('VFWIRE_CONFIG').default('/etc/vfwire/config.yaml'))
+  .addOption(new Option('-c, --config <path>', 'config file').env('VFWIRE_CONFIG').default(DEFAULT_CONFIG_PATH))
   .showHelpAfterError();
 
 const config = () => program.opts<{ config: string }>().config;
@@ -45,7 +46,7 @@ program
   .command('gc')
   .description('free leases whose VM is gone and vfwire devices no lease accounts for (after a crash)')
   .option('--dry-run', 'print what would be freed and the exact commands; change nothing')
-  .option('--grace <seconds>', 'leave leases younger than this alone (their VM may still be starting)', '120')
+  .option('--grace <seconds>', 'leave leases younger than this alone (their VM may still be starting)', String(DEFAULT_GRACE_S))
   .action((o: { dryRun?: boolean; grace: string }) => gcCommand({ dryRun: o.dryRun, graceSeconds: Number(o.grace), config: config() }));
 
 const vm = program.command('vm').description("read and write a domain's vfwire metadata");

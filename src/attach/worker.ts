@@ -13,6 +13,7 @@ import { leasesOf } from '../ledger/record.js';
 import { readLedger, withLedger } from '../ledger/store.js';
 import { needsLiveAttach } from '../ledger/types.js';
 import type { Logger } from '../log.js';
+import { sleep as realSleep } from '../wait.js';
 import { renderDeviceXml } from './device-xml.js';
 
 /** The few libvirt calls the worker makes on one domain. */
@@ -65,7 +66,7 @@ export async function runAttachWorker(vm: string, uuid: string, startedAt: numbe
 }
 
 async function attachWithRetry(dom: LiveDomain, xml: string, deadline: number, deps: WorkerDeps): Promise<void> {
-  const sleep = deps.sleep ?? ((ms: number) => new Promise((r) => setTimeout(r, ms)));
+  const sleep = deps.sleep ?? realSleep;
   for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
     try {
       return await dom.attach(xml);

@@ -6,8 +6,8 @@ import { iperf } from './iperf.js';
 import { floodPing } from './ping.js';
 import { median, round } from './stats.js';
 
-export const MTUS = [1500, 9000] as const;
-export const THREADS = [2, 6] as const;
+const MTUS = [1500, 9000] as const;
+const THREADS = [2, 6] as const;
 const RUNS = 3;
 
 export interface Path {

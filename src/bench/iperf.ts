@@ -2,6 +2,7 @@
 // `iperf3 --parallel T --bidi --client ADDR`, reporting each direction's received rate.
 
 import { execa } from 'execa';
+import { waitFor } from '../wait.js';
 
 export interface IperfResult {
   /** Gb/s received by the server (client -> server). */
@@ -34,10 +35,6 @@ export async function iperf(serverNs: string, clientNs: string, serverIp: string
 }
 
 async function waitForPort(ns: string, port: string): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    const ss = await execa('ip', ['netns', 'exec', ns, 'ss', '-Htln', `sport = :${port}`], { reject: false });
-    if (ss.stdout.trim()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`iperf3 server in ${ns} did not listen on ${port}`);
+  const listening = async () => ((await execa('ip', ['netns', 'exec', ns, 'ss', '-Htln', `sport = :${port}`], { reject: false })).stdout.trim() ? true : undefined);
+  await waitFor(`the iperf3 server in ${ns} to listen on ${port}`, listening, 5000, 100);
 }

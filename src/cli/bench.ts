@@ -2,11 +2,9 @@
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { measurePath, resultsTable, stepsPerPath, type DataplaneRow } from '../bench/dataplane.js';
-import { withSimPaths } from '../bench/sim-paths.js';
-import { ExecRunner } from '../exec/runner.js';
+import { benchDataplane } from '../bench/dataplane-on-sim.js';
+import { resultsTable } from '../bench/dataplane.js';
 
 export function benchCommands(program: Command): void {
   const bench = program.command('bench').description('measurements (see also: npm run bench)');
@@ -24,19 +22,4 @@ export function benchCommands(program: Command): void {
         await writeFile(o.json, JSON.stringify({ measuredAt: new Date().toISOString(), seconds: Number(o.seconds), rows }, null, 2) + '\n');
       }
     });
-}
-
-export async function benchDataplane(seconds: number, prefix: string): Promise<DataplaneRow[]> {
-  const runner = new ExecRunner(60_000);
-  const bar = new SingleBar({ format: 'dataplane [{bar}] {value}/{total} {what}', stream: process.stderr, hideCursor: true, clearOnComplete: true });
-  try {
-    return await withSimPaths({ dir: `/run/${prefix}`, prefix, vfs: 2 }, runner, async (paths) => {
-      bar.start(paths.length * stepsPerPath(), 0, { what: '' });
-      const rows: DataplaneRow[] = [];
-      for (const [i, path] of paths.entries()) rows.push(await measurePath(path, seconds, (done, _total, what) => bar.update(done, { what }), i * stepsPerPath()));
-      return rows;
-    });
-  } finally {
-    bar.stop();
-  }
 }

@@ -18,6 +18,7 @@ import { hex32 } from '../ipsec/sa-ids.js';
 import { readLedger } from '../ledger/store.js';
 import { closeLogger, createLogger } from '../log.js';
 import { formatCommandWithInput, type Command as StepCommand } from '../plan/step.js';
+import { sleep } from '../wait.js';
 import { makeTable } from './table.js';
 
 export function ipsecCommands(program: Command, config: () => string): void {
@@ -112,7 +113,7 @@ export function ipsecCommands(program: Command, config: () => string): void {
             console.log('all SAs are in the kernel');
             return;
           }
-          await new Promise((r) => setTimeout(r, interval * 1000));
+          await sleep(interval * 1000);
         }
       } finally {
         await closeLogger(log);
@@ -160,6 +161,6 @@ function report(outcomes: PeerOutcome[]): void {
 }
 
 /** A command as text with key material replaced: dry runs and errors never print keys. */
-export function redacted(cmd: StepCommand): string {
+function redacted(cmd: StepCommand): string {
   return formatCommandWithInput(cmd).replace(/0x[0-9a-fA-F]{40}\b/g, '<key>');
 }

@@ -9,11 +9,11 @@ import { VNI_MAX, VNI_MIN, type EncryptMode } from './interface-spec.js';
 import { macProblem, normalizeMac } from './mac.js';
 import { quote } from '../quote.js';
 
-export const MAX_INTERFACES = 16;
+const MAX_INTERFACES = 16;
 /** Longest attribute value looked at; nothing valid comes close. */
-export const MAX_ATTR_CHARS = 64;
-export const MTU_MIN = 68;
-export const MTU_MAX = 65_535;
+const MAX_ATTR_CHARS = 64;
+const MTU_MIN = 68;
+const MTU_MAX = 65_535;
 export const ATTRIBUTE_NAMES = ['vni', 'mac', 'mtu', 'encrypt', 'pf'] as const;
 
 const TOO_LONG = 'too long';
@@ -48,7 +48,7 @@ const pfAttr = attr()
   // Linux refuses these names too; they would also walk out of /sys/class/net/<pf>.
   .refine((name) => name !== '.' && name !== '..', { error: 'must be a network interface name, not "." or ".."' });
 
-export const interfaceAttrsSchema = z.strictObject({
+const interfaceAttrsSchema = z.strictObject({
   vni: integerAttr(VNI_MIN, VNI_MAX),
   mac: macAttr.optional(),
   mtu: integerAttr(MTU_MIN, MTU_MAX).optional(),

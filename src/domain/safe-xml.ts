@@ -35,7 +35,7 @@ export interface ParseXmlOptions {
   ctx?: ErrorContext;
 }
 
-export const DEFAULT_MAX_XML_BYTES = 1024 * 1024;
+const DEFAULT_MAX_XML_BYTES = 1024 * 1024;
 
 // Any markup declaration: they only occur in a DTD, and a DTD is how entity bombs and external
 // entities get in. Checked on the raw string, so a declaration inside a comment is refused too.
@@ -183,7 +183,7 @@ function isXmlChar(c: number): boolean {
 /** In-scope namespace bindings: prefix ('' for the default namespace) -> URI ('' = none). */
 export type NamespaceScope = ReadonlyMap<string, string>;
 
-export const XML_NS = 'http://www.w3.org/XML/1998/namespace';
+const XML_NS = 'http://www.w3.org/XML/1998/namespace';
 export const ROOT_SCOPE: NamespaceScope = new Map([['xml', XML_NS]]);
 
 /** The scope inside `el`: `parent` plus the xmlns / xmlns:p declarations on `el`. */

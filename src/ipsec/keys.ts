@@ -13,7 +13,7 @@ import { ValidationError } from '../errors.js';
 import { orderPair } from './sa-ids.js';
 
 /** 16 bytes of key + 4 bytes of salt, as `aead 'rfc4106(gcm(aes))' 0x... 128` takes it. */
-export const KEY_BYTES = 20;
+const KEY_BYTES = 20;
 const SEED_BYTES = 32;
 export const MAX_EPOCH = 0xffff;
 

@@ -38,7 +38,7 @@ export function policySelector(p: PolicyId): string[] {
   return ['src', `${p.src}/32`, 'dst', `${p.dst}/32`, 'proto', 'udp', 'dport', String(VXLAN_PORT)];
 }
 
-export function policyGetArgv(netns: string | undefined, p: PolicyId): string[] {
+function policyGetArgv(netns: string | undefined, p: PolicyId): string[] {
   return ip(netns, 'xfrm', 'policy', 'get', ...policySelector(p), 'dir', p.dir);
 }
 

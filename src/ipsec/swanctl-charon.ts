@@ -10,11 +10,11 @@ import { ValidationError } from '../errors.js';
 import { ExecRunner, type Runner } from '../exec/runner.js';
 import { CONF_FILE, parseStrongSwanVersion, SECRETS_FILE, type SwanctlConf, type SwanctlInput } from './swanctl.js';
 
-export const DEFAULT_SWANCTL_DIR = '/etc/swanctl';
+const DEFAULT_SWANCTL_DIR = '/etc/swanctl';
 /** Where distributions put the IKE daemon (Debian: strongswan-charon). */
-export const CHARON_PATHS = ['/usr/lib/ipsec/charon', '/usr/libexec/ipsec/charon', '/usr/libexec/strongswan/charon'];
+const CHARON_PATHS = ['/usr/lib/ipsec/charon', '/usr/libexec/ipsec/charon', '/usr/libexec/strongswan/charon'];
 /** A PSK shorter than this is refused: IKEv2 PSKs are only as strong as they are long and random. */
-export const PSK_MIN_BYTES = 32;
+const PSK_MIN_BYTES = 32;
 
 export interface StrongSwanVersionInfo {
   version: string;

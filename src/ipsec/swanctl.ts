@@ -25,9 +25,9 @@ const TEMPLATES = join(dirname(fileURLToPath(import.meta.url)), '../../../templa
  * IKE: AES-GCM-16 128, PRF HMAC-SHA-256, ECDH P-256. On Debian, charon gets ECP-256 (and
  * AES-GCM) from its openssl plugin, in libstrongswan-standard-plugins.
  */
-export const IKE_PROPOSALS = 'aes128gcm16-prfsha256-ecp256';
+const IKE_PROPOSALS = 'aes128gcm16-prfsha256-ecp256';
 /** ESP: AES-GCM-16 128 (rfc4106(gcm(aes)), as in static mode) with extended sequence numbers. */
-export const ESP_PROPOSALS = 'aes128gcm16-esn';
+const ESP_PROPOSALS = 'aes128gcm16-esn';
 
 /**
  * packet: the NIC does all of ESP, policies included (strongSwan >= 5.9.10, Linux >= 6.2);
@@ -156,10 +156,10 @@ function hwOffloadValue(offload: SwanctlOffload): string {
  * for full packet HW offloading", 2022-12-15). 5.9.8 (Debian 12) refuses the value when the
  * connection is loaded.
  */
-export const PACKET_OFFLOAD_SINCE = '5.9.10';
+const PACKET_OFFLOAD_SINCE = '5.9.10';
 
 /** The config setting that accepts crypto offload where packet offload is impossible. */
-export const ALLOW_CRYPTO_OFFLOAD_OPTION = 'ipsec.allow_crypto_offload';
+const ALLOW_CRYPTO_OFFLOAD_OPTION = 'ipsec.allow_crypto_offload';
 
 /**
  * The strongSwan version in the output of `swanctl --version` ("strongSwan swanctl 5.9.8"),
@@ -172,7 +172,7 @@ export function parseStrongSwanVersion(output: string): string {
   return m[1]!;
 }
 
-export function compareVersions(a: string, b: string): number {
+function compareVersions(a: string, b: string): number {
   // Numeric parts only: a release candidate of 5.9.10 already has the feature.
   const n = (v: string) => v.split('.').map((p) => parseInt(p, 10) || 0);
   const [x, y] = [n(a), n(b)];

@@ -14,8 +14,8 @@ import { ResourceError, VfwireError } from '../errors.js';
 import { decodeLedger, describeIssues, ledgerSchema, REPAIR_HINT } from './schema.js';
 import { emptyLedger, type LedgerData } from './types.js';
 
-export const LEDGER_FILE = 'ledger.json';
-export const LOCK_FILE = 'ledger.lock';
+const LEDGER_FILE = 'ledger.json';
+const LOCK_FILE = 'ledger.lock';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
 /** A lock not refreshed for this long is stale; proper-lockfile refreshes it every STALE_MS / 2. */

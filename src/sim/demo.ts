@@ -8,7 +8,7 @@ import { probeAll } from './reachability.js';
 import { listNetns, simDown, simUp } from './sim-host.js';
 import type { SimOptions } from './topology.js';
 
-export const DEMO_GUESTS: GuestSpec[] = [
+const DEMO_GUESTS: GuestSpec[] = [
   { name: 'web1', host: 'a', vni: 100, ip: '198.19.100.1/24', encrypt: 'off' },
   { name: 'web2', host: 'b', vni: 100, ip: '198.19.100.2/24', encrypt: 'off' },
   { name: 'db1', host: 'b', vni: 200, ip: '198.19.100.3/24', encrypt: 'off' },

@@ -13,7 +13,7 @@ interface SimDevlinkState {
   flow_steering_mode: string;
 }
 
-export const SIM_DEVLINK_FILE = 'sim-devlink.json';
+const SIM_DEVLINK_FILE = 'sim-devlink.json';
 
 export async function writeSimDevlinkState(pciDir: string, state: SimDevlinkState): Promise<void> {
   await writeFile(join(pciDir, SIM_DEVLINK_FILE), JSON.stringify(state) + '\n');

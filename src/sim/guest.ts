@@ -4,18 +4,14 @@
 
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
-import { VFWIRE_NS } from '../domain/interface-spec.js';
+import { join } from 'node:path';
 import { ValidationError, VfwireError } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
 import { leasesOf } from '../ledger/record.js';
 import { readLedger } from '../ledger/store.js';
+import { callHook, hookDomainXml } from './hook-call.js';
 import { listNetns } from './sim-host.js';
 import { guestNetns, simHosts, type SimHost, type SimOptions } from './topology.js';
-
-export const HOOK_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '../../../hooks/qemu');
 
 export interface GuestSpec {
   name: string;
@@ -86,24 +82,14 @@ export async function stopGuest(opts: SimOptions, name: string, runner: Runner):
   }
 }
 
-/** Runs the installed-layout hook script the way libvirt does: argv, XML on stdin. */
 async function runHook(host: SimHost, vm: string, [op, sub]: [string, string], xml: string): Promise<void> {
-  const res = await execa(HOOK_SCRIPT, [vm, op, sub, '-'], { input: xml, reject: false, timeout: 120_000, env: { VFWIRE_CONFIG: host.configPath } });
-  if (res.exitCode !== 0) {
-    throw new VfwireError(`hook ${op}/${sub} refused: ${(res.stderr || res.stdout || `exit ${res.exitCode}`).trim()}`);
-  }
+  const res = await callHook(host.configPath, vm, op, sub, xml);
+  if (res.code !== 0) throw new VfwireError(`hook ${op}/${sub} refused: ${(res.stderr || res.stdout || `exit ${res.code}`).trim()}`);
 }
 
 function domainXml(spec: GuestSpec, uuid: string): string {
   const attrs = [`vni="${spec.vni}"`, spec.encrypt ? `encrypt="${spec.encrypt}"` : '', spec.mtu ? `mtu="${spec.mtu}"` : ''].filter(Boolean).join(' ');
-  return `<domain type="qemu">
-  <name>${spec.name}</name>
-  <uuid>${uuid}</uuid>
-  <metadata>
-    <vfwire:net xmlns:vfwire="${VFWIRE_NS}"><vfwire:interface ${attrs}/></vfwire:net>
-  </metadata>
-</domain>
-`;
+  return hookDomainXml(spec.name, uuid, [attrs]);
 }
 
 function guestUuid(opts: SimOptions, name: string): string {

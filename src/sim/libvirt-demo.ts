@@ -9,7 +9,8 @@ import { oneLine } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
 import { readLedger } from '../ledger/store.js';
 import type { DemoIo } from './demo.js';
-import { defineDiskless, installSimHook, libvirtReachable, removeDomain, removeSimHook, restartLibvirtd, virsh, virtType, waitFor } from './libvirtd.js';
+import { defineDiskless, installSimHook, libvirtReachable, removeDomain, removeSimHook, virsh, virtType } from './libvirtd.js';
+import { waitFor } from '../wait.js';
 import { makeTable } from '../cli/table.js';
 import { startGuest, stopGuest } from './guest.js';
 import { buildGuestImage, defineGuest, guestVirtType, readConsole, waitForConsole } from './linux-guest.js';
@@ -23,11 +24,11 @@ export async function runLibvirtDemo(opts: SimOptions, runner: Runner, io: DemoI
   }
   const [a] = await simUp({ ...opts, libvirt: true }, runner);
   const stateDir = join(a!.dir, 'state');
-  const hook = installSimHook(`${opts.prefix}-vfwire`, a!.configPath);
   const vms = { web: `${opts.prefix}-web`, db: `${opts.prefix}-db`, plain: `${opts.prefix}-plain`, typo: `${opts.prefix}-typo` };
+  let hook: string | undefined;
   let ok = false;
   try {
-    await restartLibvirtd(); // libvirt discovers hooks only when it starts
+    hook = await installSimHook(`${opts.prefix}-vfwire`, a!.configPath);
     const type = await virtType();
     const dir = mkdtempSync(join(tmpdir(), 'vfwire-demo-'));
     await defineDiskless(dir, { name: vms.web, type, ifaces: ['vni="100" encrypt="off"'] });
@@ -56,8 +57,7 @@ export async function runLibvirtDemo(opts: SimOptions, runner: Runner, io: DemoI
     io.say(`   libvirt part failed: ${oneLine(err)}`);
   } finally {
     for (const vm of Object.values(vms)) await removeDomain(vm);
-    removeSimHook(hook);
-    await restartLibvirtd().catch(() => undefined);
+    if (hook) await removeSimHook(hook).catch(() => undefined);
     await simDown({ ...opts, libvirt: true }, runner);
   }
   return ok;

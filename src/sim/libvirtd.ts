@@ -5,8 +5,8 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { VFWIRE_NS } from '../domain/interface-spec.js';
-import { HOOK_SCRIPT } from './guest.js';
+import { waitFor } from '../wait.js';
+import { HOOK_SCRIPT, vfwireNetXml } from './hook-call.js';
 
 export const LIBVIRT_URI = 'qemu:///system';
 const HOOK_DIR = '/etc/libvirt/hooks/qemu.d';
@@ -17,17 +17,27 @@ export async function libvirtReachable(): Promise<boolean> {
   return (await virsh('version').catch(() => ({ exitCode: 1 }))).exitCode === 0;
 }
 
-/** A qemu.d hook (name must be unique to the sim) running this checkout's hook with `configPath`. */
-export function installSimHook(name: string, configPath: string): string {
+/**
+ * A qemu.d hook (name must be unique to the sim) running this checkout's hook with `configPath`.
+ * libvirtd finds hooks only when it starts, so installing and removing one restart it.
+ */
+export async function installSimHook(name: string, configPath: string): Promise<string> {
   if (!/^[a-z0-9-]{1,40}$/.test(name)) throw new Error(`hook name "${name}"`);
   mkdirSync(HOOK_DIR, { recursive: true });
   const path = join(HOOK_DIR, name);
   writeFileSync(path, `#!/bin/sh\n# vfwire sim hook, removed with the sim that wrote it\nexport VFWIRE_CONFIG='${configPath}'\nexec '${HOOK_SCRIPT}' "$@"\n`, { mode: 0o755 });
+  try {
+    await restartLibvirtd();
+  } catch (err) {
+    rmSync(path, { force: true });
+    throw err;
+  }
   return path;
 }
 
-export function removeSimHook(path: string): void {
+export async function removeSimHook(path: string): Promise<void> {
   rmSync(path, { force: true });
+  await restartLibvirtd();
 }
 
 export async function restartLibvirtd(): Promise<void> {
@@ -36,14 +46,11 @@ export async function restartLibvirtd(): Promise<void> {
     await execa('systemctl', ['restart', 'libvirtd']);
   } else {
     await execa('pkill', ['-x', 'libvirtd'], { reject: false });
-    for (let i = 0; i < 100 && (await execa('pgrep', ['-x', 'libvirtd'], { reject: false })).exitCode === 0; i++) await sleep(100);
+    // A daemon slow to exit gets 10 s; a second one then fails to start and says so.
+    await waitFor('libvirtd to exit', async () => ((await execa('pgrep', ['-x', 'libvirtd'], { reject: false })).exitCode === 0 ? undefined : true), 10_000, 100).catch(() => undefined);
     await execa('libvirtd', ['-d']);
   }
-  for (let i = 0; i < 100; i++) {
-    if (await libvirtReachable()) return;
-    await sleep(200);
-  }
-  throw new Error('libvirtd did not come back after a restart');
+  await waitFor('libvirtd to come back after a restart', async () => ((await libvirtReachable()) ? true : undefined), 20_000);
 }
 
 /** KVM when libvirt can use it here, TCG otherwise. */
@@ -62,8 +69,8 @@ export interface DisklessDomain {
 }
 
 /** A VM without disks: its firmware finds nothing to boot and idles, all a NIC attach needs. */
-export function disklessDomainXml(d: DisklessDomain): string {
-  const meta = d.ifaces ? `\n  <metadata><vfwire:net xmlns:vfwire="${VFWIRE_NS}">${d.ifaces.map((a) => `<vfwire:interface ${a}/>`).join('')}</vfwire:net></metadata>` : '';
+function disklessDomainXml(d: DisklessDomain): string {
+  const meta = d.ifaces ? `\n  <metadata>${vfwireNetXml(d.ifaces)}</metadata>` : '';
   return `<domain type="${d.type}">
   <name>${d.name}</name>${meta}
   <memory unit="MiB">64</memory>
@@ -92,17 +99,3 @@ export async function removeDomain(name: string): Promise<void> {
   await virsh('undefine', name);
 }
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** Polls `check` until it returns a value (not undefined) or the time is up. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}

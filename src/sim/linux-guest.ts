@@ -7,12 +7,13 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { VFWIRE_NS } from '../domain/interface-spec.js';
-import { defineDomain, sleep, virtType } from './libvirtd.js';
+import { vfwireNetXml } from './hook-call.js';
+import { waitFor } from '../wait.js';
+import { defineDomain, virtType } from './libvirtd.js';
 
 // dist/src/sim/ -> guest/ in the checkout.
 const GUEST_SRC = join(dirname(fileURLToPath(import.meta.url)), '../../../guest');
-export const BUILD_SCRIPT = join(GUEST_SRC, 'build-guest.sh');
+const BUILD_SCRIPT = join(GUEST_SRC, 'build-guest.sh');
 
 export interface GuestImage {
   dir: string;
@@ -78,13 +79,13 @@ export interface GuestVm {
  * (the pc machine hot-plugs PCI devices only through ACPI, and `virsh shutdown` presses the ACPI
  * power button), no disks and no NIC of its own: the only NIC is the one vfwire attaches live.
  */
-export function guestDomainXml(g: GuestVm): string {
+function guestDomainXml(g: GuestVm): string {
   // loglevel=1: kernel messages would interleave with init's lines on the one console.
   const cmdline = ['console=ttyS0', 'quiet', 'loglevel=1', ...Object.entries(g.params).map(([k, v]) => `vfw.${k}=${v}`)].join(' ');
   if (/[<>&'"]/.test(cmdline)) throw new Error(`guest ${g.name}: kernel command line must not need XML escaping: ${cmdline}`);
   return `<domain type="${g.type}">
   <name>${g.name}</name>
-  <metadata><vfwire:net xmlns:vfwire="${VFWIRE_NS}">${g.ifaces.map((a) => `<vfwire:interface ${a}/>`).join('')}</vfwire:net></metadata>
+  <metadata>${vfwireNetXml(g.ifaces)}</metadata>
   <memory unit="MiB">${g.memoryMiB ?? 192}</memory>
   <vcpu>1</vcpu>
   <os>
@@ -120,7 +121,7 @@ export interface VfwLine {
  * The VFW lines of a console. QEMU writes the serial port byte by byte as the guest sends it,
  * so the text after the last newline may be half a line: it is left for the next read.
  */
-export function parseConsole(text: string): VfwLine[] {
+function parseConsole(text: string): VfwLine[] {
   const lines: VfwLine[] = [];
   for (const raw of text.split('\n').slice(0, -1)) {
     const m = /VFW-([A-Z-]+)((?: [\w.]+=\S*)*)/.exec(raw);
@@ -146,14 +147,11 @@ export function readConsole(path: string): VfwLine[] {
 
 /** Waits until the console holds a line for which `match` is true; returns it. */
 export async function waitForConsole(path: string, what: string, match: (l: VfwLine, all: VfwLine[]) => boolean, ms = 90_000): Promise<VfwLine> {
-  const end = Date.now() + ms;
-  for (;;) {
+  const seen = async () => {
     const all = readConsole(path);
-    const hit = all.find((l) => match(l, all));
-    if (hit) return hit;
-    if (Date.now() > end) {
-      throw new Error(`timed out after ${ms} ms waiting for ${what} on ${path}; console ends with:\n${consoleTail(path, 15)}`);
-    }
-    await sleep(100);
-  }
+    return all.find((l) => match(l, all));
+  };
+  return waitFor(`${what} on ${path}`, seen, ms, 100).catch((err: Error) => {
+    throw new Error(`${err.message}; console ends with:\n${consoleTail(path, 15)}`);
+  });
 }

@@ -17,7 +17,8 @@ import { execa } from 'execa';
 import type { Lease } from '../../src/ledger/types.js';
 import { maxGuestMtu } from '../../src/overlay/mtu.js';
 import { startGuest, stopGuest } from '../../src/sim/guest.js';
-import { installSimHook, libvirtReachable, removeDomain, removeSimHook, restartLibvirtd, virsh, waitFor } from '../../src/sim/libvirtd.js';
+import { installSimHook, libvirtReachable, removeDomain, removeSimHook, virsh } from '../../src/sim/libvirtd.js';
+import { waitFor } from '../../src/wait.js';
 import { ping } from '../../src/sim/reachability.js';
 import { guestNetns, UNDERLAY_MTU } from '../../src/sim/topology.js';
 import { vfwire } from '../helpers/cli.js';
@@ -51,8 +52,7 @@ describe('e2e: real guests on the overlay', function () {
     type = await guestVirtType(image);
     console.log(`      guests: ${type === 'kvm' ? 'KVM' : 'TCG (no KVM that boots Linux here)'}, image ${image.dir}`);
     sim = await upTestSim(8, { libvirt: true });
-    hook = installSimHook(`${sim.opts.prefix}-vfwire`, sim.a.configPath);
-    await restartLibvirtd();
+    hook = await installSimHook(`${sim.opts.prefix}-vfwire`, sim.a.configPath);
     for (const [name, vni, host] of [['b100', T100, 2], ['b200', T200, 4]] as const) {
       await startGuest(sim.opts, { name, host: 'b', vni, ip: `${NET}.${host}/24`, encrypt: 'off' }, runner);
       netnsGuests.push(name);
@@ -62,10 +62,7 @@ describe('e2e: real guests on the overlay', function () {
   after(async () => {
     for (const name of defined) await removeDomain(name);
     for (const name of netnsGuests) await stopGuest(sim!.opts, name, runner).catch(() => undefined);
-    if (hook) {
-      removeSimHook(hook);
-      await restartLibvirtd();
-    }
+    if (hook) await removeSimHook(hook);
     await downTestSim(sim);
     rmSync(dir, { recursive: true, force: true });
   });

@@ -8,11 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { withLedger } from '../../src/ledger/store.js';
-import { HOOK_SCRIPT } from '../../src/sim/guest.js';
 import { CLI } from '../helpers/cli.js';
-import {
-  defineDiskless, installSimHook, libvirtReachable, removeDomain, removeSimHook, restartLibvirtd, virsh, virtType, waitFor, type DisklessDomain,
-} from '../../src/sim/libvirtd.js';
+import { defineDiskless, installSimHook, libvirtReachable, removeDomain, removeSimHook, restartLibvirtd, virsh, virtType, type DisklessDomain } from '../../src/sim/libvirtd.js';
+import { waitFor } from '../../src/wait.js';
+import { runHook } from '../helpers/hook.js';
 import { downTestSim, expectHostAClean, leaseOf as leaseOfOn, leasesOn, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
 
 describe('e2e: libvirtd + QEMU', function () {
@@ -33,16 +32,12 @@ describe('e2e: libvirtd + QEMU', function () {
     }
     type = await virtType();
     sim = await upTestSim(2, { libvirt: true });
-    hook = installSimHook(`${sim.opts.prefix}-vfwire`, sim.a.configPath);
-    await restartLibvirtd();
+    hook = await installSimHook(`${sim.opts.prefix}-vfwire`, sim.a.configPath);
   });
 
   after(async () => {
     for (const name of defined) await removeDomain(name);
-    if (hook) {
-      removeSimHook(hook);
-      await restartLibvirtd();
-    }
+    if (hook) await removeSimHook(hook);
     await downTestSim(sim);
   });
 
@@ -122,7 +117,7 @@ describe('e2e: libvirtd + QEMU', function () {
     // A prepare whose VM never ran (libvirtd died right after the hook, say), an hour ago...
     const ghost = '00000000-0000-4000-8000-0000000000aa';
     const xml = `<domain><name>ghost</name><uuid>${ghost}</uuid><metadata><v:net xmlns:v="https://vfwire.dev/xmlns/1.0"><v:interface ${OFF}/></v:net></metadata></domain>`;
-    expect((await execa(HOOK_SCRIPT, ['ghost', 'prepare', 'begin', '-'], { input: xml, env: { VFWIRE_CONFIG: sim!.a.configPath }, reject: false })).exitCode).to.equal(0);
+    expect((await runHook(sim!.a.configPath, 'ghost', 'prepare', 'begin', xml)).code).to.equal(0);
     await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
       txn.data.leases[`${ghost}/0`]!.since = new Date(Date.now() - 3_600_000).toISOString();
       await txn.save();

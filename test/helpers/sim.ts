@@ -3,13 +3,15 @@
 
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
 import { ExecRunner } from '../../src/exec/runner.js';
+import { ip } from '../../src/exec/tools.js';
 import { readLedger } from '../../src/ledger/store.js';
 import type { Lease } from '../../src/ledger/types.js';
-import { waitFor } from '../../src/sim/libvirtd.js';
+import { waitFor } from '../../src/wait.js';
 import { listNetns, simDown, simUp } from '../../src/sim/sim-host.js';
 import { simHosts, type SimHost, type SimOptions } from '../../src/sim/topology.js';
 
@@ -35,9 +37,19 @@ export async function downTestSim(sim: TestSim | undefined): Promise<void> {
   if (left.length) throw new Error(`netns left behind: ${left.join(' ')}`);
 }
 
+/** A config.yaml as plain data; `ipsec` typed loosely so a test can set one of its keys. */
+export type ConfigDoc = Record<string, unknown> & { ipsec?: Record<string, unknown> };
+
+/** Parses the config at `path`, lets `edit` change it, and writes it back (mode 0600 if new); its comments are dropped. */
+export function editConfig(path: string, edit: (doc: ConfigDoc) => void): void {
+  const doc = parse(readFileSync(path, 'utf8')) as ConfigDoc;
+  edit(doc);
+  writeFileSync(path, stringify(doc), { mode: 0o600 });
+}
+
 /** Links in a netns (default: the root netns), by name, with their master (bridge) if any. */
 export async function links(netns?: string): Promise<Map<string, { master?: string; operstate: string; mtu: number; address: string }>> {
-  const out = (await runner.run({ argv: netns ? ['ip', '-n', netns, '-j', 'link', 'show'] : ['ip', '-j', 'link', 'show'] })).stdout;
+  const out = (await runner.run({ argv: ip(netns, '-j', 'link', 'show') })).stdout;
   const list = JSON.parse(out) as { ifname: string; master?: string; operstate: string; mtu: number; address: string }[];
   return new Map(list.map((l) => [l.ifname, l]));
 }
@@ -49,6 +61,16 @@ export async function leasesOn(host: SimHost): Promise<Lease[]> {
 
 export async function leaseOf(host: SimHost, vm: string): Promise<Lease | undefined> {
   return (await leasesOn(host)).find((l) => l.vm === vm);
+}
+
+/** Nothing of vfwire's is left on `host`: no lease or VNI in its ledger, no vfw* link, no bridge member in its netns. */
+export async function expectNoVfwireOn(host: SimHost): Promise<void> {
+  const ledger = await readLedger(join(host.dir, 'state'));
+  expect(ledger.leases, 'leases').to.deep.equal({});
+  expect(ledger.vnis, 'vnis').to.deep.equal({});
+  const netns = await links(host.netns);
+  expect([...netns.keys()].filter((n) => n.startsWith('vfw')), 'vfw links').to.deep.equal([]);
+  expect([...netns.values()].filter((l) => l.master).map((l) => l.master), 'bridge members').to.deep.equal([]);
 }
 
 /** Host A of a libvirt sim is back to what the sim built: no lease, no vfwire bridge or VXLAN of `vnis`, every tap free. */

@@ -2,14 +2,13 @@
 // ledger's 'preparing' lease and the objects already made are what `vfwire gc` must free.
 
 import { expect } from 'chai';
-import { join } from 'node:path';
 import { execa } from 'execa';
-import { readLedger } from '../../src/ledger/store.js';
-import { HOOK_SCRIPT } from '../../src/sim/guest.js';
-import { libvirtReachable, waitFor } from '../../src/sim/libvirtd.js';
+import { HOOK_SCRIPT } from '../../src/sim/hook-call.js';
+import { libvirtReachable } from '../../src/sim/libvirtd.js';
+import { waitFor } from '../../src/wait.js';
 import { vfwire } from '../helpers/cli.js';
 import { domainXml } from '../helpers/hook.js';
-import { downTestSim, links, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, leasesOn, links, upTestSim, type TestSim } from '../helpers/sim.js';
 
 describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
   // Each gc waits for the dead hook's lock to go stale (10 s).
@@ -32,10 +31,9 @@ describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
   // bridge-create, vxlan-master, vxlan-peer, bridge-up, rep-join.
   for (let k = 0; k < 7; k++) {
     it(`killed before step ${k}: gc leaves nothing behind`, async () => {
-      const state = join(sim!.a.dir, 'state');
       const xml = domainXml('crashy', `00000000-0000-4000-8000-00000000c${k.toString().padStart(3, '0')}`, [`vni="${VNI}" encrypt="off"`]);
       const hook = execa(HOOK_SCRIPT, ['crashy', 'prepare', 'begin', '-'], { input: xml, env: { VFWIRE_CONFIG: sim!.a.configPath, VFWIRE_TEST_HANG_STEP: String(k) }, reject: false });
-      await waitFor('the hook to record its lease', async () => (Object.keys((await readLedger(state)).leases).length ? true : undefined));
+      await waitFor('the hook to record its lease', async () => ((await leasesOn(sim!.a)).length ? true : undefined));
       // Steps before k have run once the lease is recorded and k > 0; give them a moment.
       await new Promise((r) => setTimeout(r, 300));
       // The shim's `| exec node` runs node in a pipeline child: kill that process, as a crash would.
@@ -47,7 +45,7 @@ describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
 
       const gc = await vfwire(['--config', sim!.a.configPath, 'gc', '--grace', '0']);
       expect(gc.code, gc.stderr).to.equal(0);
-      expect(Object.keys((await readLedger(state)).leases)).to.deep.equal([]);
+      expect(await leasesOn(sim!.a)).to.deep.equal([]);
       const root = await rootLinks();
       expect([...root.keys()].filter((n) => n === `vfwbr${VNI}` || n === `vfwvx${VNI}`)).to.deep.equal([]);
       expect(root.get(`${sim!.a.tapPrefix}0`)?.master).to.equal(undefined);

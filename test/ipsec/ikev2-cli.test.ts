@@ -1,21 +1,20 @@
 // `vfwire ipsec up|down` with ipsec.mode ikev2 against Debian's charon (5.9.8): the offload
 // decision for this version, loading and unloading vfwire's connection, the ledger record, and
-// no PSK in any output. One charon in its own netns and private /run (see swanctl-charon.test.ts).
+// no PSK in any output. One charon in its own netns and private /run (test/helpers/charon.ts).
 
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../src/config/config.js';
 import { ExecRunner } from '../../src/exec/runner.js';
 import { checkIkeChildren } from '../../src/ipsec/ikev2.js';
 import { readLedger } from '../../src/ledger/store.js';
+import { CHARON, startCharon, stopCharon, type Charon } from '../helpers/charon.js';
 import { vfwire } from '../helpers/cli.js';
-
-const CHARON = '/usr/lib/ipsec/charon';
 
 describe('ipsec mode ikev2 (real charon)', function () {
   this.timeout(60_000);
@@ -24,7 +23,7 @@ describe('ipsec mode ikev2 (real charon)', function () {
   const swan = join(root, 'swanctl');
   const uri = `unix://${root}/charon.vici`;
   const cfgPath = join(root, 'config.yaml');
-  let charon: ResultPromise | undefined;
+  let charon: Charon | undefined;
 
   const writeConfig = (ipsec: Record<string, unknown>) =>
     writeFileSync(cfgPath, stringify({
@@ -39,23 +38,24 @@ describe('ipsec mode ikev2 (real charon)', function () {
       if (process.env.CI) throw new Error('strongSwan is not installed (scripts/bootstrap.sh installs it)');
       this.skip();
     }
-    mkdirSync(join(swan, 'conf.d'), { recursive: true });
-    writeFileSync(join(swan, 'swanctl.conf'), 'include conf.d/*.conf\n');
-    writeFileSync(join(root, 'strongswan.conf'), `charon {\n  load_modular = no\n  load = random nonce openssl kdf pem pkcs1 x509 pubkey kernel-netlink socket-default vici\n  plugins { vici { socket = ${uri} } }\n}\n`);
     await execa('ip', ['netns', 'add', ns]);
     await execa('ip', ['-n', ns, 'link', 'add', 'up0', 'type', 'veth', 'peer', 'name', 'up1']);
     await execa('ip', ['-n', ns, 'addr', 'add', '198.18.77.1/24', 'dev', 'up0']);
     await execa('ip', ['-n', ns, 'link', 'set', 'up0', 'up']);
-    charon = execa('ip', ['netns', 'exec', ns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs /run && exec "$0"', CHARON], {
-      env: { STRONGSWAN_CONF: join(root, 'strongswan.conf') }, reject: false,
+    charon = await startCharon({
+      name: ns,
+      netns: ns,
+      confPath: join(root, 'strongswan.conf'),
+      strongswanConf: `charon {\n  load_modular = no\n  load = random nonce openssl kdf pem pkcs1 x509 pubkey kernel-netlink socket-default vici\n  plugins { vici { socket = ${uri} } }\n}\n`,
+      swanctlDir: swan,
+      socket: join(root, 'charon.vici'),
+      env: { STRONGSWAN_CONF: join(root, 'strongswan.conf') },
     });
-    for (let i = 0; i < 200 && !existsSync(join(root, 'charon.vici')); i++) await new Promise((r) => setTimeout(r, 50));
     writeConfig({});
   });
 
   after(async () => {
-    charon?.kill('SIGTERM');
-    await charon;
+    await stopCharon(charon);
     await execa('ip', ['netns', 'del', ns], { reject: false });
     rmSync(root, { recursive: true, force: true });
   });

@@ -2,22 +2,20 @@
 // ("host A" and "host B", joined by a veth underlay in 198.18.0.0/15), each loaded through
 // swanctl as vfwire loads it. What this kernel cannot do (it has neither ESP offload on veth nor
 // ESP/AES-GCM at all) is asserted as exactly that: the IKE_SA comes up, the CHILD_SA is refused
-// by the kernel.
-//
-// charon has fixed paths (pid file /run/charon.pid, compiled in) and a system charon may run on
-// the machine, so each test charon gets a private /run (its own mount namespace, via unshare) and
-// its own strongswan.conf (STRONGSWAN_CONF) that puts the vici socket and the log in a temp dir.
+// by the kernel. Each charon runs as test/helpers/charon.ts starts it (private /run, own
+// strongswan.conf) and logs to its temp dir.
 
 import { expect } from 'chai';
+import { waitFor } from '../../src/wait.js';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { chooseOffload, parseStrongSwanVersion, renderSwanctlConf, renderSwanctlSecrets, strongSwanSupportsPacketOffload, swanctlNames, type PeerAuth, type SwanctlInput, type SwanctlOffload } from '../../src/ipsec/swanctl.js';
 import { loadAllArgv, readStrongSwanVersion, writeSwanctlFiles } from '../../src/ipsec/swanctl-charon.js';
+import { CHARON, startCharon as startTestCharon, stopCharon as stopTestCharon, type Charon } from '../helpers/charon.js';
 
-const CHARON = process.env.VFWIRE_TEST_CHARON ?? '/usr/lib/ipsec/charon';
 // A test key, not a secret; the test checks it never shows in a log or in swanctl's output.
 const PSK = Buffer.from(`vfwire-test-psk-${randomBytes(12).toString('hex')}`);
 
@@ -28,7 +26,7 @@ interface Host {
   /** The charon's own directory: strongswan.conf, the swanctl dir, vici socket, log. */
   dir: string;
   uri: string;
-  charon?: ResultPromise;
+  charon?: Charon;
 }
 
 // A single charon per host, with just the plugins vfwire needs (Debian's modular config loads
@@ -110,33 +108,24 @@ describe('IKEv2 mode against a real charon (Debian strongSwan)', function () {
     }
   });
 
+  /** Host h's charon, on an emptied h.dir. */
   async function startCharon(h: Host): Promise<void> {
     rmSync(h.dir, { recursive: true, force: true });
-    mkdirSync(join(h.dir, 'conf.d'), { recursive: true });
-    writeFileSync(join(h.dir, 'strongswan.conf'), strongswanConf(h.dir));
-    // As /etc/swanctl/swanctl.conf on Debian: vfwire's files are found through conf.d/.
-    writeFileSync(join(h.dir, 'swanctl.conf'), 'include conf.d/*.conf\n');
-    // `ip netns exec` enters the host's netns; unshare gives charon a private /run for its pid file.
-    h.charon = execa('ip', ['netns', 'exec', h.netns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs /run && exec "$0"', CHARON], {
+    h.charon = await startTestCharon({
+      name: h.name,
+      netns: h.netns,
+      confPath: join(h.dir, 'strongswan.conf'),
+      strongswanConf: strongswanConf(h.dir),
+      swanctlDir: h.dir,
+      socket: join(h.dir, 'charon.vici'),
       env: env(h),
-      reject: false,
-      all: true,
     });
-    const socket = join(h.dir, 'charon.vici');
-    for (let waited = 0; !existsSync(socket); waited += 50) {
-      if (h.charon.exitCode !== null || waited > 10_000) throw new Error(`charon of ${h.name} did not open ${socket}: ${(await h.charon).all}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
   }
 
   async function stopCharon(h: Host): Promise<void> {
-    const proc = h.charon;
+    const charon = h.charon;
     h.charon = undefined;
-    if (!proc || proc.exitCode !== null) return;
-    proc.kill('SIGTERM');
-    const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
-    await proc;
-    clearTimeout(timer);
+    await stopTestCharon(charon);
   }
 
   /** Renders host h's view of the pair, writes it as vfwire does, and loads it through swanctl. */
@@ -149,12 +138,8 @@ describe('IKEv2 mode against a real charon (Debian strongSwan)', function () {
     return { exitCode: res.exitCode, output: res.all.split('\n').filter((l) => !/^plugin '.*': failed to load|^opening directory/.test(l)).join('\n') };
   }
 
-  async function waitFor(what: string, probe: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
-    for (let waited = 0; !(await probe()); waited += 100) {
-      if (waited > ms) throw new Error(`timed out waiting for ${what}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+  /** Until `probe` holds: 15 s at most, polled every 100 ms. */
+  const until = (what: string, probe: () => Promise<boolean> | boolean) => waitFor(what, async () => ((await probe()) ? true : undefined), 15_000, 100);
 
   const established = async (h: Host) => /ESTABLISHED, IKEv2/.test((await swanctl(h, '--list-sas')).all);
 
@@ -195,8 +180,8 @@ describe('IKEv2 mode against a real charon (Debian strongSwan)', function () {
     }
     // Host A (the lower address) started the IKE_SA on its own; the veth cannot offload ESP, and
     // hw_offload = yes/packet forces offload, so the CHILD_SA fails closed instead of running in software.
-    await waitFor('the IKE_SA', () => established(a));
-    await waitFor('the refused CHILD_SA', () => /HW offload is not supported by device/.test(log(b)) && /unable to install inbound and outbound IPsec SA \(SAD\) in kernel/.test(log(b)));
+    await until('the IKE_SA', () => established(a));
+    await until('the refused CHILD_SA', () => /HW offload is not supported by device/.test(log(b)) && /unable to install inbound and outbound IPsec SA \(SAD\) in kernel/.test(log(b)));
     expect(log(b)).not.to.match(/received netlink error/);
     for (const h of hosts) expect(log(h)).not.to.include(PSK.toString()).and.not.include(PSK.toString('base64'));
   });
@@ -207,19 +192,19 @@ describe('IKEv2 mode against a real charon (Debian strongSwan)', function () {
       if (mode === 'certificates') auth = await makeCertificates(join(root, 'pki'));
       // auto: no device offload on veth, so the SA reaches the kernel's own ESP, which is what is missing.
       for (const h of [b, a]) expect((await load(h, 'auto', auth)).exitCode).to.equal(0);
-      await waitFor('the IKE_SA on both hosts', async () => (await established(a)) && (await established(b)));
+      await until('the IKE_SA on both hosts', async () => (await established(a)) && (await established(b)));
       const ikeA = (await swanctl(a, '--list-sas', '--ike', 'vfwire-hostb')).all;
       expect(ikeA).to.match(/vfwire-hostb: #\d+, ESTABLISHED, IKEv2/).and.match(/AES_GCM_16-128\/PRF_HMAC_SHA2_256\/ECP_256/);
       expect(ikeA).not.to.match(/INSTALLED/);
       expect(log(a)).to.include(mode === 'psk' ? "authentication of '198.18.77.2' with pre-shared key successful" : "authentication of '198.18.77.2' with ECDSA_WITH_SHA256_DER successful");
       // Host A's -out is host B's -in: the responder matches it exactly (prio 5+5, not the 1+1 of narrowing).
-      await waitFor('the children to be tried', () => /found matching child config "vfwire-hosta-in" with prio 10/.test(log(b)));
+      await until('the children to be tried', () => /found matching child config "vfwire-hosta-in" with prio 10/.test(log(b)));
       // An explicit initiate, as `vfwire ipsec up` does, reuses the IKE_SA and fails the same way.
       const names = swanctlNames('hostb');
       const init = await swanctl(a, '--initiate', '--ike', names.conn, '--child', names.out, '--timeout', '20');
       expect(init.exitCode).to.not.equal(0);
       expect(init.all).to.include(`initiate failed: establishing CHILD_SA '${names.out}' failed`).and.include('received NO_PROPOSAL_CHOSEN notify, no CHILD_SA built');
-      await waitFor('host B to match the explicit initiate', () => /found matching child config "vfwire-hosta-in" with prio 10[\s\S]*found matching child config "vfwire-hosta-in" with prio 10/.test(log(b)));
+      await until('host B to match the explicit initiate', () => /found matching child config "vfwire-hosta-in" with prio 10[\s\S]*found matching child config "vfwire-hosta-in" with prio 10/.test(log(b)));
       // The kernel has no AES-GCM/ESP: adding the SA fails with ENOSYS, nothing else.
       expect(log(b)).to.match(/received netlink error: Function not implemented \(38\)\n.*unable to add SAD entry with SPI [0-9a-f]+ \(FAILED\)/);
       expect(log(b)).to.include('unable to install inbound and outbound IPsec SA (SAD) in kernel');
