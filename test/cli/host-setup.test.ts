@@ -1,11 +1,9 @@
 // `vfwire host setup` on a sim host left as after a boot: the lab notes' steps, then nothing.
 
 import { expect } from 'chai';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { parse, stringify } from 'yaml';
 import { vfwire } from '../helpers/cli.js';
 import { domainXml, runHook } from '../helpers/hook.js';
-import { downTestSim, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, editConfig, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
 
 describe('vfwire host setup', function () {
   this.timeout(60_000);
@@ -40,9 +38,9 @@ describe('vfwire host setup', function () {
   });
 
   it('with overlay: tc-flower, makes the external VXLAN device and its qdisc, once', async () => {
-    const doc = parse(readFileSync(sim!.a.configPath, 'utf8'));
-    doc.overlay = 'tc-flower';
-    writeFileSync(sim!.a.configPath, stringify(doc));
+    editConfig(sim!.a.configPath, (doc) => {
+      doc.overlay = 'tc-flower';
+    });
     const ns = sim!.a.netns;
     expect((await setup('--dry-run')).stdout.trim().split('\n')).to.deep.equal([
       `ip -n ${ns} link add vfwvxlan mtu 9166 type vxlan dstport 4789 external`,
@@ -58,8 +56,9 @@ describe('vfwire host setup', function () {
     expect(r.stderr).to.match(/^vfwire: vm flow: failed to tcf-rule .*(classifier|not found|Unknown)/i);
     const host = await links(ns);
     expect(host.get('enp3s0f0r0')?.master).to.equal(undefined);
-    delete doc.overlay;
-    writeFileSync(sim!.a.configPath, stringify(doc));
+    editConfig(sim!.a.configPath, (doc) => {
+      delete doc.overlay;
+    });
     await runner.run({ argv: ['ip', '-n', ns, 'link', 'del', 'vfwvxlan'] });
   });
 

@@ -2,36 +2,32 @@
 
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { deriveMac } from '../../src/domain/mac.js';
+import { defineDomain, libvirtReachable, virsh } from '../../src/sim/libvirtd.js';
 import { vfwire } from '../helpers/cli.js';
-
-const URI = 'qemu:///system';
-const virsh = (...args: string[]) => execa('virsh', ['-c', URI, ...args], { reject: false });
 
 describe('vfwire vm set/show/unset (libvirtd)', function () {
   this.timeout(60_000);
   const name = `vfwt-${randomBytes(3).toString('hex')}`;
+  const xmlDir = mkdtempSync(join(tmpdir(), 'vfwt-'));
   let uuid = '';
 
   before(async function () {
-    if ((await virsh('version')).exitCode !== 0) {
+    if (!(await libvirtReachable())) {
       // CI starts libvirtd (scripts/bootstrap.sh); elsewhere say why this suite did not run.
       if (process.env.CI) throw new Error('libvirtd is not reachable at qemu:///system');
       this.skip();
     }
-    const xml = join(mkdtempSync(join(tmpdir(), 'vfwt-')), 'dom.xml');
-    writeFileSync(xml, `<domain type="qemu"><name>${name}</name><memory unit="MiB">64</memory><os><type arch="x86_64">hvm</type></os></domain>`);
-    const def = await virsh('define', xml);
-    expect(def.exitCode, def.stderr).to.equal(0);
+    await defineDomain(xmlDir, name, `<domain type="qemu"><name>${name}</name><memory unit="MiB">64</memory><os><type arch="x86_64">hvm</type></os></domain>`);
     uuid = (await virsh('domuuid', name)).stdout.trim();
   });
 
   after(async () => {
     await virsh('undefine', name);
+    rmSync(xmlDir, { recursive: true, force: true });
   });
 
   it('tags a domain and reads it back, with the derived MAC', async () => {

@@ -1,13 +1,13 @@
 // `vfwire doctor` on a sim host: all green as built, then each precondition broken in turn.
 
 import { expect } from 'chai';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
 import type { CheckResult } from '../../src/doctor/checks.js';
 import { withLedger } from '../../src/ledger/store.js';
+import { writeSimDevlinkState } from '../../src/sim/devlink-emulator.js';
 import { vfwire } from '../helpers/cli.js';
-import { downTestSim, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, editConfig, upTestSim, type TestSim } from '../helpers/sim.js';
 
 describe('vfwire doctor', function () {
   this.timeout(60_000);
@@ -22,7 +22,7 @@ describe('vfwire doctor', function () {
     return { code: r.code, results: JSON.parse(r.stdout) as CheckResult[] };
   };
   const status = (results: CheckResult[], check: string) => results.find((r) => r.check === check)?.status;
-  const pciDir = () => join(sim!.a.dir, 'sys/bus/pci/devices/0000:03:00.0');
+  const pciDir = () => join(sim!.a.dir, 'sys/bus/pci/devices', sim!.a.pfPci);
 
   it('passes every check on a freshly built sim host', async () => {
     const { code, results } = await doctor();
@@ -32,7 +32,7 @@ describe('vfwire doctor', function () {
   });
 
   it('fails, with the fix, on legacy mode and on SR-IOV off', async () => {
-    writeFileSync(join(pciDir(), 'sim-devlink.json'), JSON.stringify({ mode: 'legacy', flow_steering_mode: 'smfs' }));
+    await writeSimDevlinkState(pciDir(), { mode: 'legacy', flow_steering_mode: 'smfs' });
     writeFileSync(join(pciDir(), 'sriov_numvfs'), '0\n');
     const { code, results } = await doctor();
     expect(code).to.equal(1);
@@ -40,13 +40,15 @@ describe('vfwire doctor', function () {
     expect(status(results, 'enp3s0f0np0: SR-IOV')).to.equal('fail');
     expect(status(results, 'enp3s0f0np0: flow steering')).to.equal('warn');
     expect(results.find((r) => r.check === 'enp3s0f0np0: eswitch')!.fix).to.equal('vfwire host setup');
-    writeFileSync(join(pciDir(), 'sim-devlink.json'), JSON.stringify({ mode: 'switchdev', flow_steering_mode: 'dmfs' }));
+    await writeSimDevlinkState(pciDir(), { mode: 'switchdev', flow_steering_mode: 'dmfs' });
     writeFileSync(join(pciDir(), 'sriov_numvfs'), '2\n');
   });
 
   it('tc-flower: rules the ledger implies but the kernel lacks; failover: no bond', async () => {
-    const doc = parse(readFileSync(sim!.a.configPath, 'utf8'));
-    writeFileSync(sim!.a.configPath, stringify({ ...doc, overlay: 'tc-flower', failover: { mode: 'active-backup' } }));
+    editConfig(sim!.a.configPath, (doc) => {
+      doc.overlay = 'tc-flower';
+      doc.failover = { mode: 'active-backup' };
+    });
     const key = '00000000-0000-4000-8000-0000000000d1/0';
     await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
       txn.data.leases[key] = {
@@ -67,13 +69,16 @@ describe('vfwire doctor', function () {
       txn.data.vnis = {};
       await txn.save();
     });
-    writeFileSync(sim!.a.configPath, stringify(doc));
+    editConfig(sim!.a.configPath, (doc) => {
+      delete doc.overlay;
+      delete doc.failover;
+    });
   });
 
   it('with IPsec on: ESP offload, iproute2 and the SAs to each peer', async () => {
-    const doc = parse(readFileSync(sim!.a.configPath, 'utf8'));
-    doc.ipsec = { mode: 'static', key_dir: join(sim!.a.dir, 'keys') };
-    writeFileSync(sim!.a.configPath, stringify(doc));
+    editConfig(sim!.a.configPath, (doc) => {
+      doc.ipsec = { mode: 'static', key_dir: join(sim!.a.dir, 'keys') };
+    });
     const { code, results } = await doctor();
     expect(code).to.equal(1);
     expect(status(results, 'enp3s0f0np0: ESP offload')).to.equal('fail');

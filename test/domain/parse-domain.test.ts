@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { expect } from 'chai';
-import { ValidationError } from '../../src/errors.js';
+import type { ValidationError } from '../../src/errors.js';
 import { VFWIRE_NS } from '../../src/domain/interface-spec.js';
 import { deriveMac } from '../../src/domain/mac.js';
 import { parseDomainXml, parseMetadataElement, readDomainIdentity } from '../../src/domain/parse-domain.js';
+import { FIXTURES } from '../helpers/golden.js';
+import { refusal } from '../helpers/refusal.js';
 
-const FIXTURES = new URL('../../../test/fixtures/domains/', import.meta.url);
-const fixture = (name: string): string => readFileSync(new URL(name, FIXTURES), 'utf8');
+const fixture = (name: string): string => readFileSync(join(FIXTURES, 'domains', name), 'utf8');
 
 const UUID = '0f8fad5b-d9cb-469f-a165-70867728950e';
 
@@ -20,20 +22,14 @@ function net(...ifaces: string[]): string {
 }
 
 /** Run `fn`, expect a one-line ValidationError, return it. */
-function refusal(fn: () => unknown): ValidationError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).to.be.instanceOf(ValidationError);
-    const { message } = err as ValidationError;
-    expect(message).not.to.match(/[\n\r\u2028\u2029\u0085]/);
-    expect(message.length, message).to.be.below(300);
-    return err as ValidationError;
-  }
-  return expect.fail('expected a ValidationError');
+function oneLineRefusal(fn: () => unknown): ValidationError {
+  const err = refusal(fn);
+  expect(err.message).not.to.match(/[\n\r\u2028\u2029\u0085]/);
+  expect(err.message.length, err.message).to.be.below(300);
+  return err;
 }
 
-const refuseDomain = (xml: string): string => refusal(() => parseDomainXml(xml)).message;
+const refuseDomain = (xml: string): string => oneLineRefusal(() => parseDomainXml(xml)).message;
 const refuseIface = (attrs: string): string => refuseDomain(domain(net(attrs)));
 const firstIface = (attrs: string) => parseDomainXml(domain(net(attrs))).interfaces?.[0];
 
@@ -334,14 +330,14 @@ describe('parseDomainXml', () => {
     for (const [written, parsed, shown] of oddNames) {
       it(`quotes ${shown} and keeps the message on one line`, () => {
         expect(parseDomainXml(domain(net('vni="1"'), { name: written })).name).to.equal(parsed);
-        const err = refusal(() => parseDomainXml(domain(net('vni="0"'), { name: written })));
+        const err = oneLineRefusal(() => parseDomainXml(domain(net('vni="0"'), { name: written })));
         expect(err.message).to.equal(`vm ${shown}: interface 0: vni: must be an integer 1..16777215 (got "0")`);
         expect(err.vm, "the raw name, for callers").to.equal(parsed);
       });
     }
 
     it('shows plain names as they are', () => {
-      const err = refusal(() => parseDomainXml(domain(net('vni="0"'), { name: 'web-1.prod_a' })));
+      const err = oneLineRefusal(() => parseDomainXml(domain(net('vni="0"'), { name: 'web-1.prod_a' })));
       expect(err.message).to.match(/^vm web-1\.prod_a: interface 0: vni: /);
       expect(err.vm).to.equal('web-1.prod_a');
     });
@@ -383,7 +379,7 @@ describe('readDomainIdentity', () => {
   });
 
   it('still refuses hostile XML', () => {
-    expect(refusal(() => readDomainIdentity(fixture('billion-laughs.xml'))).message).to.include('DOCTYPE');
+    expect(oneLineRefusal(() => readDomainIdentity(fixture('billion-laughs.xml'))).message).to.include('DOCTYPE');
   });
 });
 
@@ -402,32 +398,32 @@ describe('parseMetadataElement', () => {
   });
 
   it('refuses an element in another namespace or with an undeclared prefix', () => {
-    expect(refusal(() => parse(`<vfwire:net xmlns:vfwire="https://example.org/"><vfwire:interface vni="1"/></vfwire:net>`)).message).to.equal(
+    expect(oneLineRefusal(() => parse(`<vfwire:net xmlns:vfwire="https://example.org/"><vfwire:interface vni="1"/></vfwire:net>`)).message).to.equal(
       `vm web1: metadata: <vfwire:net> is not in namespace ${VFWIRE_NS} (it is in https://example.org/)`,
     );
-    expect(refusal(() => parse('<v:net><v:interface vni="1"/></v:net>')).message).to.equal(
+    expect(oneLineRefusal(() => parse('<v:net><v:interface vni="1"/></v:net>')).message).to.equal(
       `vm web1: metadata: <v:net> is not in namespace ${VFWIRE_NS} (undeclared prefix)`,
     );
   });
 
   it('applies the same attribute rules, naming the VM', () => {
-    expect(refusal(() => parse('<net><interface vni="1" vin="2"/></net>', 'my vm')).message).to.equal(
+    expect(oneLineRefusal(() => parse('<net><interface vni="1" vin="2"/></net>', 'my vm')).message).to.equal(
       'vm "my vm": interface 0: vin: unknown attribute (known: vni, mac, mtu, encrypt, pf)',
     );
   });
 
   it('refuses more than 64 KiB, DOCTYPEs and malformed input', () => {
-    expect(refusal(() => parse(`<net><interface vni="1"/>${' '.repeat(70_000)}</net>`)).message).to.equal(
+    expect(oneLineRefusal(() => parse(`<net><interface vni="1"/>${' '.repeat(70_000)}</net>`)).message).to.equal(
       'vm web1: metadata: too large (at least 70031 bytes; at most 65536)',
     );
-    expect(refusal(() => parse('<!DOCTYPE net><net/>')).message).to.equal(
+    expect(oneLineRefusal(() => parse('<!DOCTYPE net><net/>')).message).to.equal(
       'vm web1: metadata: line 1: DOCTYPE and ENTITY declarations are not allowed',
     );
-    expect(refusal(() => parse('<net><interface vni="1"></net>')).message).to.match(/^vm web1: metadata: malformed at line 1/);
+    expect(oneLineRefusal(() => parse('<net><interface vni="1"></net>')).message).to.match(/^vm web1: metadata: malformed at line 1/);
   });
 
   it('checks the UUID it derives MACs from', () => {
-    expect(refusal(() => parse('<net><interface vni="1"/></net>', 'web1', 'nope')).message).to.equal(
+    expect(oneLineRefusal(() => parse('<net><interface vni="1"/></net>', 'web1', 'nope')).message).to.equal(
       'vm web1: uuid: must be a canonical UUID, 8-4-4-4-12 hex digits (got "nope")',
     );
   });

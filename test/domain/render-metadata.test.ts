@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { ValidationError } from '../../src/errors.js';
 import { VFWIRE_NS } from '../../src/domain/interface-spec.js';
 import { deriveMac } from '../../src/domain/mac.js';
 import { parseDomainXml, parseMetadataElement } from '../../src/domain/parse-domain.js';
 import { escapeAttr, renderMetadata, type MetadataInterface } from '../../src/domain/render-metadata.js';
+import { refusal } from '../helpers/refusal.js';
 
 const UUID = '0f8fad5b-d9cb-469f-a165-70867728950e';
 
@@ -12,16 +12,6 @@ function injectNamespace(xml: string): string {
   return xml
     .replace(/<(\/?)(net|interface)\b/g, '<$1vfwire:$2')
     .replace('<vfwire:net>', `<vfwire:net xmlns:vfwire="${VFWIRE_NS}">`);
-}
-
-function refusal(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).to.be.instanceOf(ValidationError);
-    return (err as ValidationError).message;
-  }
-  return expect.fail('expected a ValidationError');
 }
 
 describe('renderMetadata', () => {
@@ -57,26 +47,26 @@ describe('renderMetadata', () => {
   });
 
   it('refuses what the parser would refuse, naming interface and field', () => {
-    expect(refusal(() => renderMetadata([{ vni: 1 }, { vni: 0 }]))).to.equal(
+    expect(refusal(() => renderMetadata([{ vni: 1 }, { vni: 0 }])).message).to.equal(
       'interface 1: vni: must be an integer 1..16777215 (got "0")',
     );
-    expect(refusal(() => renderMetadata([{ vni: 1.5 }]))).to.match(/^interface 0: vni: /);
-    expect(refusal(() => renderMetadata([{ vni: 1, mtu: Number.NaN }]))).to.equal(
+    expect(refusal(() => renderMetadata([{ vni: 1.5 }])).message).to.match(/^interface 0: vni: /);
+    expect(refusal(() => renderMetadata([{ vni: 1, mtu: Number.NaN }])).message).to.equal(
       'interface 0: mtu: must be an integer 68..65535 (got "NaN")',
     );
-    expect(refusal(() => renderMetadata([{ vni: 1, pf: 'a"b' }]))).to.match(/^interface 0: pf: /);
-    expect(refusal(() => renderMetadata([{ vni: 1, mac: '01:00:00:00:00:01' }]))).to.match(/^interface 0: mac: must not be multicast/);
-    expect(refusal(() => renderMetadata([]))).to.match(/^interfaces: at least one/);
-    expect(refusal(() => renderMetadata(Array.from({ length: 17 }, (_, i) => ({ vni: i + 1 }))))).to.equal(
+    expect(refusal(() => renderMetadata([{ vni: 1, pf: 'a"b' }])).message).to.match(/^interface 0: pf: /);
+    expect(refusal(() => renderMetadata([{ vni: 1, mac: '01:00:00:00:00:01' }])).message).to.match(/^interface 0: mac: must not be multicast/);
+    expect(refusal(() => renderMetadata([])).message).to.match(/^interfaces: at least one/);
+    expect(refusal(() => renderMetadata(Array.from({ length: 17 }, (_, i) => ({ vni: i + 1 })))).message).to.equal(
       'interfaces: at most 16 (got 17)',
     );
     expect(
-      refusal(() => renderMetadata([{ vni: 1, mac: '52:54:00:00:00:01' }, { vni: 2, mac: '52:54:00:00:00:01' }])),
+      refusal(() => renderMetadata([{ vni: 1, mac: '52:54:00:00:00:01' }, { vni: 2, mac: '52:54:00:00:00:01' }])).message,
     ).to.equal('interface 1: mac: same as interface 0 (52:54:00:00:00:01)');
   });
 
   it('prefixes messages with the context it is given', () => {
-    expect(refusal(() => renderMetadata([{ vni: 0 }], { vm: 'web1' }))).to.match(/^vm web1: interface 0: vni: /);
+    expect(refusal(() => renderMetadata([{ vni: 0 }], { vm: 'web1' })).message).to.match(/^vm web1: interface 0: vni: /);
   });
 });
 

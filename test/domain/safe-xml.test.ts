@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import { ValidationError } from '../../src/errors.js';
 import {
   childElements,
   enterScope,
@@ -10,16 +9,7 @@ import {
   type XmlElement,
 } from '../../src/domain/safe-xml.js';
 import { clip, quote } from '../../src/quote.js';
-
-function refusal(fn: () => unknown): ValidationError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).to.be.instanceOf(ValidationError);
-    return err as ValidationError;
-  }
-  return expect.fail('expected a ValidationError');
-}
+import { refusal } from '../helpers/refusal.js';
 
 describe('parseXml', () => {
   it('returns the root with attributes, text and CDATA, references decoded outside CDATA', () => {

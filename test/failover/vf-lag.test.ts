@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { ResourceError, ValidationError } from '../../src/errors.js';
 import { planHostSetup, renderHostSetup, type HostSetupInput, type HostState } from '../../src/failover/vf-lag.js';
-import { formatCommand, type Command, type Step } from '../../src/plan/step.js';
+import { formatCommandWithInput as show, type Command, type Step } from '../../src/plan/step.js';
 import { expectGolden } from '../helpers/golden.js';
 
 const reps = (base: string, n: number) => Array.from({ length: n }, (_, i) => `${base}r${i}`);
@@ -18,7 +18,6 @@ function input(address: string, failover: boolean): HostSetupInput {
   };
 }
 
-const show = (c: Command) => formatCommand({ argv: c.argv }) + (c.stdin === undefined ? '' : ` <<< ${c.stdin.trim()}`);
 const text = (steps: Step[]) =>
   '# do\n' + steps.map((s) => show(s.do) + '\n').join('') + '# undo, in reverse order\n' + [...steps].reverse().flatMap((s) => (s.undo ? [show(s.undo) + '\n'] : [])).join('');
 

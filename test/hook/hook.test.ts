@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
 import { domainXml, runHook } from '../helpers/hook.js';
-import { downTestSim, links, runner as simRunner, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, expectNoVfwireOn, leasesOn, links, runner as simRunner, upTestSim, type TestSim } from '../helpers/sim.js';
 
 const U = (n: number) => `00000000-0000-4000-8000-${n.toString().padStart(12, '0')}`;
 const OFF = 'vni="100" encrypt="off"';
@@ -23,14 +23,9 @@ describe('hook on a sim host', function () {
   });
   after(() => downTestSim(sim));
 
-  /** Nothing of vfwire's is left on host A: no lease, no vfw* link, no bridge member. */
+  /** Nothing of vfwire's is left on host A (no lease, no vfw* link, no bridge member), and no ledger lock. */
   async function expectClean(): Promise<void> {
-    const ledger = await readLedger(stateDir());
-    expect(ledger.leases, 'leases').to.deep.equal({});
-    expect(ledger.vnis, 'vnis').to.deep.equal({});
-    const host = await links(sim!.a.netns);
-    expect([...host.keys()].filter((n) => n.startsWith('vfw')), 'vfw links').to.deep.equal([]);
-    expect([...host.values()].filter((l) => l.master).map((l) => l.master), 'bridge members').to.deep.equal([]);
+    await expectNoVfwireOn(sim!.a);
     expect(existsSync(join(stateDir(), 'ledger.lock')), 'lock').to.equal(false);
   }
 
@@ -66,7 +61,7 @@ describe('hook on a sim host', function () {
     const third = await runHook(cfg, 'vm12', 'prepare', 'begin', domainXml('vm12', U(12), [OFF]));
     expect(third.code).to.equal(1);
     expect(third.stderr).to.match(/^vfwire: vm vm12: interface 0: no free VF on enp3s0f0np0 \(2 usable, all leased/);
-    expect(Object.keys((await readLedger(stateDir())).leases)).to.have.length(2);
+    expect(await leasesOn(sim!.a)).to.have.length(2);
     for (const n of [10, 11, 12]) for (const op of ['stopped', 'release']) expect((await runHook(cfg, `vm${n}`, op, 'end', domainXml(`vm${n}`, U(n), [OFF]))).code).to.equal(0);
     await expectClean();
   });
@@ -76,7 +71,7 @@ describe('hook on a sim host', function () {
     const runs = await Promise.all(names.map((n) => runHook(cfg, `par${n}`, 'prepare', 'begin', domainXml(`par${n}`, U(n), [OFF]))));
     expect(runs.filter((r) => r.code === 0)).to.have.length(2);
     for (const r of runs.filter((x) => x.code !== 0)) expect(r.stderr).to.match(/no free VF/);
-    const leases = Object.values((await readLedger(stateDir())).leases);
+    const leases = await leasesOn(sim!.a);
     expect(new Set(leases.map((l) => l.vf)).size).to.equal(2);
     expect((await readLedger(stateDir())).vnis['100']!.members).to.have.length(2);
     await Promise.all(names.map((n) => runHook(cfg, `par${n}`, 'release', 'end', domainXml(`par${n}`, U(n), [OFF]))));
@@ -121,7 +116,7 @@ describe('hook on a sim host', function () {
   it('a second prepare of a running VM replaces its stale leases instead of leaking them', async () => {
     const xml = domainXml('again', U(32), [OFF]);
     for (let i = 0; i < 2; i++) expect((await runHook(cfg, 'again', 'prepare', 'begin', xml)).code).to.equal(0);
-    expect(Object.keys((await readLedger(stateDir())).leases)).to.have.length(1);
+    expect(await leasesOn(sim!.a)).to.have.length(1);
     expect((await runHook(cfg, 'again', 'release', 'end', xml)).code).to.equal(0);
     await expectClean();
   });
@@ -141,8 +136,7 @@ describe('hook on a sim host', function () {
       await txn.save();
     });
     expect((await runHook(cfg, 'fresh', 'prepare', 'begin', domainXml('fresh', U(71), [OFF]))).code).to.equal(0);
-    const ledger = await readLedger(stateDir());
-    expect(Object.values(ledger.leases).map((l) => [l.vm, l.vf])).to.deep.equal([['fresh', 0]]);
+    expect((await leasesOn(sim!.a)).map((l) => [l.vm, l.vf])).to.deep.equal([['fresh', 0]]);
     expect((await links(sim!.a.netns)).has(canary), 'the stale undo did not run').to.equal(true);
     await simRunner.run({ argv: ['ip', '-n', sim!.a.netns, 'link', 'del', canary] });
     expect((await runHook(cfg, 'fresh', 'release', 'end', domainXml('fresh', U(71), [OFF]))).code).to.equal(0);
@@ -162,7 +156,7 @@ describe('hook on a sim host', function () {
       expect(r.code).to.equal(1);
       expect(r.stderr).to.match(/^vfwire: .*(ENOSPC|no space left)/i);
       expect(readFileSync(join(stateDir(), 'ledger.json'), 'utf8')).to.equal(before);
-      expect(Object.values((await readLedger(stateDir())).leases).map((l) => l.vm)).to.deep.equal(['seed']);
+      expect((await leasesOn(sim!.a)).map((l) => l.vm)).to.deep.equal(['seed']);
       rmSync(join(stateDir(), 'filler'));
       expect((await runHook(cfg, 'seed', 'release', 'end', domainXml('seed', U(81), [OFF]))).code).to.equal(0);
       await expectClean();
@@ -183,7 +177,7 @@ describe('hook on a sim host', function () {
     const xml = domainXml('kept', U(50), [OFF]);
     expect((await runHook(cfg, 'kept', 'prepare', 'begin', xml)).code).to.equal(0);
     expect((await runHook(cfg, 'kept', 'reconnect', 'begin', xml)).code).to.equal(0);
-    expect(Object.values((await readLedger(stateDir())).leases).map((l) => l.vm)).to.deep.equal(['kept']);
+    expect((await leasesOn(sim!.a)).map((l) => l.vm)).to.deep.equal(['kept']);
     expect((await runHook(cfg, 'kept', 'reconnect', 'begin', `<domain xmlns:v="${'https://vfwire.dev/xmlns/1.0'}"><oops`)).code).to.equal(0);
     expect((await runHook(cfg, 'kept', 'release', 'end', xml)).code).to.equal(0);
     await expectClean();

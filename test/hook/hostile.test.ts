@@ -4,11 +4,10 @@
 import { expect } from 'chai';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readLedger } from '../../src/ledger/store.js';
 import { vfwire } from '../helpers/cli.js';
 import { FIXTURES } from '../helpers/golden.js';
 import { domainXml, runHook } from '../helpers/hook.js';
-import { downTestSim, links, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, leasesOn, links, upTestSim, type TestSim } from '../helpers/sim.js';
 
 const CORPUS = join(FIXTURES, 'hostile');
 
@@ -53,7 +52,7 @@ describe('hostile input corpus', function () {
   after(() => downTestSim(sim));
 
   async function expectNoTrace(): Promise<void> {
-    expect(Object.keys((await readLedger(join(sim!.a.dir, 'state'))).leases)).to.deep.equal([]);
+    expect(await leasesOn(sim!.a)).to.deep.equal([]);
     expect([...(await links(sim!.a.netns)).keys()].filter((n) => n.startsWith('vfw'))).to.deep.equal([]);
   }
 

@@ -3,9 +3,8 @@
 // check vfwire's refusals, its records, and that key bytes never reach output, errors or logs.
 
 import { expect } from 'chai';
-import { chmodSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify, parse } from 'yaml';
 import { epochKeys, readKeyFile } from '../../src/ipsec/keys.js';
 import { guardId, pairContext, planUp } from '../../src/ipsec/pair-plan.js';
 import { configPath, loadConfig } from '../../src/config/config.js';
@@ -14,7 +13,7 @@ import { hex32 } from '../../src/ipsec/sa-ids.js';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
 import { vfwire } from '../helpers/cli.js';
 import { domainXml, runHook } from '../helpers/hook.js';
-import { downTestSim, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, editConfig, upTestSim, type TestSim } from '../helpers/sim.js';
 
 describe('ipsec on a sim host', function () {
   this.timeout(60_000);
@@ -27,9 +26,9 @@ describe('ipsec on a sim host', function () {
   before(async () => {
     sim = await upTestSim(2);
     cfg = sim.a.configPath;
-    const doc = parse(readFileSync(cfg, 'utf8'));
-    doc.ipsec = { mode: 'static', key_dir: join(sim.a.dir, 'keys') };
-    writeFileSync(cfg, stringify(doc), { mode: 0o600 });
+    editConfig(cfg, (doc) => {
+      doc.ipsec = { mode: 'static', key_dir: join(sim!.a.dir, 'keys') };
+    });
   });
   after(() => downTestSim(sim));
 
@@ -124,9 +123,9 @@ describe('ipsec on a sim host', function () {
   });
 
   it('with software crypto allowed, it still needs its SAs up and in the kernel', async () => {
-    const doc = parse(readFileSync(cfg, 'utf8'));
-    doc.ipsec.allow_software_crypto = true;
-    writeFileSync(cfg, stringify(doc), { mode: 0o600 });
+    editConfig(cfg, (doc) => {
+      doc.ipsec!.allow_software_crypto = true;
+    });
     const xml = domainXml('secret', '00000000-0000-4000-8000-0000000000e1', ['vni="100"']);
     const down = await runHook(cfg, 'secret', 'prepare', 'begin', xml);
     expect(down.stderr).to.match(/interface 0: encrypt: required, but no IPsec SAs to sim-b are up \(run: vfwire ipsec up\)/);

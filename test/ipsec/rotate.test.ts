@@ -3,9 +3,7 @@
 // recorded states, with every refusal, and a real step fails in the kernel leaving nothing used.
 
 import { expect } from 'chai';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parse, stringify } from 'yaml';
 import { configPath, loadConfig } from '../../src/config/config.js';
 import { epochKeys, keyFilePath, readKeyFile, type PeerSeed } from '../../src/ipsec/keys.js';
 import { pairContext, planUp, saFacts, type PairContext } from '../../src/ipsec/pair-plan.js';
@@ -14,7 +12,7 @@ import { hex32 } from '../../src/ipsec/sa-ids.js';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
 import type { PeerSaState } from '../../src/ledger/types.js';
 import { vfwire } from '../helpers/cli.js';
-import { downTestSim, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, editConfig, upTestSim, type TestSim } from '../helpers/sim.js';
 
 describe('ipsec rotate (static keys)', function () {
   this.timeout(60_000);
@@ -34,9 +32,9 @@ describe('ipsec rotate (static keys)', function () {
 
   before(async () => {
     sim = await upTestSim(1);
-    const doc = parse(readFileSync(cfg(), 'utf8'));
-    doc.ipsec = { mode: 'static', key_dir: keyDir() };
-    writeFileSync(cfg(), stringify(doc));
+    editConfig(cfg(), (doc) => {
+      doc.ipsec = { mode: 'static', key_dir: keyDir() };
+    });
     expect((await vfwire(['--config', cfg(), 'ipsec', 'keygen', '--peer', 'sim-b'])).code).to.equal(0);
     const c = await loadConfig(configPath(cfg()));
     ctx = pairContext(c, c.peers[0]!);

@@ -5,7 +5,7 @@
 
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,20 +20,12 @@ import {
   type Connection,
   type Domain,
 } from '../../src/libvirt/index.js';
+import { defineDiskless, defineDomain, LIBVIRT_URI, libvirtReachable, removeDomain, virsh } from '../../src/sim/libvirtd.js';
 
-const URI = 'qemu:///system';
 const NS = 'https://vfwire.dev/xmlns/1.0';
 const QEMU = '/usr/bin/qemu-system-x86_64';
 const here = dirname(fileURLToPath(import.meta.url));
-const virsh = (...args: string[]) => execa('virsh', ['-c', URI, ...args], { reject: false });
 const suffix = () => randomBytes(3).toString('hex');
-
-async function define(xml: string): Promise<void> {
-  const file = join(mkdtempSync(join(tmpdir(), 'vfwt-')), 'domain.xml');
-  writeFileSync(file, xml);
-  const r = await virsh('define', file);
-  expect(r.exitCode, r.stderr).to.equal(0);
-}
 
 /** The rejection of `p`, which must be a LibvirtError. */
 async function rejection(p: Promise<unknown>): Promise<LibvirtError> {
@@ -48,24 +40,26 @@ async function rejection(p: Promise<unknown>): Promise<LibvirtError> {
 describe('libvirt binding (libvirtd)', function () {
   this.timeout(60_000);
   const name = `vfwt-${suffix()}`;
+  const xmlDir = mkdtempSync(join(tmpdir(), 'vfwt-'));
   let conn: Connection;
   let dom: Domain;
 
   before(async function () {
-    if ((await virsh('version')).exitCode !== 0) {
+    if (!(await libvirtReachable())) {
       // CI starts libvirtd (scripts/bootstrap.sh); elsewhere say why this suite did not run.
       if (process.env.CI) throw new Error('libvirtd is not reachable at qemu:///system');
       console.log('    (skipped: libvirtd is not reachable at qemu:///system; start it with `virtlogd -d; libvirtd -d`)');
       this.skip();
     }
-    await define(`<domain type="qemu"><name>${name}</name><memory unit="MiB">64</memory><os><type arch="x86_64">hvm</type></os></domain>`);
-    conn = await openConnection(URI);
+    await defineDomain(xmlDir, name, `<domain type="qemu"><name>${name}</name><memory unit="MiB">64</memory><os><type arch="x86_64">hvm</type></os></domain>`);
+    conn = await openConnection(LIBVIRT_URI);
     dom = await conn.lookupDomainByName(name);
   });
 
   after(async () => {
     await conn?.close();
     await virsh('undefine', name);
+    rmSync(xmlDir, { recursive: true, force: true });
   });
 
   it('loads neither koffi nor libvirt.so.0 on import', async () => {
@@ -179,7 +173,7 @@ describe('libvirt binding (libvirtd)', function () {
 
   it('prints nothing on stderr when libvirt calls fail', async () => {
     const client = join(here, 'quiet-client.js');
-    const r = await execa('node', [client, URI, name], { reject: false });
+    const r = await execa('node', [client, LIBVIRT_URI, name], { reject: false });
     expect(r.stderr).to.equal('');
     expect(r.exitCode).to.equal(0);
     expect(JSON.parse(r.stdout)).to.deep.equal({
@@ -191,7 +185,7 @@ describe('libvirt binding (libvirtd)', function () {
   });
 
   it('refuses calls on a freed domain and on a closed connection', async () => {
-    const other = await openConnection(URI);
+    const other = await openConnection(LIBVIRT_URI);
     const d = await other.lookupDomainByName(name);
     const pending = d.xmlDesc();
     d.free(); // calls made before free() still complete
@@ -225,12 +219,8 @@ describe('libvirt binding (libvirtd)', function () {
         console.log(`      (skipped: ${QEMU} is not installed)`);
         this.skip();
       }
-      // Diskless TCG guest; ACPI is what lets the `pc` machine hotplug PCI devices.
-      await define(
-        `<domain type="qemu"><name>${live}</name><memory unit="MiB">64</memory>` +
-          `<os><type arch="x86_64" machine="pc">hvm</type></os><features><acpi/></features>` +
-          `<devices><emulator>${QEMU}</emulator></devices></domain>`,
-      );
+      // Diskless TCG guest; ACPI (on by default) is what lets the `pc` machine hotplug PCI devices.
+      await defineDiskless(xmlDir, { name: live, type: 'qemu' });
       const started = await virsh('start', live);
       expect(started.exitCode, started.stderr).to.equal(0);
       await execa('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
@@ -239,8 +229,7 @@ describe('libvirt binding (libvirtd)', function () {
 
     after(async () => {
       ldom?.free();
-      await virsh('destroy', live);
-      await virsh('undefine', live);
+      await removeDomain(live);
       await execa('ip', ['link', 'del', tap], { reject: false });
     });
 

@@ -2,12 +2,10 @@
 // and nothing left after teardown.
 
 import { expect } from 'chai';
-import { join } from 'node:path';
-import { readLedger } from '../../src/ledger/store.js';
 import { startGuest, stopGuest, type GuestSpec } from '../../src/sim/guest.js';
 import { probeAll } from '../../src/sim/reachability.js';
 import { listNetns } from '../../src/sim/sim-host.js';
-import { downTestSim, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
+import { downTestSim, expectNoVfwireOn, leaseOf, leasesOn, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
 
 const GUESTS: GuestSpec[] = [
   { name: 'g1', host: 'a', vni: 100, ip: '198.19.100.1/24', encrypt: 'off' },
@@ -40,8 +38,7 @@ describe('sim: tenant isolation across two hosts', function () {
   });
 
   it('records the leases and joins each representor to its VNI bridge', async () => {
-    const ledger = await readLedger(join(sim!.a.dir, 'state'));
-    const leases = Object.values(ledger.leases).sort((x, y) => x.vni - y.vni);
+    const leases = (await leasesOn(sim!.a)).sort((x, y) => x.vni - y.vni);
     expect(leases.map((l) => [l.vm, l.vni, l.state])).to.deep.equal([['g1', 100, 'active'], ['g4', 200, 'active']]);
     const host = await links(sim!.a.netns);
     for (const l of leases) {
@@ -54,22 +51,14 @@ describe('sim: tenant isolation across two hosts', function () {
   });
 
   it('gives the guest the MAC vfwire chose', async () => {
-    const ledger = await readLedger(join(sim!.a.dir, 'state'));
-    const g1 = Object.values(ledger.leases).find((l) => l.vm === 'g1')!;
+    const g1 = (await leaseOf(sim!.a, 'g1'))!;
     const guest = await links(`${sim!.opts.prefix}-g-g1`);
     expect(guest.get(g1.vfDev!)?.address).to.equal(g1.mac);
   });
 
   it('teardown leaves no lease, bridge, VXLAN, bridge member or guest netns', async () => {
     for (const g of GUESTS) await stopGuest(sim!.opts, g.name, runner);
-    for (const h of [sim!.a, sim!.b]) {
-      const ledger = await readLedger(join(h.dir, 'state'));
-      expect(ledger.leases).to.deep.equal({});
-      expect(ledger.vnis).to.deep.equal({});
-      const host = await links(h.netns);
-      expect([...host.keys()].filter((n) => n.startsWith('vfw'))).to.deep.equal([]);
-      expect([...host.values()].filter((l) => l.master)).to.deep.equal([]);
-    }
+    for (const h of [sim!.a, sim!.b]) await expectNoVfwireOn(h);
     expect((await listNetns(runner)).filter((n) => n.startsWith(`${sim!.opts.prefix}-g-`))).to.deep.equal([]);
   });
 });
