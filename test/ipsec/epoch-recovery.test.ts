@@ -164,6 +164,36 @@ describe('static IPsec: a pair recovers from lost SAs by moving to a fresh epoch
     expectTraffic();
   });
 
+  it('a peer that does not follow within a minute is reported (still kicked each round)', async () => {
+    kernel.flush('fx-a');
+    kernel.wireDown = true;
+    await watch('a');
+    expect(await watch('a'), 'within the minute: quiet').to.deep.equal([]);
+    await withLedger(cfg.a.stateDir, async (txn) => {
+      txn.data.ipsec!.peers['fx-b']!.installedAt = new Date(Date.now() - 120_000).toISOString();
+      await txn.save();
+    });
+    const [late] = await watch('a');
+    expect(late).to.include({ peer: 'fx-b', recovered: false });
+    expect(late!.action).to.match(/^nothing received from fx-b on epoch 2 since .*: is vfwire ipsec watch running there\?/);
+    kernel.wireDown = false;
+    await watch('a');
+    expect((await watch('b'))[0]!.action).to.match(/^the peer moved to epoch 2/);
+    await settle();
+    expectTraffic();
+  });
+
+  it('records of an earlier boot are left to ipsec up: the watch installs nothing', async () => {
+    await withLedger(cfg.a.stateDir, async (txn) => {
+      txn.data.bootId = 'an-earlier-boot';
+      await txn.save();
+    });
+    kernel.flush('fx-a');
+    const [found] = await watch('a');
+    expect(found).to.deep.equal({ peer: 'fx-b', lost: [], action: 'recorded in an earlier boot: run vfwire ipsec up', recovered: false });
+    expect(kernel.spis('fx-a', 'out')).to.deep.equal([]);
+  });
+
   it('a move the NIC refuses is reported, leaves the epoch unused, and succeeds next round', async () => {
     const state = (await readLedger(cfg.a.stateDir)).ipsec!;
     const seed = await readKeyFile(keyFilePath(cfg.a.ipsec.keyDir, 'fx-b'));
