@@ -57,6 +57,20 @@ async function hookCost(host: SimHost): Promise<void> {
   lines.push({ what: 'untagged VM prepare hook, p95', value: `${round(r.hookP95)} ms`, baseline: `/bin/true ${round(r.trueP95)} ms`, ratio: round(r.hookP95 / r.trueP95) });
 }
 
+// release/end reaches Node for every VM on the host (hooks/qemu: leases are freed by UUID even
+// when the metadata is gone); a VM without leases should cost little more than Node itself.
+async function releaseWithoutLeases(host: SimHost): Promise<void> {
+  const env = { VFWIRE_CONFIG: host.configPath };
+  const hook: number[] = [];
+  const node: number[] = [];
+  for (let i = 0; i < 30; i++) {
+    hook.push(await timeIt(HOOK_SCRIPT, ['plain', 'release', 'end', '-'], xml('plain', 1, false), env));
+    node.push(await timeIt(process.execPath, ['-e', '0'], ''));
+  }
+  results.releaseWithoutLeases = { hookP50: percentile(hook, 50), nodeP50: percentile(node, 50) };
+  lines.push({ what: 'release hook of a VM without leases, p50 (30 runs)', value: `${round(percentile(hook, 50))} ms`, baseline: `node -e 0 ${round(percentile(node, 50))} ms`, ratio: round(percentile(hook, 50) / percentile(node, 50)) });
+}
+
 async function taggedLifecycle(host: SimHost): Promise<void> {
   const env = { VFWIRE_CONFIG: host.configPath };
   const ops = [['prepare', 'begin'], ['start', 'begin'], ['started', 'begin'], ['stopped', 'end'], ['release', 'end']];
@@ -138,6 +152,7 @@ const opts: SimOptions = { dir: mkdtempSync(join(tmpdir(), 'vfwbench-')) + '/sim
 const [hostA] = await simUp(opts, runner);
 try {
   await hookCost(hostA!);
+  await releaseWithoutLeases(hostA!);
   await taggedLifecycle(hostA!);
   await parallelStarts(hostA!);
 } finally {
