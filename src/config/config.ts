@@ -37,7 +37,7 @@ export interface Config {
   vfMtu: number;
   pfs: PfConfig[];
   peers: PeerConfig[];
-  ipsec: { mode: 'off' | 'static' | 'ikev2'; keyDir: string; allowSoftwareCrypto: boolean; priority: number; allowCryptoOffload: boolean; swanctlDir: string; viciUri?: string };
+  ipsec: { mode: 'off' | 'static' | 'ikev2'; keyDir: string; offload: 'packet' | 'crypto' | 'none'; priority: number; swanctlDir: string; viciUri?: string };
   libvirtUri: string;
   onAttachFailure: 'stop' | 'keep';
   attachTimeoutMs: number;
@@ -91,6 +91,9 @@ function normalize(raw: RawConfig, path: string): Config {
   if (raw.peers.some((p) => p.address === raw.underlay.address)) {
     throw new ValidationError(`config ${path}: peers: a peer has this host's own underlay address ${raw.underlay.address}`);
   }
+  // The two old switches said what the offload mode now says; a silent default could weaken it.
+  if (raw.ipsec.allow_software_crypto !== undefined) throw new ValidationError(`config ${path}: ipsec.allow_software_crypto was replaced by ipsec.offload: set offload: none for CPU crypto (or crypto, packet) and remove it`);
+  if (raw.ipsec.allow_crypto_offload !== undefined) throw new ValidationError(`config ${path}: ipsec.allow_crypto_offload was replaced by ipsec.offload: set offload: crypto (or packet, none) and remove it`);
   return {
     path,
     backend: raw.backend,
@@ -107,9 +110,8 @@ function normalize(raw: RawConfig, path: string): Config {
     ipsec: {
       mode: raw.ipsec.mode,
       keyDir: raw.ipsec.key_dir,
-      allowSoftwareCrypto: raw.ipsec.allow_software_crypto,
+      offload: raw.ipsec.offload,
       priority: raw.ipsec.priority,
-      allowCryptoOffload: raw.ipsec.allow_crypto_offload,
       swanctlDir: raw.ipsec.swanctl_dir,
       viciUri: raw.ipsec.vici_uri,
     },

@@ -65,19 +65,25 @@ export const configSchema = z
         mode: z.enum(['off', 'static', 'ikev2']).default('off'),
         /** static: one 0600 key file per peer, <key_dir>/<peer>.key (vfwire ipsec keygen). */
         key_dir: z.string().min(1).default('/etc/vfwire/keys'),
-        /** Fail closed: without NIC ESP offload a VM that requires encryption does not start. */
-        allow_software_crypto: z.boolean().default(false),
+        /**
+         * Who does ESP: packet (the NIC does all of it: xfrm packet offload, the lab notes' mode),
+         * crypto (the NIC encrypts, the kernel does the rest) or none (the CPU). Checked at
+         * `ipsec up` and by `doctor` against the NIC, the kernel and iproute2.
+         */
+        offload: z.enum(['packet', 'crypto', 'none']).default('packet'),
+        /** Replaced by offload; still read only to say so. */
+        allow_software_crypto: z.boolean().optional(),
         /** xfrm policy priority, as in the lab notes. */
         priority: z.number().int().min(0).max(65535).default(12),
-        /** ikev2 with a strongSwan older than 5.9.10 (no packet offload): accept crypto offload. */
-        allow_crypto_offload: z.boolean().default(false),
+        /** Replaced by offload; still read only to say so. */
+        allow_crypto_offload: z.boolean().optional(),
         /** ikev2: where swanctl reads its files (vfwire writes conf.d/vfwire*.conf there). */
         swanctl_dir: z.string().min(1).default('/etc/swanctl'),
         /** ikev2: charon's vici socket, when not swanctl's default. */
         vici_uri: z.string().regex(/^(unix|tcp):\/\/\S+$/).optional(),
       })
       .strict()
-      .default({ mode: 'off', key_dir: '/etc/vfwire/keys', allow_software_crypto: false, priority: 12, allow_crypto_offload: false, swanctl_dir: '/etc/swanctl' }),
+      .default({ mode: 'off', key_dir: '/etc/vfwire/keys', offload: 'packet', priority: 12, swanctl_dir: '/etc/swanctl' }),
     /**
      * bridge: a VXLAN device and a Linux bridge per VNI (the kernel path, runs anywhere).
      * tc-flower: flower rules the ConnectX offloads (skip_sw) on one external VXLAN device.

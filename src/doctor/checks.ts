@@ -86,7 +86,7 @@ async function ipsecChecks(ctx: DoctorContext, ledger: LedgerData | undefined): 
   try {
     const hw = await hasEspOffload(runner, netns, uplink);
     if (hw) out.push(pass(`${uplink}: ESP offload`, 'esp-hw-offload: on'));
-    else out.push({ check: `${uplink}: ESP offload`, status: cfg.ipsec.allowSoftwareCrypto ? 'warn' : 'fail', detail: 'esp-hw-offload is not on: the NIC cannot encrypt', fix: 'a NIC with ESP offload (lab notes, step 1), or ipsec.allow_software_crypto: true' });
+    else out.push({ check: `${uplink}: ESP offload`, status: cfg.ipsec.offload === 'none' ? 'warn' : 'fail', detail: `esp-hw-offload is not on: the NIC cannot encrypt${cfg.ipsec.offload === 'none' ? ' (ipsec.offload: none: the CPU does)' : ''}`, fix: 'a NIC with ESP offload (lab notes, step 1), or ipsec.offload: none' });
   } catch (err) {
     out.push(fail(`${uplink}: ESP offload`, `ethtool: ${oneLine(err)}`, 'apt-get install ethtool'));
   }

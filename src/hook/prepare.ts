@@ -63,11 +63,12 @@ async function checkEncryptedPath(req: DomainRequest, { cfg, runner }: HookConte
     const missing = await checkIkeChildren(cfg, runner, peers);
     if (missing.length) throw new ValidationError(`encrypt: required, but these strongSwan CHILD_SAs are not INSTALLED: ${missing.join(', ')} (see swanctl --list-sas; vfwire ipsec up)`, { vm: req.name });
   }
+  // offload: none is the operator's explicit choice of CPU crypto; the others need the NIC.
   const uplink = cfg.underlay.interface;
-  if (!cfg.ipsec.allowSoftwareCrypto && !(await hasEspOffload(runner, underlayNetns(cfg), uplink))) {
+  if (cfg.ipsec.offload !== 'none' && !(await hasEspOffload(runner, underlayNetns(cfg), uplink))) {
     throw new ValidationError(
       `encrypt: required, but ${uplink} has no ESP offload (ethtool -k ${uplink}: esp-hw-offload is not on; see vfwire doctor); ` +
-        `set ipsec.allow_software_crypto: true in ${cfg.path} to accept CPU crypto`,
+        `set ipsec.offload: none in ${cfg.path} to accept CPU crypto`,
       { vm: req.name },
     );
   }

@@ -1,6 +1,6 @@
 // `vfwire ipsec up|down` with `ipsec.mode: ikev2`: strongSwan does the key exchange and rekeys.
 // vfwire renders one connection per peer (swanctl.ts), picks the offload this strongSwan can
-// program (packet, or crypto only when allowed), loads it through swanctl, and records the peer
+// program (the config's offload mode, refused when strongSwan cannot), loads it through swanctl, and records the peer
 // as up; a start then checks the peer's CHILD_SAs are INSTALLED.
 
 import { unlink } from 'node:fs/promises';
@@ -10,6 +10,9 @@ import { ValidationError } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
 import { withLedger } from '../ledger/store.js';
 import type { Logger } from '../log.js';
+import { requireOffloadKernel } from './xfrm-form.js';
+import { parseKernelRelease } from '../host/versions.js';
+import { release } from 'node:os';
 import { keyFilePath } from './keys.js';
 import { chooseOffload, CONF_FILE, renderSwanctlConf, renderSwanctlSecrets, SECRETS_FILE, swanctlNames, type SwanctlInput } from './swanctl.js';
 import { loadAllArgv, readPsks, readStrongSwanVersion, writeSwanctlFiles } from './swanctl-charon.js';
@@ -22,8 +25,10 @@ export interface IkeDeps {
 }
 
 export async function ikev2Up({ cfg, runner, log }: IkeDeps, opts: { dryRun?: boolean }): Promise<PeerOutcome[]> {
+  // strongSwan speaks netlink itself (no iproute2), but the kernel must be able to do the mode.
+  requireOffloadKernel(parseKernelRelease(release()), cfg.backend === 'real', cfg.ipsec.offload);
   const { version } = await readStrongSwanVersion({ runner, uri: cfg.ipsec.viciUri });
-  const decision = chooseOffload(version, { allowCryptoOffload: cfg.ipsec.allowCryptoOffload, allowSoftwareCrypto: cfg.ipsec.allowSoftwareCrypto });
+  const decision = chooseOffload(version, cfg.ipsec.offload);
   if ('refused' in decision) throw new ValidationError(`ipsec: ${decision.refused}`);
   const input = swanctlInput(cfg, decision.offload);
   const rendered = renderSwanctlConf(input);

@@ -18,6 +18,7 @@ import { peerSas, policyAddStep, renderPeerSas, stateAddStep, type PeerSa, type 
 import { keyUsed, type GuardedPlan } from './nonce-guard.js';
 import { policyDeleteArgv, saDeleteArgv, saGetArgv, type PolicyId } from './sa-kernel.js';
 import { ValidationError } from '../errors.js';
+import type { XfrmForm } from './xfrm-form.js';
 
 /** Epochs received ahead: one more SA in the NIC per peer buys one more loss before the peer followed. */
 const LOOKAHEAD = 2;
@@ -89,8 +90,8 @@ export function peerBehind(state: PeerSaState): boolean {
 }
 
 /** Where a peer's SAs live on this host. */
-export function pairContext(cfg: Config, peer: PeerConfig): PairContext {
-  return { peerName: peer.name, local: cfg.underlay.address, peer: peer.address, uplink: cfg.underlay.interface, netns: underlayNetns(cfg), priority: cfg.ipsec.priority };
+export function pairContext(cfg: Config, peer: PeerConfig, form: XfrmForm): PairContext {
+  return { peerName: peer.name, local: cfg.underlay.address, peer: peer.address, uplink: cfg.underlay.interface, netns: underlayNetns(cfg), priority: cfg.ipsec.priority, form };
 }
 
 /** Which epoch each lookahead SA of a state belongs to, newest first. */

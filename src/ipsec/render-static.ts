@@ -1,24 +1,27 @@
 // The lab notes' static IPsec between two hosts, made safe: per peer two ESP transport SAs with
-// AES-GCM-128 and ESN, offloaded to the uplink in packet mode, and two policies that require
-// them for the VXLAN traffic (UDP 4789) between the underlay addresses. The peer renders the
-// mirror image: same SPIs and keys, directions swapped.
+// AES-GCM-128 and ESN, offloaded to the uplink as the config's offload mode says, and two
+// policies that require them for the VXLAN traffic (UDP 4789) between the underlay addresses.
+// The peer renders the mirror image: same SPIs and keys, directions swapped.
 //
 // Departures from the notes, each forced by the kernel or by safety:
-// - outbound SAs have replay-window 0 (current kernels refuse a window on an output SA);
+// - the form follows the host's kernel and iproute2 (xfrm-form.ts): where both know the SA
+//   direction, output SAs say `dir out` and have replay-window 0;
 // - states are added through `ip -batch -` so the key is on stdin, not in an argv that every
 //   local user can read in /proc;
-// - selectors carry `proto udp dport 4789`, so the SAs cover the overlay and nothing else.
+// - the policies carry `proto udp dport 4789`, so the SAs cover the overlay and nothing else; the
+//   states' selectors do not: mlx5 steers received ESP by the state's selector, and an upper
+//   protocol there makes its RX rule match UDP instead of ESP
+//   (drivers/net/ethernet/mellanox/mlx5/core/en_accel/ipsec_fs.c setup_fte_upper_proto_match).
 
 import { ip } from '../exec/tools.js';
-import { VXLAN_PORT } from '../overlay/names.js';
 import type { Step } from '../plan/step.js';
 import type { PeerKeys } from './keys.js';
+import { INBOUND_REPLAY_WINDOW, type XfrmForm } from './xfrm-form.js';
 import { policyDeleteArgv, policySelector, saDeleteArgv, saGetArgv, saIdArgs } from './sa-kernel.js';
 import { deriveSaIds, hex32, orderPair, type Direction } from './sa-ids.js';
 
 const AEAD = 'rfc4106(gcm(aes))';
 const ICV_BITS = '128';
-const INBOUND_REPLAY_WINDOW = '64';
 
 /** Where one peer's SAs live: what every SA and policy command of the pair needs. */
 export interface PeerSaContext {
@@ -27,6 +30,7 @@ export interface PeerSaContext {
   uplink: string;
   netns?: string;
   priority: number;
+  form: XfrmForm;
 }
 
 export interface StaticPeerInput extends PeerSaContext {
@@ -70,12 +74,13 @@ export function renderPeerSas(input: StaticPeerInput): Step[] {
 }
 
 export function stateAddStep(ctx: PeerSaContext, sa: PeerSa): Step {
+  const { form } = ctx;
   const state = [
     'xfrm', 'state', 'add', ...saIdArgs(sa), 'reqid', hex32(sa.reqid), 'mode', 'transport',
     'aead', AEAD, `0x${sa.key.toString('hex')}`, ICV_BITS,
-    'offload', 'packet', 'dev', ctx.uplink, 'dir', sa.dir,
-    'sel', 'src', sa.src, 'dst', sa.dst, 'proto', 'udp', 'dport', String(VXLAN_PORT),
-    'flag', 'esn', 'replay-window', sa.dir === 'out' ? '0' : INBOUND_REPLAY_WINDOW,
+    ...stateOffload(form, ctx.uplink, sa.dir),
+    'sel', 'src', sa.src, 'dst', sa.dst,
+    'flag', 'esn', 'replay-window', String(sa.dir === 'out' ? form.outReplayWindow : INBOUND_REPLAY_WINDOW),
   ];
   return {
     kind: `xfrm-state-${sa.dir}`,
@@ -96,11 +101,27 @@ export function policyAddStep(ctx: PeerSaContext, sa: Omit<PeerSa, 'key' | 'spi'
     device: `${sa.src}->${sa.dst}`,
     owner: { kind: 'peer', name: ctx.peerName },
     do: {
-      argv: ip(ctx.netns, 'xfrm', 'policy', 'update', ...policySelector(sa), 'offload', 'packet', 'dev', ctx.uplink, 'dir', sa.dir,
+      argv: ip(ctx.netns, 'xfrm', 'policy', 'update', ...policySelector(sa), ...policyOffload(ctx.form, ctx.uplink), 'dir', sa.dir,
         'tmpl', 'src', sa.src, 'dst', sa.dst, 'proto', 'esp', 'reqid', hex32(sa.reqid), 'mode', 'transport', 'priority', String(ctx.priority)),
     },
     undo: { argv: policyDeleteArgv(ctx.netns, sa) },
   };
+}
+
+/**
+ * The state's offload clause; its `dir` is also the SA direction for iproute2 >= 6.11. Crypto
+ * offload is written without its keyword, which iproute2 < 6.2 lacks and reads as crypto
+ * (ip/xfrm_state.c: "If user doesn't provide offload mode, treat it as crypto one").
+ */
+function stateOffload(form: XfrmForm, uplink: string, dir: 'in' | 'out'): string[] {
+  if (form.offload === 'packet') return ['offload', 'packet', 'dev', uplink, 'dir', dir];
+  if (form.offload === 'crypto') return ['offload', 'dev', uplink, 'dir', dir];
+  return form.saDir ? ['dir', dir] : [];
+}
+
+/** Only packet offload puts the policy in the NIC; crypto offload is a property of the state. */
+function policyOffload(form: XfrmForm, uplink: string): string[] {
+  return form.offload === 'packet' ? ['offload', 'packet', 'dev', uplink] : [];
 }
 
 /** Fail closed at start: the SAs this host installed to a peer are still in the kernel. */

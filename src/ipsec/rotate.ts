@@ -10,7 +10,7 @@
 //
 // The new outbound SA passes the same nonce guard as every other.
 
-import type { Config, PeerConfig } from '../config/config.js';
+import type { PeerConfig } from '../config/config.js';
 import { ValidationError } from '../errors.js';
 import { applySteps, undoAll } from '../exec/apply.js';
 import { withLedger } from '../ledger/store.js';
@@ -18,7 +18,8 @@ import type { PeerSaState, SaFacts } from '../ledger/types.js';
 import type { Command, Step } from '../plan/step.js';
 import { keyFilePath, readKeyFile, type PeerSeed } from './keys.js';
 import { applyGuarded, type GuardedPlan } from './nonce-guard.js';
-import { aheadSas, saFacts as facts, firstUnusedEpoch, guardOf, pairContext, pairState, sasOf } from './pair-plan.js';
+import { hostXfrmForm } from './host-form.js';
+import { aheadSas, saFacts as facts, firstUnusedEpoch, guardOf, pairContext, pairState, sasOf, type PairContext } from './pair-plan.js';
 import { stateAddStep } from './render-static.js';
 import { saDeleteArgv } from './sa-kernel.js';
 import type { IpsecDeps, PeerOutcome } from './static-sas.js';
@@ -37,11 +38,12 @@ export async function ipsecRotate({ cfg, runner, log }: IpsecDeps, opts: { peer:
   if (cfg.ipsec.mode !== 'static') throw new ValidationError(`ipsec rotate: only for ipsec.mode static (${cfg.ipsec.mode}: strongSwan rekeys by itself)`);
   const peer = cfg.peers.find((p) => p.name === opts.peer);
   if (!peer) throw new ValidationError(`--peer: no peer "${opts.peer}" in ${cfg.path}`);
+  const form = await hostXfrmForm(cfg, runner);
   return withLedger(cfg.stateDir, async (txn) => {
     const state = txn.data.ipsec?.peers[peer.name];
     if (!state) throw new ValidationError(`ipsec rotate: peer ${peer.name} is not up (vfwire ipsec up)`);
     const seed = await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name));
-    const plan = planRotation(cfg, peer, state, seed, opts.step, txn.data.ipsec!.used);
+    const plan = planRotation(pairContext(cfg, peer, form), state, seed, opts.step, txn.data.ipsec!.used);
     if (opts.dryRun) return { peer: peer.name, result: 'planned', steps: [...plan.steps, ...plan.cleanup.map((c) => deleteStep(peer, c))] };
     const errors = plan.guard
       ? await applyGuarded(txn, { ...plan, guard: plan.guard }, runner, `ipsec rotate: the new key's outbound SA to ${peer.name} was already used; make a new key`)
@@ -56,8 +58,8 @@ export async function ipsecRotate({ cfg, runner, log }: IpsecDeps, opts: { peer:
 }
 
 /** The adds and deletes of one rotation step and the peer's state after it. */
-function planRotation(cfg: Config, peer: PeerConfig, state: PeerSaState, seed: PeerSeed, step: RotateStep, used: readonly string[]): RotationPlan {
-  const ctx = pairContext(cfg, peer);
+function planRotation(ctx: PairContext, state: PeerSaState, seed: PeerSeed, step: RotateStep, used: readonly string[]): RotationPlan {
+  const peer = { name: ctx.peerName };
   const phase = state.rotating?.phase;
   const del = (sa: SaFacts): Command => ({ argv: saDeleteArgv(ctx.netns, sa) });
 

@@ -2,7 +2,7 @@
 // before any VM's overlay uses them (on mlx5 the IPsec tables must exist before tc rules are
 // offloaded), recorded in the ledger, and guarded against AES-GCM nonce reuse.
 
-import type { Config, PeerConfig } from '../config/config.js';
+import { type Config, type PeerConfig, underlayNetns } from '../config/config.js';
 import { ValidationError } from '../errors.js';
 import { undoAll } from '../exec/apply.js';
 import type { Runner } from '../exec/runner.js';
@@ -12,6 +12,7 @@ import { withLedger } from '../ledger/store.js';
 import type { IpsecState } from '../ledger/types.js';
 import type { Logger } from '../log.js';
 import type { Step } from '../plan/step.js';
+import { hostXfrmForm } from './host-form.js';
 import { keyFilePath, readKeyFile } from './keys.js';
 import { kickPeer } from './kick.js';
 import { applyGuarded } from './nonce-guard.js';
@@ -31,13 +32,15 @@ export async function ipsecUp(deps: IpsecDeps, opts: { peer?: string; dryRun?: b
   const { cfg, runner, log } = deps;
   requireStatic(cfg);
   const peers = selectPeers(cfg, opts.peer);
+  // Refused here, before the lock, when the host cannot do what ipsec.offload asks.
+  const form = await hostXfrmForm(cfg, runner);
   return withLedger(cfg.stateDir, async (txn) => {
     if (!opts.dryRun && forgetEarlierBoot(txn.data, await readBootId())) await txn.save();
     const state: IpsecState = (txn.data.ipsec ??= { peers: {}, used: [] });
     const out: PeerOutcome[] = [];
     for (const peer of peers) {
       const seed = await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name));
-      const ctx = pairContext(cfg, peer);
+      const ctx = pairContext(cfg, peer, form);
       const installed = state.peers[peer.name];
       if (installed) {
         if (installed.key !== seed.id) throw new ValidationError(`ipsec: peer ${peer.name} is up with another key than its key file's: rotate to it (vfwire ipsec rotate --peer ${peer.name}), or run vfwire ipsec down --peer ${peer.name} first`);
@@ -79,7 +82,7 @@ export async function ipsecDown(deps: IpsecDeps, opts: { peer?: string; dryRun?:
         continue;
       }
       // A rotation half done has SAs of the new key too.
-      const rotating = (installed.rotating?.sas ?? []).map((sa) => ({ argv: saDeleteArgv(pairContext(cfg, peer).netns, sa) }));
+      const rotating = (installed.rotating?.sas ?? []).map((sa) => ({ argv: saDeleteArgv(underlayNetns(cfg), sa) }));
       const commands = [...installed.undo, ...rotating].reverse();
       if (opts.dryRun) {
         out.push({ peer: peer.name, result: 'planned', steps: commands.map((c) => ({ kind: 'xfrm-delete', device: peer.name, owner: { kind: 'peer', name: peer.name }, do: c })) });

@@ -32,10 +32,9 @@ const ESP_PROPOSALS = 'aes128gcm16-esn';
 /**
  * packet: the NIC does all of ESP, policies included (strongSwan >= 5.9.10, Linux >= 6.2);
  * crypto: the NIC only encrypts (`hw_offload = yes`, strongSwan >= 5.5.3);
- * auto: whichever of the two the device supports, else software (strongSwan >= 5.6.3). Only
- * when the config allows software crypto; also how the sim (veth: no ESP offload) is tested.
+ * none: the kernel's own ESP on the CPU (`hw_offload = no`), ipsec.offload: none.
  */
-export type SwanctlOffload = 'packet' | 'crypto' | 'auto';
+export type SwanctlOffload = 'packet' | 'crypto' | 'none';
 
 /** A PSK in a 0600 file, or this host's certificate and key plus the CA that signed the peer's. */
 export type PeerAuth = { pskFile: string } | { cert: string; key: string; ca: string };
@@ -144,7 +143,7 @@ export function renderSwanctlSecrets(input: SwanctlInput, psks: ReadonlyMap<stri
 function hwOffloadValue(offload: SwanctlOffload): string {
   // `yes` rather than `crypto`: strongSwan < 5.9.10 knows only no/yes/auto, and `yes` still means
   // crypto offload after it (vici_config.c, parse_hw_offload).
-  return offload === 'crypto' ? 'yes' : offload;
+  return offload === 'crypto' ? 'yes' : offload === 'none' ? 'no' : offload;
 }
 
 // --- strongSwan version and the offload it can be given ------------------------------------
@@ -157,9 +156,6 @@ function hwOffloadValue(offload: SwanctlOffload): string {
  * connection is loaded.
  */
 const PACKET_OFFLOAD_SINCE = '5.9.10';
-
-/** The config setting that accepts crypto offload where packet offload is impossible. */
-const ALLOW_CRYPTO_OFFLOAD_OPTION = 'ipsec.allow_crypto_offload';
 
 /**
  * The strongSwan version in the output of `swanctl --version` ("strongSwan swanctl 5.9.8"),
@@ -189,18 +185,13 @@ export function strongSwanSupportsPacketOffload(version: string): boolean {
 
 export type OffloadDecision = { offload: SwanctlOffload } | { refused: string };
 
-/**
- * Packet offload where strongSwan can do it; otherwise fail closed unless the config accepts
- * crypto offload (or software crypto altogether, which means `auto`).
- */
-export function chooseOffload(version: string, opts: { allowCryptoOffload: boolean; allowSoftwareCrypto: boolean }): OffloadDecision {
-  if (opts.allowSoftwareCrypto) return { offload: 'auto' };
-  if (strongSwanSupportsPacketOffload(version)) return { offload: 'packet' };
-  if (opts.allowCryptoOffload) return { offload: 'crypto' };
+/** The config's offload mode, if this strongSwan can program it; else a one-line refusal. */
+export function chooseOffload(version: string, offload: SwanctlOffload): OffloadDecision {
+  if (offload !== 'packet' || strongSwanSupportsPacketOffload(version)) return { offload };
   return {
     refused:
       `strongSwan ${version} cannot program IPsec packet offload (hw_offload = packet needs strongSwan >= ${PACKET_OFFLOAD_SINCE}): ` +
-      `upgrade strongSwan, or set ${ALLOW_CRYPTO_OFFLOAD_OPTION}: true to accept crypto offload (hw_offload = yes: the NIC encrypts, the kernel does the rest of ESP)`,
+      `upgrade strongSwan, or set ipsec.offload: crypto (the NIC encrypts, the kernel does the rest of ESP)`,
   };
 }
 
@@ -217,7 +208,7 @@ function validateInput(input: SwanctlInput): void {
     throw new ValidationError(`ipsec: ${field}: ${why}`);
   };
   if (!IPV4.test(input.localAddress)) bad('underlay.address', `"${input.localAddress}" must be an IPv4 address`);
-  if (!['packet', 'crypto', 'auto'].includes(input.offload)) bad('offload', `"${String(input.offload)}" must be packet, crypto or auto`);
+  if (!['packet', 'crypto', 'none'].includes(input.offload)) bad('offload', `"${String(input.offload)}" must be packet, crypto or none`);
   const seen = new Set<string>();
   for (const [i, peer] of input.peers.entries()) {
     const at = `peers.${i}`;

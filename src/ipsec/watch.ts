@@ -15,6 +15,7 @@ import type { PeerSaState } from '../ledger/types.js';
 import type { Logger } from '../log.js';
 import { checkIkeChildren } from './ikev2.js';
 import { keyFilePath, readKeyFile, type PeerSeed } from './keys.js';
+import { hostXfrmForm } from './host-form.js';
 import { kickPeer } from './kick.js';
 import { applyGuarded } from './nonce-guard.js';
 import { lookaheadEpochs, pairContext, peerBehind, planPromote, planRecover, type PairContext } from './pair-plan.js';
@@ -68,7 +69,7 @@ async function watchIke(cfg: Config, runner: Runner, peer: PeerConfig): Promise<
 }
 
 async function watchStatic(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig, seen: PeerSaState): Promise<WatchFinding | undefined> {
-  const ctx = pairContext(cfg, peer);
+  const ctx = pairContext(cfg, peer, await hostXfrmForm(cfg, runner));
   const missing = await missingSas(runner, ctx.netns, [...seen.sas, ...(seen.lookahead ?? []), ...(seen.rotating?.sas ?? [])]);
   const missingPols = await missingPolicies(runner, ctx.netns, seen.sas);
   const lost = [...missing.map(describeSa), ...missingPols.map((p) => `policy ${p.dir}`)];

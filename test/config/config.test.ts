@@ -19,10 +19,14 @@ describe('config', () => {
     expect(cfg).to.include({ backend: 'real', stateDir: '/var/lib/vfwire', logDir: '/var/log/vfwire', vfMtu: 9000, commandTimeoutMs: 10000 });
     expect(cfg.underlay.mtu).to.equal(9216);
     expect(cfg.peers).to.deep.equal([]);
+    expect(cfg.ipsec.offload, 'the lab notes\' mode').to.equal('packet');
   });
 
   const refusals: [string, string, RegExp][] = [
     ['a typo in a key', MIN + 'peer: []\n', /\(top level\): Unrecognized key: "peer"/],
+    ['the old software-crypto switch', MIN + 'ipsec: { mode: static, allow_software_crypto: true }\n', /ipsec\.allow_software_crypto was replaced by ipsec\.offload: set offload: none for CPU crypto/],
+    ['the old crypto-offload switch', MIN + 'ipsec: { mode: ikev2, allow_crypto_offload: false }\n', /ipsec\.allow_crypto_offload was replaced by ipsec\.offload: set offload: crypto/],
+    ['an unknown offload mode', MIN + 'ipsec: { offload: full }\n', /ipsec\.offload: /],
     ['a wrong type', MIN + 'vf_mtu: "9000"\n', /vf_mtu: /],
     ['a peer without an address', MIN + 'peers: [{ name: b }]\n', /peers\.0\.address/],
     ['a bad underlay address', 'underlay: { interface: eth0, address: 192.0.2.300 }\npfs: [{ name: eth0 }]\n', /underlay\.address: must be an IPv4 address/],

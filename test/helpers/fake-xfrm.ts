@@ -84,6 +84,8 @@ export class FakeXfrm {
 
   private async run(cmd: Command): Promise<RunResult> {
     const a = cmd.argv;
+    // The form probe (host/versions.ts): the fake plays a current iproute2.
+    if (a[0] === 'ip' && a[1] === '-V') return ok('ip utility, iproute2-6.15.0, libbpf 1.1.2\n');
     if (a[0] === 'ip' && a[1] === 'netns' && a[2] === 'exec') {
       // The kick: `ip netns exec NS node kick-main.js LOCAL PEER`.
       this.send(a[3]!);

@@ -12,6 +12,7 @@ import { stringify } from 'yaml';
 import { configPath, loadConfig, type Config } from '../../src/config/config.js';
 import { generateSeed, keyFilePath, readKeyFile, writeKeyFile } from '../../src/ipsec/keys.js';
 import { pairContext, peerBehind, planRecover } from '../../src/ipsec/pair-plan.js';
+import { CURRENT_FORM } from '../helpers/xfrm-forms.js';
 import { ipsecUp } from '../../src/ipsec/static-sas.js';
 import { watchOnce, type WatchFinding } from '../../src/ipsec/watch.js';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
@@ -197,7 +198,7 @@ describe('static IPsec: a pair recovers from lost SAs by moving to a fresh epoch
   it('a move the NIC refuses is reported, leaves the epoch unused, and succeeds next round', async () => {
     const state = (await readLedger(cfg.a.stateDir)).ipsec!;
     const seed = await readKeyFile(keyFilePath(cfg.a.ipsec.keyDir, 'fx-b'));
-    kernel.failAdd = planRecover(pairContext(cfg.a, cfg.a.peers[0]!), seed, state.peers['fx-b']!, () => false, []).next.sas[0]!.spi;
+    kernel.failAdd = planRecover(pairContext(cfg.a, cfg.a.peers[0]!, CURRENT_FORM), seed, state.peers['fx-b']!, () => false, []).next.sas[0]!.spi;
     kernel.flush('fx-a');
     const [failed] = await watch('a');
     expect(failed).to.include({ recovered: false });

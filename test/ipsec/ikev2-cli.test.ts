@@ -68,14 +68,14 @@ describe('ipsec mode ikev2 (real charon)', function () {
     expect(psk()).to.match(/^[A-Za-z0-9+/]{64}$/);
   });
 
-  it('refuses strongSwan 5.9.8 without packet offload unless crypto offload is allowed', async () => {
+  it('refuses packet offload (the default) on strongSwan 5.9.8 in one line naming ipsec.offload: crypto', async () => {
     const r = await vfwire(['--config', cfgPath, 'ipsec', 'up', '--dry-run']);
     expect(r.code).to.equal(1);
     expect(r.stderr).to.match(/strongSwan 5\.9\.\d+ cannot program IPsec packet offload \(hw_offload = packet needs strongSwan >= 5\.9\.10\)/);
   });
 
   it('loads vfwire\'s connection into charon, records the peer, never prints the PSK', async () => {
-    writeConfig({ allow_crypto_offload: true });
+    writeConfig({ offload: 'crypto' });
     const dry = await vfwire(['--config', cfgPath, 'ipsec', 'up', '--dry-run']);
     expect(dry.code, dry.stderr).to.equal(0);
     expect(dry.stdout).to.include('hw_offload = yes').and.include('vfwire-hostb');

@@ -8,6 +8,9 @@ import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import { renderPeerSas } from '../../src/ipsec/render-static.js';
 import { epochKeys, keyFingerprint } from '../../src/ipsec/keys.js';
+import { xfrmForm } from '../../src/ipsec/xfrm-form.js';
+import { parseIproute2Version, parseKernelRelease } from '../../src/host/versions.js';
+import { release } from 'node:os';
 
 const NEW_IP = process.env.VFWIRE_TEST_IP ?? '/opt/vfwire/iproute2/bin/ip';
 const SEED = { seed: Buffer.alloc(32, 0x5a), id: keyFingerprint(Buffer.alloc(32, 0x5a)) };
@@ -31,10 +34,14 @@ describe('static IPsec commands on this kernel (iproute2 >= 6.2)', function () {
   });
   after(() => execa('ip', ['netns', 'del', ns], { reject: false }));
 
-  const steps = renderPeerSas({ peerName: 'sim-b', local: '198.18.0.1', peer: '198.18.0.2', uplink: 'enp3s0f0np0', keys: KEYS, lookahead: [epochKeys(SEED, 4, ['198.18.0.1', '198.18.0.2'])], priority: 12 });
+  // The form vfwire picks for this kernel and that ip, in packet mode.
+  const render = async () => {
+    const form = xfrmForm({ kernel: parseKernelRelease(release()), iproute2: parseIproute2Version((await execa(NEW_IP, ['-V'])).stdout), switchdev: false }, 'packet');
+    return renderPeerSas({ peerName: 'sim-b', local: '198.18.0.1', peer: '198.18.0.2', uplink: 'enp3s0f0np0', keys: KEYS, lookahead: [epochKeys(SEED, 4, ['198.18.0.1', '198.18.0.2'])], priority: 12, form });
+  };
 
   it('each SA parses and passes the kernel\'s checks up to the missing AES-GCM', async () => {
-    for (const s of steps.filter((x) => x.kind.startsWith('xfrm-state'))) {
+    for (const s of (await render()).filter((x) => x.kind.startsWith('xfrm-state'))) {
       const r = await run(['-batch', '-'], s.do.stdin);
       expect(r.stderr, s.kind).to.include('Requested AEAD algorithm not found');
       for (const k of KEY_HEX) expect(r.stderr, 'no key in the error').not.to.include(k);
@@ -42,6 +49,7 @@ describe('static IPsec commands on this kernel (iproute2 >= 6.2)', function () {
   });
 
   it('the policies are accepted, and their undo removes them', async () => {
+    const steps = await render();
     for (const s of steps.filter((x) => x.kind.startsWith('xfrm-policy'))) {
       const r = await run(s.do.argv.slice(1));
       expect(r.exitCode, r.stderr).to.equal(0);

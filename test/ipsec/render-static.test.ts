@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { epochKeys, keyFingerprint, type PeerSeed } from '../../src/ipsec/keys.js';
 import { peerSas, renderPeerSas } from '../../src/ipsec/render-static.js';
 import { deriveSaIds, hex32, orderPair } from '../../src/ipsec/sa-ids.js';
+import { xfrmForm, type XfrmForm } from '../../src/ipsec/xfrm-form.js';
 import { formatCommand } from '../../src/plan/step.js';
 import { expectGolden } from '../helpers/golden.js';
 
@@ -10,14 +11,39 @@ const SEED: PeerSeed = { seed: Buffer.alloc(32, 0xa1), id: keyFingerprint(Buffer
 const A = '192.168.80.2';
 const B = '192.168.80.3';
 const KEYS = epochKeys(SEED, 1, [A, B]);
-const text = (local: string, peer: string, peerName: string) =>
-  renderPeerSas({ peerName, local, peer, uplink: 'enp3s0f0np0', keys: KEYS, lookahead: [epochKeys(SEED, 2, [A, B]), epochKeys(SEED, 3, [A, B])], priority: 12 })
+// A current ConnectX host: Debian's bookworm-backports kernel and iproute2.
+const CURRENT = xfrmForm({ kernel: [6, 12], iproute2: [6, 15], switchdev: true }, 'packet');
+const text = (local: string, peer: string, peerName: string, form: XfrmForm = CURRENT) =>
+  renderPeerSas({ peerName, local, peer, uplink: 'enp3s0f0np0', keys: KEYS, lookahead: [epochKeys(SEED, 2, [A, B]), epochKeys(SEED, 3, [A, B])], priority: 12, form })
     .map((s) => formatCommand({ argv: s.do.argv }) + (s.do.stdin ? ` <<< ${s.do.stdin}` : '\n'))
     .join('');
 
 describe('static IPsec plans', () => {
   it('host A to host B, the lab notes\' form made safe, with the next epoch\'s inbound SA ahead (golden)', () => {
     expectGolden('ipsec/host-a.txt', text(A, B, 'hostb'));
+  });
+
+  it('the lab notes\' own form where the kernel or iproute2 predates the SA direction: a window on both SAs (golden)', () => {
+    expectGolden('ipsec/host-a-kernel-6.6.txt', text(A, B, 'hostb', xfrmForm({ kernel: [6, 6], iproute2: [6, 6], switchdev: true }, 'packet')));
+  });
+
+  it('crypto offload puts only the states in the NIC; none leaves all of ESP to the kernel', () => {
+    const crypto = text(A, B, 'hostb', xfrmForm({ kernel: [6, 1], iproute2: [6, 1], switchdev: true }, 'crypto'));
+    expect(crypto.match(/offload dev enp3s0f0np0 dir (in|out)/g)).to.have.length(4);
+    expect(crypto).not.to.match(/offload packet|policy update[^\n]*offload/);
+    const none = text(A, B, 'hostb', xfrmForm({ kernel: [6, 12], iproute2: [6, 15], switchdev: false }, 'none'));
+    expect(none).not.to.include('offload');
+    // Both new: the SA direction is named, and the output SA has no replay window.
+    expect(none).to.match(/spi 0x[0-9a-f]+ reqid 0x[0-9a-f]+ mode transport aead \S+ 0x[0-9a-f]+ 128 dir out sel src 192\.168\.80\.2 dst 192\.168\.80\.3 flag esn replay-window 0\n/);
+    const oldKernel = text(A, B, 'hostb', xfrmForm({ kernel: [6, 1], iproute2: [6, 15], switchdev: false }, 'none'));
+    for (const state of oldKernel.split('\n').filter((l) => l.includes('state add'))) expect(state).not.to.match(/ dir (in|out) |replay-window 0/);
+  });
+
+  it('never puts an upper protocol in a state\'s selector (mlx5 would steer ESP as UDP); the policies keep UDP 4789', () => {
+    for (const line of text(A, B, 'hostb').trim().split('\n')) {
+      if (line.includes('xfrm state add')) expect(line).to.match(/ sel src \S+ dst \S+ flag /);
+      else expect(line).to.include('proto udp dport 4789');
+    }
   });
 
   it('host B mirrors host A: same SPIs, reqids and keys, directions swapped (golden)', () => {
@@ -31,7 +57,7 @@ describe('static IPsec plans', () => {
 
   it('keeps keys out of every argv: they travel on stdin only', () => {
     const hex = [KEYS.lowToHigh, KEYS.highToLow].map((k) => k.toString('hex'));
-    for (const step of renderPeerSas({ peerName: 'hostb', local: A, peer: B, uplink: 'p0', keys: KEYS, lookahead: [epochKeys(SEED, 2, [A, B]), epochKeys(SEED, 3, [A, B])], priority: 12 })) {
+    for (const step of renderPeerSas({ peerName: 'hostb', local: A, peer: B, uplink: 'p0', keys: KEYS, lookahead: [epochKeys(SEED, 2, [A, B]), epochKeys(SEED, 3, [A, B])], priority: 12, form: CURRENT })) {
       for (const h of hex) {
         expect(step.do.argv.join(' ')).not.to.include(h);
         expect(step.undo?.argv.join(' ') ?? '').not.to.include(h);

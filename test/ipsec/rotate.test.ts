@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { configPath, loadConfig } from '../../src/config/config.js';
 import { epochKeys, keyFilePath, readKeyFile, type PeerSeed } from '../../src/ipsec/keys.js';
 import { pairContext, planUp, saFacts, type PairContext } from '../../src/ipsec/pair-plan.js';
+import { CURRENT_FORM } from '../helpers/xfrm-forms.js';
 import { peerSas } from '../../src/ipsec/render-static.js';
 import { hex32 } from '../../src/ipsec/sa-ids.js';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
@@ -33,11 +34,11 @@ describe('ipsec rotate (static keys)', function () {
   before(async () => {
     sim = await upTestSim(1);
     editConfig(cfg(), (doc) => {
-      doc.ipsec = { mode: 'static', key_dir: keyDir() };
+      doc.ipsec = { mode: 'static', key_dir: keyDir(), offload: 'none' };
     });
     expect((await vfwire(['--config', cfg(), 'ipsec', 'keygen', '--peer', 'sim-b'])).code).to.equal(0);
     const c = await loadConfig(configPath(cfg()));
-    ctx = pairContext(c, c.peers[0]!);
+    ctx = pairContext(c, c.peers[0]!, CURRENT_FORM);
   });
   after(() => downTestSim(sim));
 
@@ -60,7 +61,7 @@ describe('ipsec rotate (static keys)', function () {
     expect(r.code, r.stderr).to.equal(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).to.have.length(1);
-    expect(lines[0]).to.match(new RegExp(`^ip -n ${ns()} -batch - <<< 'xfrm state add src 198\\.18\\.0\\.2 dst 198\\.18\\.0\\.1 proto esp spi ${hex32(newIn.spi)} .* <key> 128 .* dir in .*replay-window 64'$`));
+    expect(lines[0]).to.match(new RegExp(`^ip -n ${ns()} -batch - <<< 'xfrm state add src 198\\.18\\.0\\.2 dst 198\\.18\\.0\\.1 proto esp spi ${hex32(newIn.spi)} .* <key> 128 sel .*replay-window 64'$`));
     expect((await rotate('--finish', '--dry-run')).stderr).to.include('no rotation of sim-b');
   });
 
@@ -71,7 +72,7 @@ describe('ipsec rotate (static keys)', function () {
     expect((await rotate('--dry-run')).stderr).to.include(`already rotating to key ${s.id} (next: --commit)`);
     expect((await rotate('--finish', '--dry-run')).stderr).to.include('does not send with the new key yet');
     const lines = (await rotate('--commit', '--dry-run')).stdout.trim().split('\n');
-    expect(lines[0]).to.match(new RegExp(`xfrm state add src 198\\.18\\.0\\.1 dst 198\\.18\\.0\\.2 proto esp spi ${hex32(out.spi)} .* dir out .*replay-window 0'$`));
+    expect(lines[0]).to.match(new RegExp(`xfrm state add src 198\\.18\\.0\\.1 dst 198\\.18\\.0\\.2 proto esp spi ${hex32(out.spi)} .* sel .*replay-window 64'$`));
     expect(lines[1]).to.equal(`ip -n ${ns()} xfrm state delete src 198.18.0.1 dst 198.18.0.2 proto esp spi ${hex32(up.sas[0]!.spi)}`);
   });
 
@@ -81,7 +82,7 @@ describe('ipsec rotate (static keys)', function () {
     await setPeer({ ...up, rotating: { key: s.id, epoch: 1, phase: 'sending', sas: facts } });
     const lines = (await rotate('--finish', '--dry-run')).stdout.trim().split('\n');
     for (const [i, epoch] of [2, 3].entries()) {
-      expect(lines[i]).to.match(new RegExp(`xfrm state add src 198\\.18\\.0\\.2 dst 198\\.18\\.0\\.1 proto esp spi ${hex32(sasOf(s, epoch)[1].spi)} .* dir in `));
+      expect(lines[i]).to.match(new RegExp(`xfrm state add src 198\\.18\\.0\\.2 dst 198\\.18\\.0\\.1 proto esp spi ${hex32(sasOf(s, epoch)[1].spi)} .* sel `));
     }
     expect(lines.slice(2)).to.deep.equal([up.sas[1]!, ...up.lookahead!].map((sa) => `ip -n ${ns()} xfrm state delete src 198.18.0.2 dst 198.18.0.1 proto esp spi ${hex32(sa.spi)}`));
   });

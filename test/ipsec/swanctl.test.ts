@@ -63,7 +63,7 @@ describe('swanctl.conf for IKEv2 mode', () => {
     expect(conf).to.include('proposals = aes128gcm16-prfsha256-ecp256').and.include('dpd_delay = 30s').and.include('version = 2');
     // crypto offload is `yes`: the only spelling strongSwan < 5.9.10 accepts, the same meaning after.
     expect(conf.match(/hw_offload = yes$/gm)).to.have.length(2);
-    expect(renderSwanctlConf(pair(A, B, 'hostb', { offload: 'auto' })).conf.match(/hw_offload = auto$/gm)).to.have.length(2);
+    expect(renderSwanctlConf(pair(A, B, 'hostb', { offload: 'none' })).conf.match(/hw_offload = no$/gm)).to.have.length(2);
   });
 
   it('certificates: cert and CA paths in the conf, the key to be linked into private/ (golden)', () => {
@@ -132,15 +132,12 @@ describe('strongSwan version and offload policy', () => {
     for (const [v, ok] of table) expect(strongSwanSupportsPacketOffload(v), v).to.equal(ok);
   });
 
-  it('packet where possible, else fail closed unless crypto (or software) offload is accepted', () => {
-    const no = { allowCryptoOffload: false, allowSoftwareCrypto: false };
-    expect(chooseOffload('5.9.13', no)).to.deep.equal({ offload: 'packet' });
-    expect(chooseOffload('5.9.13', { ...no, allowCryptoOffload: true })).to.deep.equal({ offload: 'packet' });
-    expect(chooseOffload('5.9.8', { ...no, allowCryptoOffload: true })).to.deep.equal({ offload: 'crypto' });
-    expect(chooseOffload('5.9.8', { ...no, allowSoftwareCrypto: true })).to.deep.equal({ offload: 'auto' });
-    expect(chooseOffload('5.9.13', { ...no, allowSoftwareCrypto: true })).to.deep.equal({ offload: 'auto' });
-    const refused = chooseOffload('5.9.8', no);
-    expect(refused).to.have.property('refused').that.matches(/^strongSwan 5\.9\.8 cannot program IPsec packet offload \(hw_offload = packet needs strongSwan >= 5\.9\.10\).*ipsec\.allow_crypto_offload: true/);
+  it('the config\'s offload mode where this strongSwan can program it; packet before 5.9.10 is refused in one line naming the fix', () => {
+    expect(chooseOffload('5.9.13', 'packet')).to.deep.equal({ offload: 'packet' });
+    expect(chooseOffload('5.9.8', 'crypto')).to.deep.equal({ offload: 'crypto' });
+    expect(chooseOffload('5.9.8', 'none')).to.deep.equal({ offload: 'none' });
+    const refused = chooseOffload('5.9.8', 'packet');
+    expect(refused).to.have.property('refused').that.matches(/^strongSwan 5\.9\.8 cannot program IPsec packet offload \(hw_offload = packet needs strongSwan >= 5\.9\.10\): upgrade strongSwan, or set ipsec\.offload: crypto/);
   });
 
   it('asks the running daemon first, then the installed charon', async () => {
