@@ -9,6 +9,7 @@ import { hasEspOffload } from '../host/esp-offload.js';
 import { peersOf } from '../plan/peers.js';
 import { applySteps } from '../exec/apply.js';
 import { readInventory } from '../host/inventory.js';
+import { readVfAdminMacs } from '../host/vf-admin-macs.js';
 import { dropLeases, markActive, recordPeerUpdates, recordPlan } from '../ledger/record.js';
 import { withLedger } from '../ledger/store.js';
 import { planPrepare } from '../plan/prepare.js';
@@ -25,6 +26,7 @@ export async function prepare(req: DomainRequest, ctx: HookContext): Promise<voi
       // Leases of an earlier boot, then of an earlier start that never reached release, go first.
       await releaseLocked(txn, req.uuid, req.name, ctx);
       const inv = await readInventory(cfg.sysfsRoot, cfg.pfs.map((p) => p.name));
+      if (cfg.backend === 'real') await readVfAdminMacs(ctx.runner, cfg.netns, inv);
       const plan = planPrepare(req, inv, txn.data, cfg);
       const keys = plan.leases.map((l) => l.key);
       recordPlan(txn.data, plan);

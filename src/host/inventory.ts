@@ -18,6 +18,8 @@ export interface VfInfo {
   /** The VF's netdev in the host; absent while bound to vfio-pci. */
   netdev?: string;
   mac?: string;
+  /** The MAC the PF holds for the VF (real hosts: vf-admin-macs.ts), put back on release. */
+  adminMac?: string;
   rep?: string;
 }
 

@@ -49,7 +49,7 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
     taken.add(`${pf.name}/${vf.index}`);
 
     const addrs = peers.map((p) => p.address);
-    const vfSteps = renderVfConfig(cfg.backend, cfg.netns, { leaseKey: key, pf: pf.name, vf: vf.index, vfDev: vf.netdev, mac: spec.mac, mtu, origMac: vf.mac });
+    const vfSteps = renderVfConfig(cfg.backend, cfg.netns, { leaseKey: key, pf: pf.name, vf: vf.index, vfDev: vf.netdev, mac: spec.mac, mtu, origMac: cfg.backend === 'real' ? vf.adminMac : vf.mac });
     if (cfg.overlay === 'tc-flower') {
       plan.steps.push(...vfSteps, ...tcFlowerJoin(cfg, ledger, plan, { vni: spec.vni, peers: addrs, member: { leaseKey: key, rep: vf.rep!, mac: spec.mac, pci: vf.pci } }));
     } else {

@@ -1,8 +1,11 @@
-// Programming the VF itself. On a real PF the eswitch enforces the MAC: set it through the PF
-// with spoof checking on and trust off (a trusted VF could change its MAC or go promiscuous).
-// The sim's VFs are veth ends with no PF behind them, so the MAC goes on the netdev directly;
-// spoofchk/trust exist only in the real plan, which is golden-tested. A sim VF without a host
-// netdev is a libvirt host's tap: its MAC is set by QEMU from the attached interface's XML.
+// Programming the VF itself. On a real PF the MAC is set through the PF (the guest's VF driver
+// reads it at probe). Nothing else: in switchdev mode mlx5 refuses spoofchk and trust
+// (drivers/net/ethernet/mellanox/mlx5/core/esw/legacy.c mlx5_eswitch_set_vport_spoofchk and
+// mlx5_eswitch_set_vport_trust: EOPNOTSUPP unless the eswitch is legacy), after rtnetlink has
+// applied the MAC (net/core/rtnetlink.c do_setvfinfo applies IFLA_VF_MAC first). Anti-spoofing
+// lives on the representor: the overlay's rules admit only the lease's MAC.
+// The sim's VFs are veth ends with no PF behind them, so the MAC goes on the netdev directly. A
+// sim VF without a host netdev is a libvirt host's tap: its MAC is set by QEMU from the XML.
 
 import type { Step } from './step.js';
 import { ip } from '../exec/tools.js';
@@ -14,7 +17,7 @@ export interface VfTarget {
   vfDev?: string;
   mac: string;
   mtu: number;
-  /** The sim VF netdev's MAC before the lease, restored on release. */
+  /** The MAC before the lease (the sim VF netdev's, or the PF's admin MAC for it), restored on release. */
   origMac?: string;
 }
 
@@ -28,9 +31,9 @@ export function renderVfConfig(backend: 'real' | 'sim', netns: string | undefine
         kind: 'vf-config',
         device: `${t.pf} vf ${t.vf}`,
         owner,
-        do: { argv: ip(netns, 'link', 'set', 'dev', t.pf, 'vf', String(t.vf), 'mac', t.mac, 'spoofchk', 'on', 'trust', 'off') },
-        // Back to an unassigned VF: no administrative MAC, and the safe defaults.
-        undo: { argv: ip(netns, 'link', 'set', 'dev', t.pf, 'vf', String(t.vf), 'mac', ZERO_MAC, 'spoofchk', 'on', 'trust', 'off') },
+        do: { argv: ip(netns, 'link', 'set', 'dev', t.pf, 'vf', String(t.vf), 'mac', t.mac) },
+        // What the PF held before; zeros (no administrative MAC) only when that was unreadable.
+        undo: { argv: ip(netns, 'link', 'set', 'dev', t.pf, 'vf', String(t.vf), 'mac', t.origMac ?? ZERO_MAC) },
       },
     ];
   }

@@ -12,9 +12,13 @@ const NOW = new Date('2026-11-26T12:00:00Z');
 const text = (plan: PreparePlan) => plan.steps.map((s) => formatCommand(s.do)).join('\n') + '\n';
 
 describe('planPrepare', () => {
-  it('real backend, first lease of a VNI: overlay, VF through the PF, representor (golden)', () => {
-    const plan = planPrepare(request('web1', UUID1, [{ vni: 100 }]), inventory(pf(4)), emptyLedger(), config(REAL_CONFIG), NOW);
+  it('real backend, first lease of a VNI: overlay, VF MAC through the PF (no spoofchk/trust: mlx5 refuses them in switchdev), representor (golden)', () => {
+    const host = pf(4);
+    host.vfs[0]!.adminMac = '02:00:00:00:aa:01';
+    const plan = planPrepare(request('web1', UUID1, [{ vni: 100 }]), inventory(host), emptyLedger(), config(REAL_CONFIG), NOW);
     expectGolden('plans/real-first-lease.txt', text(plan));
+    // The undo puts back the MAC the PF held for the VF before the lease.
+    expect(plan.steps.find((s) => s.kind === 'vf-config')!.undo!.argv.join(' ')).to.equal('ip link set dev enp3s0f0np0 vf 0 mac 02:00:00:00:aa:01');
     expect(plan.leases).to.have.length(1);
     expect(plan.leases[0]).to.include({ pf: 'enp3s0f0np0', vf: 0, rep: 'enp3s0f0r0', vni: 100, mtu: 9000, state: 'preparing' });
   });
@@ -157,7 +161,7 @@ describe('planRelease', () => {
     let ledger = withVm(emptyLedger(), 'web1', UUID1, [{ vni: 100 }]);
     ledger = withVm(ledger, 'web2', UUID2, [{ vni: 100 }]);
     const rel = planRelease(ledger, UUID2);
-    expect(rel.commands.map(formatCommand)).to.deep.equal(['ip link set dev enp3s0f0r1 nomaster down', 'ip link set dev enp3s0f0np0 vf 1 mac 00:00:00:00:00:00 spoofchk on trust off']);
+    expect(rel.commands.map(formatCommand)).to.deep.equal(['ip link set dev enp3s0f0r1 nomaster down', 'ip link set dev enp3s0f0np0 vf 1 mac 00:00:00:00:00:00']);
   });
 
   it('removes the overlay with its last member (golden)', () => {
