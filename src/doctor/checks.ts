@@ -1,7 +1,7 @@
 // `vfwire doctor`: every precondition of the lab setup, each a pass/fail line with the fix.
 // Checks only read; none changes the host.
 
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { release as kernelRelease } from 'node:os';
 import { oneLine } from '../errors.js';
@@ -10,6 +10,7 @@ import type { Runner } from '../exec/runner.js';
 import { readDevlinkState } from '../host/devlink.js';
 import { hasEspOffload } from '../host/esp-offload.js';
 import { readInventory, type Inventory } from '../host/inventory.js';
+import { processStartTimes } from '../host/daemon-start.js';
 import { ip, tc } from '../exec/tools.js';
 import { lostSas } from '../ipsec/sa-kernel.js';
 import { readLedger } from '../ledger/store.js';
@@ -58,7 +59,7 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   if (cfg.ipsec.mode !== 'off') results.push(...(await ipsecChecks(ctx, ledger)));
   if (cfg.overlay === 'tc-flower' && ledger) results.push(await tcOffloadCheck(ctx, ledger));
   if (cfg.failover) results.push(await lagCheck(ctx, inv));
-  if (cfg.backend === 'real') results.push(iommuCheck(), hookCheck(ctx.hookPaths));
+  if (cfg.backend === 'real') results.push(iommuCheck(), await hookCheck(ctx.hookPaths));
   return results;
 }
 
@@ -149,7 +150,13 @@ function iommuCheck(): CheckResult {
   return fail('IOMMU / vfio-pci', `${groups} IOMMU groups, vfio-pci ${vfio ? 'available' : 'missing'}`, 'enable VT-d/AMD-Vi in firmware, boot with intel_iommu=on or amd_iommu=on iommu=pt, modprobe vfio-pci');
 }
 
-function hookCheck(paths = ['/etc/libvirt/hooks/qemu.d/vfwire', '/etc/libvirt/hooks/qemu']): CheckResult {
+async function hookCheck(paths = ['/etc/libvirt/hooks/qemu.d/vfwire', '/etc/libvirt/hooks/qemu']): Promise<CheckResult> {
   const found = paths.find((p) => existsSync(p));
-  return found ? pass('libvirt hook', found) : fail('libvirt hook', 'not installed', './install.sh, then restart libvirtd');
+  if (!found) return fail('libvirt hook', 'not installed', './install.sh, then restart libvirtd');
+  // libvirt discovers hooks when the daemon starts: a newer hook file is not loaded yet.
+  const daemons = await processStartTimes(['libvirtd', 'virtqemud']);
+  if (daemons.length === 0) return { check: 'libvirt hook', status: 'warn', detail: `${found}; no libvirtd or virtqemud running`, fix: 'start libvirtd' };
+  const hookMs = statSync(found).mtimeMs;
+  const stale = daemons.filter((d) => d.startedMs < hookMs);
+  return stale.length ? fail('libvirt hook', `${found} is newer than the running ${stale.map((d) => d.name).join(', ')}: installed, not loaded`, `restart ${stale[0]!.name} (libvirt reads hooks only when it starts)`) : pass('libvirt hook', `${found}, loaded by ${daemons.map((d) => d.name).join(', ')}`);
 }
