@@ -83,6 +83,8 @@ export interface HostSetupInput {
 /** What host setup read. An absent field was not read and counts as "differs". */
 export interface PfState {
   numVfs?: number;
+  /** sriov_drivers_autoprobe: 1 binds a host driver to every new VF. */
+  driversAutoprobe?: number;
   eswitchMode?: EswitchMode;
   flowSteeringMode?: string;
   /** CIDRs, e.g. 192.168.80.2/24. */
@@ -157,6 +159,11 @@ export function planHostSetup(input: HostSetupInput, current: HostState): Step[]
       const argv = (mode: string) => ['devlink', 'dev', 'eswitch', 'set', `pci/${pf.pci}`, 'mode', mode];
       off.push({ kind: 'eswitch-mode', device: `pci/${pf.pci}`, owner: HOST_OWNER, do: { argv: argv('switchdev') }, undo: { argv: argv(c.eswitchMode ?? 'legacy') } });
     }
+    // VFs go to vfio-pci when libvirt attaches them; a host netdev for each in between is only
+    // udev churn and a window where the host talks on the tenant's VF. libvirt still binds them:
+    // drivers/pci/pci-driver.c pci_device_can_probe lets a VF probe with autoprobe 0 when it has
+    // a driver_override, which is how libvirt hands a VF to vfio-pci.
+    if (c.driversAutoprobe !== 0) off.push(autoprobeStep(input, pf, c.driversAutoprobe));
     const vfsNow = vfsOff ? 0 : c.numVfs!;
     const on = vfsNow !== pf.numVfs ? [numVfsStep(input, pf, pf.numVfs, vfsNow)] : [];
     pfSteps.set(pf.name, { off, on });
@@ -199,6 +206,13 @@ export function planHostSetup(input: HostSetupInput, current: HostState): Step[]
     }
   }
   return steps;
+}
+
+function autoprobeStep(input: HostSetupInput, pf: PfSetup, before: number | undefined): Step {
+  const path = `${input.sysfsRoot.replace(/\/+$/, '')}/class/net/${pf.name}/device/sriov_drivers_autoprobe`;
+  const write = (v: number): Command => ({ argv: ['tee', path], stdin: `${v}\n` });
+  // Unread, it is the kernel's default: drivers/pci/iov.c sriov_init sets drivers_autoprobe true.
+  return { kind: 'sriov-autoprobe', device: pf.name, owner: HOST_OWNER, do: write(0), undo: write(before ?? 1) };
 }
 
 function numVfsStep(input: HostSetupInput, pf: PfSetup, n: number, before: number | undefined): Step {

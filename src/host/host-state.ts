@@ -38,6 +38,7 @@ export async function readHostState(cfg: Config, runner: Runner, pfs: PfSetup[],
     const dl = await readDevlinkState(runner, pf.pci).catch(() => undefined);
     const pfState: PfState = {
       numVfs: await readInt(join(cfg.sysfsRoot, 'class/net', pf.name, 'device/sriov_numvfs')),
+      driversAutoprobe: await readInt(join(cfg.sysfsRoot, 'class/net', pf.name, 'device/sriov_drivers_autoprobe')),
       eswitchMode: dl?.eswitchMode,
       flowSteeringMode: dl?.flowSteeringMode,
       ...(link ? linkFacts(link) : {}),

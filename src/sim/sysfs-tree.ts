@@ -14,6 +14,7 @@ export async function writeSysfsTree(root: string, host: SimHost, vfs: number, m
   // As after a boot: SR-IOV off and the eswitch in legacy mode until `vfwire host setup`.
   await writeFile(join(pciDir(host.pfPci), 'sriov_numvfs'), '0\n');
   await writeFile(join(pciDir(host.pfPci), 'sriov_totalvfs'), `${vfs}\n`);
+  await writeFile(join(pciDir(host.pfPci), 'sriov_drivers_autoprobe'), '1\n');
   await netdev(host.pf, host.pfPci, { phys_port_name: 'p0', phys_switch_id: host.switchId });
   await writeSimDevlinkState(pciDir(host.pfPci), { mode: 'legacy', flow_steering_mode: 'smfs' });
 

@@ -21,6 +21,7 @@ describe('vfwire host setup', function () {
     expect(r.stdout.trim().split('\n')).to.deep.equal([
       'devlink dev param set pci/0000:03:00.0 name flow_steering_mode value dmfs cmode runtime',
       'devlink dev eswitch set pci/0000:03:00.0 mode switchdev',
+      `tee ${sim!.a.dir}/sys/class/net/enp3s0f0np0/device/sriov_drivers_autoprobe <<< 0`,
       `tee ${sim!.a.dir}/sys/class/net/enp3s0f0np0/device/sriov_numvfs <<< 2`,
       `ip -n ${ns} addr add 198.18.0.1/24 dev enp3s0f0np0`,
       `ip -n ${ns} link set dev enp3s0f0np0 mtu 9216 up`,
@@ -31,7 +32,7 @@ describe('vfwire host setup', function () {
   });
 
   it('a real run makes the host ready; a second run changes nothing', async () => {
-    expect((await setup()).stdout).to.include('7 change(s) made');
+    expect((await setup()).stdout).to.include('8 change(s) made');
     expect((await setup()).stdout.trim()).to.equal('host is set up: nothing to change');
     expect((await vfwire(['--config', sim!.a.configPath, 'doctor'])).code).to.equal(0);
     expect((await links(sim!.a.netns)).get('enp3s0f0np0')?.mtu).to.equal(9216);

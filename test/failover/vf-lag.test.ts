@@ -25,10 +25,12 @@ describe('host setup plans (failover/vf-lag)', () => {
   it('host A without failover: the lab notes\' per-PF steps (golden)', () => {
     const steps = renderHostSetup(input('192.168.80.2', false));
     expectGolden('failover/host-a-plain.txt', text(steps));
-    expect(steps.slice(0, 7).map((s) => show(s.do))).to.deep.equal([
+    expect(steps.slice(0, 8).map((s) => show(s.do))).to.deep.equal([
       'tee /sys/class/net/enp3s0f0np0/device/sriov_numvfs <<< 0',
       'devlink dev param set pci/0000:03:00.0 name flow_steering_mode value dmfs cmode runtime',
       'devlink dev eswitch set pci/0000:03:00.0 mode switchdev',
+      // No host driver for new VFs: libvirt binds them to vfio-pci through driver_override.
+      'tee /sys/class/net/enp3s0f0np0/device/sriov_drivers_autoprobe <<< 0',
       'tee /sys/class/net/enp3s0f0np0/device/sriov_numvfs <<< 4',
       'ip addr add 192.168.80.2/24 dev enp3s0f0np0',
       'ip link set dev enp3s0f0np0 mtu 9216 up',
@@ -160,17 +162,17 @@ describe('host setup plans (failover/vf-lag)', () => {
 // via 0, the eswitch mode only without VFs, smfs not in switchdev, a port is enslaved down and
 // only while no PF has VFs (VF LAG activation), adding what exists or deleting what does not fails.
 class HostModel {
-  pfs: { name: string; pci: string; numVfs: number; eswitch: 'legacy' | 'switchdev'; fsm: string; addrs: string[]; mtu: number; up: boolean; master: string | null; mtuBefore?: number }[];
+  pfs: { name: string; pci: string; numVfs: number; autoprobe: number; eswitch: 'legacy' | 'switchdev'; fsm: string; addrs: string[]; mtu: number; up: boolean; master: string | null; mtuBefore?: number }[];
   links = new Map<string, { mtu: number; up: boolean }>();
   bond: { name: string; mode: string; miimon: number; addrs: string[]; mtu: number; up: boolean } | null = null;
 
   constructor(want: HostSetupInput) {
-    this.pfs = want.pfs.map((p) => ({ name: p.name, pci: p.pci, numVfs: 0, eswitch: 'legacy', fsm: 'dmfs', addrs: [], mtu: 1500, up: false, master: null }));
+    this.pfs = want.pfs.map((p) => ({ name: p.name, pci: p.pci, numVfs: 0, autoprobe: 1, eswitch: 'legacy', fsm: 'dmfs', addrs: [], mtu: 1500, up: false, master: null }));
   }
 
   read(): HostState {
     return {
-      pfs: Object.fromEntries(this.pfs.map((p) => [p.name, { numVfs: p.numVfs, eswitchMode: p.eswitch, flowSteeringMode: p.fsm, addresses: [...p.addrs], mtu: p.mtu, up: p.up, master: p.master }])),
+      pfs: Object.fromEntries(this.pfs.map((p) => [p.name, { numVfs: p.numVfs, driversAutoprobe: p.autoprobe, eswitchMode: p.eswitch, flowSteeringMode: p.fsm, addresses: [...p.addrs], mtu: p.mtu, up: p.up, master: p.master }])),
       reps: Object.fromEntries([...this.links].map(([k, v]) => [k, { ...v }])),
       bond: this.bond && { mode: this.bond.mode, miimon: this.bond.miimon, addresses: [...this.bond.addrs], mtu: this.bond.mtu, up: this.bond.up },
     };
@@ -199,7 +201,11 @@ class HostModel {
       throw new Error(`${cmd}: ${why}`);
     };
     let m: RegExpExecArray | null;
-    if ((m = /^tee \/sys\/class\/net\/(\S+)\/device\/sriov_numvfs$/.exec(cmd))) {
+    if ((m = /^tee \/sys\/class\/net\/(\S+)\/device\/sriov_drivers_autoprobe$/.exec(cmd))) {
+      // drivers/pci/iov.c sriov_drivers_autoprobe_store: 0 or 1 (kstrtobool).
+      if (!/^[01]\n$/.test(c.stdin ?? '')) fail('EINVAL');
+      this.pf(m[1]!)!.autoprobe = Number(c.stdin);
+    } else if ((m = /^tee \/sys\/class\/net\/(\S+)\/device\/sriov_numvfs$/.exec(cmd))) {
       const pf = this.pf(m[1]!)!;
       const n = Number(c.stdin);
       if (pf.numVfs > 0 && n > 0 && n !== pf.numVfs) fail('EBUSY: VFs already enabled');
