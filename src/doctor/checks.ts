@@ -11,6 +11,7 @@ import { readDevlinkState } from '../host/devlink.js';
 import { hasEspOffload } from '../host/esp-offload.js';
 import { readInventory, type Inventory } from '../host/inventory.js';
 import { processStartTimes } from '../host/daemon-start.js';
+import { hostXfrmForm } from '../ipsec/host-form.js';
 import { ip, tc } from '../exec/tools.js';
 import { lostSas } from '../ipsec/sa-kernel.js';
 import { readLedger } from '../ledger/store.js';
@@ -91,9 +92,13 @@ async function ipsecChecks(ctx: DoctorContext, ledger: LedgerData | undefined): 
   } catch (err) {
     out.push(fail(`${uplink}: ESP offload`, `ethtool: ${oneLine(err)}`, 'apt-get install ethtool'));
   }
-  const ipVersion = await runner.run({ argv: ['ip', '-V'] }).then((r) => /iproute2-(?:ss)?(\d+)\.(\d+)/.exec(r.stdout), () => null);
-  const major = ipVersion ? Number(ipVersion[1]) * 100 + Number(ipVersion[2]) : 0;
-  out.push(major >= 602 ? pass('iproute2', `${ipVersion![1]}.${ipVersion![2]}`) : fail('iproute2', `${ipVersion ? `${ipVersion[1]}.${ipVersion[2]}` : 'unknown'}: 'offload packet' needs 6.2 or newer`, 'apt-get install -t bookworm-backports iproute2'));
+  // The kernel and iproute2 against ipsec.offload: the same judgement `ipsec up` makes.
+  try {
+    const form = await hostXfrmForm(cfg, runner);
+    out.push(pass('xfrm form', `offload ${form.offload}; ${form.saDir ? 'SA direction named, output SAs with replay-window 0' : 'the lab notes\' form (no SA direction, a window on both SAs)'}`));
+  } catch (err) {
+    out.push(fail('xfrm form', oneLine(err), 'see the detail'));
+  }
   for (const peer of cfg.peers) {
     const up = ledger?.ipsec?.peers[peer.name];
     if (!up) {
