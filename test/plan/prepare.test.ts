@@ -139,6 +139,21 @@ describe('planPrepare', () => {
 
 describe('tc-flower overlay plans', () => {
   const TC = REAL_CONFIG + 'overlay: tc-flower\n';
+
+  it('with IPsec, refuses a VNI whose broadcast would fan out to the encrypted uplink and more (mlx5 refuses the rule)', () => {
+    const ipsec = config(TC + 'ipsec: { mode: static }\n');
+    const ledger = emptyLedger();
+    // VNI 100 has one peer (hostb); a first member replicates to it alone: fine.
+    const first = planPrepare(request('web1', UUID1, [{ vni: 100, encrypt: 'off' }]), inventory(pf(4)), ledger, ipsec, NOW);
+    recordPlan(ledger, first);
+    expect(() => planPrepare(request('web2', UUID2, [{ vni: 100, encrypt: 'off' }]), inventory(pf(4)), ledger, ipsec, NOW)).to.throw(ValidationError, /^VNI 100: broadcast from a member would go to 2 destinations, one of them the encrypted uplink; mlx5 refuses such a rule under IPsec \(esw_flow_dests_fwd_ipsec_check\)/);
+    // VNI 200 has two peers (hostb, hostc): refused at its first member.
+    expect(() => planPrepare(request('web3', UUID2, [{ vni: 200, encrypt: 'off' }]), inventory(pf(4)), emptyLedger(), ipsec, NOW)).to.throw(ValidationError, /VNI 200: broadcast from a member would go to 2 destinations/);
+  });
+
+  it('refuses tc-flower with IPsec in crypto or none mode: the eswitch encapsulates past the kernel\'s xfrm', () => {
+    for (const offload of ['crypto', 'none']) expect(() => config(TC + `ipsec: { mode: static, offload: ${offload} }\n`)).to.throw(ValidationError, new RegExp(`overlay tc-flower with ipsec.offload ${offload}: the eswitch encapsulates VXLAN past the kernel's xfrm, so it would leave in clear; use ipsec.offload: packet, or overlay: bridge`));
+  });
   it('first and second VM of a VNI: VF rules, then the replication lists rewritten (golden)', () => {
     const ledger = emptyLedger();
     const first = planPrepare(request('web1', UUID1, [{ vni: 100 }]), inventory(pf(4)), ledger, config(TC), NOW);
