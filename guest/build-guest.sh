@@ -25,11 +25,19 @@ log() { echo "build-guest: $*" >&2; }
 . "$here/../scripts/ensure-packages.sh"
 ensure_packages build-guest linux-image-amd64 busybox-static cpio kmod iputils-ping xz-utils
 
-# The newest Debian kernel whose modules are installed (the host's own kernel may have none).
+# Debian's kernel: the release linux-image-amd64 depends on (bookworm's 6.1). scripts/bootstrap.sh
+# also installs 6.12 for the kernel lab (lab/); this guest does not take it, whose modules are
+# xz-compressed (busybox insmod loads plain .ko only) and whose bzImage is zstd, not XZ.
+# Without the meta-package: the newest kernel whose modules are installed (the host's own may have none).
 kver=
-for k in $(ls /boot/vmlinuz-* 2>/dev/null | sed 's|^/boot/vmlinuz-||' | sort -V); do
-  [ -f "/lib/modules/$k/modules.dep" ] && kver=$k
-done
+meta=$(dpkg-query -W -f='${Depends}' linux-image-amd64 2>/dev/null | sed -n 's/^linux-image-\([^ ,]*\).*/\1/p')
+if [ -n "$meta" ] && [ -f "/boot/vmlinuz-$meta" ] && [ -f "/lib/modules/$meta/modules.dep" ]; then
+  kver=$meta
+else
+  for k in $(ls /boot/vmlinuz-* 2>/dev/null | sed 's|^/boot/vmlinuz-||' | sort -V); do
+    [ -f "/lib/modules/$k/modules.dep" ] && kver=$k
+  done
+fi
 [ -n "$kver" ] || { log "no /boot/vmlinuz-* with /lib/modules (is linux-image-amd64 installed?)"; exit 1; }
 
 key=$( { cat "$0" "$here/init.sh"; echo "$kver"; dpkg-query -W -f='${Version}' busybox-static iputils-ping; } | sha256sum | cut -c1-16)
