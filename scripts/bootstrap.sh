@@ -13,23 +13,42 @@ fi
 # shellcheck source=ensure-packages.sh
 . scripts/ensure-packages.sh
 ensure_packages bootstrap iproute2 iputils-ping ethtool libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils \
-  strongswan-charon strongswan-swanctl libstrongswan-standard-plugins openssl iperf3 linux-image-amd64 busybox-static cpio kmod xz-utils
+  strongswan-charon strongswan-swanctl libstrongswan-standard-plugins openssl iperf3 linux-image-amd64 busybox-static cpio kmod xz-utils zstd
+
+# bookworm-backports, on the same mirror the machine's bookworm suite comes from.
+ensure_backports() {
+  apt-cache policy | grep -q 'bookworm-backports' && return 0
+  local uri
+  uri=$(awk '/^URIs:/ {u=$2} /^Suites:.*bookworm( |$)/ {print u; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null)
+  [ -n "$uri" ] || uri=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
+  echo "deb $uri bookworm-backports main" > /etc/apt/sources.list.d/vfwire-backports.list
+  apt-get update -qq
+}
 
 # `offload packet` in ip-xfrm needs iproute2 >= 6.2; Debian 12 has 6.1. The IPsec tests check
 # vfwire's xfrm commands with bookworm-backports' ip, unpacked beside the system's, not over it.
 NEW_IP=/opt/vfwire/iproute2
 if [ ! -x "$NEW_IP/bin/ip" ]; then
-  if ! apt-cache policy iproute2 | grep -q bpo; then
-    # The backports suite on the same mirror the machine's bookworm suite comes from.
-    uri=$(awk '/^URIs:/ {u=$2} /^Suites:.*bookworm( |$)/ {print u; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null)
-    [ -n "$uri" ] || uri=$(awk '$1 == "deb" && $3 == "bookworm" {print $2; exit}' /etc/apt/sources.list 2>/dev/null)
-    echo "deb $uri bookworm-backports main" > /etc/apt/sources.list.d/vfwire-backports.list
-    apt-get update -qq
-  fi
+  ensure_backports
   tmp=$(mktemp -d)
   (cd "$tmp" && apt-get download -qq iproute2/bookworm-backports 2>/dev/null && dpkg -x iproute2_*.deb x)
   mkdir -p "$NEW_IP/bin" && cp "$tmp/x/bin/ip" "$NEW_IP/bin/ip" && rm -rf "$tmp"
   echo "bootstrap: $("$NEW_IP/bin/ip" -V) in $NEW_IP"
+fi
+
+# The kernel lab (lab/) boots bookworm's 6.1 (linux-image-amd64, above) and 6.12 side by side
+# (each keeps its /lib/modules/<release>). Debian 12 now carries 6.12 as linux-image-6.12-amd64;
+# where the archive does not, bookworm-backports' newest linux-image-6.12.*-amd64.
+if ! ls /lib/modules/6.12.*/modules.dep >/dev/null 2>&1; then
+  if apt-cache show linux-image-6.12-amd64 >/dev/null 2>&1; then
+    k612=linux-image-6.12-amd64
+  else
+    ensure_backports
+    k612=$(apt-cache search --names-only '^linux-image-6\.12\.[^ ]*-amd64$' | awk '{print $1}' | grep -v -e '-cloud-amd64$' -e '-rt-amd64$' | sort -V | tail -n 1)
+  fi
+  [ -n "$k612" ] || { echo "bootstrap: no Linux 6.12 kernel package in the archive or bookworm-backports" >&2; exit 1; }
+  echo "bootstrap: installing $k612 for the kernel lab"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$k612" >/dev/null
 fi
 
 if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
