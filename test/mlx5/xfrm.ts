@@ -402,6 +402,13 @@ export interface IpsecCaps {
   prio: boolean;
 }
 
+// en_accel/ipsec.c mlx5e_xfrm_validate_policy tests addr6_all_zero(sel->saddr.a6): the address, whatever its prefix
+function zeroAddr(a: string | undefined): boolean {
+  if (a === undefined) return true;
+  const ip = a.split('/')[0]!;
+  return ip.includes(':') ? /^[0:]*$/.test(ip) : /^0+(\.0+){3}$/.test(ip);
+}
+
 /** en_accel/ipsec.c mlx5e_xfrm_validate_state, as in mainline with the version steps sourced in RULES.md. */
 export function mlx5ValidateState(req: SaRequest, caps: IpsecCaps, kernel: Version): Mlx5Refusal | null {
   const bad = (rule: string, msg: string) => netlinkError(rule, 'EINVAL', mlx5(msg));
@@ -467,7 +474,7 @@ export function mlx5ValidatePolicy(req: PolicyRequest, caps: IpsecCaps, kernel: 
   const reqid = req.tmpls[0]?.reqid ?? 0;
   if (atLeast(kernel, '6.4')) {
     // mlx5e_xfrm_validate_policy since cbcadde3 "Allow policies with reqid 0" (xfrm-next 2023-03, v6.4)
-    if (!reqid && req.sel.proto === 0 && !req.sel.src && !req.sel.dst) return bad('mlx5.ipsec.policy-reqid', 'Unsupported policy with reqid 0 without at least one of upper protocol or ip addr(s) different than 0');
+    if (!reqid && req.sel.proto === 0 && zeroAddr(req.sel.src) && zeroAddr(req.sel.dst)) return bad('mlx5.ipsec.policy-reqid', 'Unsupported policy with reqid 0 without at least one of upper protocol or ip addr(s) different than 0');
   } else if (!reqid) {
     // mlx5e_xfrm_validate_policy before cbcadde3: a reqid is required
     return bad('mlx5.ipsec.policy-reqid', 'Cannot offload policy without reqid');
