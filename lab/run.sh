@@ -15,7 +15,9 @@
 #
 # Environment: VFWIRE_LAB_BOOT_TIMEOUT (s, default 120) bounds the boot up to stage 2,
 # VFWIRE_LAB_TIMEOUT (s, default 600) the whole run; a VM past either is killed.
-# VFWIRE_LAB_APPEND adds to the kernel command line (e.g. lab.msize=N, see lab/init.sh).
+# VFWIRE_LAB_APPEND adds to the kernel command line (e.g. lab.msize=N, see lab/init.sh);
+# VFWIRE_LAB_QEMU_EXTRA to QEMU's, split at spaces (e.g. -monitor unix:/tmp/lab.sock,server,nowait
+# for `info jit`).
 #
 # The last line on stderr is always one "lab: kernel K: ..." line: the times and mocha's
 # status, or why the lab failed. Exit: mocha's status (0 passed, N failures), 124 timeout,
@@ -118,7 +120,7 @@ qemu-system-x86_64 \
   -append "console=ttyS0 quiet panic=-1 lab.work=$checkout lab.stage2=$here/stage2.sh${VFWIRE_LAB_APPEND:+ $VFWIRE_LAB_APPEND}" \
   -virtfs local,path=/,mount_tag=labroot,security_model=none,readonly=on,multidevs=remap \
   -virtfs "local,path=$checkout,mount_tag=labwork,security_model=none,readonly=on,multidevs=remap" \
-  -virtfs "local,path=$results,mount_tag=labout,security_model=none,multidevs=remap" \
+  -virtfs "local,path=$results,mount_tag=labout,security_model=none,multidevs=remap" ${VFWIRE_LAB_QEMU_EXTRA:-} \
   < /dev/null > /dev/null 2> "$results/qemu.err" &
 qpid=$!
 if [ "$quiet" = 0 ]; then
