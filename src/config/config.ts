@@ -95,8 +95,8 @@ function normalize(raw: RawConfig, path: string): Config {
   if (raw.ipsec.allow_software_crypto !== undefined) throw new ValidationError(`config ${path}: ipsec.allow_software_crypto was replaced by ipsec.offload: set offload: none for CPU crypto (or crypto, packet) and remove it`);
   if (raw.ipsec.allow_crypto_offload !== undefined) throw new ValidationError(`config ${path}: ipsec.allow_crypto_offload was replaced by ipsec.offload: set offload: crypto (or packet, none) and remove it`);
   // A skip_sw rule's encap runs in the eswitch: the packet goes from the VF to the uplink port and
-  // never meets the kernel's xfrm, so only SAs in the NIC (packet offload) can encrypt it
-  // (drivers/net/ethernet/mellanox/mlx5/core/en/tc_tun_encap.c: the encap is a HW reformat).
+  // never meets the kernel's xfrm, so only SAs in the NIC can encrypt it: mlx5 steers such encap
+  // through its IPsec TX tables only in packet mode (eswitch_offloads.c esw_setup_dest_fwd_ipsec).
   if (raw.overlay === 'tc-flower' && raw.ipsec.mode !== 'off' && raw.ipsec.offload !== 'packet') {
     throw new ValidationError(`config ${path}: overlay tc-flower with ipsec.offload ${raw.ipsec.offload}: the eswitch encapsulates VXLAN past the kernel's xfrm, so it would leave in clear; use ipsec.offload: packet, or overlay: bridge`);
   }

@@ -209,17 +209,21 @@ export function planHostSetup(input: HostSetupInput, current: HostState): Step[]
 }
 
 function autoprobeStep(input: HostSetupInput, pf: PfSetup, before: number | undefined): Step {
-  const path = `${input.sysfsRoot.replace(/\/+$/, '')}/class/net/${pf.name}/device/sriov_drivers_autoprobe`;
-  const write = (v: number): Command => ({ argv: ['tee', path], stdin: `${v}\n` });
+  const write = pfSysfsWrite(input, pf, 'sriov_drivers_autoprobe');
   // Unread, it is the kernel's default: drivers/pci/iov.c sriov_init sets drivers_autoprobe true.
   return { kind: 'sriov-autoprobe', device: pf.name, owner: HOST_OWNER, do: write(0), undo: write(before ?? 1) };
 }
 
 function numVfsStep(input: HostSetupInput, pf: PfSetup, n: number, before: number | undefined): Step {
-  const path = `${input.sysfsRoot.replace(/\/+$/, '')}/class/net/${pf.name}/device/sriov_numvfs`;
-  const write = (v: number): Command => ({ argv: ['tee', path], stdin: `${v}\n` });
+  const write = pfSysfsWrite(input, pf, 'sriov_numvfs');
   const restore = before ?? 0;
   return { kind: n === 0 ? 'sriov-disable' : 'sriov-enable', device: pf.name, owner: HOST_OWNER, do: write(n), ...(restore !== n ? { undo: write(restore) } : {}) };
+}
+
+/** A write to one of the PF's device attributes: `tee` with the value on stdin (no shell). */
+function pfSysfsWrite(input: HostSetupInput, pf: PfSetup, file: string): (v: number) => Command {
+  const path = `${input.sysfsRoot.replace(/\/+$/, '')}/class/net/${pf.name}/device/${file}`;
+  return (v) => ({ argv: ['tee', path], stdin: `${v}\n` });
 }
 
 function bondSteps(ns: string | undefined, bond: string, miimon: number, cur: BondState | null | undefined): Step[] {

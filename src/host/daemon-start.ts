@@ -1,6 +1,6 @@
 // When a running daemon started, from /proc: libvirt reads its hooks only at start, so a hook
-// file newer than the daemon is installed but not loaded (libvirt's hooks documentation:
-// "the hook scripts are only discovered when the daemon starts").
+// file newer than the daemon is installed but not loaded (libvirt src/util/virhook.c
+// virHookInitialize probes which scripts exist once, when the daemon starts).
 
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';

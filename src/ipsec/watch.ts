@@ -16,6 +16,7 @@ import type { Logger } from '../log.js';
 import { checkIkeChildren } from './ikev2.js';
 import { keyFilePath, readKeyFile, type PeerSeed } from './keys.js';
 import { hostXfrmForm } from './host-form.js';
+import type { XfrmForm } from './xfrm-form.js';
 import { kickPeer } from './kick.js';
 import { applyGuarded } from './nonce-guard.js';
 import { lookaheadEpochs, pairContext, peerBehind, planPromote, planRecover, type PairContext } from './pair-plan.js';
@@ -40,6 +41,9 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
   const state = ledger.ipsec;
   const findings: WatchFinding[] = [];
   const earlierBoot = ledger.bootId !== undefined && ledger.bootId !== (await readBootId());
+  // Read once a round, and only when a static pair is looked at.
+  let form: Promise<XfrmForm> | undefined;
+  const formOnce = () => (form ??= hostXfrmForm(cfg, runner));
   for (const peer of cfg.peers) {
     const installed = state?.peers[peer.name];
     if (!installed) continue;
@@ -49,7 +53,7 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
       ? { peer: peer.name, lost: [], action: 'recorded in an earlier boot: run vfwire ipsec up', recovered: false }
       : cfg.ipsec.mode === 'ikev2'
         ? await watchIke(cfg, runner, peer)
-        : await watchStatic(cfg, runner, log, peer, installed);
+        : await watchStatic(cfg, runner, log, peer, installed, formOnce);
     if (!finding) continue;
     findings.push(finding);
     if (finding.recovered) log.warn('ipsec watch: recovered', { peer: finding.peer, lost: finding.lost, action: finding.action });
@@ -68,8 +72,8 @@ async function watchIke(cfg: Config, runner: Runner, peer: PeerConfig): Promise<
   return { peer: peer.name, lost, action: 'asked strongSwan to negotiate new CHILD_SAs (fresh keys)', recovered: still.length === 0 };
 }
 
-async function watchStatic(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig, seen: PeerSaState): Promise<WatchFinding | undefined> {
-  const ctx = pairContext(cfg, peer, await hostXfrmForm(cfg, runner));
+async function watchStatic(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig, seen: PeerSaState, form: () => Promise<XfrmForm>): Promise<WatchFinding | undefined> {
+  const ctx = pairContext(cfg, peer, await form());
   const missing = await missingSas(runner, ctx.netns, [...seen.sas, ...(seen.lookahead ?? []), ...(seen.rotating?.sas ?? [])]);
   const missingPols = await missingPolicies(runner, ctx.netns, seen.sas);
   const lost = [...missing.map(describeSa), ...missingPols.map((p) => `policy ${p.dir}`)];

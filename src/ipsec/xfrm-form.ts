@@ -6,10 +6,11 @@
 //   `dir`, also inside `offload ... dir` (iproute2 ip/xfrm_state.c xfrm_state_modify, commit
 //   7f7726a7 "xfrm: add SA direction attribute"); kernels >= 6.10 then require replay-window 0
 //   on an output SA (net/xfrm/xfrm_user.c verify_replay, "Replay window should be 0 for output
-//   SA"). Older kernels ignore the attribute (xfrm_user_rcv_msg parses liberally).
+//   SA", a4a87fa4e96c "xfrm: Add Direction to the SA in or out"). Older kernels ignore the
+//   attribute (xfrm_user_rcv_msg: nlmsg_parse_deprecated skips a type above XFRMA_MAX).
 // - ESN with window 0: iproute2 < 6.11 refuses it outright ("esn flag set without
 //   replay-window", ip/xfrm_state.c), and kernels < 6.10 too (net/xfrm/xfrm_replay.c
-//   xfrm_init_replay: "ESN replay window must be greater than 0"); 6.10 allows it on an output SA.
+//   xfrm_init_replay: "ESN replay window must be > 0"); a4a87fa4e96c allows it on an output SA.
 // So: both new -> output SA with `dir out` and window 0; otherwise the lab notes' form, a window on
 // both SAs and no SA direction (the kernel never checks a window on an output SA there).
 
@@ -30,12 +31,14 @@ export const INBOUND_REPLAY_WINDOW = 64;
 
 const SA_DIR_KERNEL: Version = [6, 10];
 const SA_DIR_IPROUTE2: Version = [6, 11];
-// Packet offload: kernel 6.2 (commit 62f6eca5de1c "xfrm: allow to accept packet offload mode";
-// the `offload packet` keyword in iproute2 6.2, ip/xfrm_state.c "packet").
+// Packet offload: kernel 6.2 (net/xfrm/xfrm_device.c xfrm_dev_state_add, XFRM_OFFLOAD_PACKET from
+// d14f28b8c1de "xfrm: add new packet offload flag"); iproute2 6.2 (a6e740ff "xfrm: add packet
+// offload mode to xfrm state", 3422c62d for policies).
 const PACKET_KERNEL: Version = [6, 2];
 const PACKET_IPROUTE2: Version = [6, 2];
-// Packet offload with the eswitch in switchdev: NVIDIA MLNX_OFED/upstream docs "IPsec Packet
-// Offload" list kernel 6.6 for switchdev mode (mlx5 eswitch IPsec offload, commits of 6.6-rc1).
+// Packet offload with the eswitch in switchdev: mlx5 since 6.6 (c6c2bf5db4ea and 1762f132d542
+// "Support IPsec packet offload for TX/RX in switchdev mode"); NVIDIA's "IPsec Packet Offload"
+// page names kernel 6.6 for switchdev too.
 const PACKET_SWITCHDEV_KERNEL: Version = [6, 6];
 
 export interface XfrmHost {
