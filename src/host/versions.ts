@@ -34,7 +34,12 @@ export interface HostVersions {
   iproute2: Version;
 }
 
+/** The running kernel: the same in every netns, so no command is needed. */
+export function runningKernel(): Version {
+  return parseKernelRelease(release());
+}
+
 export async function probeVersions(runner: Runner): Promise<HostVersions> {
   const { stdout } = await runner.run({ argv: ['ip', '-V'] });
-  return { kernel: parseKernelRelease(release()), iproute2: parseIproute2Version(stdout) };
+  return { kernel: runningKernel(), iproute2: parseIproute2Version(stdout) };
 }

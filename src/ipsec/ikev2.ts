@@ -11,8 +11,7 @@ import type { Runner } from '../exec/runner.js';
 import { withLedger } from '../ledger/store.js';
 import type { Logger } from '../log.js';
 import { requireOffloadKernel } from './xfrm-form.js';
-import { parseKernelRelease } from '../host/versions.js';
-import { release } from 'node:os';
+import { runningKernel } from '../host/versions.js';
 import { keyFilePath } from './keys.js';
 import { chooseOffload, CONF_FILE, renderSwanctlConf, renderSwanctlSecrets, SECRETS_FILE, swanctlNames, type SwanctlInput } from './swanctl.js';
 import { loadAllArgv, readPsks, readStrongSwanVersion, writeSwanctlFiles } from './swanctl-charon.js';
@@ -26,7 +25,7 @@ export interface IkeDeps {
 
 export async function ikev2Up({ cfg, runner, log }: IkeDeps, opts: { dryRun?: boolean }): Promise<PeerOutcome[]> {
   // strongSwan speaks netlink itself (no iproute2), but the kernel must be able to do the mode.
-  requireOffloadKernel(parseKernelRelease(release()), cfg.backend === 'real', cfg.ipsec.offload);
+  requireOffloadKernel(runningKernel(), cfg.backend === 'real', cfg.ipsec.offload);
   const { version } = await readStrongSwanVersion({ runner, uri: cfg.ipsec.viciUri });
   const decision = chooseOffload(version, cfg.ipsec.offload);
   if ('refused' in decision) throw new ValidationError(`ipsec: ${decision.refused}`);

@@ -5,15 +5,14 @@ import { deriveSaIds, hex32, orderPair } from '../../src/ipsec/sa-ids.js';
 import { xfrmForm, type XfrmForm } from '../../src/ipsec/xfrm-form.js';
 import { formatCommand } from '../../src/plan/step.js';
 import { expectGolden } from '../helpers/golden.js';
+import { CURRENT_FORM } from '../helpers/xfrm-forms.js';
 
 // A test seed, not a secret: fixed so the golden files are stable.
 const SEED: PeerSeed = { seed: Buffer.alloc(32, 0xa1), id: keyFingerprint(Buffer.alloc(32, 0xa1)) };
 const A = '192.168.80.2';
 const B = '192.168.80.3';
 const KEYS = epochKeys(SEED, 1, [A, B]);
-// A current ConnectX host: Debian's bookworm-backports kernel and iproute2.
-const CURRENT = xfrmForm({ kernel: [6, 12], iproute2: [6, 15], switchdev: true }, 'packet');
-const text = (local: string, peer: string, peerName: string, form: XfrmForm = CURRENT) =>
+const text = (local: string, peer: string, peerName: string, form: XfrmForm = CURRENT_FORM) =>
   renderPeerSas({ peerName, local, peer, uplink: 'enp3s0f0np0', keys: KEYS, lookahead: [epochKeys(SEED, 2, [A, B]), epochKeys(SEED, 3, [A, B])], priority: 12, form })
     .map((s) => formatCommand({ argv: s.do.argv }) + (s.do.stdin ? ` <<< ${s.do.stdin}` : '\n'))
     .join('');
@@ -57,7 +56,7 @@ describe('static IPsec plans', () => {
 
   it('keeps keys out of every argv: they travel on stdin only', () => {
     const hex = [KEYS.lowToHigh, KEYS.highToLow].map((k) => k.toString('hex'));
-    for (const step of renderPeerSas({ peerName: 'hostb', local: A, peer: B, uplink: 'p0', keys: KEYS, lookahead: [epochKeys(SEED, 2, [A, B]), epochKeys(SEED, 3, [A, B])], priority: 12, form: CURRENT })) {
+    for (const step of renderPeerSas({ peerName: 'hostb', local: A, peer: B, uplink: 'p0', keys: KEYS, lookahead: [epochKeys(SEED, 2, [A, B]), epochKeys(SEED, 3, [A, B])], priority: 12, form: CURRENT_FORM })) {
       for (const h of hex) {
         expect(step.do.argv.join(' ')).not.to.include(h);
         expect(step.undo?.argv.join(' ') ?? '').not.to.include(h);
