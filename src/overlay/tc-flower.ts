@@ -104,6 +104,8 @@ export interface TcFlowerHost {
   /** The local VTEP: the underlay address (on the PF, or on the bond with failover). */
   underlayAddress: string;
   vxlanDevice?: string;
+  /** The uplink has IPsec TX tables (vfwire's IPsec is on): encap rules may have one destination only. */
+  ipsecTx?: boolean;
 }
 
 /** One leased VF on the VNI. */
@@ -220,11 +222,11 @@ export function tcVniRules(host: TcFlowerHost, state: TcVniState): TcRule[] {
     // With no other local member BUM goes where unknown unicast goes: the pref 3 rule covers it.
     if (others.length > 0) {
       const dests = [...others.map((o) => ({ rep: o.rep })), ...peers.map((p) => ({ peer: p }))];
-      checkFanout(vni, m.rep, dests.length);
+      checkFanout(host, vni, m.rep, others.length, peers.length);
       rules.push({ dev: m.rep, pref: REP_PREF.bum, handle: 1, spec: [...from, 'dst_mac', MULTICAST, ...replicate(dests, encap, vx)], scope: 'vni', about: `${m.rep} BUM -> ${dests.length} destination(s)` });
     }
     if (peers.length > 0) {
-      checkFanout(vni, m.rep, peers.length);
+      checkFanout(host, vni, m.rep, 0, peers.length);
       rules.push({ dev: m.rep, pref: REP_PREF.flood, handle: 1, spec: [...from, ...replicate(peers.map((p) => ({ peer: p })), encap, vx)], scope: 'lease', leaseKey: m.leaseKey, about: `${m.rep} -> VNI ${vni} peers` });
     }
     rules.push({ dev: m.rep, pref: REP_PREF.drop, handle: 1, spec: ['action', 'drop'], scope: 'lease', leaseKey: m.leaseKey, about: `${m.rep} drop the rest` });
@@ -244,7 +246,7 @@ export function tcVniRules(host: TcFlowerHost, state: TcVniState): TcRule[] {
       });
     }
     if (members.length > 0) {
-      checkFanout(vni, vx, members.length);
+      checkFanout(host, vni, vx, members.length, 0);
       rules.push({
         dev: vx,
         pref: VXLAN_PREF.bum,
@@ -463,9 +465,17 @@ function validateState(s: TcVniState): void {
   }
 }
 
-function checkFanout(vni: number, dev: string, n: number): void {
+function checkFanout(host: TcFlowerHost, vni: number, dev: string, locals: number, peers: number): void {
+  const n = locals + peers;
   if (n > MLX5_MAX_FWD_DESTS) {
     throw new ValidationError(`VNI ${vni}: ${dev} would replicate to ${n} destinations; mlx5 offloads at most ${MLX5_MAX_FWD_DESTS} per rule (fewer peers or members on this VNI)`);
+  }
+  // With IPsec TX tables on the uplink, a rule that encapsulates to it must have no other
+  // destination (drivers/net/ethernet/mellanox/mlx5/core/eswitch_offloads.c esw_flow_dests_fwd_ipsec_check).
+  if (host.ipsecTx && peers > 0 && n > 1) {
+    throw new ValidationError(
+      `VNI ${vni}: broadcast from a member would go to ${n} destinations, one of them the encrypted uplink; mlx5 refuses such a rule under IPsec (esw_flow_dests_fwd_ipsec_check): on overlay tc-flower with IPsec keep one member per VNI on this host and one peer, or use overlay: bridge`,
+    );
   }
 }
 

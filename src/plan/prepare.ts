@@ -106,28 +106,13 @@ function newLease(req: DomainRequest, spec: InterfaceSpec, key: string, pf: stri
 // The tc-flower overlay: the VF's rules, and the VNI's replication lists rewritten to include it.
 // A first member also records the VNI (without undo: its rules go with their members).
 function tcFlowerJoin(cfg: Config, ledger: LedgerData, plan: PreparePlan, j: { vni: number; peers: string[]; member: TcMember }): Step[] {
-  const host: TcFlowerHost = { netns: cfg.netns, underlayAddress: cfg.underlay.address };
+  const host: TcFlowerHost = { netns: cfg.netns, underlayAddress: cfg.underlay.address, ipsecTx: cfg.ipsec.mode !== 'off' };
   const steps: Step[] = [];
   if (!plan.steps.some((s) => s.kind === 'tcf-vxlan-check')) steps.push(renderTcHostCheck(host, j.member.leaseKey));
   const live = ledger.vnis[String(j.vni)];
   if (!live && !plan.newVnis.some((v) => v.vni === j.vni)) plan.newVnis.push({ vni: j.vni, peers: j.peers, tc: { netns: cfg.netns, underlayAddress: cfg.underlay.address } });
   const members = [...tcMembersOf(ledger, j.vni), ...plan.leases.filter((l) => l.vni === j.vni).map(tcMember)];
-  checkIpsecFanout(cfg, j.vni, members.length + 1, live?.peers ?? j.peers);
   return [...steps, ...planTcJoin(host, { vni: j.vni, peers: live?.peers ?? j.peers, members }, [j.member])];
-}
-
-// mlx5 refuses a rule with more than one destination when one is an encap to the uplink while
-// IPsec TX is active (drivers/net/ethernet/mellanox/mlx5/core/eswitch_offloads.c
-// esw_flow_dests_fwd_ipsec_check). A member's BUM rule replicates to the other local members and
-// every peer, so an encrypted tc-flower VNI fits only one member here and one peer.
-function checkIpsecFanout(cfg: Config, vni: number, localMembers: number, peers: string[]): void {
-  if (cfg.ipsec.mode === 'off' || peers.length === 0) return;
-  const dests = localMembers - 1 + peers.length;
-  if (dests > 1) {
-    throw new ValidationError(
-      `VNI ${vni}: broadcast from a member would go to ${dests} destinations, one of them the encrypted uplink; mlx5 refuses such a rule under IPsec (esw_flow_dests_fwd_ipsec_check): on overlay tc-flower with IPsec keep one member per VNI on this host and one peer, or use overlay: bridge`,
-    );
-  }
 }
 
 // One L2 segment, one MTU: a 9000-byte guest beside a 1500-byte one loses every large frame
