@@ -13,3 +13,8 @@ export function bridge(netns: string | undefined, ...args: string[]): string[] {
 export function tc(netns: string | undefined, ...args: string[]): string[] {
   return netns ? ['tc', '-n', netns, ...args] : ['tc', ...args];
 }
+
+/** nft has no `-n NS`: inside a netns it runs under `ip netns exec`. */
+export function nft(netns: string | undefined, ...args: string[]): string[] {
+  return netns ? ['ip', 'netns', 'exec', netns, 'nft', ...args] : ['nft', ...args];
+}

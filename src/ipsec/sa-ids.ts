@@ -31,3 +31,14 @@ export function deriveSaIds(a: string, b: string, keyId: string, epoch: number, 
 export function hex32(n: number): string {
   return `0x${n.toString(16).padStart(8, '0')}`;
 }
+
+/** The reqid of the SA that carries `peer`'s traffic to `local` (any key, any epoch). */
+export function inboundReqid(local: string, peer: string): number {
+  const [low] = orderPair(local, peer);
+  return deriveSaIds(local, peer, '', 0, peer === low ? 'low-to-high' : 'high-to-low').reqid;
+}
+
+/** The reqid of the SA that carries `local`'s traffic to `peer`. */
+export function outboundReqid(local: string, peer: string): number {
+  return inboundReqid(peer, local);
+}

@@ -17,7 +17,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ValidationError } from '../errors.js';
 import { VXLAN_PORT } from '../overlay/names.js';
-import { orderPair } from './sa-ids.js';
+import { inboundReqid, orderPair, outboundReqid } from './sa-ids.js';
 
 const TEMPLATES = join(dirname(fileURLToPath(import.meta.url)), '../../../templates');
 
@@ -109,6 +109,8 @@ export function renderSwanctlConf(input: SwanctlInput): SwanctlConf {
         ...common,
         peer: peer.name,
         remote: peer.address,
+        outReqid: String(outboundReqid(local, peer.address)),
+        inReqid: String(inboundReqid(local, peer.address)),
         ikeProposals: IKE_PROPOSALS,
         localAuth: localAuth.trimEnd(),
         remoteAuth: remoteAuth.trimEnd(),

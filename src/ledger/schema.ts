@@ -8,14 +8,22 @@ import { VfwireError } from '../errors.js';
 import { LEDGER_SCHEMA, leaseKey, type LedgerData } from './types.js';
 
 // The ledger's undo commands are replayed as root: only the tools vfwire plans with may appear.
-const UNDO_TOOLS = ['ip', 'bridge', 'tc'] as const;
+// `ip netns exec NS` runs anything: what it runs is checked the same way.
+const UNDO_TOOLS = ['ip', 'bridge', 'tc', 'nft'] as const;
+
+function undoToolAllowed(argv: string[]): boolean {
+  const inNetns = argv[0] === 'ip' && argv[1] === 'netns' && argv[2] === 'exec';
+  const tool = inNetns ? argv[4] : argv[0];
+  return tool !== undefined && (UNDO_TOOLS as readonly string[]).includes(tool) && !(inNetns && tool === 'ip' && argv[5] === 'netns');
+}
 
 const commandSchema = z.strictObject({
   argv: z
     .array(z.string())
     .min(1)
-    .refine((argv): boolean => (UNDO_TOOLS as readonly string[]).includes(argv[0]!), { message: `must run one of: ${UNDO_TOOLS.join(', ')}` }),
+    .refine(undoToolAllowed, { message: `must run one of: ${UNDO_TOOLS.join(', ')}` }),
   stdin: z.string().optional(),
+  inputShown: z.boolean().optional(),
 });
 
 const count = z.number().int().nonnegative();

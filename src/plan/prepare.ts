@@ -8,7 +8,9 @@ import type { DomainRequest, InterfaceSpec } from '../domain/interface-spec.js';
 import { ValidationError } from '../errors.js';
 import type { Inventory, VfInfo } from '../host/inventory.js';
 import { leaseKey, type Lease, type LedgerData } from '../ledger/types.js';
+import { type AdmissionPeer, renderAdmission } from '../overlay/admission.js';
 import { renderMemberJoin, renderPeerChanges, renderVniCreate, type OverlayHost } from '../overlay/bridge-overlay.js';
+import { inboundReqid } from '../ipsec/sa-ids.js';
 import { planTcJoin, renderTcHostCheck, type TcFlowerHost, type TcMember } from '../overlay/tc-flower.js';
 import { tcMember, tcMembersOf } from './tc-members.js';
 import { maxGuestMtu } from '../overlay/mtu.js';
@@ -51,29 +53,43 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
     const addrs = peers.map((p) => p.address);
     const vfSteps = renderVfConfig(cfg.backend, cfg.netns, { leaseKey: key, pf: pf.name, vf: vf.index, vfDev: vf.netdev, mac: spec.mac, mtu, origMac: cfg.backend === 'real' ? vf.adminMac : vf.mac });
     if (cfg.overlay === 'tc-flower') {
-      plan.steps.push(...vfSteps, ...tcFlowerJoin(cfg, ledger, plan, { vni: spec.vni, peers: addrs, member: { leaseKey: key, rep: vf.rep!, mac: spec.mac, pci: vf.pci } }));
+      plan.steps.push(...vfSteps, ...tcFlowerJoin(cfg, ledger, plan, { vni: spec.vni, peers: addrs, admission: admissionPeers(cfg, peers), member: { leaseKey: key, rep: vf.rep!, mac: spec.mac, pci: vf.pci } }));
     } else {
-      plan.steps.push(...bridgeVniSteps(plan, host, ledger, spec.vni, overlayMtu, addrs), ...vfSteps, renderMemberJoin(host, key, vf.rep!, spec.vni, mtu));
+      plan.steps.push(...bridgeVniSteps(plan, host, ledger, spec.vni, overlayMtu, addrs, admissionPeers(cfg, peers)), ...vfSteps, renderMemberJoin(host, key, vf.rep!, spec.vni, mtu));
     }
     plan.leases.push(newLease(req, spec, key, pf.name, vf, mtu, cfg, now));
   }
   return plan;
 }
 
-/** The bridge overlay of a VNI: created by its first member, its peers brought up to date by the next. */
-function bridgeVniSteps(plan: PreparePlan, host: OverlayHost, ledger: LedgerData, vni: number, overlayMtu: number, addrs: string[]): Step[] {
+/**
+ * Who may send a VNI's VXLAN to this host: its configured peers, each only through its inbound SA
+ * when IPsec is on (the reqid names the SA of every key epoch, and strongSwan's CHILD_SAs too).
+ */
+function admissionPeers(cfg: Config, peers: PeerConfig[]): AdmissionPeer[] {
+  const ipsec = cfg.ipsec.mode !== 'off';
+  return peers.map((p) => ({ address: p.address, ...(ipsec ? { reqid: inboundReqid(cfg.underlay.address, p.address) } : {}) }));
+}
+
+/**
+ * The bridge overlay of a VNI: created by its first member, its peers brought up to date by the
+ * next. Admission comes first: no VXLAN device exists before it, and a peer that leaves the config
+ * is refused before it loses its FDB entry.
+ */
+function bridgeVniSteps(plan: PreparePlan, host: OverlayHost, ledger: LedgerData, vni: number, overlayMtu: number, addrs: string[], admission: AdmissionPeer[]): Step[] {
   const live = ledger.vnis[String(vni)];
   const seen = plan.newVnis.some((v) => v.vni === vni) || plan.peerUpdates.some((v) => v.vni === vni);
   if (seen) return [];
+  const socketNetns = host.underlayNetns ?? host.netns;
   if (!live) {
     plan.newVnis.push({ vni, peers: addrs });
-    return renderVniCreate(host, vni, overlayMtu, addrs);
+    return [renderAdmission(socketNetns, vni, admission, { withUndo: true }), ...renderVniCreate(host, vni, overlayMtu, addrs)];
   }
   const add = addrs.filter((a) => !live.peers.includes(a));
   const remove = live.peers.filter((a) => !addrs.includes(a));
   if (add.length === 0 && remove.length === 0) return [];
   plan.peerUpdates.push({ vni, peers: addrs });
-  return renderPeerChanges(host, vni, add, remove);
+  return [renderAdmission(socketNetns, vni, admission, { withUndo: false }), ...renderPeerChanges(host, vni, add, remove)];
 }
 
 // Two guests with one MAC on one L2 segment break each other (a clone that kept an explicit MAC).
@@ -105,12 +121,17 @@ function newLease(req: DomainRequest, spec: InterfaceSpec, key: string, pf: stri
 
 // The tc-flower overlay: the VF's rules, and the VNI's replication lists rewritten to include it.
 // A first member also records the VNI (without undo: its rules go with their members).
-function tcFlowerJoin(cfg: Config, ledger: LedgerData, plan: PreparePlan, j: { vni: number; peers: string[]; member: TcMember }): Step[] {
+// Admission as for the bridge, for what the kernel decapsulates (software tc, and whatever the
+// eswitch passes up); the decap rules themselves also match each peer's enc_src_ip.
+function tcFlowerJoin(cfg: Config, ledger: LedgerData, plan: PreparePlan, j: { vni: number; peers: string[]; admission: AdmissionPeer[]; member: TcMember }): Step[] {
   const host: TcFlowerHost = { netns: cfg.netns, underlayAddress: cfg.underlay.address, ipsecTx: cfg.ipsec.mode !== 'off' };
   const steps: Step[] = [];
   if (!plan.steps.some((s) => s.kind === 'tcf-vxlan-check')) steps.push(renderTcHostCheck(host, j.member.leaseKey));
   const live = ledger.vnis[String(j.vni)];
-  if (!live && !plan.newVnis.some((v) => v.vni === j.vni)) plan.newVnis.push({ vni: j.vni, peers: j.peers, tc: { netns: cfg.netns, underlayAddress: cfg.underlay.address } });
+  if (!live && !plan.newVnis.some((v) => v.vni === j.vni)) {
+    plan.newVnis.push({ vni: j.vni, peers: j.peers, tc: { netns: cfg.netns, underlayAddress: cfg.underlay.address } });
+    steps.push(renderAdmission(cfg.netns, j.vni, j.admission, { withUndo: true }));
+  }
   const members = [...tcMembersOf(ledger, j.vni), ...plan.leases.filter((l) => l.vni === j.vni).map(tcMember)];
   return [...steps, ...planTcJoin(host, { vni: j.vni, peers: live?.peers ?? j.peers, members }, [j.member])];
 }

@@ -7,6 +7,8 @@ export interface Command {
   argv: string[];
   /** Fed on stdin, e.g. `ip -batch -` input that must not appear in argv. */
   stdin?: string;
+  /** The stdin holds no secret (an nft script): plans and error messages show it. */
+  inputShown?: boolean;
 }
 
 /**
@@ -27,8 +29,9 @@ export interface Step {
 
 const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
 
-/** A command as a shell user would type it; stdin, where secrets travel, shows as `(stdin)`. */
+/** A command as a shell user would type it; stdin, where secrets travel, shows as `(stdin)` unless marked shown. */
 export function formatCommand(cmd: Command): string {
+  if (cmd.inputShown) return formatCommandWithInput(cmd);
   return cmd.argv.map(quote).join(' ') + (cmd.stdin === undefined ? '' : ' <<< (stdin)');
 }
 

@@ -71,6 +71,18 @@ export async function expectNoVfwireOn(host: SimHost): Promise<void> {
   const netns = await links(host.netns);
   expect([...netns.keys()].filter((n) => n.startsWith('vfw')), 'vfw links').to.deep.equal([]);
   expect([...netns.values()].filter((l) => l.master).map((l) => l.master), 'bridge members').to.deep.equal([]);
+  expect(await admissionChains(host.netns), 'admission chains').to.deep.equal([]);
+}
+
+/** The VNI chains in nftables' inet vfwire table of a netns (the table itself may stay, empty). */
+export async function admissionChains(netns: string): Promise<string[]> {
+  const r = await runner.run({ argv: ['ip', 'netns', 'exec', netns, 'nft', '-j', 'list', 'table', 'inet', 'vfwire'] }).catch((e: unknown) => {
+    if (/No such file or directory/.test(String(e))) return undefined;
+    throw e;
+  });
+  if (!r) return [];
+  const items = (JSON.parse(r.stdout) as { nftables: { chain?: { name: string } }[] }).nftables;
+  return items.flatMap((i) => (i.chain && i.chain.name.startsWith('vni_') ? [i.chain.name] : []));
 }
 
 /** Host A of a libvirt sim is back to what the sim built: no lease, no vfwire bridge or VXLAN of `vnis`, every tap free. */

@@ -152,6 +152,8 @@ export interface HostState {
   policies: PolicyState[];
   filters: FilterState[];
   lag: { bond: string; active: boolean } | null;
+  /** VNIs with an admission chain in nftables' inet vfwire table (not the NIC's: the host's). */
+  admission: number[];
   /** What the kernel would log or warn (extack warnings, dmesg), not refusals. */
   warnings: string[];
 }
@@ -172,6 +174,7 @@ export class Mlx5Host {
   private policies: PolicyState[] = [];
   private filters: FilterState[] = [];
   private lag: HostState['lag'] = null;
+  private readonly admission = new Set<number>();
   private readonly warnings: string[] = [];
 
   constructor(facts: HostFacts) {
@@ -207,6 +210,8 @@ export class Mlx5Host {
         return this.devlink(rest);
       case 'tee':
         return this.tee(rest, cmd.stdin);
+      case 'nft':
+        return this.nft(rest, cmd.stdin);
       default:
         throw new UnmodeledCommand(`the program ${JSON.stringify(tool)}`);
     }
@@ -233,6 +238,7 @@ export class Mlx5Host {
       policies: this.policies,
       filters: this.filters,
       lag: this.lag,
+      admission: [...this.admission].sort((a, b) => a - b),
       warnings: this.warnings,
     });
   }
@@ -929,6 +935,29 @@ export class Mlx5Host {
       return '';
     }
     throw new UnmodeledCommand(`flow_steering_mode ${value}`);
+  }
+
+  // ---------------------------------------------------------------- nftables (host, not NIC)
+
+  /**
+   * Only the script forms overlay/admission.ts writes, as one transaction: a chain deleted that
+   * does not exist fails the whole script (nft: "No such file or directory"), as in nft.
+   */
+  private nft(args: string[], stdin: string | undefined): string {
+    if (args.join(' ') !== '-f -' || stdin === undefined) throw new UnmodeledCommand(`nft ${args.join(' ')}`);
+    const next = new Set(this.admission);
+    for (const raw of stdin.split(/;\s+(?![^{]*})/)) {
+      const c = raw.trim();
+      if (!/^(add|flush|delete) (table|map|chain|rule|element) inet vfwire\b/.test(c)) throw new UnmodeledCommand(`the nft command ${JSON.stringify(c)}`);
+      const m = /^(add|delete) chain inet vfwire vni_(\d+)$/.exec(c);
+      if (!m) continue;
+      const vni = Number(m[2]);
+      if (m[1] === 'add') next.add(vni);
+      else if (!next.delete(vni)) throw new Mlx5Refusal('nft.no-such-chain', 'ENOENT', `Error: Could not process rule: No such file or directory\n${c}`, 1);
+    }
+    this.admission.clear();
+    for (const v of next) this.admission.add(v);
+    return '';
   }
 
   // ---------------------------------------------------------------- sysfs

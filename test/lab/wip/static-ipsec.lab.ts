@@ -107,4 +107,29 @@ describe('lab: static IPsec between the sim hosts', function () {
     expect(sent, 'echo requests through A\'s outbound SA').to.be.at.least(10);
     expect(received, 'and through B\'s inbound SA').to.equal(sent);
   });
+
+  it('plaintext VXLAN claiming to come from the peer never reaches a guest: it did not come through the peer\'s SA', async () => {
+    const a = sim!.a;
+    const b = sim!.b;
+    // e2 goes, so host B's VNI 100 socket entry is free for the sender below.
+    await stopGuest(sim!.opts, 'e2', runner);
+    const e1 = guestNetns(sim!.opts, 'e1');
+    await runner.run({ argv: ['ip', 'netns', 'exec', e1, 'nft', '-f', '-'], stdin: 'add table arp vfwtest; add chain arp vfwtest in { type filter hook input priority 0 ; }; add rule arp vfwtest in arp saddr ip 198.19.100.99 counter\n' });
+    // Host B's own address, sent in clear: an allow policy above vfwire's for one source port.
+    const bypass = ['src', b.underlayIp, 'dst', a.underlayIp, 'proto', 'udp', 'sport', '40000', 'dport', '4789', 'dir', 'out'];
+    await runner.run({ argv: ['ip', '-n', b.netns, 'xfrm', 'policy', 'add', ...bypass, 'action', 'allow', 'priority', '1'] });
+    try {
+      await runner.run({ argv: ['ip', '-n', b.netns, 'link', 'add', 'vfwtsend', 'type', 'vxlan', 'id', '100', 'local', b.underlayIp, 'remote', a.underlayIp, 'dstport', '4789', 'srcport', '40000', '40001', 'dev', b.pf] });
+      await runner.run({ argv: ['ip', '-n', b.netns, 'addr', 'add', '198.19.100.99/24', 'dev', 'vfwtsend'] });
+      await runner.run({ argv: ['ip', '-n', b.netns, 'link', 'set', 'dev', 'vfwtsend', 'up'] });
+      await runner.run({ argv: ['ip', 'netns', 'exec', b.netns, 'ping', '-c', '3', '-i', '0.3', '-W', '1', '198.19.100.1'] }).catch(() => undefined);
+    } finally {
+      await runner.run({ argv: ['ip', '-n', b.netns, 'link', 'del', 'vfwtsend'] }).catch(() => undefined);
+      await runner.run({ argv: ['ip', '-n', b.netns, 'xfrm', 'policy', 'del', ...bypass] });
+    }
+    const guest = (await runner.run({ argv: ['ip', 'netns', 'exec', e1, 'nft', 'list', 'table', 'arp', 'vfwtest'] })).stdout;
+    expect(guest, 'ARP from the spoofed sender at the guest').to.match(/counter packets 0 bytes 0/);
+    const chain = (await runner.run({ argv: ['ip', 'netns', 'exec', a.netns, 'nft', 'list', 'chain', 'inet', 'vfwire', 'vni_100'] })).stdout;
+    expect(chain, 'they arrived, in clear, and were dropped by the admission').to.match(/counter packets [1-9]\d* bytes \d+ drop/);
+  });
 });
