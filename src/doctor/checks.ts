@@ -12,7 +12,8 @@ import { hasEspOffload } from '../host/esp-offload.js';
 import { readInventory, type Inventory } from '../host/inventory.js';
 import { processStartTimes } from '../host/daemon-start.js';
 import { hostXfrmForm } from '../ipsec/host-form.js';
-import { ip, tc } from '../exec/tools.js';
+import { ip, nft, tc } from '../exec/tools.js';
+import { ADMISSION_TABLE, parseAdmission } from '../overlay/admission.js';
 import { lostSas } from '../ipsec/sa-kernel.js';
 import { readLedger } from '../ledger/store.js';
 import type { LedgerData } from '../ledger/types.js';
@@ -58,6 +59,7 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   }
   for (const pf of inv?.values() ?? []) results.push(...(await pfChecks(ctx, pf.name, pf.pci, pf.numVfs, pf.vfs.filter((v) => v.rep).length)));
   if (cfg.ipsec.mode !== 'off') results.push(...(await ipsecChecks(ctx, ledger)));
+  if (ledger) results.push(await admissionCheck(ctx, ledger));
   if (cfg.overlay === 'tc-flower' && ledger) results.push(await tcOffloadCheck(ctx, ledger));
   if (cfg.failover) results.push(await lagCheck(ctx, inv));
   if (cfg.backend === 'real') results.push(iommuCheck(), await hookCheck(ctx.hookPaths));
@@ -109,6 +111,28 @@ async function ipsecChecks(ctx: DoctorContext, ledger: LedgerData | undefined): 
     out.push(missing.length ? fail(`IPsec to ${peer.name}`, `SA(s) gone from the kernel: ${missing.join(', ')} (an uplink that went down takes offloaded SAs with it)`, cfg.ipsec.mode === 'static' ? 'vfwire ipsec watch --once (moves the pair to a fresh key epoch; run it as a service to do so by itself)' : 'vfwire ipsec watch --once (asks strongSwan for new CHILD_SAs)') : pass(`IPsec to ${peer.name}`, `epoch ${up.epoch}, ${up.sas.length + (up.lookahead?.length ?? 0)} SAs`));
   }
   return out;
+}
+
+// Every live VNI's underlay admission is in nftables: without it any underlay address could
+// send into the VNI (overlay/admission.ts).
+async function admissionCheck({ cfg, runner }: DoctorContext, ledger: LedgerData): Promise<CheckResult> {
+  const vnis = Object.values(ledger.vnis).map((v) => v.vni);
+  const netns = cfg.overlay === 'tc-flower' ? cfg.netns : underlayNetns(cfg);
+  let shown;
+  try {
+    shown = parseAdmission((await runner.run({ argv: nft(netns, '-j', 'list', 'table', 'inet', ADMISSION_TABLE) })).stdout);
+  } catch (err) {
+    // nft says ENOENT for a table that is not there: read as empty. Anything else is a failure.
+    if (/No such file or directory/.test(String(err))) shown = { hooked: false, vnis: new Map<number, string[]>() };
+    else if (vnis.length === 0) return pass('underlay admission', 'no live VNIs');
+    else return fail('underlay admission', `nft: ${oneLine(err)}`, 'apt-get install nftables; restart the VMs of the VNIs so their admission is written');
+  }
+  if (vnis.length === 0) return pass('underlay admission', 'no live VNIs');
+  const missing = vnis.filter((v) => !shown.vnis.has(v));
+  if (!shown.hooked || missing.length) {
+    return fail('underlay admission', `${shown.hooked ? '' : 'no input hook; '}${missing.length ? `VNI(s) ${missing.join(', ')} take VXLAN from any address` : ''}`.replace(/; $/, ''), 'restart the VMs of those VNIs (their first start writes the chain)');
+  }
+  return pass('underlay admission', vnis.map((v) => `VNI ${v} from ${shown.vnis.get(v)!.join(', ') || 'no peer'}`).join('; '));
 }
 
 // Every rule the ledger's tc-flower VNIs imply must be in the kernel and report in_hw: a rule

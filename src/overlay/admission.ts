@@ -74,3 +74,33 @@ export function renderAdmission(netns: string | undefined, vni: number, peers: A
     ...(opts.withUndo ? { undo: { argv: nft(netns, '-f', '-'), stdin: admissionRemoveScript(vni), inputShown: true } } : {}),
   };
 }
+
+/** What `nft -j list table inet vfwire` shows: the input hook, and per VNI in the map the peers its chain accepts. */
+export interface AdmissionState {
+  hooked: boolean;
+  vnis: Map<number, string[]>;
+}
+
+type NftItem = {
+  map?: { name: string; elem?: [unknown, { jump?: { target: string } }][] };
+  chain?: { name: string; hook?: string };
+  rule?: { chain: string; expr: { match?: { left?: { payload?: { field?: string } }; right?: unknown }; accept?: null }[] };
+};
+
+export function parseAdmission(json: string): AdmissionState {
+  const items = (JSON.parse(json) as { nftables?: NftItem[] }).nftables ?? [];
+  const chains = new Set(items.flatMap((i) => (i.chain ? [i.chain.name] : [])));
+  const hooked = items.some((i) => i.chain?.name === 'input' && i.chain.hook === 'input');
+  const accepted = (chain: string) =>
+    items.flatMap((i) => {
+      if (i.rule?.chain !== chain || !i.rule.expr.some((e) => 'accept' in e)) return [];
+      const saddr = i.rule.expr.find((e) => e.match?.left?.payload?.field === 'saddr')?.match?.right;
+      return typeof saddr === 'string' ? [saddr] : [];
+    });
+  const vnis = new Map<number, string[]>();
+  for (const [key, verdict] of items.find((i) => i.map?.name === MAP)?.map?.elem ?? []) {
+    const target = verdict.jump?.target;
+    if (typeof key === 'number' && target === chainOf(key) && chains.has(target)) vnis.set(key, accepted(target));
+  }
+  return { hooked, vnis };
+}

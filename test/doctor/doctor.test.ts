@@ -7,7 +7,8 @@ import type { CheckResult } from '../../src/doctor/checks.js';
 import { withLedger } from '../../src/ledger/store.js';
 import { writeSimDevlinkState } from '../../src/sim/devlink-emulator.js';
 import { vfwire } from '../helpers/cli.js';
-import { downTestSim, editConfig, upTestSim, type TestSim } from '../helpers/sim.js';
+import { admissionRemoveScript, admissionScript } from '../../src/overlay/admission.js';
+import { downTestSim, editConfig, runner, upTestSim, type TestSim } from '../helpers/sim.js';
 
 describe('vfwire doctor', function () {
   this.timeout(60_000);
@@ -73,6 +74,32 @@ describe('vfwire doctor', function () {
       delete doc.overlay;
       delete doc.failover;
     });
+  });
+
+  it('a live VNI without its underlay admission fails; with it, names the peers it admits', async () => {
+    const key = '00000000-0000-4000-8000-0000000000d2/0';
+    await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
+      txn.data.vnis['100'] = { vni: 100, members: [key], peers: ['198.18.0.2'], undo: [] };
+      txn.data.leases[key] = {
+        key, vm: 'adm', uuid: key.slice(0, 36), index: 0, pf: 'enp3s0f0np0', vf: 0, pci: '0000:03:00.2', rep: 'enp3s0f0r0', vni: 100,
+        mac: '52:54:00:00:00:d2', mtu: 9000, since: new Date().toISOString(), state: 'active', attach: 'netns', undo: [],
+      };
+      await txn.save();
+    });
+    const check = async () => (await doctor()).results.find((r) => r.check === 'underlay admission')!;
+    expect(await check()).to.include({ status: 'fail', detail: 'no input hook; VNI(s) 100 take VXLAN from any address' });
+    const nftIn = ['ip', 'netns', 'exec', sim!.a.netns, 'nft', '-f', '-'];
+    await runner.run({ argv: nftIn, stdin: admissionScript(100, [{ address: '198.18.0.2' }]) });
+    try {
+      expect(await check()).to.include({ status: 'pass', detail: 'VNI 100 from 198.18.0.2' });
+    } finally {
+      await runner.run({ argv: nftIn, stdin: admissionRemoveScript(100) });
+      await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
+        txn.data.leases = {};
+        txn.data.vnis = {};
+        await txn.save();
+      });
+    }
   });
 
   it('with IPsec on: ESP offload, the xfrm form the kernel and iproute2 allow, and the SAs to each peer', async () => {
