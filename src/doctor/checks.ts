@@ -130,7 +130,7 @@ async function admissionCheck({ cfg, runner }: DoctorContext, ledger: LedgerData
   if (vnis.length === 0) return pass('underlay admission', 'no live VNIs');
   const missing = vnis.filter((v) => !shown.vnis.has(v));
   if (!shown.hooked || missing.length) {
-    return fail('underlay admission', `${shown.hooked ? '' : 'no input hook; '}${missing.length ? `VNI(s) ${missing.join(', ')} take VXLAN from any address` : ''}`.replace(/; $/, ''), 'restart the VMs of those VNIs (their first start writes the chain)');
+    return fail('underlay admission', `${shown.hooked ? '' : 'no input/output hooks; '}${missing.length ? `VNI(s) ${missing.join(', ')} take VXLAN from any address and send it in clear` : ''}`.replace(/; $/, ''), 'restart the VMs of those VNIs (their first start writes the chains)');
   }
   return pass('underlay admission', vnis.map((v) => `VNI ${v} from ${shown.vnis.get(v)!.join(', ') || 'no peer'}`).join('; '));
 }

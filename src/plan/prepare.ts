@@ -10,7 +10,7 @@ import type { Inventory, VfInfo } from '../host/inventory.js';
 import { leaseKey, type Lease, type LedgerData } from '../ledger/types.js';
 import { type AdmissionPeer, renderAdmission } from '../overlay/admission.js';
 import { renderMemberJoin, renderPeerChanges, renderVniCreate, type OverlayHost } from '../overlay/bridge-overlay.js';
-import { inboundReqid } from '../ipsec/sa-ids.js';
+import { inboundReqid, outboundReqid } from '../ipsec/sa-ids.js';
 import { planTcJoin, renderTcHostCheck, type TcFlowerHost, type TcMember } from '../overlay/tc-flower.js';
 import { tcMember, tcMembersOf } from './tc-members.js';
 import { maxGuestMtu } from '../overlay/mtu.js';
@@ -63,12 +63,13 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
 }
 
 /**
- * Who may send a VNI's VXLAN to this host: its configured peers, each only through its inbound SA
- * when IPsec is on (the reqid names the SA of every key epoch, and strongSwan's CHILD_SAs too).
+ * Who a VNI's VXLAN may come from and go to: its configured peers, each only through the SAs of
+ * the pair when IPsec is on (a reqid names the SA of every key epoch, and strongSwan's CHILD_SAs too).
  */
 function admissionPeers(cfg: Config, peers: PeerConfig[]): AdmissionPeer[] {
   const ipsec = cfg.ipsec.mode !== 'off';
-  return peers.map((p) => ({ address: p.address, ...(ipsec ? { reqid: inboundReqid(cfg.underlay.address, p.address) } : {}) }));
+  const local = cfg.underlay.address;
+  return peers.map((p) => ({ address: p.address, ...(ipsec ? { reqids: { in: inboundReqid(local, p.address), out: outboundReqid(local, p.address) } } : {}) }));
 }
 
 /**

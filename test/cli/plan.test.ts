@@ -3,9 +3,10 @@
 import { expect } from 'chai';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { admissionScript } from '../../src/overlay/admission.js';
 import { vfwire } from '../helpers/cli.js';
 import { domainXml } from '../helpers/hook.js';
-import { downTestSim, links, upTestSim, type TestSim } from '../helpers/sim.js';
+import { admissionChains, downTestSim, links, upTestSim, type TestSim } from '../helpers/sim.js';
 
 describe('vfwire plan', function () {
   this.timeout(60_000);
@@ -23,10 +24,8 @@ describe('vfwire plan', function () {
     const ns = sim!.a.netns;
     expect(r.stdout.split('\n')).to.deep.equal([
       '# interface 0: enp3s0f0np0 vf 0 (0000:03:00.2), representor enp3s0f0r0, VNI 100, MAC 52:54:00:00:00:01, MTU 9000',
-      `ip netns exec ${ns} nft -f - <<< 'add table inet vfwire; add map inet vfwire vxlan_vnis { typeof @th,96,24 : verdict ; }; ` +
-        `add chain inet vfwire input { type filter hook input priority filter - 10 ; policy accept ; }; flush chain inet vfwire input; ` +
-        `add rule inet vfwire input udp dport 4789 @th,96,24 vmap @vxlan_vnis; add chain inet vfwire vni_100; flush chain inet vfwire vni_100; ` +
-        `add rule inet vfwire vni_100 ip saddr 198.18.0.2 accept; add rule inet vfwire vni_100 counter drop; add element inet vfwire vxlan_vnis { 100 : jump vni_100 }'`,
+      // The script itself is pinned by the golden plans (test/fixtures/plans).
+      `ip netns exec ${ns} nft -f - <<< '${admissionScript(100, [{ address: '198.18.0.2' }]).trim()}'`,
       `ip -n ${ns} link add vfwvx100 mtu 9166 type vxlan id 100 dstport 4789 local 198.18.0.1 dev enp3s0f0np0 nolearning`,
       `ip -n ${ns} link add vfwbr100 mtu 9166 type bridge`,
       `ip -n ${ns} link set dev vfwvx100 master vfwbr100 up`,
@@ -36,6 +35,7 @@ describe('vfwire plan', function () {
       `ip -n ${ns} link set dev enp3s0f0r0 mtu 9000 master vfwbr100 up`,
     ]);
     expect([...(await links(ns)).keys()].filter((n) => n.startsWith('vfw'))).to.deep.equal([]);
+    expect(await admissionChains(ns), 'nothing written to nftables').to.deep.equal([]);
     expect(existsSync(join(sim!.a.dir, 'state/ledger.json'))).to.equal(false);
   });
 

@@ -87,7 +87,7 @@ describe('vfwire doctor', function () {
       await txn.save();
     });
     const check = async () => (await doctor()).results.find((r) => r.check === 'underlay admission')!;
-    expect(await check()).to.include({ status: 'fail', detail: 'no input hook; VNI(s) 100 take VXLAN from any address' });
+    expect(await check()).to.include({ status: 'fail', detail: 'no input/output hooks; VNI(s) 100 take VXLAN from any address and send it in clear' });
     const nftIn = ['ip', 'netns', 'exec', sim!.a.netns, 'nft', '-f', '-'];
     await runner.run({ argv: nftIn, stdin: admissionScript(100, [{ address: '198.18.0.2' }]) });
     try {

@@ -1,6 +1,7 @@
 // Integration: underlay admission on the sim. VXLAN that claims a VNI reaches that VNI's guests
 // only from a peer configured for the VNI; from any other underlay address, or from a peer the
-// config does not give that VNI, it is dropped before the VXLAN device sees it.
+// config does not give that VNI, it is dropped before the VXLAN device sees it. With IPsec on,
+// VXLAN without an SA is dropped both ways (the lab proves the SA path itself).
 //
 // A "sender" is a VXLAN device the test makes in host B's netns with a chosen local address;
 // it floods an ARP request for guest g1 on host A. g1's netns counts what arrives from the
@@ -55,7 +56,7 @@ describe('sim: underlay admission', function () {
 
   it('takes a VNI\'s VXLAN from its configured peer, and drops it from any other underlay address', async () => {
     await startG1();
-    expect(await admissionChains(sim!.a.netns)).to.deep.equal(['vni_100']);
+    expect(await admissionChains(sim!.a.netns)).to.deep.equal(['vni_100', 'vni_100_out']);
     const fromPeer = await arrivals(sim!.b.underlayIp);
     expect(fromPeer, 'ARP from the configured peer reaches the guest (the probe works)').to.be.greaterThan(0);
     // The counter adds up: nothing more arrived.
@@ -81,6 +82,18 @@ describe('sim: underlay admission', function () {
     });
     await startG1();
     expect(await arrivals(sim!.b.underlayIp), 'plaintext ARP from the peer').to.equal(0);
+    // And the other way: g1's broadcast towards the peer has no SA to go through, so it stays here.
+    const b = ['ip', 'netns', 'exec', sim!.b.netns, 'nft'];
+    await runner.run({ argv: [...b, '-f', '-'], stdin: 'add table inet vfwtest; add chain inet vfwtest in { type filter hook input priority -20 ; }; add rule inet vfwtest in udp dport 4789 counter\n' });
+    try {
+      await runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 'g1'), 'ping', '-c', '2', '-i', '0.2', '-W', '1', '198.19.100.2'] }).catch(() => undefined);
+      const atB = (await runner.run({ argv: [...b, 'list', 'table', 'inet', 'vfwtest'] })).stdout;
+      expect(atB, 'VXLAN that reached host B').to.match(/counter packets 0 bytes 0/);
+      const out = (await runner.run({ argv: ['ip', 'netns', 'exec', sim!.a.netns, 'nft', 'list', 'chain', 'inet', 'vfwire', 'vni_100_out'] })).stdout;
+      expect(out, 'dropped on the way out').to.match(/counter packets [1-9]\d* bytes \d+ drop/);
+    } finally {
+      await runner.run({ argv: [...b, 'delete', 'table', 'inet', 'vfwtest'] });
+    }
     const chain = (await runner.run({ argv: ['ip', 'netns', 'exec', sim!.a.netns, 'nft', 'list', 'chain', 'inet', 'vfwire', 'vni_100'] })).stdout;
     expect(chain).to.match(/ip saddr 198\.18\.0\.2 ipsec in reqid \d+ accept/);
     expect(chain, 'the drop counted them').to.match(/counter packets [1-9]\d* bytes \d+ drop/);

@@ -8,7 +8,7 @@ import { chmodSync, copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { release } from 'node:os';
 import { readLedger } from '../../../src/ledger/store.js';
-import { saPackets } from '../../../src/ipsec/sa-kernel.js';
+import { policyDeleteArgv, saPackets } from '../../../src/ipsec/sa-kernel.js';
 import { startGuest, stopGuest, type GuestSpec } from '../../../src/sim/guest.js';
 import { guestNetns } from '../../../src/sim/topology.js';
 import { vfwire } from '../../helpers/cli.js';
@@ -106,6 +106,32 @@ describe('lab: static IPsec between the sim hosts', function () {
     const received = after[1]! - before[1]!;
     expect(sent, 'echo requests through A\'s outbound SA').to.be.at.least(10);
     expect(received, 'and through B\'s inbound SA').to.equal(sent);
+  });
+
+  it('an outbound policy that vanished (xfrm_dev_down flushes offloaded ones) drops VXLAN instead of sending it in clear; watch brings it back', async () => {
+    const a = sim!.a;
+    const b = sim!.b;
+    const bNft = ['ip', 'netns', 'exec', b.netns, 'nft'];
+    // What reaches B without having been decrypted: VXLAN in clear.
+    await runner.run({ argv: [...bNft, '-f', '-'], stdin: 'add table inet vfwtest; add chain inet vfwtest in { type filter hook input priority -20 ; }; add rule inet vfwtest in udp dport 4789 meta secpath missing counter\n' });
+    const ping = () => runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 'e1'), 'ping', '-n', '-q', '-c', '3', '-i', '0.3', '-W', '2', '198.19.100.2'] }).then(() => 'reached', () => 'lost');
+    try {
+      await runner.run({ argv: policyDeleteArgv(a.netns, { src: a.underlayIp, dst: b.underlayIp, dir: 'out' }) });
+      expect(await ping(), 'with A\'s outbound policy gone').to.equal('lost');
+      const clear = (await runner.run({ argv: [...bNft, 'list', 'table', 'inet', 'vfwtest'] })).stdout;
+      expect(clear, 'VXLAN that reached B in clear').to.match(/counter packets 0 bytes 0/);
+      const out = (await runner.run({ argv: ['ip', 'netns', 'exec', a.netns, 'nft', 'list', 'chain', 'inet', 'vfwire', 'vni_100_out'] })).stdout;
+      expect(out, 'dropped on A\'s way out').to.match(/counter packets [1-9]\d* bytes \d+ drop/);
+      // The watch finds the policy lost and moves the pair to fresh SAs; B's watch follows.
+      const wa = await vfwire(['--config', cfg('a'), 'ipsec', 'watch', '--once']);
+      expect(wa.code, wa.stdout + wa.stderr).to.equal(0);
+      expect(wa.stdout).to.match(/lost policy out: moved to epoch/);
+      const wb = await vfwire(['--config', cfg('b'), 'ipsec', 'watch', '--once']);
+      expect(wb.code, wb.stdout + wb.stderr).to.equal(0);
+      expect(await ping(), 'after the watch on both hosts').to.equal('reached');
+    } finally {
+      await runner.run({ argv: [...bNft, 'delete', 'table', 'inet', 'vfwtest'] });
+    }
   });
 
   it('plaintext VXLAN claiming to come from the peer never reaches a guest: it did not come through the peer\'s SA', async () => {
