@@ -5,13 +5,14 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import writeFileAtomic from 'write-file-atomic';
 import { InvalidArgumentError, type Command } from 'commander';
-import { configPath, loadConfig } from '../config/config.js';
+import { configPath, loadConfig, underlayNetns } from '../config/config.js';
 import { ExitError, ValidationError } from '../errors.js';
 import { ExecRunner } from '../exec/runner.js';
 import { generateSeed, keyFilePath, MAX_EPOCH, writeKeyFile } from '../ipsec/keys.js';
 import { ikev2Down, ikev2Up } from '../ipsec/ikev2.js';
 import { ipsecRotate } from '../ipsec/rotate.js';
 import { watchOnce } from '../ipsec/watch.js';
+import { xfrmEvents } from '../ipsec/xfrm-events.js';
 import { ipsecDown, ipsecUp, type PeerOutcome } from '../ipsec/static-sas.js';
 import { peerBehind } from '../ipsec/pair-plan.js';
 import { hex32 } from '../ipsec/sa-ids.js';
@@ -20,6 +21,9 @@ import { closeLogger, createLogger } from '../log.js';
 import { formatCommandWithInput, type Command as StepCommand } from '../plan/step.js';
 import { sleep } from '../wait.js';
 import { makeTable } from './table.js';
+
+/** After an xfrm event, the others of its burst (a flush deletes every SA and policy in turn). */
+const EVENT_SETTLE_MS = 100;
 
 export function ipsecCommands(program: Command, config: () => string): void {
   const ipsec = program.command('ipsec').description('IPsec to the configured peers (ESP, AES-GCM, NIC offload): static keys or IKEv2 with strongSwan');
@@ -99,6 +103,8 @@ export function ipsecCommands(program: Command, config: () => string): void {
       if (!Number.isFinite(interval) || interval < 1) throw new ValidationError('--interval: a number of seconds, 1 or more');
       const log = createLogger(cfg.logDir, 'ipsec-watch');
       const runner = new ExecRunner(cfg.commandTimeoutMs);
+      // A kernel change wakes the next round early (xfrm-events.ts); a short pause lets a burst settle.
+      const events = o.once ? undefined : xfrmEvents(underlayNetns(cfg));
       try {
         for (;;) {
           // As a service one failed round (a lock held too long, say) must not end the watch.
@@ -113,9 +119,10 @@ export function ipsecCommands(program: Command, config: () => string): void {
             console.log('all SAs are in the kernel');
             return;
           }
-          await sleep(interval * 1000);
+          if ((await events!.next(interval * 1000)) === 'event') await sleep(EVENT_SETTLE_MS);
         }
       } finally {
+        events?.close();
         await closeLogger(log);
       }
     });

@@ -100,6 +100,11 @@ function normalize(raw: RawConfig, path: string): Config {
   if (raw.overlay === 'tc-flower' && raw.ipsec.mode !== 'off' && raw.ipsec.offload !== 'packet') {
     throw new ValidationError(`config ${path}: overlay tc-flower with ipsec.offload ${raw.ipsec.offload}: the eswitch encapsulates VXLAN past the kernel's xfrm, so it would leave in clear; use ipsec.offload: packet, or overlay: bridge`);
   }
+  // The NIC's IPsec tables must exist before any tc rule and outlive them (ipsec/tc-order.ts);
+  // vfwire orders its own SA installs around the rules, but not strongSwan's.
+  if (raw.overlay === 'tc-flower' && raw.ipsec.mode === 'ikev2') {
+    throw new ValidationError(`config ${path}: overlay tc-flower with ipsec.mode ikev2: mlx5 refuses the first SA while tc rules are offloaded and sends their VXLAN in clear once the last SA and policy are gone (a charon restart does both), and strongSwan installs SAs on its own schedule; use ipsec.mode: static, or overlay: bridge`);
+  }
   return {
     path,
     backend: raw.backend,

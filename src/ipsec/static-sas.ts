@@ -19,6 +19,9 @@ import { applyGuarded } from './nonce-guard.js';
 import { firstUnusedEpoch, pairContext, planUp } from './pair-plan.js';
 import { hex32 } from './sa-ids.js';
 import { saDeleteArgv } from './sa-kernel.js';
+import { hasTcRules, tcPeerAddresses, tcRulesDown, tcRulesUp } from './tc-order.js';
+import type { Command, Step as PlanStep } from '../plan/step.js';
+import type { LedgerData } from '../ledger/types.js';
 
 export interface IpsecDeps {
   cfg: Config;
@@ -38,6 +41,12 @@ export async function ipsecUp(deps: IpsecDeps, opts: { peer?: string; dryRun?: b
     if (!opts.dryRun && forgetEarlierBoot(txn.data, await readBootId())) await txn.save();
     const state: IpsecState = (txn.data.ipsec ??= { peers: {}, used: [] });
     const out: PeerOutcome[] = [];
+    // The first SAs on a tc-flower host: the rules go first (tc-order.ts).
+    const reorder = cfg.overlay === 'tc-flower' && hasTcRules(txn.data) && (Object.keys(state.peers).length === 0 || state.tcRulesDown === true);
+    if (reorder) {
+      if (opts.dryRun) out.push({ peer: 'tc-flower rules', result: 'planned', steps: tcSteps(tcRulesDown(txn.data), 'tcf-ipsec-down') });
+      else await takeTcRulesDown(txn, runner, log);
+    }
     for (const peer of peers) {
       const seed = await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name));
       const ctx = pairContext(cfg, peer, form);
@@ -66,8 +75,35 @@ export async function ipsecUp(deps: IpsecDeps, opts: { peer?: string; dryRun?: b
       log.info('ipsec up', { peer: peer.name, key: seed.id, epoch, spis: move.next.sas.map((s) => hex32(s.spi)) });
       out.push({ peer: peer.name, result: `up (epoch ${epoch})` });
     }
+    if (reorder) out.push(await bringTcRulesBack(txn, cfg, runner, log, opts.dryRun));
     return out;
   }, { timeoutMs: cfg.lockTimeoutMs });
+}
+
+/** Takes every tc-flower rule down and records it, so no join or leave writes one meanwhile. */
+export async function takeTcRulesDown(txn: { data: LedgerData; save(): Promise<void> }, runner: Runner, log: Logger): Promise<void> {
+  const errors = await undoAll(tcRulesDown(txn.data), runner);
+  for (const e of errors) log.warn('ipsec: tc rule removal failed', { error: e.message });
+  (txn.data.ipsec ??= { peers: {}, used: [] }).tcRulesDown = true;
+  await txn.save();
+  log.warn('ipsec: tc-flower rules down until every peer they reach has SAs (mlx5 takes no first SA beside tc rules)', {});
+}
+
+/** The tc-flower rules back once every peer they encapsulate to has SAs; else they stay down. */
+export async function bringTcRulesBack(txn: { data: LedgerData; save(): Promise<void> }, cfg: Config, runner: Runner, log: Logger, dryRun?: boolean): Promise<PeerOutcome> {
+  const up = new Set(cfg.peers.filter((p) => txn.data.ipsec?.peers[p.name]).map((p) => p.address));
+  const back = tcRulesUp(txn.data, up);
+  if ('missing' in back) return { peer: 'tc-flower rules', result: `still down: no SAs to ${back.missing.join(', ')} (VMs on tc-flower VNIs have no network until then)` };
+  if (dryRun) return { peer: 'tc-flower rules', result: 'planned', steps: tcSteps(back.commands, 'tcf-ipsec-up') };
+  for (const c of back.commands) await runner.run(c);
+  delete txn.data.ipsec!.tcRulesDown;
+  await txn.save();
+  log.info('ipsec: tc-flower rules back', { rules: back.commands.length });
+  return { peer: 'tc-flower rules', result: `back (${back.commands.length})` };
+}
+
+function tcSteps(commands: Command[], kind: string): PlanStep[] {
+  return commands.map((c) => ({ kind, device: c.argv.slice(c.argv.indexOf('dev') + 1, c.argv.indexOf('dev') + 2).join(''), owner: { kind: 'host' }, do: c }));
 }
 
 export async function ipsecDown(deps: IpsecDeps, opts: { peer?: string; dryRun?: boolean }): Promise<PeerOutcome[]> {
@@ -75,6 +111,19 @@ export async function ipsecDown(deps: IpsecDeps, opts: { peer?: string; dryRun?:
   const peers = selectPeers(cfg, opts.peer);
   return withLedger(cfg.stateDir, async (txn) => {
     const out: PeerOutcome[] = [];
+    // tc-flower: encap rules must not outlive the SAs they go through (tc-order.ts).
+    if (cfg.overlay === 'tc-flower' && hasTcRules(txn.data) && !txn.data.ipsec?.tcRulesDown) {
+      const staying = cfg.peers.filter((p) => txn.data.ipsec?.peers[p.name] && !peers.includes(p));
+      const used = tcPeerAddresses(txn.data);
+      const cut = peers.filter((p) => used.has(p.address) && txn.data.ipsec?.peers[p.name]);
+      if (staying.length && cut.length) {
+        throw new ValidationError(`ipsec down --peer ${cut.map((p) => p.name).join(',')}: tc-flower rules encapsulate to it, and the NIC would send them in clear without its SAs; run ipsec down for every peer (it takes the rules down first), or stop the VMs on its VNIs`);
+      }
+      if (!staying.length) {
+        if (opts.dryRun) out.push({ peer: 'tc-flower rules', result: 'planned', steps: tcSteps(tcRulesDown(txn.data), 'tcf-ipsec-down') });
+        else await takeTcRulesDown(txn, runner, log);
+      }
+    }
     for (const peer of peers) {
       const installed = txn.data.ipsec?.peers[peer.name];
       if (!installed) {

@@ -7,7 +7,7 @@
 // watch moves the pair to its next epoch, whose keys come fresh from the key file's seed, and
 // kicks the peer; it also follows a peer that moved first (pair-plan.ts says how both work).
 
-import type { Config, PeerConfig } from '../config/config.js';
+import { type Config, type PeerConfig, underlayNetns } from '../config/config.js';
 import type { Runner } from '../exec/runner.js';
 import { readBootId } from '../host/boot-id.js';
 import { readLedger, withLedger } from '../ledger/store.js';
@@ -23,6 +23,8 @@ import { lookaheadEpochs, pairContext, peerBehind, planPromote, planRecover, typ
 import { hex32 } from './sa-ids.js';
 import { describeSa, missingPolicies, missingSas, saPackets } from './sa-kernel.js';
 import { swanctlNames } from './swanctl.js';
+import { bringTcRulesBack, takeTcRulesDown } from './static-sas.js';
+import { hasTcRules } from './tc-order.js';
 
 export interface WatchFinding {
   peer: string;
@@ -44,6 +46,7 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
   // Read once a round, and only when a static pair is looked at.
   let form: Promise<XfrmForm> | undefined;
   const formOnce = () => (form ??= hostXfrmForm(cfg, runner));
+  const tcReorder = !earlierBoot && cfg.ipsec.mode === 'static' && cfg.overlay === 'tc-flower' && (await tcNeedsReorder(cfg, runner, log));
   for (const peer of cfg.peers) {
     const installed = state?.peers[peer.name];
     if (!installed) continue;
@@ -59,7 +62,37 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
     if (finding.recovered) log.warn('ipsec watch: recovered', { peer: finding.peer, lost: finding.lost, action: finding.action });
     else log.error('ipsec watch: not in place', { peer: finding.peer, lost: finding.lost, action: finding.action });
   }
+  if (tcReorder) findings.push(await tcBack(cfg, runner, log));
   return findings;
+}
+
+/**
+ * tc-flower: when every SA is gone (an uplink that went down took them all, and with the last
+ * one the NIC's IPsec tables) the rules must go before the first SA can come back (tc-order.ts).
+ * Also true while rules taken down earlier are not back yet.
+ */
+async function tcNeedsReorder(cfg: Config, runner: Runner, log: Logger): Promise<boolean> {
+  return withLedger(cfg.stateDir, async (txn) => {
+    const state = txn.data.ipsec;
+    if (!state || !hasTcRules(txn.data)) return false;
+    if (state.tcRulesDown) return true;
+    const peers = Object.values(state.peers);
+    if (peers.length === 0) return false;
+    for (const p of peers) if ((await missingSas(runner, underlayNetns(cfg), p.sas)).length < p.sas.length) return false;
+    await takeTcRulesDown(txn, runner, log);
+    return true;
+  }, { timeoutMs: cfg.lockTimeoutMs });
+}
+
+async function tcBack(cfg: Config, runner: Runner, log: Logger): Promise<WatchFinding> {
+  const out = await withLedger(cfg.stateDir, async (txn) => {
+    // The rules go back only over SAs that are in the kernel now.
+    for (const [name, p] of Object.entries(txn.data.ipsec?.peers ?? {})) {
+      if ((await missingSas(runner, underlayNetns(cfg), p.sas)).length) return { peer: 'tc-flower rules', result: `still down: the SAs to ${name} are not all in the kernel` };
+    }
+    return bringTcRulesBack(txn, cfg, runner, log);
+  }, { timeoutMs: cfg.lockTimeoutMs });
+  return { peer: out.peer, lost: [], action: out.result, recovered: out.result.startsWith('back') };
 }
 
 async function watchIke(cfg: Config, runner: Runner, peer: PeerConfig): Promise<WatchFinding | undefined> {

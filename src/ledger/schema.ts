@@ -74,6 +74,7 @@ const peerSaSchema = z.strictObject({
 const ipsecSchema = z.strictObject({
   peers: z.record(z.string(), peerSaSchema),
   used: z.array(z.string().regex(/^[0-9a-f]{16}:0x[0-9a-f]{8}$/)),
+  tcRulesDown: z.literal(true).optional(),
 });
 
 export const ledgerSchema = z

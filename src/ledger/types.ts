@@ -89,6 +89,11 @@ export interface IpsecState {
    * that key. (Inbound SAs send nothing: their nonces are the peer's, guarded there.)
    */
   used: string[];
+  /**
+   * The tc-flower rules were taken down for the first SAs (ipsec/tc-order.ts) and are not back:
+   * nothing may write them (a join, a leave's rewrite) until IPsec brings them back.
+   */
+  tcRulesDown?: true;
 }
 
 export interface LedgerData {

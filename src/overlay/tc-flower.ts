@@ -281,6 +281,16 @@ function delRule(host: TcFlowerHost, r: Pick<TcRule, 'dev' | 'pref' | 'handle'>)
   return { argv: tc(host.netns, 'filter', 'del', 'dev', r.dev, 'ingress', 'pref', String(r.pref), 'handle', hex(r.handle), 'flower') };
 }
 
+/** Every rule of these VNIs removed (tolerant callers: some may be gone already); qdiscs stay. */
+export function renderTcRulesDown(host: TcFlowerHost, rules: TcRule[]): Command[] {
+  return rules.map((r) => delRule(host, r));
+}
+
+/** Every rule put (back) in place: `replace` creates a missing rule and rewrites a present one. */
+export function renderTcRulesUp(host: TcFlowerHost, rules: TcRule[]): Command[] {
+  return rules.map((r) => addRule(host, r, 'replace'));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Joins and leaves.
 

@@ -157,8 +157,15 @@ function guestMtu(vm: string, spec: InterfaceSpec, cfg: Config, overlayMtu: numb
 // it. A VNI with no peers never leaves the host, so it needs no IPsec. With static IPsec the
 // peers' SAs must be up (ledger) and still in the kernel (which drops offloaded SAs when their
 // netdev goes down): one `ip xfrm state get` per SA, once per plan.
+//
+// On a tc-flower host with IPsec every start needs its VNI's SAs, encrypt="off" too: tc rules
+// may exist only while the SAs do (ipsec/tc-order.ts), and none while they are taken down.
 function encryptionChecks(vm: string, spec: InterfaceSpec, cfg: Config, peers: PeerConfig[], ledger: LedgerData, leaseKey: string, checked: Set<string>): Step[] {
-  if (spec.encrypt !== 'required' || peers.length === 0) return [];
+  const tcIpsec = cfg.overlay === 'tc-flower' && cfg.ipsec.mode !== 'off';
+  if (tcIpsec && ledger.ipsec?.tcRulesDown) {
+    throw new ValidationError(`interface ${spec.index}: the tc-flower rules are down until IPsec is back (mlx5 takes no first SA beside tc rules): run vfwire ipsec up, or let vfwire ipsec watch recover`, { vm });
+  }
+  if ((spec.encrypt !== 'required' && !tcIpsec) || peers.length === 0) return [];
   const names = peers.map((p) => p.name).join(', ');
   if (cfg.ipsec.mode === 'off') {
     throw new ValidationError(
@@ -169,7 +176,8 @@ function encryptionChecks(vm: string, spec: InterfaceSpec, cfg: Config, peers: P
   }
   const down = peers.filter((p) => !ledger.ipsec?.peers[p.name]);
   if (down.length) {
-    throw new ValidationError(`interface ${spec.index}: encrypt: required, but no IPsec SAs to ${down.map((p) => p.name).join(', ')} are up (run: vfwire ipsec up)`, { vm });
+    const why = spec.encrypt === 'required' ? 'encrypt: required' : 'overlay tc-flower with IPsec (tc rules only after the SAs)';
+    throw new ValidationError(`interface ${spec.index}: ${why}, but no IPsec SAs to ${down.map((p) => p.name).join(', ')} are up (run: vfwire ipsec up)`, { vm });
   }
   const unchecked = peers.filter((p) => !checked.has(p.name));
   for (const p of unchecked) checked.add(p.name);

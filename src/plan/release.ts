@@ -23,7 +23,8 @@ export function planReleaseKeys(data: LedgerData, keys: string[]): ReleasePlan {
   const vnis = [...new Set(keys.map((k) => data.leases[k]?.vni).filter((v): v is number => v !== undefined))];
   for (const vni of vnis) {
     const state = data.vnis[String(vni)];
-    if (!state?.tc) continue;
+    // Rules taken down for IPsec stay down: a rewrite would put encap rules back without SAs.
+    if (!state?.tc || data.ipsec?.tcRulesDown) continue;
     commands.push(...planTcLeave(state.tc, tcVniStateOf(data, vni), keys.filter((k) => data.leases[k]?.vni === vni)).map((s) => s.do));
   }
   for (const key of [...keys].reverse()) commands.push(...[...(data.leases[key]?.undo ?? [])].reverse());

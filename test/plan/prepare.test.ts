@@ -140,15 +140,40 @@ describe('planPrepare', () => {
 describe('tc-flower overlay plans', () => {
   const TC = REAL_CONFIG + 'overlay: tc-flower\n';
 
+  /** A ledger in which `ipsec up` installed SAs to both peers. */
+  const ipsecUpLedger = () => {
+    const ledger = emptyLedger();
+    const sa = (dir: 'out' | 'in', peer: string, spi: number) => ({ dir, src: dir === 'out' ? '192.168.80.2' : peer, dst: dir === 'out' ? peer : '192.168.80.2', spi, reqid: spi });
+    const up = (peer: string, n: number) => ({ epoch: 1, sas: [sa('out', peer, n), sa('in', peer, n + 1)], installedAt: NOW.toISOString(), undo: [] });
+    ledger.ipsec = { peers: { hostb: up('192.168.80.3', 0x1000), hostc: up('192.168.80.4', 0x2000) }, used: [] };
+    return ledger;
+  };
+
+  it('with IPsec, every start needs its VNI\'s SAs, encrypt="off" too, and none while the rules are down for IPsec', () => {
+    const ipsec = config(TC + 'ipsec: { mode: static }\n');
+    expect(() => planPrepare(request('web1', UUID1, [{ vni: 100, encrypt: 'off' }]), inventory(pf(4)), emptyLedger(), ipsec, NOW)).to.throw(
+      ValidationError,
+      /^vm web1: interface 0: overlay tc-flower with IPsec \(tc rules only after the SAs\), but no IPsec SAs to hostb are up \(run: vfwire ipsec up\)$/,
+    );
+    const ledger = ipsecUpLedger();
+    expect(planPrepare(request('web1', UUID1, [{ vni: 100, encrypt: 'off' }]), inventory(pf(4)), ledger, ipsec, NOW).steps[0]!.kind).to.equal('ipsec-check');
+    ledger.ipsec!.tcRulesDown = true;
+    expect(() => planPrepare(request('web1', UUID1, [{ vni: 100 }]), inventory(pf(4)), ledger, ipsec, NOW)).to.throw(ValidationError, /the tc-flower rules are down until IPsec is back/);
+  });
+
+  it('refuses tc-flower with IKEv2: vfwire cannot order strongSwan\'s SA installs around the rules', () => {
+    expect(() => config(TC + 'ipsec: { mode: ikev2 }\n')).to.throw(ValidationError, /overlay tc-flower with ipsec.mode ikev2: mlx5 refuses the first SA while tc rules are offloaded .*; use ipsec.mode: static, or overlay: bridge$/);
+  });
+
   it('with IPsec, refuses a VNI whose broadcast would fan out to the encrypted uplink and more (mlx5 refuses the rule)', () => {
     const ipsec = config(TC + 'ipsec: { mode: static }\n');
-    const ledger = emptyLedger();
+    const ledger = ipsecUpLedger();
     // VNI 100 has one peer (hostb); a first member replicates to it alone: fine.
     const first = planPrepare(request('web1', UUID1, [{ vni: 100, encrypt: 'off' }]), inventory(pf(4)), ledger, ipsec, NOW);
     recordPlan(ledger, first);
     expect(() => planPrepare(request('web2', UUID2, [{ vni: 100, encrypt: 'off' }]), inventory(pf(4)), ledger, ipsec, NOW)).to.throw(ValidationError, /^VNI 100: broadcast from a member would go to 2 destinations, one of them the encrypted uplink; mlx5 refuses such a rule under IPsec \(esw_flow_dests_fwd_ipsec_check\)/);
     // VNI 200 has two peers (hostb, hostc): refused at its first member.
-    expect(() => planPrepare(request('web3', UUID2, [{ vni: 200, encrypt: 'off' }]), inventory(pf(4)), emptyLedger(), ipsec, NOW)).to.throw(ValidationError, /VNI 200: broadcast from a member would go to 2 destinations/);
+    expect(() => planPrepare(request('web3', UUID2, [{ vni: 200, encrypt: 'off' }]), inventory(pf(4)), ipsecUpLedger(), ipsec, NOW)).to.throw(ValidationError, /VNI 200: broadcast from a member would go to 2 destinations/);
   });
 
   it('refuses tc-flower with IPsec in crypto or none mode: the eswitch encapsulates past the kernel\'s xfrm', () => {

@@ -1,0 +1,60 @@
+// IPsec and the tc-flower overlay on one mlx5 eswitch: two rules of the driver fix the order.
+//
+// - The first IPsec rule of a direction creates the NIC's IPsec tables, and is refused while
+//   the eswitch holds any offloaded tc flow (366e46242b8e "net/mlx5e: Make IPsec offload work
+//   together with eswitch and TC": en_accel/ipsec_fs.c rx_get/tx_get -> eswitch_offloads.c
+//   mlx5_eswitch_block_mode, EBUSY).
+// - With the last TX rule gone, the encap rules are pointed at the plain uplink again
+//   (d1569537a837, esw/ipsec_fs.c mlx5_esw_ipsec_restore_dest_uplink): VXLAN in clear.
+//
+// So on a tc-flower host the VNIs' rules exist only while the SAs do: installing the first SAs
+// (ipsec up after a down, or the watch after an uplink went down and the kernel flushed its
+// offloaded SAs and policies, net/xfrm/xfrm_device.c xfrm_dev_down) takes every rule down first,
+// puts the SAs in, and brings the rules back only when every peer the rules encapsulate to has
+// SAs again; `ipsec down` takes the rules down before the SAs. While the rules are down the VFs'
+// traffic reaches nothing (a VF's packets without a rule end at its representor, which is in no
+// bridge): fail closed. Pure: the callers run the commands.
+
+import type { LedgerData } from '../ledger/types.js';
+import { renderTcRulesDown, renderTcRulesUp, tcVniRules, type TcFlowerHost, type TcRule } from '../overlay/tc-flower.js';
+import type { Command } from '../plan/step.js';
+import { tcVniStateOf } from '../plan/tc-members.js';
+
+interface VniRules {
+  host: TcFlowerHost;
+  peers: string[];
+  rules: TcRule[];
+}
+
+function tcVnis(ledger: LedgerData): VniRules[] {
+  return Object.values(ledger.vnis).flatMap((v) => {
+    if (!v.tc) return [];
+    const host: TcFlowerHost = { ...v.tc, ipsecTx: true };
+    return [{ host, peers: v.peers, rules: tcVniRules(host, tcVniStateOf(ledger, v.vni)) }];
+  });
+}
+
+/** The ledger holds tc-flower rules: installing the first SAs must take them down first. */
+export function hasTcRules(ledger: LedgerData): boolean {
+  return tcVnis(ledger).some((v) => v.rules.length > 0);
+}
+
+/** Underlay addresses the live tc-flower rules encapsulate to. */
+export function tcPeerAddresses(ledger: LedgerData): Set<string> {
+  return new Set(tcVnis(ledger).flatMap((v) => (v.rules.length ? v.peers : [])));
+}
+
+export function tcRulesDown(ledger: LedgerData): Command[] {
+  return tcVnis(ledger).flatMap((v) => renderTcRulesDown(v.host, v.rules));
+}
+
+/**
+ * The rules back, or why not: an encap rule to a peer without SAs would leave in clear (in the
+ * eswitch's TX tables a policy miss goes to the SA table, whose miss goes to the uplink:
+ * en_accel/ipsec_fs.c tx_create, tx_esw -> MLX5_VPORT_UPLINK), so every peer they reach must be up.
+ */
+export function tcRulesUp(ledger: LedgerData, peersUp: Set<string>): { commands: Command[] } | { missing: string[] } {
+  const missing = [...tcPeerAddresses(ledger)].filter((a) => !peersUp.has(a));
+  if (missing.length) return { missing };
+  return { commands: tcVnis(ledger).flatMap((v) => renderTcRulesUp(v.host, v.rules)) };
+}
