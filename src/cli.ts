@@ -12,7 +12,7 @@ import { ipsecCommands } from './cli/ipsec.js';
 import { planCommand } from './cli/plan.js';
 import { simCommands } from './cli/sim.js';
 import { statusCommand } from './cli/status.js';
-import { vmSet, vmShow, vmUnset } from './cli/vm.js';
+import { vmSet, vmShow, vmUnset, type VmSetOptions } from './cli/vm.js';
 
 const program = new Command('vfwire')
   .description('Give libvirt VMs SR-IOV VFs on tenant VXLAN overlays (libvirt qemu hook + tools)')
@@ -21,6 +21,8 @@ const program = new Command('vfwire')
   .showHelpAfterError();
 
 const config = () => program.opts<{ config: string }>().config;
+/** --config or $VFWIRE_CONFIG when given; undefined when only the default applies (vm commands work without a config). */
+const givenConfig = () => (program.getOptionValueSource('config') === 'default' ? undefined : config());
 
 program
   .command('plan')
@@ -59,13 +61,13 @@ vm.command('set')
   .option('--mtu <n>', 'guest MTU (default: config vf_mtu, bounded by the overlay)')
   .addOption(new Option('--encrypt <mode>', 'inter-host encryption').choices(['required', 'off']))
   .option('--pf <name>', 'lease only from this PF')
-  .action(vmSet);
+  .action((name: string, o: VmSetOptions) => vmSet(name, o, givenConfig()));
 vm.command('show')
   .description("print a domain's vfwire interfaces")
   .argument('<vm>', 'domain name')
   .option('--json', 'machine-readable output')
-  .action(vmShow);
-vm.command('unset').description("remove a domain's vfwire metadata").argument('<vm>', 'domain name').action(vmUnset);
+  .action((name: string, o: { json?: boolean }) => vmShow(name, o, givenConfig()));
+vm.command('unset').description("remove a domain's vfwire metadata").argument('<vm>', 'domain name').action((name: string) => vmUnset(name, givenConfig()));
 
 hostCommands(program, config);
 ipsecCommands(program, config);

@@ -53,7 +53,8 @@ export async function runAttachWorker(vm: string, uuid: string, startedAt: numbe
         l.attachedAt = at.toISOString();
         await txn.save();
       }, { timeoutMs: cfg.lockTimeoutMs });
-      log.info('attached', { vm, uuid, index: lease.index, pci: lease.pci, rep: lease.rep, ms: at.getTime() - startedAt });
+      // The MTU is for the guest to set on its VF (README: the guest's MTU).
+      log.info('attached', { vm, uuid, index: lease.index, pci: lease.pci, rep: lease.rep, mtu: lease.mtu, ms: at.getTime() - startedAt });
     }
     return true;
   } catch (err) {

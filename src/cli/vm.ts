@@ -6,8 +6,13 @@ import { VFWIRE_NS, type InterfaceSpec } from '../domain/interface-spec.js';
 import { deriveMac } from '../domain/mac.js';
 import { parseMetadataElement } from '../domain/parse-domain.js';
 import { renderMetadata, type MetadataInterface } from '../domain/render-metadata.js';
+import { existsSync } from 'node:fs';
+import { type Config, configPath, loadConfig } from '../config/config.js';
 import { ValidationError } from '../errors.js';
 import { ErrorCode, isLibvirtError, ModifyFlag, openConnection, type Domain } from '../libvirt/index.js';
+import { readLedger } from '../ledger/store.js';
+import { leasesOf } from '../ledger/record.js';
+import { defaultGuestMtu, maxGuestMtu } from '../overlay/mtu.js';
 
 export interface VmSetOptions {
   vni?: string;
@@ -21,8 +26,8 @@ export interface VmSetOptions {
 const METADATA_KEY = 'vfwire';
 
 /** Sets interface --index (default 0): flags not given keep their current value; a new index appends. */
-export async function vmSet(vm: string, opts: VmSetOptions): Promise<void> {
-  await withDomain(vm, async (dom) => {
+export async function vmSet(vm: string, opts: VmSetOptions, configFlag?: string): Promise<void> {
+  await withDomain(vm, await vmConfig(configFlag), async (dom) => {
     const specs = await readSpecs(dom, vm);
     const index = opts.index === undefined ? 0 : Number(opts.index);
     if (!Number.isInteger(index) || index < 0 || index > specs.length) {
@@ -41,17 +46,42 @@ export async function vmSet(vm: string, opts: VmSetOptions): Promise<void> {
   });
 }
 
-export async function vmUnset(vm: string): Promise<void> {
-  await withDomain(vm, (dom) => dom.setMetadata(VFWIRE_NS, METADATA_KEY, null, ModifyFlag.Config));
+export async function vmUnset(vm: string, configFlag?: string): Promise<void> {
+  await withDomain(vm, await vmConfig(configFlag), (dom) => dom.setMetadata(VFWIRE_NS, METADATA_KEY, null, ModifyFlag.Config));
 }
 
-export async function vmShow(vm: string, opts: { json?: boolean }): Promise<void> {
-  const specs = await withDomain(vm, (dom) => readSpecs(dom, vm));
-  if (opts.json) return console.log(JSON.stringify({ vm, interfaces: specs }, null, 2));
+/**
+ * The MTU each interface's VF gets: the lease's while the VM holds one, else what a start would
+ * give it under this host's config. The guest sets it itself (README: "The guest's MTU").
+ */
+export async function vmShow(vm: string, opts: { json?: boolean }, configFlag?: string): Promise<void> {
+  const cfg = await vmConfig(configFlag);
+  const { specs, uuid } = await withDomain(vm, cfg, async (dom) => ({ specs: await readSpecs(dom, vm), uuid: dom.uuid() }));
+  const leases = cfg ? leasesOf(await readLedger(cfg.stateDir), uuid) : [];
+  const vfMtu = (s: InterfaceSpec) => {
+    const lease = leases.find((l) => l.index === s.index);
+    if (lease) return { mtu: lease.mtu, why: `leased: ${lease.pf} vf ${lease.vf}` };
+    if (!cfg) return undefined;
+    const encrypted = cfg.ipsec.mode !== 'off';
+    const max = maxGuestMtu(cfg.underlay.mtu, encrypted);
+    const over = `at most ${max} over VXLAN${encrypted ? '+ESP' : ''} on the ${cfg.underlay.mtu} underlay`;
+    if (s.mtu !== undefined) return s.mtu > max ? { mtu: s.mtu, why: `does not fit: ${over}; the start is refused` } : { mtu: s.mtu, why: 'from the metadata' };
+    return { mtu: defaultGuestMtu(cfg.vfMtu, cfg.underlay.mtu, encrypted), why: `vf_mtu ${cfg.vfMtu}, ${over}` };
+  };
+  if (opts.json) return console.log(JSON.stringify({ vm, interfaces: specs.map((s) => ({ ...s, ...(vfMtu(s) ? { vfMtu: vfMtu(s)!.mtu } : {}) })) }, null, 2));
   if (specs.length === 0) return console.log(`${vm}: no vfwire metadata (tag it with: vfwire vm set ${vm} --vni N)`);
   for (const s of specs) {
-    console.log(`${vm} interface ${s.index}: vni ${s.vni}, mac ${s.mac}, mtu ${s.mtu ?? 'default'}, encrypt ${s.encrypt}${s.pf ? `, pf ${s.pf}` : ''}`);
+    const m = vfMtu(s);
+    const mtu = m ? `${m.mtu} (${m.why})` : `${s.mtu ?? 'default'} (no config at ${configPath(configFlag)}: the host's vf_mtu, bounded by the overlay)`;
+    console.log(`${vm} interface ${s.index}: vni ${s.vni}, mac ${s.mac}, mtu ${mtu}, encrypt ${s.encrypt}${s.pf ? `, pf ${s.pf}` : ''}`);
   }
+}
+
+/** The host's config where there is one: its libvirt_uri and MTUs. None at the default path is fine. */
+async function vmConfig(flag?: string): Promise<Config | undefined> {
+  const path = configPath(flag);
+  if (flag === undefined && !existsSync(path)) return undefined;
+  return loadConfig(path);
 }
 
 /** The domain's vfwire interfaces in its persistent definition; none without metadata. */
@@ -60,8 +90,9 @@ async function readSpecs(dom: Domain, vm: string): Promise<InterfaceSpec[]> {
   return xml === null ? [] : parseMetadataElement(xml, vm, dom.uuid());
 }
 
-async function withDomain<T>(vm: string, fn: (dom: Domain) => Promise<T>): Promise<T> {
-  const uri = process.env.LIBVIRT_DEFAULT_URI ?? 'qemu:///system';
+async function withDomain<T>(vm: string, cfg: Config | undefined, fn: (dom: Domain) => Promise<T>): Promise<T> {
+  // The config's libvirt_uri, as for the rest of vfwire; without a config, libvirt's own default.
+  const uri = cfg?.libvirtUri ?? process.env.LIBVIRT_DEFAULT_URI ?? 'qemu:///system';
   const conn = await openConnection(uri);
   try {
     const dom = await conn.lookupDomainByName(vm).catch((err: unknown) => {

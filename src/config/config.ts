@@ -34,6 +34,7 @@ export interface Config {
   underlay: { interface: string; address: string; mtu: number; prefixLen: number; netns?: string };
   failover?: { mode: 'active-backup'; miimon: number };
   overlay: 'bridge' | 'tc-flower';
+  tcPolicy: 'skip_sw' | 'skip_hw' | 'none';
   vfMtu: number;
   pfs: PfConfig[];
   peers: PeerConfig[];
@@ -97,8 +98,9 @@ function normalize(raw: RawConfig, path: string): Config {
   // A skip_sw rule's encap runs in the eswitch: the packet goes from the VF to the uplink port and
   // never meets the kernel's xfrm, so only SAs in the NIC can encrypt it: mlx5 steers such encap
   // through its IPsec TX tables only in packet mode (eswitch_offloads.c esw_setup_dest_fwd_ipsec).
-  if (raw.overlay === 'tc-flower' && raw.ipsec.mode !== 'off' && raw.ipsec.offload !== 'packet') {
-    throw new ValidationError(`config ${path}: overlay tc-flower with ipsec.offload ${raw.ipsec.offload}: the eswitch encapsulates VXLAN past the kernel's xfrm, so it would leave in clear; use ipsec.offload: packet, or overlay: bridge`);
+  // Rules the kernel runs itself (skip_hw) encapsulate through its own VXLAN device and xfrm.
+  if (raw.overlay === 'tc-flower' && raw.tc_policy !== 'skip_hw' && raw.ipsec.mode !== 'off' && raw.ipsec.offload !== 'packet') {
+    throw new ValidationError(`config ${path}: overlay tc-flower with ipsec.offload ${raw.ipsec.offload}: the eswitch encapsulates VXLAN past the kernel's xfrm, so it would leave in clear; use ipsec.offload: packet, tc_policy: skip_hw (the kernel runs the rules), or overlay: bridge`);
   }
   // The NIC's IPsec tables must exist before any tc rule and outlive them (ipsec/tc-order.ts);
   // vfwire orders its own SA installs around the rules, but not strongSwan's.
@@ -115,6 +117,7 @@ function normalize(raw: RawConfig, path: string): Config {
     underlay: { interface: raw.underlay.interface, address: raw.underlay.address, mtu: raw.underlay.mtu, prefixLen: raw.underlay.prefix_len, netns: raw.underlay.netns },
     failover: raw.failover,
     overlay: raw.overlay,
+    tcPolicy: raw.tc_policy,
     vfMtu: raw.vf_mtu,
     pfs,
     peers: raw.peers,

@@ -89,6 +89,11 @@ export const configSchema = z
      * tc-flower: flower rules the ConnectX offloads (skip_sw) on one external VXLAN device.
      */
     overlay: z.enum(['bridge', 'tc-flower']).default('bridge'),
+    /**
+     * tc-flower only, OVS's tc-policy: skip_sw (the rules run in the NIC or fail), skip_hw (in the
+     * kernel only: any kernel with cls_flower, the lab's), none (the NIC if it takes them, else the kernel).
+     */
+    tc_policy: z.enum(['skip_sw', 'skip_hw', 'none']).default('skip_sw'),
     /** mlx5 VF LAG: both PFs in an active-backup bond named by underlay.interface (host setup). */
     failover: z
       .object({ mode: z.literal('active-backup'), miimon: z.number().int().min(1).max(10_000).default(100) })

@@ -26,9 +26,10 @@ interface VniRules {
   rules: TcRule[];
 }
 
+// Rules the NIC may hold; skip_hw rules run in the kernel, which has no such order.
 function tcVnis(ledger: LedgerData): VniRules[] {
   return Object.values(ledger.vnis).flatMap((v) => {
-    if (!v.tc) return [];
+    if (!v.tc || v.tc.policy === 'skip_hw') return [];
     const host: TcFlowerHost = { ...v.tc, ipsecTx: true };
     return [{ host, peers: v.peers, rules: tcVniRules(host, tcVniStateOf(ledger, v.vni)) }];
   });

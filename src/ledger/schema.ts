@@ -53,7 +53,7 @@ const vniSchema = z.strictObject({
   members: z.array(z.string()),
   peers: z.array(z.string()),
   undo: z.array(commandSchema),
-  tc: z.strictObject({ netns: z.string().optional(), underlayAddress: z.string() }).optional(),
+  tc: z.strictObject({ netns: z.string().optional(), underlayAddress: z.string(), policy: z.enum(['skip_hw', 'none']).optional() }).optional(),
 });
 
 const saFactsSchema = z.strictObject({ dir: z.enum(['out', 'in']), src: z.string(), dst: z.string(), spi: count, reqid: count });

@@ -52,7 +52,8 @@ export interface VniState {
   peers: string[];
   undo: Command[];
   /** Set for a tc-flower VNI: where its rules live, to recompute them when members leave. */
-  tc?: { netns?: string; underlayAddress: string };
+  /** A tc-flower VNI's host facts; `policy` absent: skip_sw (the NIC only). */
+  tc?: { netns?: string; underlayAddress: string; policy?: 'skip_hw' | 'none' };
 }
 
 /** The SAs `vfwire ipsec up` installed to one peer (never the keys). */

@@ -6,6 +6,11 @@
 const VXLAN_OVERHEAD = 50;
 const ESP_GCM128_TRANSPORT_OVERHEAD = 8 + 8 + 16 + 2 + 3;
 
+/** A VF's MTU when its metadata names none: the config's vf_mtu, bounded by what the overlay carries. */
+export function defaultGuestMtu(vfMtu: number, underlayMtu: number, encrypted: boolean): number {
+  return Math.min(vfMtu, maxGuestMtu(underlayMtu, encrypted));
+}
+
 /** The largest MTU a guest interface can use without fragmenting on the underlay. */
 export function maxGuestMtu(underlayMtu: number, encrypted: boolean): number {
   return underlayMtu - VXLAN_OVERHEAD - (encrypted ? ESP_GCM128_TRANSPORT_OVERHEAD : 0);

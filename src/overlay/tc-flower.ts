@@ -106,6 +106,8 @@ export interface TcFlowerHost {
   vxlanDevice?: string;
   /** The uplink has IPsec TX tables (vfwire's IPsec is on): encap rules may have one destination only. */
   ipsecTx?: boolean;
+  /** Where the rules run (OVS's tc-policy): absent or skip_sw the NIC only, skip_hw the kernel only, none either. */
+  policy?: 'skip_sw' | 'skip_hw' | 'none';
 }
 
 /** One leased VF on the VNI. */
@@ -274,7 +276,8 @@ function replicate(dests: Dest[], encap?: (peer: string) => string[], vx?: strin
 }
 
 function addRule(host: TcFlowerHost, r: TcRule, verb: 'add' | 'replace'): Command {
-  return { argv: tc(host.netns, 'filter', verb, 'dev', r.dev, 'ingress', 'pref', String(r.pref), 'handle', hex(r.handle), 'protocol', 'all', 'flower', 'skip_sw', ...r.spec) };
+  const flag = host.policy === 'none' ? [] : [host.policy ?? 'skip_sw'];
+  return { argv: tc(host.netns, 'filter', verb, 'dev', r.dev, 'ingress', 'pref', String(r.pref), 'handle', hex(r.handle), 'protocol', 'all', 'flower', ...flag, ...r.spec) };
 }
 
 function delRule(host: TcFlowerHost, r: Pick<TcRule, 'dev' | 'pref' | 'handle'>): Command {

@@ -7,13 +7,13 @@ import { renderPeerCheck } from '../ipsec/render-static.js';
 import type { DomainRequest, InterfaceSpec } from '../domain/interface-spec.js';
 import { ValidationError } from '../errors.js';
 import type { Inventory, VfInfo } from '../host/inventory.js';
-import { leaseKey, type Lease, type LedgerData } from '../ledger/types.js';
+import { leaseKey, type Lease, type LedgerData, type VniState } from '../ledger/types.js';
 import { type AdmissionPeer, renderAdmission } from '../overlay/admission.js';
 import { renderMemberJoin, renderPeerChanges, renderVniCreate, type OverlayHost } from '../overlay/bridge-overlay.js';
 import { inboundReqid, outboundReqid } from '../ipsec/sa-ids.js';
 import { planTcJoin, renderTcHostCheck, type TcFlowerHost, type TcMember } from '../overlay/tc-flower.js';
 import { tcMember, tcMembersOf } from './tc-members.js';
-import { maxGuestMtu } from '../overlay/mtu.js';
+import { defaultGuestMtu, maxGuestMtu } from '../overlay/mtu.js';
 import { chooseVf } from './choose-vf.js';
 import { peersOf } from './peers.js';
 import type { Step } from './step.js';
@@ -25,7 +25,7 @@ export interface PreparePlan {
   /** New leases, state 'preparing', undo still empty (the executor fills it). */
   leases: Lease[];
   /** VNIs this plan creates, with the peers it replicates to. */
-  newVnis: { vni: number; peers: string[]; tc?: { netns?: string; underlayAddress: string } }[];
+  newVnis: { vni: number; peers: string[]; tc?: VniState['tc'] }[];
   /** Live VNIs whose peers changed in the config: their new peer list, recorded once applied. */
   peerUpdates: { vni: number; peers: string[] }[];
   steps: Step[];
@@ -125,12 +125,14 @@ function newLease(req: DomainRequest, spec: InterfaceSpec, key: string, pf: stri
 // Admission as for the bridge, for what the kernel decapsulates (software tc, and whatever the
 // eswitch passes up); the decap rules themselves also match each peer's enc_src_ip.
 function tcFlowerJoin(cfg: Config, ledger: LedgerData, plan: PreparePlan, j: { vni: number; peers: string[]; admission: AdmissionPeer[]; member: TcMember }): Step[] {
-  const host: TcFlowerHost = { netns: cfg.netns, underlayAddress: cfg.underlay.address, ipsecTx: cfg.ipsec.mode !== 'off' };
+  const policy = cfg.tcPolicy === 'skip_sw' ? {} : { policy: cfg.tcPolicy };
+  // Rules the NIC never holds (skip_hw) meet no eswitch IPsec rule.
+  const host: TcFlowerHost = { netns: cfg.netns, underlayAddress: cfg.underlay.address, ipsecTx: cfg.ipsec.mode !== 'off' && cfg.tcPolicy !== 'skip_hw', ...policy };
   const steps: Step[] = [];
   if (!plan.steps.some((s) => s.kind === 'tcf-vxlan-check')) steps.push(renderTcHostCheck(host, j.member.leaseKey));
   const live = ledger.vnis[String(j.vni)];
   if (!live && !plan.newVnis.some((v) => v.vni === j.vni)) {
-    plan.newVnis.push({ vni: j.vni, peers: j.peers, tc: { netns: cfg.netns, underlayAddress: cfg.underlay.address } });
+    plan.newVnis.push({ vni: j.vni, peers: j.peers, tc: { netns: cfg.netns, underlayAddress: cfg.underlay.address, ...policy } });
     steps.push(renderAdmission(cfg.netns, j.vni, j.admission, { withUndo: true }));
   }
   const members = [...tcMembersOf(ledger, j.vni), ...plan.leases.filter((l) => l.vni === j.vni).map(tcMember)];
@@ -145,7 +147,7 @@ function checkMtuMatches(vm: string, spec: InterfaceSpec, mtu: number, ledger: L
 }
 
 function guestMtu(vm: string, spec: InterfaceSpec, cfg: Config, overlayMtu: number): number {
-  if (spec.mtu === undefined) return Math.min(cfg.vfMtu, overlayMtu);
+  if (spec.mtu === undefined) return defaultGuestMtu(cfg.vfMtu, cfg.underlay.mtu, cfg.ipsec.mode !== 'off');
   if (spec.mtu > overlayMtu) {
     const why = `underlay ${cfg.underlay.mtu} - VXLAN${cfg.ipsec.mode !== 'off' ? ' - ESP' : ''} overhead`;
     throw new ValidationError(`interface ${spec.index}: mtu: ${spec.mtu} does not fit the overlay (at most ${overlayMtu}: ${why})`, { vm });

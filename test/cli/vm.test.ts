@@ -2,7 +2,7 @@
 
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deriveMac } from '../../src/domain/mac.js';
@@ -69,6 +69,19 @@ describe('vfwire vm set/show/unset (libvirtd)', function () {
       expect(r.stderr).to.match(new RegExp(`interface 0: ${field}: `));
     }
     expect((await vfwire(['vm', 'show', name, '--json'])).stdout).to.equal(before);
+  });
+
+  it('with the host\'s config, shows the MTU each VF gets, and one that does not fit', async () => {
+    const cfg = join(xmlDir, 'config.yaml');
+    writeFileSync(cfg, `backend: sim\nstate_dir: ${xmlDir}/state\nunderlay: { interface: eth0, address: 198.18.0.1, mtu: 1600 }\npfs: [{ name: eth0 }]\nipsec: { mode: static }\n`, { mode: 0o600 });
+    // Interface 0 says 1500, interface 1 says 8000: over VXLAN+ESP a 1600 underlay carries 1513.
+    const lines = (await vfwire(['--config', cfg, 'vm', 'show', name])).stdout.trim().split('\n');
+    expect(lines[0]).to.include('mtu 1500 (from the metadata)');
+    expect(lines[1]).to.include('mtu 8000 (does not fit: at most 1513 over VXLAN+ESP on the 1600 underlay; the start is refused)');
+    expect((await vfwire(['--config', cfg, 'vm', 'set', name, '--index', '2', '--vni', '300'])).code).to.equal(0);
+    const show = JSON.parse((await vfwire(['--config', cfg, 'vm', 'show', name, '--json'])).stdout);
+    expect(show.interfaces[2]).to.include({ vni: 300, vfMtu: 1513 });
+    expect((await vfwire(['--config', cfg, 'vm', 'show', name])).stdout).to.include('interface 2: vni 300, mac').and.include('mtu 1513 (vf_mtu 9000, at most 1513 over VXLAN+ESP on the 1600 underlay)');
   });
 
   it('unsets the metadata', async () => {

@@ -161,6 +161,24 @@ describe('tc-flower overlay plans', () => {
     expect(() => planPrepare(request('web1', UUID1, [{ vni: 100 }]), inventory(pf(4)), ledger, ipsec, NOW)).to.throw(ValidationError, /the tc-flower rules are down until IPsec is back/);
   });
 
+  it('tc_policy says where the rules run: skip_sw (default) the NIC, skip_hw the kernel (which may then encrypt on the CPU), none either', () => {
+    const flags = (yaml: string) => {
+      const plan = planPrepare(request('web1', UUID1, [{ vni: 100 }]), inventory(pf(4)), emptyLedger(), config(TC + yaml), NOW);
+      return [...new Set(plan.steps.filter((st) => st.kind === 'tcf-rule').map((st) => st.do.argv.find((a) => a.startsWith('skip_')) ?? 'no flag'))];
+    };
+    expect(flags('')).to.deep.equal(['skip_sw']);
+    expect(flags('tc_policy: skip_hw\n')).to.deep.equal(['skip_hw']);
+    expect(flags('tc_policy: none\n')).to.deep.equal(['no flag']);
+    expect(() => config(TC + 'tc_policy: none\nipsec: { mode: static, offload: none }\n')).to.throw(ValidationError, /use ipsec.offload: packet, tc_policy: skip_hw/);
+    const cpu = config(TC + 'tc_policy: skip_hw\nipsec: { mode: static, offload: none }\n');
+    const ledger = ipsecUpLedger();
+    const plan = planPrepare(request('web1', UUID1, [{ vni: 100 }]), inventory(pf(4)), ledger, cpu, NOW);
+    recordPlan(ledger, plan);
+    expect(ledger.vnis['100']!.tc).to.deep.include({ underlayAddress: '192.168.80.2', policy: 'skip_hw' });
+    // No eswitch, no one-destination rule: a second member under IPsec is fine in the kernel.
+    expect(() => planPrepare(request('web2', UUID2, [{ vni: 100 }]), inventory(pf(4)), ledger, cpu, NOW)).not.to.throw();
+  });
+
   it('refuses tc-flower with IKEv2: vfwire cannot order strongSwan\'s SA installs around the rules', () => {
     expect(() => config(TC + 'ipsec: { mode: ikev2 }\n')).to.throw(ValidationError, /overlay tc-flower with ipsec.mode ikev2: mlx5 refuses the first SA while tc rules are offloaded .*; use ipsec.mode: static, or overlay: bridge$/);
   });
@@ -177,7 +195,7 @@ describe('tc-flower overlay plans', () => {
   });
 
   it('refuses tc-flower with IPsec in crypto or none mode: the eswitch encapsulates past the kernel\'s xfrm', () => {
-    for (const offload of ['crypto', 'none']) expect(() => config(TC + `ipsec: { mode: static, offload: ${offload} }\n`)).to.throw(ValidationError, new RegExp(`overlay tc-flower with ipsec.offload ${offload}: the eswitch encapsulates VXLAN past the kernel's xfrm, so it would leave in clear; use ipsec.offload: packet, or overlay: bridge`));
+    for (const offload of ['crypto', 'none']) expect(() => config(TC + `ipsec: { mode: static, offload: ${offload} }\n`)).to.throw(ValidationError, new RegExp(`overlay tc-flower with ipsec.offload ${offload}: the eswitch encapsulates VXLAN past the kernel's xfrm, so it would leave in clear; use ipsec.offload: packet, tc_policy: skip_hw \\(the kernel runs the rules\\), or overlay: bridge`));
   });
   it('first and second VM of a VNI: VF rules, then the replication lists rewritten (golden)', () => {
     const ledger = emptyLedger();

@@ -1,0 +1,84 @@
+// Kernel lab suite: the tc-flower overlay in software (tc_policy: skip_hw), the same rules vfwire
+// renders for the NIC, run by the kernel's cls_flower, act_tunnel_key and act_mirred between the
+// sim hosts (lab/run.sh KVER dist/test/lab/wip/tc-flower-software.lab.js). Two VMs of VNI 100 on
+// host A and one on B reach each other (each first ping's ARP broadcast is replicated to the
+// local member and to the peer), VNI 200 reaches none, and the last member's removal leaves no
+// rule, no representor qdisc and no admission chain.
+
+import { expect } from 'chai';
+import { startGuest, stopGuest, type GuestSpec } from '../../../src/sim/guest.js';
+import { probeAll } from '../../../src/sim/reachability.js';
+import { vfwire } from '../../helpers/cli.js';
+import { admissionChains, downTestSim, editConfig, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
+import { requireLabVm } from '../lab-runner.js';
+
+const GUESTS: GuestSpec[] = [
+  { name: 't1', host: 'a', vni: 100, ip: '198.19.100.1/24', encrypt: 'off' },
+  { name: 't2', host: 'a', vni: 100, ip: '198.19.100.2/24', encrypt: 'off' },
+  { name: 't3', host: 'b', vni: 100, ip: '198.19.100.3/24', encrypt: 'off' },
+  { name: 't4', host: 'b', vni: 200, ip: '198.19.100.4/24', encrypt: 'off' },
+];
+
+describe('lab: the tc-flower overlay in the kernel (tc_policy skip_hw)', function () {
+  this.timeout(180_000);
+  let sim: TestSim | undefined;
+  const started: string[] = [];
+  const perHost = (h: 'a' | 'b') => GUESTS.filter((g) => g.host === h);
+
+  before(async () => {
+    requireLabVm();
+    sim = await upTestSim(2);
+    for (const h of [sim.a, sim.b]) {
+      editConfig(h.configPath, (doc) => {
+        doc.overlay = 'tc-flower';
+        doc.tc_policy = 'skip_hw';
+        doc.command_timeout_ms = 60_000;
+      });
+      const setup = await vfwire(['--config', h.configPath, 'host', 'setup']);
+      expect(setup.code, setup.stdout + setup.stderr).to.equal(0);
+    }
+    const s = sim;
+    await Promise.all((['a', 'b'] as const).map(async (h) => {
+      for (const g of perHost(h)) {
+        started.push(g.name);
+        await startGuest(s.opts, g, runner);
+      }
+    }));
+  });
+
+  after(async () => {
+    const s = sim;
+    if (s) await Promise.all((['a', 'b'] as const).map(async (h) => {
+      for (const g of perHost(h)) if (started.includes(g.name)) await stopGuest(s.opts, g.name, runner).catch(() => undefined);
+    }));
+    await downTestSim(sim);
+  });
+
+  it('runs the rules in the kernel: every one is there, none in hardware', async () => {
+    const shown = JSON.parse((await runner.run({ argv: ['tc', '-n', sim!.a.netns, '-j', 'filter', 'show', 'dev', 'vfwvxlan', 'ingress'] })).stdout) as { options?: { skip_hw?: boolean; in_hw?: boolean } }[];
+    const rules = shown.filter((f) => f.options);
+    expect(rules.length, 'decap rules on host A').to.be.greaterThan(0);
+    expect(rules.every((f) => f.options!.skip_hw === true && f.options!.in_hw !== true)).to.equal(true);
+  });
+
+  it('VNI 100 reaches within and across hosts; VNI 200 reaches none', async () => {
+    const probes = await probeAll(sim!.opts, GUESTS, runner);
+    const wrong = probes.filter((p) => p.reached !== p.expected);
+    expect(wrong, JSON.stringify(wrong)).to.deep.equal([]);
+    expect(probes.filter((p) => p.reached).map((p) => `${p.from}->${p.to}`).sort()).to.deep.equal(['t1->t2', 't1->t3', 't2->t1', 't2->t3', 't3->t1', 't3->t2']);
+  });
+
+  it('the last member\'s removal leaves no rule, no representor qdisc and no admission chain', async () => {
+    const s = sim!;
+    await Promise.all((['a', 'b'] as const).map(async (h) => {
+      for (const g of perHost(h)) await stopGuest(s.opts, g.name, runner);
+    }));
+    for (const h of [s.a, s.b]) {
+      const filters = JSON.parse((await runner.run({ argv: ['tc', '-n', h.netns, '-j', 'filter', 'show', 'dev', 'vfwvxlan', 'ingress'] })).stdout) as unknown[];
+      expect(filters, `${h.id}: vfwvxlan rules`).to.deep.equal([]);
+      const qdiscs = JSON.parse((await runner.run({ argv: ['tc', '-n', h.netns, '-j', 'qdisc', 'show'] })).stdout) as { kind: string; dev: string }[];
+      expect(qdiscs.filter((q) => q.kind === 'ingress' && q.dev !== 'vfwvxlan'), `${h.id}: representor qdiscs`).to.deep.equal([]);
+      expect(await admissionChains(h.netns), `${h.id}: admission chains`).to.deep.equal([]);
+    }
+  });
+});
