@@ -102,6 +102,18 @@ function normalize(raw: RawConfig, path: string): Config {
   if (raw.overlay === 'tc-flower' && raw.tc_policy !== 'skip_hw' && raw.ipsec.mode !== 'off' && raw.ipsec.offload !== 'packet') {
     throw new ValidationError(`config ${path}: overlay tc-flower with ipsec.offload ${raw.ipsec.offload}: the eswitch encapsulates VXLAN past the kernel's xfrm, so it would leave in clear; use ipsec.offload: packet, tc_policy: skip_hw (the kernel runs the rules), or overlay: bridge`);
   }
+  // VF LAG puts the SAs on the bond, which can carry neither offload mode:
+  // - packet: bonding has no policy offload (drivers/net/bonding/bond_main.c bond_xfrmdev_ops lacks
+  //   xdo_dev_policy_add, so net/xfrm/xfrm_device.c xfrm_dev_policy_add fails: "Policy offload is
+  //   not supported"), and mlx5 does not support packet offload with LAG (bdf788cf224f);
+  // - crypto: a failover moves the SAs by delete and re-add on the new port
+  //   (bond_ipsec_del_sa_all/bond_ipsec_add_sa_all), and a packet sent in between can leave in
+  //   clear; and before 6.12 bonding refuses ESN offload (no xdo_dev_state_advance_esn: 96d30bf94109).
+  // The CPU's ESP on the bond (offload: none) is the kernel's own path and follows the active port.
+  if (raw.failover && raw.ipsec.mode !== 'off' && raw.ipsec.offload !== 'none') {
+    const why = raw.ipsec.offload === 'packet' ? 'bonding cannot offload xfrm policies and mlx5 has no packet offload with VF LAG' : 'a failover re-adds the SAs on the new port, and packets sent meanwhile can leave in clear';
+    throw new ValidationError(`config ${path}: failover (VF LAG) with ipsec.offload ${raw.ipsec.offload}: ${why}; use ipsec.offload: none (the CPU's ESP on the bond), or no failover`);
+  }
   // The NIC's IPsec tables must exist before any tc rule and outlive them (ipsec/tc-order.ts);
   // vfwire orders its own SA installs around the rules, but not strongSwan's.
   if (raw.overlay === 'tc-flower' && raw.ipsec.mode === 'ikev2') {

@@ -37,7 +37,14 @@ describe('config', () => {
     ['a VNI out of range', MIN + 'peers: [{ name: b, address: 192.0.2.2, vnis: [16777216] }]\n', /peers\.0\.vnis\.0/],
     ['not YAML', 'underlay: [', /not valid YAML/],
     ['an unsupported ipsec mode', MIN + 'ipsec: { mode: ikev3 }\n', /ipsec\.mode/],
+    ['VF LAG with packet offload', MIN + 'failover: { mode: active-backup }\nipsec: { mode: static }\n', /failover \(VF LAG\) with ipsec\.offload packet: bonding cannot offload xfrm policies and mlx5 has no packet offload with VF LAG; use ipsec\.offload: none/],
+    ['VF LAG with crypto offload', MIN + 'failover: { mode: active-backup }\nipsec: { mode: ikev2, offload: crypto }\n', /failover \(VF LAG\) with ipsec\.offload crypto: a failover re-adds the SAs on the new port, and packets sent meanwhile can leave in clear/],
+    ['tc-flower with IKEv2', MIN + 'overlay: tc-flower\nipsec: { mode: ikev2 }\n', /overlay tc-flower with ipsec\.mode ikev2/],
   ];
+  it('takes VF LAG with the CPU\'s ESP, and tc-flower in the kernel with it', () => {
+    expect(parseConfig(MIN + 'failover: { mode: active-backup }\nipsec: { mode: static, offload: none }\n').failover).to.deep.equal({ mode: 'active-backup', miimon: 100 });
+    expect(parseConfig(MIN + 'overlay: tc-flower\ntc_policy: skip_hw\nipsec: { mode: static, offload: none }\n').tcPolicy).to.equal('skip_hw');
+  });
   for (const [what, yaml, message] of refusals) {
     it(`refuses ${what} with one line naming the key`, () => {
       expect(() => parseConfig(yaml, '/etc/vfwire/config.yaml')).to.throw(ValidationError, message);
