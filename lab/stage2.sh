@@ -38,6 +38,10 @@ cd "$LAB_CWD" || fail "no checkout at $LAB_CWD"
 [ -x node_modules/.bin/mocha ] || fail "no node_modules/.bin/mocha in $LAB_CWD (run npm ci)"
 VFWIRE_LAB=$(uname -r)
 export VFWIRE_LAB
+# Sim guests call the hook's dispatch in-process: a Node start costs seconds under TCG, and the
+# hook script itself is the sim tier's to prove (src/sim/guest.ts).
+VFWIRE_SIM_HOOK=inprocess
+export VFWIRE_SIM_HOOK
 if [ -n "${LAB_CI+set}" ]; then CI=$LAB_CI; export CI; fi
 
 # --exit: a suite that leaves a handle open must not keep the VM up until run.sh's timeout.

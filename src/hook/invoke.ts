@@ -5,15 +5,41 @@ import type { Config } from '../config/config.js';
 import { oneLine, ValidationError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { HookContext, HookEnv } from './context.js';
-import { dispatch } from './dispatch.js';
+import { dispatch, type HookCall } from './dispatch.js';
 import { DOMAIN_XML_MAX_BYTES } from '../domain/limits.js';
 
 export async function invokeHook(vm: string, op: string, subOp: string): Promise<number> {
+  let xml: string;
+  try {
+    xml = await readStdin(DOMAIN_XML_MAX_BYTES);
+  } catch (err) {
+    return refuse(op, oneLine(err));
+  }
+  const out = await runHookCall({ vm, op, subOp, xml });
+  return out.line === undefined ? out.code : refuse(op, out.line);
+}
+
+// libvirt puts the hook's stderr into the error `virsh start` prints: one clear line. Set now,
+// not after the log is flushed: the answer must not depend on the log.
+function refuse(op: string, line: string): number {
+  if (op === 'reconnect') return 0;
+  process.stderr.write(`vfwire: ${line}\n`);
+  process.exitCode = 1;
+  return 1;
+}
+
+/**
+ * One hook call given its domain XML: the exit code and, for a refusal, its one line. The
+ * config is `configFile`, else $VFWIRE_CONFIG or the default. The kernel lab's sim guests call
+ * this in-process (a Node start costs seconds under TCG); everything else goes through the shim.
+ */
+export async function runHookCall(call: HookCall, configFile?: string): Promise<{ code: number; line?: string }> {
+  const { vm, op, subOp } = call;
   let log: Logger | undefined;
   let cfg: Promise<Config> | undefined;
   let ctx: Promise<HookContext> | undefined;
   // Each loaded only when an operation needs it: the config (yaml, zod), then the log (winston).
-  const config = () => (cfg ??= import('../config/config.js').then(({ configPath, loadConfig }) => loadConfig(configPath())));
+  const config = () => (cfg ??= import('../config/config.js').then(({ configPath, loadConfig }) => loadConfig(configFile ?? configPath())));
   const context = () =>
     (ctx ??= Promise.all([config(), import('../log.js'), import('../exec/runner.js')]).then(([c, { createLogger }, { ExecRunner }]) => {
       log = createLogger(c.logDir, 'hook');
@@ -23,19 +49,13 @@ export async function invokeHook(vm: string, op: string, subOp: string): Promise
     }));
   const env: HookEnv = { config, context };
   try {
-    const xml = await readStdin(DOMAIN_XML_MAX_BYTES);
-    await dispatch({ vm, op, subOp, xml }, env);
-    return 0;
+    await dispatch(call, env);
+    return { code: 0 };
   } catch (err) {
     const line = oneLine(err);
     log?.error('hook refused', { vm, op, subOp, error: line });
     // libvirt kills a running QEMU whose reconnect hook fails: whatever went wrong, not that.
-    if (op === 'reconnect') return 0;
-    // libvirt puts the hook's stderr into the error `virsh start` prints: one clear line.
-    process.stderr.write(`vfwire: ${line}\n`);
-    // Set now, not after the log is flushed: the answer must not depend on the log.
-    process.exitCode = 1;
-    return 1;
+    return op === 'reconnect' ? { code: 0 } : { code: 1, line };
   } finally {
     if (log) await (await import('../log.js')).closeLogger(log);
   }

@@ -82,7 +82,14 @@ export async function stopGuest(opts: SimOptions, name: string, runner: Runner):
   }
 }
 
+// VFWIRE_SIM_HOOK=inprocess (the kernel lab, where each Node start costs seconds under TCG):
+// the same dispatch, called in this process instead of through the hook script.
 async function runHook(host: SimHost, vm: string, [op, sub]: [string, string], xml: string): Promise<void> {
+  if (process.env.VFWIRE_SIM_HOOK === 'inprocess') {
+    const out = await (await import('../hook/invoke.js')).runHookCall({ vm, op, subOp: sub, xml }, host.configPath);
+    if (out.code !== 0) throw new VfwireError(`hook ${op}/${sub} refused: vfwire: ${out.line ?? `exit ${out.code}`}`);
+    return;
+  }
   const res = await callHook(host.configPath, vm, op, sub, xml);
   if (res.code !== 0) throw new VfwireError(`hook ${op}/${sub} refused: ${(res.stderr || res.stdout || `exit ${res.code}`).trim()}`);
 }
