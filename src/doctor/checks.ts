@@ -11,6 +11,7 @@ import { readDevlinkState } from '../host/devlink.js';
 import { hasEspOffload } from '../host/esp-offload.js';
 import { readInventory, type Inventory } from '../host/inventory.js';
 import { processStartTimes } from '../host/daemon-start.js';
+import { peerNeighbour } from '../host/neighbour.js';
 import { hostXfrmForm } from '../ipsec/host-form.js';
 import { ip, nft, tc } from '../exec/tools.js';
 import { ADMISSION_TABLE, parseAdmission } from '../overlay/admission.js';
@@ -61,6 +62,7 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   if (cfg.ipsec.mode !== 'off') results.push(...(await ipsecChecks(ctx, ledger)));
   if (ledger) results.push(await admissionCheck(ctx, ledger));
   if (cfg.overlay === 'tc-flower' && ledger) results.push(await tcOffloadCheck(ctx, ledger));
+  if (cfg.overlay === 'tc-flower' && cfg.tcPolicy !== 'skip_hw' && ledger) results.push(...(await tcNeighbourChecks(ctx, ledger)));
   if (cfg.failover) results.push(await lagCheck(ctx, inv));
   if (cfg.backend === 'real') results.push(iommuCheck(), await hookCheck(ctx.hookPaths));
   return results;
@@ -153,6 +155,25 @@ async function tcOffloadCheck({ cfg, runner }: DoctorContext, ledger: LedgerData
   // With tc_policy none the kernel runs what the NIC did not take: slower, not broken.
   if (cfg.tcPolicy === 'none' && bad.every((b) => b.state === 'not_in_hw')) return { check: 'tc-flower rules', status: 'warn', detail, fix: 'see the detail (the kernel runs these rules meanwhile)' };
   return fail('tc-flower rules', detail, 'see the detail; vfwire gc, or restart the VMs');
+}
+
+// in_hw is not enough for an encap rule: the NIC uses it only with a resolved neighbour towards
+// the peer (host/neighbour.ts); until then a skip_sw rule's traffic goes nowhere.
+async function tcNeighbourChecks({ cfg, runner }: DoctorContext, ledger: LedgerData): Promise<CheckResult[]> {
+  const peers = [...new Set(Object.values(ledger.vnis).flatMap((v) => (v.tc && v.members.length ? v.peers : [])))];
+  return Promise.all(
+    peers.map(async (peer) => {
+      const check = `neighbour of ${peer}`;
+      try {
+        const n = await peerNeighbour(runner, cfg.netns, peer);
+        const at = `${n.via === peer ? '' : `via ${n.via} `}on ${n.dev}`;
+        if (n.valid) return pass(check, `${at}: ${n.states.join(' ')}`);
+        return fail(check, `${at}: ${n.states.join(' ') || 'no entry'}; the NIC keeps encap rules to it in its slow path until it resolves, though tc says in_hw`, `ping -c 1 ${n.via} from this host (or check the underlay's link and ARP)`);
+      } catch (err) {
+        return fail(check, oneLine(err), 'check the underlay route to the peer');
+      }
+    }),
+  );
 }
 
 async function lagCheck({ cfg, runner }: DoctorContext, inv: Inventory | undefined): Promise<CheckResult> {

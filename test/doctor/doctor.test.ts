@@ -59,11 +59,18 @@ describe('vfwire doctor', function () {
       txn.data.vnis['100'] = { vni: 100, members: [key], peers: ['198.18.0.2'], undo: [], tc: { netns: sim!.a.netns, underlayAddress: '198.18.0.1' } };
       await txn.save();
     });
+    await runner.run({ argv: ['ip', '-n', sim!.a.netns, 'neigh', 'flush', 'dev', 'enp3s0f0np0'] });
     const { code, results } = await doctor();
     expect(code).to.equal(1);
     const rules = results.find((r) => r.check === 'tc-flower rules')!;
     expect(rules.status).to.equal('fail');
     expect(rules.detail).to.match(/^4 of 4 not in hardware: .*missing/);
+    // The peer's neighbour (flushed above): unresolved until something talks to it, then REACHABLE.
+    const unresolved = results.find((r) => r.check === 'neighbour of 198.18.0.2');
+    expect(unresolved?.status, JSON.stringify(unresolved)).to.equal('fail');
+    expect(unresolved!.detail).to.match(/^on enp3s0f0np0: (no entry|INCOMPLETE|FAILED); the NIC keeps encap rules to it in its slow path/);
+    await runner.run({ argv: ['ip', 'netns', 'exec', sim!.a.netns, 'ping', '-c', '1', '-W', '2', '198.18.0.2'] });
+    expect((await doctor()).results.find((r) => r.check === 'neighbour of 198.18.0.2')).to.include({ status: 'pass', detail: 'on enp3s0f0np0: REACHABLE' });
     expect(results.find((r) => r.check === 'VF LAG')).to.include({ status: 'fail', detail: 'ip link show enp3s0f0np0: not a bond (veth)' });
     await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
       txn.data.leases = {};
