@@ -1,6 +1,6 @@
 // Kernel lab suite: the tc-flower overlay in software (tc_policy: skip_hw), the same rules vfwire
 // renders for the NIC, run by the kernel's cls_flower, act_tunnel_key and act_mirred between the
-// sim hosts (lab/run.sh KVER dist/test/lab/wip/tc-flower-software.lab.js). Two VMs of VNI 100 on
+// sim hosts (lab/run.sh KVER dist/test/lab/suites/tc-flower-software.lab.js). Two VMs of VNI 100 on
 // host A and one on B reach each other (each first ping's ARP broadcast is replicated to the
 // local member and to the peer), VNI 200 reaches none, and the last member's removal leaves no
 // rule, no representor qdisc and no admission chain.

@@ -1,5 +1,5 @@
 // Kernel lab suite: vfwire's static-key IPsec carries the overlay on a kernel with ESP and
-// AES-GCM (lab/run.sh KVER dist/test/lab/wip/static-ipsec.lab.js; it moves to suites/ once the outer harness runs the lab in npm test). `ipsec.offload: none`,
+// AES-GCM (lab/run.sh KVER dist/test/lab/suites/static-ipsec.lab.js). `ipsec.offload: none`,
 // since no NIC is here: the kernel's own ESP. On 6.12 with bookworm-backports' ip the SAs take
 // the new form (SA direction, output window 0); on 6.1 the lab notes' form: both are proven.
 
@@ -13,6 +13,7 @@ import { startGuest, stopGuest, type GuestSpec } from '../../../src/sim/guest.js
 import { guestNetns } from '../../../src/sim/topology.js';
 import { vfwire } from '../../helpers/cli.js';
 import { downTestSim, editConfig, leaseOf, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
+import { requireLabVm } from '../lab-runner.js';
 
 const NEW_IP = '/opt/vfwire/iproute2/bin';
 
@@ -28,7 +29,7 @@ describe('lab: static IPsec between the sim hosts', function () {
   const cfg = (h: 'a' | 'b') => (h === 'a' ? sim!.a : sim!.b).configPath;
 
   before(async () => {
-    if (!process.env.VFWIRE_LAB) throw new Error('a lab suite: run it inside a lab VM (lab/run.sh KVER dist/test/lab/wip/static-ipsec.lab.js)');
+    requireLabVm();
     // The new kernel with the new ip: the form with the SA direction. 6.1 keeps Debian 12's ip.
     if (!release().startsWith('6.1.')) process.env.PATH = `${NEW_IP}:${process.env.PATH}`;
     sim = await upTestSim(2);
