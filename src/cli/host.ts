@@ -11,10 +11,11 @@ export function hostCommands(program: Command, config: () => string): void {
     .description("SR-IOV, dmfs, switchdev, VFs, underlay address and MTUs as the lab notes set them; only what differs")
     .option('--dry-run', 'print the exact commands and change nothing')
     .action(async (o: { dryRun?: boolean }) => {
-      const steps = await hostSetup(config(), o.dryRun ?? false);
+      const { steps, repsLater } = await hostSetup(config(), o.dryRun ?? false);
       if (steps.length === 0) console.log('host is set up: nothing to change');
       // sysfs writes show the value they write; host setup has no secrets.
       else if (o.dryRun) for (const s of steps) console.log(formatCommandWithInput(s.do));
       else console.log(`host setup: ${steps.length} change(s) made`);
+      if (repsLater) console.log(`# ${repsLater}`);
     });
 }

@@ -19,14 +19,15 @@ interface IpLink {
   linkinfo?: { info_kind?: string; info_data?: { mode?: string; miimon?: number } };
 }
 
-/** The PFs as host setup wants them: VF count from the config or the firmware's maximum. */
+/**
+ * The PFs as host setup wants them: VF count from the config or the firmware's maximum. No
+ * representors: those are found once the VFs exist (host/setup.ts), never guessed from a name.
+ */
 export async function wantedPfs(cfg: Config, pciOf: (pf: string) => Promise<string>): Promise<PfSetup[]> {
   const out: PfSetup[] = [];
   for (const pf of cfg.pfs) {
     const numVfs = pf.numVfs ?? (await readInt(join(cfg.sysfsRoot, 'class/net', pf.name, 'device/sriov_totalvfs'))) ?? 0;
-    // mlx5 names representors after the PF (enp3s0f0np0 -> enp3s0f0r3), as the lab notes show.
-    const base = pf.name.replace(/np\d+$/, '');
-    out.push({ name: pf.name, pci: await pciOf(pf.name), numVfs, reps: Array.from({ length: numVfs }, (_, i) => `${base}r${i}`) });
+    out.push({ name: pf.name, pci: await pciOf(pf.name), numVfs, reps: [] });
   }
   return out;
 }

@@ -3,22 +3,35 @@
 // Refused while VFs are leased: it may re-create them.
 
 import { type Config, configPath, loadConfig, underlayNetns } from '../config/config.js';
-import { ResourceError } from '../errors.js';
+import { ResourceError, VfwireError } from '../errors.js';
 import { applySteps } from '../exec/apply.js';
 import type { Runner } from '../exec/runner.js';
 import { ip, tc } from '../exec/tools.js';
-import { planHostSetup } from '../failover/vf-lag.js';
+import { planHostSetup, type PfSetup } from '../failover/vf-lag.js';
 import { readLedger } from '../ledger/store.js';
-import { closeLogger, createLogger } from '../log.js';
+import { closeLogger, createLogger, type Logger } from '../log.js';
 import { maxGuestMtu } from '../overlay/mtu.js';
 import { hasIngressQdisc, parseTcHostLink, planTcHost, TC_VXLAN_DEVICE } from '../overlay/tc-flower.js';
 import type { Step } from '../plan/step.js';
 import { hostRunner } from './host-runner.js';
 import { readHostState, wantedPfs } from './host-state.js';
+import { readInventory } from './inventory.js';
 import { pciAddressOf } from './sysfs-read.js';
 
-/** Plans (and unless `dryRun`, applies) what differs; returns the steps. */
-export async function hostSetup(path: string, dryRun: boolean): Promise<Step[]> {
+export interface HostSetupResult {
+  steps: Step[];
+  /** A dry run that would create VFs: their representors are known only once udev named them. */
+  repsLater?: string;
+}
+
+/**
+ * Plans (and unless `dryRun`, applies) what differs, in two passes. The first brings the PFs,
+ * the eswitch, the VFs and the underlay in line; representors appear with new VFs and udev
+ * renames them asynchronously, so the second pass waits for udev (`udevadm settle`), finds each
+ * VF's representor as the inventory does (phys_port_name pf<N>vf<i> on the PF's phys_switch_id),
+ * never by a guessed name, and brings those up at the VF MTU.
+ */
+export async function hostSetup(path: string, dryRun: boolean): Promise<HostSetupResult> {
   const cfg = await loadConfig(configPath(path));
   const runner = hostRunner(cfg);
   const ledger = await readLedger(cfg.stateDir);
@@ -28,23 +41,53 @@ export async function hostSetup(path: string, dryRun: boolean): Promise<Step[]> 
   // host keeps taps in the root netns) is vfwire's to bring up at lease time, not host setup's.
   const netns = underlayNetns(cfg);
   const repsHere = (cfg.netns ?? null) === (netns ?? null);
-  const pfs = (await wantedPfs(cfg, (pf) => pciAddressOf(cfg.sysfsRoot, pf))).map((p) => (repsHere ? p : { ...p, reps: [] }));
-  const current = await readHostState(cfg, runner, pfs, netns);
-  current.ipsecActive = Object.keys(ledger.ipsec?.peers ?? {}).length > 0;
-  const steps = planHostSetup(
-    { pfs, underlay: { interface: cfg.underlay.interface, address: cfg.underlay.address, prefixLength: cfg.underlay.prefixLen, mtu: cfg.underlay.mtu }, repMtu: cfg.vfMtu, sysfsRoot: cfg.sysfsRoot, netns, failover: cfg.failover },
-    current,
-  );
-  if (cfg.overlay === 'tc-flower') steps.push(...(await tcFlowerHostSteps(cfg, runner)));
-  if (dryRun || steps.length === 0) return steps;
+  const pfs = await wantedPfs(cfg, (pf) => pciAddressOf(cfg.sysfsRoot, pf));
+  const plan = async (withReps: boolean) => {
+    const want = withReps && repsHere ? await withRepresentors(cfg, pfs) : pfs;
+    const current = await readHostState(cfg, runner, want, netns);
+    current.ipsecActive = Object.keys(ledger.ipsec?.peers ?? {}).length > 0;
+    const input = { pfs: want, underlay: { interface: cfg.underlay.interface, address: cfg.underlay.address, prefixLength: cfg.underlay.prefixLen, mtu: cfg.underlay.mtu }, repMtu: cfg.vfMtu, sysfsRoot: cfg.sysfsRoot, netns, failover: cfg.failover };
+    return planHostSetup(input, current);
+  };
+  const first = await plan(false);
+  if (cfg.overlay === 'tc-flower') first.push(...(await tcFlowerHostSteps(cfg, runner)));
+  const makesVfs = first.some((st) => st.kind === 'sriov-enable');
+  if (dryRun) {
+    if (makesVfs) return { steps: first, repsLater: `then, once udev has named the new VFs' representors (udevadm settle), each found by its phys_port_name: ip link set dev <representor> mtu ${cfg.vfMtu} up` };
+    return { steps: [...first, ...(await plan(true)).filter(isRepStep)] };
+  }
   const log = createLogger(cfg.logDir, 'host');
   try {
-    await applySteps(steps, runner);
-    log.info('host setup', { steps: steps.map((s) => `${s.kind} ${s.device}`) });
+    await applySteps(first, runner);
+    if (makesVfs && cfg.backend === 'real') await settleUdev(runner, log);
+    const second = await plan(true);
+    await applySteps(second, runner);
+    const steps = [...first, ...second];
+    if (steps.length) log.info('host setup', { steps: steps.map((st) => `${st.kind} ${st.device}`) });
+    return { steps };
   } finally {
     await closeLogger(log);
   }
-  return steps;
+}
+
+const isRepStep = (st: Step) => st.kind === 'rep-link';
+
+/** Each PF's representors, by VF index, as the inventory finds them; refused when a VF has none. */
+async function withRepresentors(cfg: Config, pfs: PfSetup[]): Promise<PfSetup[]> {
+  const inv = await readInventory(cfg.sysfsRoot, pfs.map((p) => p.name));
+  return pfs.map((pf) => {
+    const found = inv.get(pf.name)!;
+    const missing = found.vfs.filter((v) => !v.rep).map((v) => v.index);
+    if (found.vfs.length !== pf.numVfs || missing.length) {
+      throw new VfwireError(`host setup: ${pf.name} has ${found.vfs.length} of ${pf.numVfs} VFs${missing.length ? `, VF(s) ${missing.join(', ')} without a representor (no netdev with phys_port_name pf<N>vf<i> on its switch)` : ''}; check the eswitch is in switchdev mode and dmesg, then run host setup again`);
+    }
+    return { ...pf, reps: found.vfs.map((v) => v.rep!) };
+  });
+}
+
+// udev names new netdevs asynchronously; without udev (a container) the kernel's names stay.
+async function settleUdev(runner: Runner, log: Logger): Promise<void> {
+  await runner.run({ argv: ['udevadm', 'settle', '--timeout=60'] }).catch((err: Error) => log.warn('host setup: udevadm settle failed; representors are read as they are named now', { error: err.message }));
 }
 
 // The tc-flower overlay's one external VXLAN device and its ingress qdisc are host state.

@@ -10,6 +10,7 @@ import type { Inventory, VfInfo } from '../host/inventory.js';
 import { leaseKey, type Lease, type LedgerData, type VniState } from '../ledger/types.js';
 import { type AdmissionPeer, renderAdmission } from '../overlay/admission.js';
 import { renderMemberJoin, renderPeerChanges, renderVniCreate, type OverlayHost } from '../overlay/bridge-overlay.js';
+import { renderRepGuard } from '../overlay/rep-guard.js';
 import { inboundReqid, outboundReqid } from '../ipsec/sa-ids.js';
 import { planTcJoin, renderTcHostCheck, type TcFlowerHost, type TcMember } from '../overlay/tc-flower.js';
 import { tcMember, tcMembersOf } from './tc-members.js';
@@ -55,7 +56,8 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
     if (cfg.overlay === 'tc-flower') {
       plan.steps.push(...vfSteps, ...tcFlowerJoin(cfg, ledger, plan, { vni: spec.vni, peers: addrs, admission: admissionPeers(cfg, peers), member: { leaseKey: key, rep: vf.rep!, mac: spec.mac, pci: vf.pci } }));
     } else {
-      plan.steps.push(...bridgeVniSteps(plan, host, ledger, spec.vni, overlayMtu, addrs, admissionPeers(cfg, peers)), ...vfSteps, renderMemberJoin(host, key, vf.rep!, spec.vni, mtu));
+      const guard = renderRepGuard(cfg.netns, key, vf.rep!, spec.mac);
+      plan.steps.push(...bridgeVniSteps(plan, host, ledger, spec.vni, overlayMtu, addrs, admissionPeers(cfg, peers)), ...vfSteps, guard, renderMemberJoin(host, key, vf.rep!, spec.vni, mtu));
     }
     plan.leases.push(newLease(req, spec, key, pf.name, vf, mtu, cfg, now));
   }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { ValidationError, VfwireError } from '../errors.js';
 import { hostSetup } from '../host/setup.js';
+import { dropIdleGuardTable } from '../overlay/rep-guard.js';
 import { undoAll } from '../exec/apply.js';
 import { ip } from '../exec/tools.js';
 import type { Runner } from '../exec/runner.js';
@@ -91,6 +92,7 @@ export async function simDown(opts: SimOptions, runner: Runner): Promise<void> {
     if (data) await undoAll(planReleaseKeys(data, Object.keys(data.leases)).commands, runner);
     if (h.tapPrefix) {
       for (let i = 0; i < opts.vfs; i++) await runner.run({ argv: ['ip', 'link', 'del', repNetdev(h, i)] }).catch(() => undefined);
+      await dropIdleGuardTable(runner, undefined).catch(() => undefined);
     }
   }
   const mine = (await listNetns(runner)).filter((ns) => ns.startsWith(`${opts.prefix}-`));

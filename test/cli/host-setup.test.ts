@@ -1,6 +1,8 @@
 // `vfwire host setup` on a sim host left as after a boot: the lab notes' steps, then nothing.
 
 import { expect } from 'chai';
+import { renameSync } from 'node:fs';
+import { join } from 'node:path';
 import { vfwire } from '../helpers/cli.js';
 import { domainXml, runHook } from '../helpers/hook.js';
 import { downTestSim, editConfig, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
@@ -25,17 +27,37 @@ describe('vfwire host setup', function () {
       `tee ${sim!.a.dir}/sys/class/net/enp3s0f0np0/device/sriov_numvfs <<< 2`,
       `ip -n ${ns} addr add 198.18.0.1/24 dev enp3s0f0np0`,
       `ip -n ${ns} link set dev enp3s0f0np0 mtu 9216 up`,
-      `ip -n ${ns} link set dev enp3s0f0r0 mtu 9000 up`,
-      `ip -n ${ns} link set dev enp3s0f0r1 mtu 9000 up`,
+      // The representors come with the VFs: named by udev, found by phys_port_name, never guessed.
+      '# then, once udev has named the new VFs\' representors (udevadm settle), each found by its phys_port_name: ip link set dev <representor> mtu 9000 up',
     ]);
     expect((await links(ns)).get('enp3s0f0np0')?.mtu).to.equal(1500);
   });
 
-  it('a real run makes the host ready; a second run changes nothing', async () => {
+  it('a real run makes the host ready, representors found by phys_port_name; a second run changes nothing', async () => {
     expect((await setup()).stdout).to.include('8 change(s) made');
+    for (const rep of ['enp3s0f0r0', 'enp3s0f0r1']) expect((await links(sim!.a.netns)).get(rep)?.mtu, rep).to.equal(9000);
     expect((await setup()).stdout.trim()).to.equal('host is set up: nothing to change');
     expect((await vfwire(['--config', sim!.a.configPath, 'doctor'])).code).to.equal(0);
     expect((await links(sim!.a.netns)).get('enp3s0f0np0')?.mtu).to.equal(9216);
+  });
+
+  it('a representor udev named otherwise is found by its phys_port_name, not by a guessed name', async () => {
+    const ns = sim!.a.netns;
+    const net = join(sim!.a.dir, 'sys/class/net');
+    const rename = async (from: string, to: string) => {
+      await runner.run({ argv: ['ip', '-n', ns, 'link', 'set', 'dev', from, 'down'] });
+      await runner.run({ argv: ['ip', '-n', ns, 'link', 'set', 'dev', from, 'name', to, 'mtu', '1500'] });
+      renameSync(join(net, from), join(net, to));
+    };
+    await rename('enp3s0f0r1', 'vfwtrep1');
+    try {
+      expect((await setup('--dry-run')).stdout.trim()).to.equal(`ip -n ${ns} link set dev vfwtrep1 mtu 9000 up`);
+      expect((await setup()).stdout).to.include('1 change(s) made');
+      expect((await links(ns)).get('vfwtrep1')?.mtu).to.equal(9000);
+    } finally {
+      await rename('vfwtrep1', 'enp3s0f0r1');
+    }
+    expect((await setup()).stdout).to.include('1 change(s) made');
   });
 
   it('with overlay: tc-flower, makes the external VXLAN device and its qdisc, once', async () => {

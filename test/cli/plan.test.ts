@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { admissionScript } from '../../src/overlay/admission.js';
+import { repGuardScript } from '../../src/overlay/rep-guard.js';
 import { vfwire } from '../helpers/cli.js';
 import { domainXml } from '../helpers/hook.js';
 import { admissionChains, downTestSim, links, upTestSim, type TestSim } from '../helpers/sim.js';
@@ -32,6 +33,7 @@ describe('vfwire plan', function () {
       `bridge -n ${ns} fdb append 00:00:00:00:00:00 dev vfwvx100 dst 198.18.0.2`,
       `ip -n ${ns} link set dev vfwbr100 up`,
       `ip -n ${ns} link set dev enp3s0f0v0 address 52:54:00:00:00:01 mtu 9000`,
+      `ip netns exec ${ns} nft -f - <<< '${repGuardScript('enp3s0f0r0', '52:54:00:00:00:01').trim()}'`,
       `ip -n ${ns} link set dev enp3s0f0r0 mtu 9000 master vfwbr100 up`,
     ]);
     expect([...(await links(ns)).keys()].filter((n) => n.startsWith('vfw'))).to.deep.equal([]);

@@ -940,7 +940,7 @@ export class Mlx5Host {
   // ---------------------------------------------------------------- nftables (host, not NIC)
 
   /**
-   * Only the script forms overlay/admission.ts writes, as one transaction: a chain deleted that
+   * Only the script forms overlay/admission.ts and overlay/rep-guard.ts write, as one transaction: a chain deleted that
    * does not exist fails the whole script (nft: "No such file or directory"), as in nft.
    */
   private nft(args: string[], stdin: string | undefined): string {
@@ -948,7 +948,8 @@ export class Mlx5Host {
     const next = new Set(this.admission);
     for (const raw of stdin.split(/;\s+(?![^{]*})/)) {
       const c = raw.trim();
-      if (!/^(add|flush|delete) (table|map|chain|rule|element) inet vfwire\b/.test(c)) throw new UnmodeledCommand(`the nft command ${JSON.stringify(c)}`);
+      // inet vfwire: underlay admission; bridge vfwire: the representors' anti-spoofing guard.
+      if (!/^(add|flush|delete) (table|map|set|chain|rule|element) (inet|bridge) vfwire\b/.test(c)) throw new UnmodeledCommand(`the nft command ${JSON.stringify(c)}`);
       const m = /^(add|delete) chain inet vfwire vni_(\d+)$/.exec(c);
       if (!m) continue;
       const vni = Number(m[2]);

@@ -5,6 +5,7 @@ import { emptyLedger, type LedgerData } from '../../src/ledger/types.js';
 import { planPrepare, type PreparePlan } from '../../src/plan/prepare.js';
 import { planRelease, planReleaseKeys } from '../../src/plan/release.js';
 import { formatCommand } from '../../src/plan/step.js';
+import { repUnguardScript } from '../../src/overlay/rep-guard.js';
 import { expectGolden } from '../helpers/golden.js';
 import { config, inventory, pf, REAL_CONFIG, request, SIM_CONFIG, SIM_LIBVIRT_CONFIG, UUID1, UUID2 } from '../helpers/inputs.js';
 
@@ -49,7 +50,8 @@ describe('planPrepare', () => {
   it('a VNI already in use gets no second overlay; only the member joins', () => {
     const ledger = withVm(emptyLedger(), 'web1', UUID1, [{ vni: 100 }]);
     const plan = planPrepare(request('web2', UUID2, [{ vni: 100 }]), inventory(pf(4)), ledger, config(REAL_CONFIG), NOW);
-    expect(plan.steps.map((s) => s.kind)).to.deep.equal(['vf-config', 'rep-join']);
+    // The representor is guarded (source MAC) before it joins the bridge.
+    expect(plan.steps.map((s) => s.kind)).to.deep.equal(['vf-config', 'rep-guard', 'rep-join']);
     expect(plan.leases[0]!.vf).to.equal(1);
   });
 
@@ -66,7 +68,7 @@ describe('planPrepare', () => {
     recordPeerUpdates(ledger, plan);
     expect(ledger.vnis['100']!.peers).to.deep.equal(['192.168.80.5']);
     // Tearing the VNI down removes the new entry too (the old one's delete finds it gone).
-    expect(planRelease(ledger, UUID1).commands.length).to.equal(2);
+    expect(planRelease(ledger, UUID1).commands.length).to.equal(3);
     const last = planReleaseKeys(ledger, [`${UUID1}/0`, `${UUID2}/0`]).commands.map(formatCommand);
     expect(last).to.include('bridge fdb del 00:00:00:00:00:00 dev vfwvx100 dst 192.168.80.5');
     // Unchanged peers: nothing to do.
@@ -219,7 +221,11 @@ describe('planRelease', () => {
     let ledger = withVm(emptyLedger(), 'web1', UUID1, [{ vni: 100 }]);
     ledger = withVm(ledger, 'web2', UUID2, [{ vni: 100 }]);
     const rel = planRelease(ledger, UUID2);
-    expect(rel.commands.map(formatCommand)).to.deep.equal(['ip link set dev enp3s0f0r1 nomaster down', 'ip link set dev enp3s0f0np0 vf 1 mac 00:00:00:00:00:00']);
+    expect(rel.commands.map(formatCommand)).to.deep.equal([
+      'ip link set dev enp3s0f0r1 nomaster down',
+      `nft -f - <<< '${repUnguardScript('enp3s0f0r1', ledger.leases[`${UUID2}/0`]!.mac).trim()}'`,
+      'ip link set dev enp3s0f0np0 vf 1 mac 00:00:00:00:00:00',
+    ]);
   });
 
   it('removes the overlay with its last member (golden)', () => {

@@ -11,7 +11,12 @@ import { readLedger } from '../../../src/ledger/store.js';
 import { policyDeleteArgv, saPackets } from '../../../src/ipsec/sa-kernel.js';
 import { startGuest, stopGuest, type GuestSpec } from '../../../src/sim/guest.js';
 import { guestNetns } from '../../../src/sim/topology.js';
-import { vfwire } from '../../helpers/cli.js';
+import { loadConfig } from '../../../src/config/config.js';
+import { ExecRunner } from '../../../src/exec/runner.js';
+import { generateSeed, keyFilePath, writeKeyFile } from '../../../src/ipsec/keys.js';
+import { ipsecDown, ipsecUp, type IpsecDeps } from '../../../src/ipsec/static-sas.js';
+import { watchOnce } from '../../../src/ipsec/watch.js';
+import { closeLogger, createLogger } from '../../../src/log.js';
 import { downTestSim, editConfig, leaseOf, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
 import { requireLabVm } from '../lab-runner.js';
 
@@ -25,6 +30,16 @@ describe('lab: static IPsec between the sim hosts', function () {
   ];
   let sim: TestSim | undefined;
   const started: string[] = [];
+  // `vfwire ipsec up|down|watch --once`'s own functions, in this process.
+  const withDeps = async <T>(h: 'a' | 'b', fn: (d: IpsecDeps) => Promise<T>): Promise<T> => {
+    const c = await loadConfig(cfg(h));
+    const log = createLogger(c.logDir, 'lab');
+    try {
+      return await fn({ cfg: c, runner: new ExecRunner(c.commandTimeoutMs), log });
+    } finally {
+      await closeLogger(log);
+    }
+  };
   const keyDir = (h: 'a' | 'b') => join(sim!.opts.dir, h, 'keys');
   const cfg = (h: 'a' | 'b') => (h === 'a' ? sim!.a : sim!.b).configPath;
 
@@ -40,8 +55,9 @@ describe('lab: static IPsec between the sim hosts', function () {
         doc.command_timeout_ms = 60_000;
       });
     }
-    const gen = await vfwire(['--config', cfg('a'), 'ipsec', 'keygen', '--peer', 'sim-b']);
-    expect(gen.code, gen.stderr).to.equal(0);
+    // `ipsec keygen`'s own file (the CLI is the sim tier's to prove; a Node start costs seconds here).
+    mkdirSync(keyDir('a'), { recursive: true, mode: 0o700 });
+    await writeKeyFile(keyFilePath(keyDir('a'), 'sim-b'), 'sim-b', generateSeed());
     // The operator's copy to the peer, named after this host there.
     mkdirSync(keyDir('b'), { recursive: true, mode: 0o700 });
     copyFileSync(join(keyDir('a'), 'sim-b.key'), join(keyDir('b'), 'sim-a.key'));
@@ -51,7 +67,7 @@ describe('lab: static IPsec between the sim hosts', function () {
   after(async () => {
     const s = sim;
     if (s) for (const g of GUESTS) if (started.includes(g.name)) await stopGuest(s.opts, g.name, runner).catch(() => undefined);
-    if (s) for (const h of ['a', 'b'] as const) await vfwire(['--config', cfg(h), 'ipsec', 'down']).catch(() => undefined);
+    if (s) for (const h of ['a', 'b'] as const) await withDeps(h, (d) => ipsecDown(d, {})).catch(() => undefined);
     await downTestSim(sim);
   });
 
@@ -63,8 +79,7 @@ describe('lab: static IPsec between the sim hosts', function () {
 
   it('ipsec up on both hosts installs the SAs in the form this kernel and ip accept', async () => {
     for (const h of ['a', 'b'] as const) {
-      const up = await vfwire(['--config', cfg(h), 'ipsec', 'up']);
-      expect(up.code, up.stderr).to.equal(0);
+      expect((await withDeps(h, (d) => ipsecUp(d, {}))).map((o) => o.result)).to.deep.equal(['up (epoch 1)']);
     }
     const states = (await runner.run({ argv: ['ip', '-n', sim!.a.netns, 'xfrm', 'state'] })).stdout;
     // Three inbound (this epoch and two ahead), one outbound.
@@ -124,11 +139,11 @@ describe('lab: static IPsec between the sim hosts', function () {
       const out = (await runner.run({ argv: ['ip', 'netns', 'exec', a.netns, 'nft', 'list', 'chain', 'inet', 'vfwire', 'vni_100_out'] })).stdout;
       expect(out, 'dropped on A\'s way out').to.match(/counter packets [1-9]\d* bytes \d+ drop/);
       // The watch finds the policy lost and moves the pair to fresh SAs; B's watch follows.
-      const wa = await vfwire(['--config', cfg('a'), 'ipsec', 'watch', '--once']);
-      expect(wa.code, wa.stdout + wa.stderr).to.equal(0);
-      expect(wa.stdout).to.match(/lost policy out: moved to epoch/);
-      const wb = await vfwire(['--config', cfg('b'), 'ipsec', 'watch', '--once']);
-      expect(wb.code, wb.stdout + wb.stderr).to.equal(0);
+      const [wa] = await withDeps('a', (d) => watchOnce(d.cfg, d.runner, d.log));
+      expect(wa, JSON.stringify(wa)).to.deep.include({ peer: 'sim-b', lost: ['policy out'], recovered: true });
+      expect(wa!.action).to.match(/^moved to epoch 2/);
+      const wb = await withDeps('b', (d) => watchOnce(d.cfg, d.runner, d.log));
+      expect(wb.every((f) => f.recovered), JSON.stringify(wb)).to.equal(true);
       expect(await ping(), 'after the watch on both hosts').to.equal('reached');
     } finally {
       await runner.run({ argv: [...bNft, 'delete', 'table', 'inet', 'vfwtest'] });
