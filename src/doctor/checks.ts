@@ -91,7 +91,9 @@ async function ipsecChecks(ctx: DoctorContext, ledger: LedgerData | undefined): 
   const netns = underlayNetns(cfg);
   try {
     const hw = await hasEspOffload(runner, netns, uplink);
-    if (hw) out.push(pass(`${uplink}: ESP offload`, 'esp-hw-offload: on'));
+    // NETIF_F_HW_ESP is crypto offload; no feature flag says packet offload: the first
+    // `offload packet` state is what proves it (mlx5_ipsec_device_caps, checked at ipsec up).
+    if (hw) out.push(pass(`${uplink}: ESP offload`, `esp-hw-offload: on (crypto offload${cfg.ipsec.offload === 'packet' ? '; packet offload shows at ipsec up' : ''})`));
     else out.push({ check: `${uplink}: ESP offload`, status: cfg.ipsec.offload === 'none' ? 'warn' : 'fail', detail: `esp-hw-offload is not on: the NIC cannot encrypt${cfg.ipsec.offload === 'none' ? ' (ipsec.offload: none: the CPU does)' : ''}`, fix: 'a NIC with ESP offload (lab notes, step 1), or ipsec.offload: none' });
   } catch (err) {
     out.push(fail(`${uplink}: ESP offload`, `ethtool: ${oneLine(err)}`, 'apt-get install ethtool'));

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { planGc } from '../../src/gc/plan-gc.js';
+import { repUnguardScript } from '../../src/overlay/rep-guard.js';
 import { recordPlan } from '../../src/ledger/record.js';
 import { emptyLedger } from '../../src/ledger/types.js';
 import { planPrepare } from '../../src/plan/prepare.js';
@@ -20,7 +21,11 @@ describe('planGc', () => {
     const ledger = ledgerWith([['alive', UUID1, 100], ['dead', UUID2, 100]]);
     const plan = planGc({ ledger, running: new Set([UUID1]), links: [], notBefore: NOW });
     expect(plan.staleLeases).to.deep.equal([{ key: `${UUID2}/0`, vm: 'dead', why: 'its domain is not running' }]);
-    expect(plan.commands.map(formatCommand)).to.deep.equal(['ip link set dev enp3s0f0r1 nomaster down', 'ip link set dev enp3s0f0np0 vf 1 mac 00:00:00:00:00:00']);
+    expect(plan.commands.map(formatCommand)).to.deep.equal([
+      'ip link set dev enp3s0f0r1 nomaster down',
+      `nft -f - <<< '${repUnguardScript('enp3s0f0r1', ledger.leases[`${UUID2}/0`]!.mac).trim()}'`,
+      'ip link set dev enp3s0f0np0 vf 1 mac 00:00:00:00:00:00',
+    ]);
   });
 
   it('leaves young leases alone: their VM may still be starting', () => {

@@ -95,3 +95,15 @@ export async function expectHostAClean(sim: TestSim, vnis: number[]): Promise<vo
   }
   for (let i = 0; i < sim.opts.vfs; i++) expect(host.get(`${sim.a.tapPrefix}${i}`)?.master, `tap ${i} master`).to.equal(undefined);
 }
+
+/** Representors in the bridge overlay's anti-spoofing guard (overlay/rep-guard.ts) of a netns. */
+export async function guardedPorts(netns?: string): Promise<string[]> {
+  const argv = [...(netns ? ['ip', 'netns', 'exec', netns] : []), 'nft', '-j', 'list', 'set', 'bridge', 'vfwire', 'reps'];
+  const r = await runner.run({ argv }).catch((e: unknown) => {
+    if (/No such file or directory/.test(String(e))) return undefined;
+    throw e;
+  });
+  if (!r) return [];
+  const set = (JSON.parse(r.stdout) as { nftables: { set?: { elem?: string[] } }[] }).nftables.find((i) => i.set)?.set;
+  return set?.elem ?? [];
+}

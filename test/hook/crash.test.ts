@@ -8,7 +8,7 @@ import { libvirtReachable } from '../../src/sim/libvirtd.js';
 import { waitFor } from '../../src/wait.js';
 import { vfwire } from '../helpers/cli.js';
 import { domainXml } from '../helpers/hook.js';
-import { downTestSim, leasesOn, links, upTestSim, type TestSim } from '../helpers/sim.js';
+import { admissionChains, downTestSim, guardedPorts, leasesOn, links, upTestSim, type TestSim } from '../helpers/sim.js';
 
 describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
   // Each gc waits for the dead hook's lock to go stale (10 s).
@@ -27,9 +27,10 @@ describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
 
   const rootLinks = () => links();
 
-  // The first lease of a VNI on the libvirt host: vxlan-create (in host A's netns), vxlan-move,
-  // bridge-create, vxlan-master, vxlan-peer, bridge-up, rep-join.
-  for (let k = 0; k < 7; k++) {
+  // The first lease of a VNI on the libvirt host: admission (nftables, in host A's netns),
+  // vxlan-create (there too), vxlan-move, bridge-create, vxlan-master, vxlan-peer, bridge-up,
+  // rep-guard (nftables, root netns), rep-join.
+  for (let k = 0; k < 9; k++) {
     it(`killed before step ${k}: gc leaves nothing behind`, async () => {
       const xml = domainXml('crashy', `00000000-0000-4000-8000-00000000c${k.toString().padStart(3, '0')}`, [`vni="${VNI}" encrypt="off"`]);
       const hook = execa(HOOK_SCRIPT, ['crashy', 'prepare', 'begin', '-'], { input: xml, env: { VFWIRE_CONFIG: sim!.a.configPath, VFWIRE_TEST_HANG_STEP: String(k) }, reject: false });
@@ -41,7 +42,7 @@ describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
       await hook;
       // The kill really came mid-way: what steps 0..k-1 made is there for gc to find.
       const made = [...(await rootLinks()).keys(), ...(await links(sim!.a.netns)).keys()].filter((n) => n === `vfwvx${VNI}` || n === `vfwbr${VNI}`);
-      expect(made, 'objects made before the kill').to.have.length(k === 0 ? 0 : k < 3 ? 1 : 2);
+      expect(made, 'objects made before the kill').to.have.length(k <= 1 ? 0 : k < 4 ? 1 : 2);
 
       const gc = await vfwire(['--config', sim!.a.configPath, 'gc', '--grace', '0']);
       expect(gc.code, gc.stderr).to.equal(0);
@@ -50,6 +51,8 @@ describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
       expect([...root.keys()].filter((n) => n === `vfwbr${VNI}` || n === `vfwvx${VNI}`)).to.deep.equal([]);
       expect(root.get(`${sim!.a.tapPrefix}0`)?.master).to.equal(undefined);
       expect([...(await links(sim!.a.netns)).keys()].filter((n) => n.startsWith('vfw'))).to.deep.equal([]);
+      expect(await admissionChains(sim!.a.netns), 'admission chains').to.deep.equal([]);
+      expect(await guardedPorts(), 'guarded representors').not.to.include(`${sim!.a.tapPrefix}0`);
     });
   }
 });

@@ -110,6 +110,10 @@ describe('lab: static IPsec between the sim hosts', function () {
         last = now;
       }
     };
+    // The underlay as B sees it (in place of a capture, which this machine has no tool for):
+    // ESP arriving, and VXLAN that arrived in clear (no secpath).
+    const bNft = ['ip', 'netns', 'exec', sim!.b.netns, 'nft'];
+    await runner.run({ argv: [...bNft, '-f', '-'], stdin: 'add table inet vfwwire; add chain inet vfwwire in { type filter hook input priority -20 ; }; add rule inet vfwwire in meta l4proto esp counter; add rule inet vfwwire in udp dport 4789 meta secpath missing counter\n' });
     const before = await settled();
     const mtu = (await leaseOf(sim!.a, 'e1'))!.mtu;
     const ping = (size: number) => runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 'e1'), 'ping', '-n', '-q', '-c', '5', '-i', '0.2', '-W', '2', '-M', 'do', '-s', String(size), '198.19.100.2'] });
@@ -122,6 +126,11 @@ describe('lab: static IPsec between the sim hosts', function () {
     const received = after[1]! - before[1]!;
     expect(sent, 'echo requests through A\'s outbound SA').to.be.at.least(10);
     expect(received, 'and through B\'s inbound SA').to.equal(sent);
+    const wire = JSON.parse((await runner.run({ argv: [...bNft, '-j', 'list', 'table', 'inet', 'vfwwire'] })).stdout) as { nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[] };
+    await runner.run({ argv: [...bNft, 'delete', 'table', 'inet', 'vfwwire'] });
+    const [esp, clear] = wire.nftables.flatMap((i) => i.rule?.expr.flatMap((e) => (e.counter ? [e.counter.packets] : [])) ?? []);
+    expect(esp, 'ESP on B\'s underlay').to.be.at.least(received);
+    expect(clear, 'VXLAN in clear on B\'s underlay').to.equal(0);
   });
 
   it('an outbound policy that vanished (xfrm_dev_down flushes offloaded ones) drops VXLAN instead of sending it in clear; watch brings it back', async () => {
