@@ -111,7 +111,12 @@ async function ipsecChecks(ctx: DoctorContext, ledger: LedgerData | undefined): 
       out.push(fail(`IPsec to ${peer.name}`, 'no SAs installed', 'vfwire ipsec up'));
       continue;
     }
-    const missing = await lostSas(runner, netns, [...up.sas, ...(up.lookahead ?? [])]);
+    // A read that failed is neither: say so, never "lost".
+    const missing = await lostSas(runner, netns, [...up.sas, ...(up.lookahead ?? [])]).catch((err: Error) => err);
+    if (missing instanceof Error) {
+      out.push(fail(`IPsec to ${peer.name}`, `could not read the SAs: ${oneLine(missing)}`, 'see the detail (ip xfrm state)'));
+      continue;
+    }
     out.push(missing.length ? fail(`IPsec to ${peer.name}`, `SA(s) gone from the kernel: ${missing.join(', ')} (an uplink that went down takes offloaded SAs with it)`, cfg.ipsec.mode === 'static' ? 'vfwire ipsec watch --once (moves the pair to a fresh key epoch; run it as a service to do so by itself)' : 'vfwire ipsec watch --once (asks strongSwan for new CHILD_SAs)') : pass(`IPsec to ${peer.name}`, `epoch ${up.epoch}, ${up.sas.length + (up.lookahead?.length ?? 0)} SAs`));
   }
   return out;

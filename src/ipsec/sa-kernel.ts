@@ -2,6 +2,7 @@
 // delete them, which of a peer's recorded ones the kernel no longer has, and how many packets an
 // inbound SA has received.
 
+import { NotFoundError } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
 import { ip } from '../exec/tools.js';
 import { VXLAN_PORT } from '../overlay/names.js';
@@ -46,13 +47,26 @@ export function policyDeleteArgv(netns: string | undefined, p: PolicyId): string
   return ip(netns, 'xfrm', 'policy', 'delete', ...policySelector(p), 'dir', p.dir);
 }
 
-/** The SAs the kernel does not have (it drops offloaded SAs with their netdev). */
+/**
+ * The SAs the kernel does not have (it drops offloaded SAs with their netdev). Only the kernel's
+ * "no such SA" counts as missing; any other failure (a timeout, say) throws, so nothing acts on a
+ * read that did not happen (a watch would otherwise move the pair to a new epoch).
+ */
 export async function missingSas<T extends SaId>(runner: Runner, netns: string | undefined, sas: T[]): Promise<T[]> {
   const missing: T[] = [];
-  for (const sa of sas) {
-    if (!(await runner.run({ argv: saGetArgv(netns, sa) }).then(() => true, () => false))) missing.push(sa);
-  }
+  for (const sa of sas) if (!(await present(runner, saGetArgv(netns, sa)))) missing.push(sa);
   return missing;
+}
+
+/** true: there; false: the kernel says it is not (NotFoundError); anything else is thrown. */
+async function present(runner: Runner, argv: string[]): Promise<boolean> {
+  try {
+    await runner.run({ argv });
+    return true;
+  } catch (err) {
+    if (err instanceof NotFoundError) return false;
+    throw err;
+  }
 }
 
 /** `<dir> <spi>` of each SA the kernel does not have. */
@@ -67,9 +81,7 @@ export function describeSa(sa: SaId): string {
 /** The policies the kernel does not have (packet-offloaded policies go with their netdev too). */
 export async function missingPolicies(runner: Runner, netns: string | undefined, policies: PolicyId[]): Promise<PolicyId[]> {
   const lost: PolicyId[] = [];
-  for (const p of policies) {
-    if (!(await runner.run({ argv: policyGetArgv(netns, p) }).then(() => true, () => false))) lost.push(p);
-  }
+  for (const p of policies) if (!(await present(runner, policyGetArgv(netns, p)))) lost.push(p);
   return lost;
 }
 

@@ -6,7 +6,7 @@
 // peer has none. Everything else in the runner path is vfwire's own code.
 
 import { NotFoundError, VfwireError } from '../../src/errors.js';
-import type { Runner, RunResult } from '../../src/exec/runner.js';
+import { CommandError, type Runner, type RunResult } from '../../src/exec/runner.js';
 import type { Command } from '../../src/plan/step.js';
 
 interface FakeSa {
@@ -36,6 +36,8 @@ export class FakeXfrm {
   wireDown = false;
   /** Fail the next `state add` with this SPI (a NIC that refuses). */
   failAdd?: number;
+  /** Every `state get` times out (a kernel or runner that does not answer): neither there nor gone. */
+  getsTimeOut = false;
   private seq = 0;
 
   addHost(netns: string, address: string): void {
@@ -107,12 +109,13 @@ export class FakeXfrm {
       if (verb === 'add' || verb === 'update') {
         h.policies.add(dir);
       } else if (verb === 'get') {
-        if (!h.policies.has(dir)) throw new VfwireError('RTNETLINK answers: No such file or directory');
+        if (!h.policies.has(dir)) throw new NotFoundError('RTNETLINK answers: No such file or directory');
       } else if (verb === 'delete') {
         if (!h.policies.delete(dir)) throw new NotFoundError('RTNETLINK answers: No such file or directory');
       }
       return ok();
     }
+    if (verb === 'get' && this.getsTimeOut) throw new CommandError(`${a.join(' ')}: timed out after 10000 ms`);
     const spi = Number(arg('spi'));
     const i = h.sas.findIndex((s) => s.spi === spi && s.src === arg('src') && s.dst === arg('dst'));
     if (verb === 'add') {
@@ -126,7 +129,8 @@ export class FakeXfrm {
       (dir === 'out' ? h.outAdds : h.inAdds).push(spi);
       return ok();
     }
-    if (i < 0) throw (verb === 'delete' ? new NotFoundError('RTNETLINK answers: No such process') : new VfwireError('RTNETLINK answers: No such process'));
+    // As ExecRunner classifies it: the kernel's ESRCH for a missing SA is absence, for get too.
+    if (i < 0) throw new NotFoundError('RTNETLINK answers: No such process');
     if (verb === 'delete') {
       h.sas.splice(i, 1);
       return ok();

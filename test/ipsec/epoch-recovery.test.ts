@@ -106,6 +106,18 @@ describe('static IPsec: a pair recovers from lost SAs by moving to a fresh epoch
     expectNoOutboundTwice();
   });
 
+  it('a read that failed is not a loss: the watch round fails and no epoch moves', async () => {
+    kernel.getsTimeOut = true;
+    try {
+      const round = await watch('a').then(() => 'finished', (e: Error) => e.message);
+      expect(round).to.match(/timed out/);
+    } finally {
+      kernel.getsTimeOut = false;
+    }
+    expect([await epoch('a'), await epoch('b')]).to.deep.equal([1, 1]);
+    expectTraffic();
+  });
+
   it('the old epoch\'s inbound SA is never installed again (its replay window would start over)', async () => {
     const before = kernel.spis('fx-a', 'in');
     kernel.flush('fx-a');
