@@ -131,10 +131,10 @@ async function admissionCheck({ cfg, runner }: DoctorContext, ledger: LedgerData
   try {
     shown = parseAdmission((await runner.run({ argv: nft(netns, '-j', 'list', 'table', 'inet', ADMISSION_TABLE) })).stdout);
   } catch (err) {
-    // nft says ENOENT for a table that is not there: read as empty. Anything else is a failure.
-    if (/No such file or directory/.test(String(err))) shown = { hooked: false, vnis: new Map<number, string[]>() };
-    else if (vnis.length === 0) return pass('underlay admission', 'no live VNIs');
-    else return fail('underlay admission', `nft: ${oneLine(err)}`, 'apt-get install nftables; restart the VMs of the VNIs so their admission is written');
+    // nft's own "Error: No such file or directory" is a table that is not there: read as empty.
+    // Anything else (no nft at all, say) fails: every start needs it.
+    if (/Error: No such file or directory/.test(String(err))) shown = { hooked: false, vnis: new Map<number, string[]>() };
+    else return fail('underlay admission', `nft: ${oneLine(err)}`, 'apt-get install nftables (every VM start writes its VNI\'s admission with it)');
   }
   if (vnis.length === 0) return pass('underlay admission', 'no live VNIs');
   const missing = vnis.filter((v) => !shown.vnis.has(v));

@@ -1,8 +1,9 @@
 // `vfwire doctor` on a sim host: all green as built, then each precondition broken in turn.
 
 import { expect } from 'chai';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { CheckResult } from '../../src/doctor/checks.js';
 import { withLedger } from '../../src/ledger/store.js';
 import { writeSimDevlinkState } from '../../src/sim/devlink-emulator.js';
@@ -106,6 +107,20 @@ describe('vfwire doctor', function () {
         txn.data.vnis = {};
         await txn.save();
       });
+    }
+  });
+
+  it('a host without nft fails the admission check, even with no VM running: every start needs it', async () => {
+    // /usr/sbin without nft: the tools doctor runs, linked one by one.
+    const bin = mkdtempSync(join(tmpdir(), 'vfwt-nonft-'));
+    try {
+      for (const tool of ['ip', 'tc', 'bridge', 'devlink', 'ethtool']) symlinkSync(`/usr/sbin/${tool}`, join(bin, tool));
+      const { results } = await doctor({ PATH: `${bin}:${dirname(process.execPath)}:/usr/bin:/bin` });
+      const check = results.find((r) => r.check === 'underlay admission');
+      expect(check, JSON.stringify(results)).to.include({ status: 'fail' });
+      expect(check!.fix).to.match(/^apt-get install nftables/);
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
     }
   });
 
