@@ -68,7 +68,13 @@ export async function vmShow(vm: string, opts: { json?: boolean }, configFlag?: 
     if (s.mtu !== undefined) return s.mtu > max ? { mtu: s.mtu, why: `does not fit: ${over}; the start is refused` } : { mtu: s.mtu, why: 'from the metadata' };
     return { mtu: defaultGuestMtu(cfg.vfMtu, cfg.underlay.mtu, encrypted), why: `vf_mtu ${cfg.vfMtu}, ${over}` };
   };
-  if (opts.json) return console.log(JSON.stringify({ vm, interfaces: specs.map((s) => ({ ...s, ...(vfMtu(s) ? { vfMtu: vfMtu(s)!.mtu } : {}) })) }, null, 2));
+  if (opts.json) {
+    const interfaces = specs.map((s) => {
+      const m = vfMtu(s);
+      return m ? { ...s, vfMtu: m.mtu } : s;
+    });
+    return console.log(JSON.stringify({ vm, interfaces }, null, 2));
+  }
   if (specs.length === 0) return console.log(`${vm}: no vfwire metadata (tag it with: vfwire vm set ${vm} --vni N)`);
   for (const s of specs) {
     const m = vfMtu(s);

@@ -51,6 +51,14 @@ export function underlayNetns(cfg: Pick<Config, 'netns' | 'underlay'>): string |
   return cfg.underlay.netns ?? cfg.netns;
 }
 
+/**
+ * Where the VXLAN devices' UDP socket lives, and so their admission (overlay/admission.ts): a
+ * bridge VNI's device is made beside the underlay; tc-flower's one external device where its rules are.
+ */
+export function vxlanSocketNetns(cfg: Pick<Config, 'netns' | 'underlay' | 'overlay'>): string | undefined {
+  return cfg.overlay === 'tc-flower' ? cfg.netns : underlayNetns(cfg);
+}
+
 /** The config path: --config, then $VFWIRE_CONFIG, then the default. */
 export function configPath(flag?: string): string {
   return flag ?? process.env.VFWIRE_CONFIG ?? DEFAULT_CONFIG_PATH;

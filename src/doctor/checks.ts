@@ -5,7 +5,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { release as kernelRelease } from 'node:os';
 import { oneLine } from '../errors.js';
-import { type Config, underlayNetns } from '../config/config.js';
+import { type Config, underlayNetns, vxlanSocketNetns } from '../config/config.js';
 import type { Runner } from '../exec/runner.js';
 import { readDevlinkState } from '../host/devlink.js';
 import { hasEspOffload } from '../host/esp-offload.js';
@@ -126,7 +126,7 @@ async function ipsecChecks(ctx: DoctorContext, ledger: LedgerData | undefined): 
 // send into the VNI (overlay/admission.ts).
 async function admissionCheck({ cfg, runner }: DoctorContext, ledger: LedgerData): Promise<CheckResult> {
   const vnis = Object.values(ledger.vnis).map((v) => v.vni);
-  const netns = cfg.overlay === 'tc-flower' ? cfg.netns : underlayNetns(cfg);
+  const netns = vxlanSocketNetns(cfg);
   let shown;
   try {
     shown = parseAdmission((await runner.run({ argv: nft(netns, '-j', 'list', 'table', 'inet', ADMISSION_TABLE) })).stdout);
@@ -138,9 +138,8 @@ async function admissionCheck({ cfg, runner }: DoctorContext, ledger: LedgerData
   }
   if (vnis.length === 0) return pass('underlay admission', 'no live VNIs');
   const missing = vnis.filter((v) => !shown.vnis.has(v));
-  if (!shown.hooked || missing.length) {
-    return fail('underlay admission', `${shown.hooked ? '' : 'no input/output hooks; '}${missing.length ? `VNI(s) ${missing.join(', ')} take VXLAN from any address and send it in clear` : ''}`.replace(/; $/, ''), 'restart the VMs of those VNIs (their first start writes the chains)');
-  }
+  const wrong = [...(shown.hooked ? [] : ['no input/output hooks']), ...(missing.length ? [`VNI(s) ${missing.join(', ')} take VXLAN from any address and send it in clear`] : [])];
+  if (wrong.length) return fail('underlay admission', wrong.join('; '), 'restart the VMs of those VNIs (their first start writes the chains)');
   return pass('underlay admission', vnis.map((v) => `VNI ${v} from ${shown.vnis.get(v)!.join(', ') || 'no peer'}`).join('; '));
 }
 

@@ -19,9 +19,7 @@ import { applyGuarded } from './nonce-guard.js';
 import { firstUnusedEpoch, pairContext, planUp } from './pair-plan.js';
 import { hex32 } from './sa-ids.js';
 import { saDeleteArgv } from './sa-kernel.js';
-import { hasTcRules, tcPeerAddresses, tcRulesDown, tcRulesUp } from './tc-order.js';
-import type { Command, Step as PlanStep } from '../plan/step.js';
-import type { LedgerData } from '../ledger/types.js';
+import { bringTcRulesBack, hasTcRules, takeTcRulesDown, tcPeerAddresses, tcRulesDown } from './tc-order.js';
 
 export interface IpsecDeps {
   cfg: Config;
@@ -30,6 +28,9 @@ export interface IpsecDeps {
 }
 
 export type PeerOutcome = { peer: string; result: string; steps?: Step[] };
+
+/** The outcome line of the tc-flower rules that an `ipsec up|down` took down or brought back. */
+export const TC_RULES = 'tc-flower rules';
 
 export async function ipsecUp(deps: IpsecDeps, opts: { peer?: string; dryRun?: boolean; epoch?: number }): Promise<PeerOutcome[]> {
   const { cfg, runner, log } = deps;
@@ -44,7 +45,7 @@ export async function ipsecUp(deps: IpsecDeps, opts: { peer?: string; dryRun?: b
     // The first SAs on a tc-flower host: the rules go first (tc-order.ts).
     const reorder = cfg.overlay === 'tc-flower' && hasTcRules(txn.data) && (Object.keys(state.peers).length === 0 || state.tcRulesDown === true);
     if (reorder) {
-      if (opts.dryRun) out.push({ peer: 'tc-flower rules', result: 'planned', steps: tcSteps(tcRulesDown(txn.data), 'tcf-ipsec-down') });
+      if (opts.dryRun) out.push({ peer: TC_RULES, result: 'planned', steps: tcRulesDown(txn.data) });
       else await takeTcRulesDown(txn, runner, log);
     }
     for (const peer of peers) {
@@ -75,35 +76,9 @@ export async function ipsecUp(deps: IpsecDeps, opts: { peer?: string; dryRun?: b
       log.info('ipsec up', { peer: peer.name, key: seed.id, epoch, spis: move.next.sas.map((s) => hex32(s.spi)) });
       out.push({ peer: peer.name, result: `up (epoch ${epoch})` });
     }
-    if (reorder) out.push(await bringTcRulesBack(txn, cfg, runner, log, opts.dryRun));
+    if (reorder) out.push({ peer: TC_RULES, ...(await bringTcRulesBack(txn, cfg, runner, log, opts.dryRun)) });
     return out;
   }, { timeoutMs: cfg.lockTimeoutMs });
-}
-
-/** Takes every tc-flower rule down and records it, so no join or leave writes one meanwhile. */
-export async function takeTcRulesDown(txn: { data: LedgerData; save(): Promise<void> }, runner: Runner, log: Logger): Promise<void> {
-  const errors = await undoAll(tcRulesDown(txn.data), runner);
-  for (const e of errors) log.warn('ipsec: tc rule removal failed', { error: e.message });
-  (txn.data.ipsec ??= { peers: {}, used: [] }).tcRulesDown = true;
-  await txn.save();
-  log.warn('ipsec: tc-flower rules down until every peer they reach has SAs (mlx5 takes no first SA beside tc rules)', {});
-}
-
-/** The tc-flower rules back once every peer they encapsulate to has SAs; else they stay down. */
-export async function bringTcRulesBack(txn: { data: LedgerData; save(): Promise<void> }, cfg: Config, runner: Runner, log: Logger, dryRun?: boolean): Promise<PeerOutcome> {
-  const up = new Set(cfg.peers.filter((p) => txn.data.ipsec?.peers[p.name]).map((p) => p.address));
-  const back = tcRulesUp(txn.data, up);
-  if ('missing' in back) return { peer: 'tc-flower rules', result: `still down: no SAs to ${back.missing.join(', ')} (VMs on tc-flower VNIs have no network until then)` };
-  if (dryRun) return { peer: 'tc-flower rules', result: 'planned', steps: tcSteps(back.commands, 'tcf-ipsec-up') };
-  for (const c of back.commands) await runner.run(c);
-  delete txn.data.ipsec!.tcRulesDown;
-  await txn.save();
-  log.info('ipsec: tc-flower rules back', { rules: back.commands.length });
-  return { peer: 'tc-flower rules', result: `back (${back.commands.length})` };
-}
-
-function tcSteps(commands: Command[], kind: string): PlanStep[] {
-  return commands.map((c) => ({ kind, device: c.argv.slice(c.argv.indexOf('dev') + 1, c.argv.indexOf('dev') + 2).join(''), owner: { kind: 'host' }, do: c }));
 }
 
 export async function ipsecDown(deps: IpsecDeps, opts: { peer?: string; dryRun?: boolean }): Promise<PeerOutcome[]> {
@@ -120,7 +95,7 @@ export async function ipsecDown(deps: IpsecDeps, opts: { peer?: string; dryRun?:
         throw new ValidationError(`ipsec down --peer ${cut.map((p) => p.name).join(',')}: tc-flower rules encapsulate to it, and the NIC would send them in clear without its SAs; run ipsec down for every peer (it takes the rules down first), or stop the VMs on its VNIs`);
       }
       if (!staying.length) {
-        if (opts.dryRun) out.push({ peer: 'tc-flower rules', result: 'planned', steps: tcSteps(tcRulesDown(txn.data), 'tcf-ipsec-down') });
+        if (opts.dryRun) out.push({ peer: TC_RULES, result: 'planned', steps: tcRulesDown(txn.data) });
         else await takeTcRulesDown(txn, runner, log);
       }
     }

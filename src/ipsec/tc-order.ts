@@ -13,11 +13,17 @@
 // puts the SAs in, and brings the rules back only when every peer the rules encapsulate to has
 // SAs again; `ipsec down` takes the rules down before the SAs. While the rules are down the VFs'
 // traffic reaches nothing (a VF's packets without a rule end at its representor, which is in no
-// bridge): fail closed. Pure: the callers run the commands.
+// bridge): fail closed. The plans are pure; takeTcRulesDown and bringTcRulesBack run them inside
+// the caller's ledger transaction (ipsec up/down, the watch) and record `ipsec.tcRulesDown`.
 
+import type { Config } from '../config/config.js';
+import { undoAll } from '../exec/apply.js';
+import type { Runner } from '../exec/runner.js';
+import type { LedgerTxn } from '../ledger/store.js';
 import type { LedgerData } from '../ledger/types.js';
+import type { Logger } from '../log.js';
 import { renderTcRulesDown, renderTcRulesUp, tcVniRules, type TcFlowerHost, type TcRule } from '../overlay/tc-flower.js';
-import type { Command } from '../plan/step.js';
+import type { Step } from '../plan/step.js';
 import { tcVniStateOf } from '../plan/tc-members.js';
 
 interface VniRules {
@@ -45,7 +51,7 @@ export function tcPeerAddresses(ledger: LedgerData): Set<string> {
   return new Set(tcVnis(ledger).flatMap((v) => (v.rules.length ? v.peers : [])));
 }
 
-export function tcRulesDown(ledger: LedgerData): Command[] {
+export function tcRulesDown(ledger: LedgerData): Step[] {
   return tcVnis(ledger).flatMap((v) => renderTcRulesDown(v.host, v.rules));
 }
 
@@ -54,8 +60,30 @@ export function tcRulesDown(ledger: LedgerData): Command[] {
  * eswitch's TX tables a policy miss goes to the SA table, whose miss goes to the uplink:
  * en_accel/ipsec_fs.c tx_create, tx_esw -> MLX5_VPORT_UPLINK), so every peer they reach must be up.
  */
-export function tcRulesUp(ledger: LedgerData, peersUp: Set<string>): { commands: Command[] } | { missing: string[] } {
+export function tcRulesUp(ledger: LedgerData, peersUp: Set<string>): { steps: Step[] } | { missing: string[] } {
   const missing = [...tcPeerAddresses(ledger)].filter((a) => !peersUp.has(a));
   if (missing.length) return { missing };
-  return { commands: tcVnis(ledger).flatMap((v) => renderTcRulesUp(v.host, v.rules)) };
+  return { steps: tcVnis(ledger).flatMap((v) => renderTcRulesUp(v.host, v.rules)) };
+}
+
+/** Takes every tc-flower rule down and records it, so no join or leave writes one meanwhile. */
+export async function takeTcRulesDown(txn: LedgerTxn, runner: Runner, log: Logger): Promise<void> {
+  const errors = await undoAll(tcRulesDown(txn.data).map((st) => st.do), runner);
+  for (const e of errors) log.warn('ipsec: tc rule removal failed', { error: e.message });
+  (txn.data.ipsec ??= { peers: {}, used: [] }).tcRulesDown = true;
+  await txn.save();
+  log.warn('ipsec: tc-flower rules down until every peer they reach has SAs (mlx5 takes no first SA beside tc rules)', {});
+}
+
+/** The tc-flower rules back once every peer they encapsulate to has SAs (ledger); else they stay down. */
+export async function bringTcRulesBack(txn: LedgerTxn, cfg: Config, runner: Runner, log: Logger, dryRun?: boolean): Promise<{ result: string; steps?: Step[] }> {
+  const up = new Set(cfg.peers.filter((p) => txn.data.ipsec?.peers[p.name]).map((p) => p.address));
+  const back = tcRulesUp(txn.data, up);
+  if ('missing' in back) return { result: `still down: no SAs to ${back.missing.join(', ')} (VMs on tc-flower VNIs have no network until then)` };
+  if (dryRun) return { result: 'planned', steps: back.steps };
+  for (const st of back.steps) await runner.run(st.do);
+  delete txn.data.ipsec!.tcRulesDown;
+  await txn.save();
+  log.info('ipsec: tc-flower rules back', { rules: back.steps.length });
+  return { result: `back (${back.steps.length})` };
 }

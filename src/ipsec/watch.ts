@@ -23,8 +23,8 @@ import { lookaheadEpochs, pairContext, peerBehind, planPromote, planRecover, typ
 import { hex32 } from './sa-ids.js';
 import { describeSa, missingPolicies, missingSas, saPackets } from './sa-kernel.js';
 import { swanctlNames } from './swanctl.js';
-import { bringTcRulesBack, takeTcRulesDown } from './static-sas.js';
-import { hasTcRules } from './tc-order.js';
+import { TC_RULES } from './static-sas.js';
+import { bringTcRulesBack, hasTcRules, takeTcRulesDown } from './tc-order.js';
 
 export interface WatchFinding {
   peer: string;
@@ -88,11 +88,11 @@ async function tcBack(cfg: Config, runner: Runner, log: Logger): Promise<WatchFi
   const out = await withLedger(cfg.stateDir, async (txn) => {
     // The rules go back only over SAs that are in the kernel now.
     for (const [name, p] of Object.entries(txn.data.ipsec?.peers ?? {})) {
-      if ((await missingSas(runner, underlayNetns(cfg), p.sas)).length) return { peer: 'tc-flower rules', result: `still down: the SAs to ${name} are not all in the kernel` };
+      if ((await missingSas(runner, underlayNetns(cfg), p.sas)).length) return { result: `still down: the SAs to ${name} are not all in the kernel` };
     }
     return bringTcRulesBack(txn, cfg, runner, log);
   }, { timeoutMs: cfg.lockTimeoutMs });
-  return { peer: out.peer, lost: [], action: out.result, recovered: out.result.startsWith('back') };
+  return { peer: TC_RULES, lost: [], action: out.result, recovered: out.result.startsWith('back') };
 }
 
 async function watchIke(cfg: Config, runner: Runner, peer: PeerConfig): Promise<WatchFinding | undefined> {

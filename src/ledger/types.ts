@@ -51,8 +51,7 @@ export interface VniState {
   /** Peers this host replicates the VNI's BUM traffic to (underlay addresses). */
   peers: string[];
   undo: Command[];
-  /** Set for a tc-flower VNI: where its rules live, to recompute them when members leave. */
-  /** A tc-flower VNI's host facts; `policy` absent: skip_sw (the NIC only). */
+  /** Set for a tc-flower VNI: where its rules live and run (`policy` absent: skip_sw, the NIC), to recompute them when members leave. */
   tc?: { netns?: string; underlayAddress: string; policy?: 'skip_hw' | 'none' };
 }
 

@@ -285,13 +285,13 @@ function delRule(host: TcFlowerHost, r: Pick<TcRule, 'dev' | 'pref' | 'handle'>)
 }
 
 /** Every rule of these VNIs removed (tolerant callers: some may be gone already); qdiscs stay. */
-export function renderTcRulesDown(host: TcFlowerHost, rules: TcRule[]): Command[] {
-  return rules.map((r) => delRule(host, r));
+export function renderTcRulesDown(host: TcFlowerHost, rules: TcRule[]): Step[] {
+  return rules.map((r) => ({ kind: 'tcf-ipsec-down', device: ruleId(r), owner: TC_UNRECORDED_OWNER, do: delRule(host, r) }));
 }
 
 /** Every rule put (back) in place: `replace` creates a missing rule and rewrites a present one. */
-export function renderTcRulesUp(host: TcFlowerHost, rules: TcRule[]): Command[] {
-  return rules.map((r) => addRule(host, r, 'replace'));
+export function renderTcRulesUp(host: TcFlowerHost, rules: TcRule[]): Step[] {
+  return rules.map((r) => ({ kind: 'tcf-ipsec-up', device: ruleId(r), owner: TC_UNRECORDED_OWNER, do: addRule(host, r, 'replace') }));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 // steps that program them. Pure: reads nothing, runs nothing, so `vfwire plan` prints exactly
 // what the hook would do, and tests check it against golden files.
 
-import { type Config, type PeerConfig, underlayNetns } from '../config/config.js';
+import { type Config, type PeerConfig, underlayNetns, vxlanSocketNetns } from '../config/config.js';
 import { renderPeerCheck } from '../ipsec/render-static.js';
 import type { DomainRequest, InterfaceSpec } from '../domain/interface-spec.js';
 import { ValidationError } from '../errors.js';
@@ -57,7 +57,7 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
       plan.steps.push(...vfSteps, ...tcFlowerJoin(cfg, ledger, plan, { vni: spec.vni, peers: addrs, admission: admissionPeers(cfg, peers), member: { leaseKey: key, rep: vf.rep!, mac: spec.mac, pci: vf.pci } }));
     } else {
       const guard = renderRepGuard(cfg.netns, key, vf.rep!, spec.mac);
-      plan.steps.push(...bridgeVniSteps(plan, host, ledger, spec.vni, overlayMtu, addrs, admissionPeers(cfg, peers)), ...vfSteps, guard, renderMemberJoin(host, key, vf.rep!, spec.vni, mtu));
+      plan.steps.push(...bridgeVniSteps(plan, host, ledger, spec.vni, overlayMtu, addrs, admissionPeers(cfg, peers), vxlanSocketNetns(cfg)), ...vfSteps, guard, renderMemberJoin(host, key, vf.rep!, spec.vni, mtu));
     }
     plan.leases.push(newLease(req, spec, key, pf.name, vf, mtu, cfg, now));
   }
@@ -79,20 +79,19 @@ function admissionPeers(cfg: Config, peers: PeerConfig[]): AdmissionPeer[] {
  * next. Admission comes first: no VXLAN device exists before it, and a peer that leaves the config
  * is refused before it loses its FDB entry.
  */
-function bridgeVniSteps(plan: PreparePlan, host: OverlayHost, ledger: LedgerData, vni: number, overlayMtu: number, addrs: string[], admission: AdmissionPeer[]): Step[] {
+function bridgeVniSteps(plan: PreparePlan, host: OverlayHost, ledger: LedgerData, vni: number, overlayMtu: number, addrs: string[], admission: AdmissionPeer[], admissionNetns: string | undefined): Step[] {
   const live = ledger.vnis[String(vni)];
   const seen = plan.newVnis.some((v) => v.vni === vni) || plan.peerUpdates.some((v) => v.vni === vni);
   if (seen) return [];
-  const socketNetns = host.underlayNetns ?? host.netns;
   if (!live) {
     plan.newVnis.push({ vni, peers: addrs });
-    return [renderAdmission(socketNetns, vni, admission, { withUndo: true }), ...renderVniCreate(host, vni, overlayMtu, addrs)];
+    return [renderAdmission(admissionNetns, vni, admission, { withUndo: true }), ...renderVniCreate(host, vni, overlayMtu, addrs)];
   }
   const add = addrs.filter((a) => !live.peers.includes(a));
   const remove = live.peers.filter((a) => !addrs.includes(a));
   if (add.length === 0 && remove.length === 0) return [];
   plan.peerUpdates.push({ vni, peers: addrs });
-  return [renderAdmission(socketNetns, vni, admission, { withUndo: false }), ...renderPeerChanges(host, vni, add, remove)];
+  return [renderAdmission(admissionNetns, vni, admission, { withUndo: false }), ...renderPeerChanges(host, vni, add, remove)];
 }
 
 // Two guests with one MAC on one L2 segment break each other (a clone that kept an explicit MAC).
@@ -135,7 +134,7 @@ function tcFlowerJoin(cfg: Config, ledger: LedgerData, plan: PreparePlan, j: { v
   const live = ledger.vnis[String(j.vni)];
   if (!live && !plan.newVnis.some((v) => v.vni === j.vni)) {
     plan.newVnis.push({ vni: j.vni, peers: j.peers, tc: { netns: cfg.netns, underlayAddress: cfg.underlay.address, ...policy } });
-    steps.push(renderAdmission(cfg.netns, j.vni, j.admission, { withUndo: true }));
+    steps.push(renderAdmission(vxlanSocketNetns(cfg), j.vni, j.admission, { withUndo: true }));
   }
   const members = [...tcMembersOf(ledger, j.vni), ...plan.leases.filter((l) => l.vni === j.vni).map(tcMember)];
   return [...steps, ...planTcJoin(host, { vni: j.vni, peers: live?.peers ?? j.peers, members }, [j.member])];

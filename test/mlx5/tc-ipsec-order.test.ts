@@ -82,12 +82,12 @@ describe('tc-flower with IPsec packet offload: the order of rules and SAs, throu
     const { host, ledger } = running();
     host.setLinkDown(PF);
     accept(host, commandsFromPlanText(`ip link set dev ${PF} up`), 'link up');
-    accept(host, tcRulesDown(ledger), 'rules down');
+    accept(host, tcRulesDown(ledger).map((s) => s.do), 'rules down');
     expect(encap(host), 'nothing leaves while they are down').to.deep.equal({ rules: 0, clear: 0 });
     accept(host, recovery(ledger), 'SAs of the next epoch');
     const back = tcRulesUp(ledger, new Set([B]));
     if ('missing' in back) expect.fail(`rules kept down: ${back.missing.join(', ')}`);
-    accept(host, back.commands, 'rules back');
+    accept(host, back.steps.map((s) => s.do), 'rules back');
     expect(encap(host)).to.deep.equal({ rules: 1, clear: 0 });
   });
 
@@ -98,7 +98,7 @@ describe('tc-flower with IPsec packet offload: the order of rules and SAs, throu
 
   it('ipsec down: rules first, then the SAs; nothing is left to send in clear', () => {
     const { host, ledger } = running();
-    accept(host, tcRulesDown(ledger), 'rules down');
+    accept(host, tcRulesDown(ledger).map((s) => s.do), 'rules down');
     accept(host, [...ledger.ipsec!.peers.hostb!.undo].reverse(), 'SAs and policies down');
     expect(encap(host)).to.deep.equal({ rules: 0, clear: 0 });
     expect(host.state().states).to.deep.equal([]);

@@ -17,6 +17,7 @@ import { guestNetns } from '../../../src/sim/topology.js';
 import { waitFor } from '../../../src/wait.js';
 import { startCharon, stopCharon, type Charon } from '../../helpers/charon.js';
 import { downTestSim, editConfig, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
+import { nftCounters } from '../../helpers/nft.js';
 import { requireLabVm } from '../lab-runner.js';
 
 const GUESTS: GuestSpec[] = [
@@ -90,16 +91,14 @@ describe('lab: IKEv2 between the sim hosts (two charons)', function () {
   });
 
   it('two guests that require encryption ping across through the CHILD_SAs; B\'s underlay sees ESP, no VXLAN in clear', async () => {
-    const bNft = ['ip', 'netns', 'exec', sim!.b.netns, 'nft'];
-    await runner.run({ argv: [...bNft, '-f', '-'], stdin: 'add table inet vfwwire; add chain inet vfwwire in { type filter hook input priority -20 ; }; add rule inet vfwwire in meta l4proto esp counter; add rule inet vfwwire in udp dport 4789 meta secpath missing counter\n' });
+    const wire = await nftCounters(sim!.b.netns, 'inet', ['meta l4proto esp', 'udp dport 4789 meta secpath missing']);
     for (const g of GUESTS) {
       started.push(g.name);
       await startGuest(sim!.opts, g, runner);
     }
     await runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 'k1'), 'ping', '-n', '-q', '-c', '5', '-i', '0.2', '-W', '2', '198.19.100.2'] });
-    const wire = JSON.parse((await runner.run({ argv: [...bNft, '-j', 'list', 'table', 'inet', 'vfwwire'] })).stdout) as { nftables: { rule?: { expr: { counter?: { packets: number } }[] } }[] };
-    await runner.run({ argv: [...bNft, 'delete', 'table', 'inet', 'vfwwire'] });
-    const [esp, clear] = wire.nftables.flatMap((i) => i.rule?.expr.flatMap((e) => (e.counter ? [e.counter.packets] : [])) ?? []);
+    const [esp, clear] = await wire.read();
+    await wire.remove();
     expect(esp, 'ESP on B\'s underlay').to.be.at.least(5);
     expect(clear, 'VXLAN in clear on B\'s underlay').to.equal(0);
   });
