@@ -11,7 +11,7 @@ import { type Config, type PeerConfig, underlayNetns } from '../config/config.js
 import type { Runner } from '../exec/runner.js';
 import { readBootId } from '../host/boot-id.js';
 import { readLedger, withLedger } from '../ledger/store.js';
-import type { PeerSaState } from '../ledger/types.js';
+import type { LedgerData, PeerSaState } from '../ledger/types.js';
 import type { Logger } from '../log.js';
 import { checkIkeChildren } from './ikev2.js';
 import { keyFilePath, readKeyFile, type PeerSeed } from './keys.js';
@@ -46,7 +46,7 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
   // Read once a round, and only when a static pair is looked at.
   let form: Promise<XfrmForm> | undefined;
   const formOnce = () => (form ??= hostXfrmForm(cfg, runner));
-  const tcReorder = !earlierBoot && cfg.ipsec.mode === 'static' && cfg.overlay === 'tc-flower' && (await tcNeedsReorder(cfg, runner, log));
+  const tcReorder = !earlierBoot && cfg.ipsec.mode === 'static' && cfg.overlay === 'tc-flower' && (await tcNeedsReorder(cfg, runner, log, ledger));
   for (const peer of cfg.peers) {
     const installed = state?.peers[peer.name];
     if (!installed) continue;
@@ -69,17 +69,19 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
 /**
  * tc-flower: when every SA is gone (an uplink that went down took them all, and with the last
  * one the NIC's IPsec tables) the rules must go before the first SA can come back (tc-order.ts).
- * Also true while rules taken down earlier are not back yet.
+ * Also true while rules taken down earlier are not back yet. Looks at the round's lock-free
+ * ledger read and stops at the first peer with an SA still there; takes the lock only to take rules down.
  */
-async function tcNeedsReorder(cfg: Config, runner: Runner, log: Logger): Promise<boolean> {
+async function tcNeedsReorder(cfg: Config, runner: Runner, log: Logger, ledger: LedgerData): Promise<boolean> {
+  const state = ledger.ipsec;
+  if (!state || !hasTcRules(ledger)) return false;
+  if (state.tcRulesDown) return true;
+  const peers = Object.values(state.peers);
+  if (peers.length === 0) return false;
+  for (const p of peers) if ((await missingSas(runner, underlayNetns(cfg), p.sas)).length < p.sas.length) return false;
   return withLedger(cfg.stateDir, async (txn) => {
-    const state = txn.data.ipsec;
-    if (!state || !hasTcRules(txn.data)) return false;
-    if (state.tcRulesDown) return true;
-    const peers = Object.values(state.peers);
-    if (peers.length === 0) return false;
-    for (const p of peers) if ((await missingSas(runner, underlayNetns(cfg), p.sas)).length < p.sas.length) return false;
-    await takeTcRulesDown(txn, runner, log);
+    if (!hasTcRules(txn.data)) return false;
+    if (!txn.data.ipsec?.tcRulesDown) await takeTcRulesDown(txn, runner, log);
     return true;
   }, { timeoutMs: cfg.lockTimeoutMs });
 }
