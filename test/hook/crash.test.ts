@@ -35,14 +35,17 @@ describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
       const xml = domainXml('crashy', `00000000-0000-4000-8000-00000000c${k.toString().padStart(3, '0')}`, [`vni="${VNI}" encrypt="off"`]);
       const hook = execa(HOOK_SCRIPT, ['crashy', 'prepare', 'begin', '-'], { input: xml, env: { VFWIRE_CONFIG: sim!.a.configPath, VFWIRE_TEST_HANG_STEP: String(k) }, reject: false });
       await waitFor('the hook to record its lease', async () => ((await leasesOn(sim!.a)).length ? true : undefined));
-      // Steps before k have run once the lease is recorded and k > 0; give them a moment.
+      // Steps before k run once the lease is recorded; the hook then hangs at step k. Wait for
+      // what they make rather than a fixed time (each is a process, slower on a loaded machine).
+      const made = async () => [...(await rootLinks()).keys(), ...(await links(sim!.a.netns)).keys()].filter((n) => n === `vfwvx${VNI}` || n === `vfwbr${VNI}`);
+      const expected = k <= 1 ? 0 : k < 4 ? 1 : 2;
+      await waitFor(`steps before ${k} to make ${expected} object(s)`, async () => ((await made()).length >= expected ? true : undefined), 15_000).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 300));
       // The shim's `| exec node` runs node in a pipeline child: kill that process, as a crash would.
       await execa('pkill', ['-KILL', '-f', `hook-main.js -- crashy prepare`]);
       await hook;
       // The kill really came mid-way: what steps 0..k-1 made is there for gc to find.
-      const made = [...(await rootLinks()).keys(), ...(await links(sim!.a.netns)).keys()].filter((n) => n === `vfwvx${VNI}` || n === `vfwbr${VNI}`);
-      expect(made, 'objects made before the kill').to.have.length(k <= 1 ? 0 : k < 4 ? 1 : 2);
+      expect(await made(), 'objects made before the kill').to.have.length(expected);
 
       const gc = await vfwire(['--config', sim!.a.configPath, 'gc', '--grace', '0']);
       expect(gc.code, gc.stderr).to.equal(0);
