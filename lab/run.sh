@@ -1,20 +1,22 @@
 #!/usr/bin/env bash
-# Runs one mocha file of this checkout inside a kernel lab VM: Debian's kernel KVER booted by
+# Runs mocha files of this checkout inside a kernel lab VM: Debian's kernel KVER booted by
 # QEMU under TCG with this machine's root filesystem (see lab/README.md), as root, with
 # VFWIRE_LAB=<the VM's kernel release> and the caller's CI. Exits with mocha's status.
 #
-#   lab/run.sh [--results DIR] [--quiet] KVER TESTFILE
+#   lab/run.sh [--results DIR] [--quiet] KVER TESTFILE...
 #
 #   KVER       6.1, 6.12 or a full installed release (lab/build-lab.sh picks the kernel)
-#   TESTFILE   a compiled test file, e.g. dist/test/lab/suites/kernel-features.lab.js
+#   TESTFILE   compiled test files, e.g. dist/test/lab/suites/kernel-features.lab.js; several
+#              run in one mocha, in one boot (a boot and a Node start cost 10-15 s under TCG)
 #   --results  an existing directory to share with the VM for the results (kept; default: a
 #              temporary one under /tmp, removed on exit). It ends up holding job.env,
 #              console.log (the serial console), results.json (mocha's JSON reporter),
-#              status (mocha's exit code), timing.json, and fail (one line) when the lab failed.
+#              status (mocha's exit code), timing.json, report.txt (the suites' measurements,
+#              when they made any), and fail (one line) when the lab failed.
 #   --quiet    do not copy the console to stdout while the VM runs
 #
 # Environment: VFWIRE_LAB_BOOT_TIMEOUT (s, default 120) bounds the boot up to stage 2,
-# VFWIRE_LAB_TIMEOUT (s, default 600) the whole run; a VM past either is killed.
+# VFWIRE_LAB_TIMEOUT (s, default 900) the whole run; a VM past either is killed.
 # VFWIRE_LAB_APPEND adds to the kernel command line (e.g. lab.msize=N, see lab/init.sh);
 # VFWIRE_LAB_QEMU_EXTRA to QEMU's, split at spaces (e.g. -monitor unix:/tmp/lab.sock,server,nowait
 # for `info jit`).
@@ -37,7 +39,8 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-want=${1:-} testfile=${2:-}
+want=${1:-}
+[ $# -gt 0 ] && shift
 
 qpid= tpid= build_err= own_results=0
 cleanup() {
@@ -62,21 +65,27 @@ die() {
   if [ "${label_done:-0}" = 1 ]; then say "$*"; else echo "lab: $*" >&2; fi
   exit "$code"
 }
-[ -n "$want" ] && [ -n "$testfile" ] || die 125 "usage: lab/run.sh [--results DIR] [--quiet] KVER TESTFILE"
+[ -n "$want" ] && [ $# -gt 0 ] || die 125 "usage: lab/run.sh [--results DIR] [--quiet] KVER TESTFILE..."
 
 [ "$(id -u)" -eq 0 ] || die 125 "must run as root (QEMU reads the whole root filesystem for the VM; the suites run as root inside)"
 command -v qemu-system-x86_64 >/dev/null || die 125 "qemu-system-x86_64 not found (run scripts/bootstrap.sh)"
-[ -f "$testfile" ] || die 125 "no test file $testfile"
-testfile=$(realpath "$testfile")
 # Both go on QEMU's command line (where a comma separates options) and the kernel's (spaces).
 case "$checkout" in *[[:space:],]*) die 125 "the checkout path must not contain spaces or commas: $checkout" ;; esac
-# The checkout is shared on its own, wherever it is; otherwise /tmp, /run, /proc, /sys and /dev
-# are the VM's own: files there are not what the host has.
-case "$testfile" in
-  "$checkout"/*) ;;
-  /tmp/* | /run/* | /proc/* | /sys/* | /dev/*)
-    die 125 "$testfile is outside the checkout, under a directory the VM does not share (/tmp /run /proc /sys /dev)" ;;
-esac
+testfiles=()
+for f in "$@"; do
+  [ -f "$f" ] || die 125 "no test file $f"
+  f=$(realpath "$f")
+  # The checkout is shared on its own, wherever it is; otherwise /tmp, /run, /proc, /sys and
+  # /dev are the VM's own: files there are not what the host has.
+  case "$f" in
+    "$checkout"/*) ;;
+    /tmp/* | /run/* | /proc/* | /sys/* | /dev/*)
+      die 125 "$f is outside the checkout, under a directory the VM does not share (/tmp /run /proc /sys /dev)" ;;
+  esac
+  # job.env carries them space-separated.
+  case "$f" in *[[:space:]]*) die 125 "a test file's path must not contain spaces: $f" ;; esac
+  testfiles+=("$f")
+done
 
 build_err=$(mktemp)
 if ! lab_dir=$("$here/build-lab.sh" "$want" 2> "$build_err"); then
@@ -97,17 +106,17 @@ fi
 [ -d "$results" ] || die 125 "no results directory $results"
 results=$(realpath "$results")
 case "$results" in *[[:space:],]*) die 125 "the results path must not contain spaces or commas: $results" ;; esac
-rm -f "$results"/{job.env,console.log,qemu.err,results.json,status,timing.json,fail}
+rm -f "$results"/{job.env,console.log,qemu.err,results.json,report.txt,status,timing.json,fail}
 
 q() { printf "'%s'" "$(printf %s "$1" | sed "s/'/'\\\\''/g")"; }
 {
   echo "LAB_CWD=$(q "$checkout")"
-  echo "LAB_TESTFILE=$(q "$testfile")"
+  echo "LAB_TESTFILES=$(q "${testfiles[*]}")"
   if [ -n "${CI+set}" ]; then echo "LAB_CI=$(q "$CI")"; fi
 } > "$results/job.env"
 
 boot_timeout=${VFWIRE_LAB_BOOT_TIMEOUT:-120}
-timeout=${VFWIRE_LAB_TIMEOUT:-600}
+timeout=${VFWIRE_LAB_TIMEOUT:-900}
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 : > "$results/console.log"
 t0=$(now_ms)

@@ -1,10 +1,11 @@
 #!/bin/sh
 # Stage 2 of the kernel lab VM: PID 1 after lab/init.sh switched into the overlay of the host's
-# root. It runs one mocha file of the checkout as root with the project's mocha, then powers off.
+# root. It runs mocha files of the checkout as root with the project's mocha (one run, so a
+# boot and a Node start serve them all), then powers off.
 #
 # The job comes from /run/lab/job.env, written by lab/run.sh into the results share:
 #   LAB_CWD       the checkout (mocha's cwd)
-#   LAB_TESTFILE  the test file, absolute
+#   LAB_TESTFILES the test files, absolute, space-separated
 #   LAB_CI        CI of the caller, when it had one
 # and the results go back there: results.json (mocha's JSON reporter), status (mocha's exit
 # code), fail (one line, when stage 2 itself failed). The spec reporter's output goes to the
@@ -34,7 +35,7 @@ ip link set lo up || fail "ip link set lo up failed"
 [ -r /run/lab/job.env ] || fail "no job.env in the results share"
 . /run/lab/job.env
 cd "$LAB_CWD" || fail "no checkout at $LAB_CWD"
-[ -f "$LAB_TESTFILE" ] || fail "no test file $LAB_TESTFILE"
+for f in $LAB_TESTFILES; do [ -f "$f" ] || fail "no test file $f"; done
 [ -x node_modules/.bin/mocha ] || fail "no node_modules/.bin/mocha in $LAB_CWD (run npm ci)"
 VFWIRE_LAB=$(uname -r)
 export VFWIRE_LAB
@@ -45,8 +46,9 @@ export VFWIRE_SIM_HOOK
 if [ -n "${LAB_CI+set}" ]; then CI=$LAB_CI; export CI; fi
 
 # --exit: a suite that leaves a handle open must not keep the VM up until run.sh's timeout.
+set -f  # the file list is split at spaces, never globbed
 node_modules/.bin/mocha --exit --no-color --reporter "$(dirname "$0")/reporter.cjs" --reporter-option output=/run/lab/results.json \
-  "$LAB_TESTFILE" < /dev/null 2>&1
+  $LAB_TESTFILES < /dev/null 2>&1
 status=$?
 echo "$status" > /run/lab/status
 echo "LAB-DONE status=$status uptime_ms=$(ms)"

@@ -38,7 +38,7 @@ export interface Config {
   vfMtu: number;
   pfs: PfConfig[];
   peers: PeerConfig[];
-  ipsec: { mode: 'off' | 'static' | 'ikev2'; keyDir: string; offload: 'packet' | 'crypto' | 'none'; priority: number; swanctlDir: string; viciUri?: string };
+  ipsec: { mode: 'off' | 'static' | 'ikev2'; keyDir: string; offload: 'packet' | 'crypto' | 'none'; priority: number; swanctlDir: string; viciUri?: string; rekeyTime: number };
   libvirtUri: string;
   onAttachFailure: 'stop' | 'keep';
   attachTimeoutMs: number;
@@ -103,6 +103,9 @@ function normalize(raw: RawConfig, path: string): Config {
   // The two old switches said what the offload mode now says; a silent default could weaken it.
   if (raw.ipsec.allow_software_crypto !== undefined) throw new ValidationError(`config ${path}: ipsec.allow_software_crypto was replaced by ipsec.offload: set offload: none for CPU crypto (or crypto, packet) and remove it`);
   if (raw.ipsec.allow_crypto_offload !== undefined) throw new ValidationError(`config ${path}: ipsec.allow_crypto_offload was replaced by ipsec.offload: set offload: crypto (or packet, none) and remove it`);
+  if (raw.ipsec.rekey_time !== undefined && raw.ipsec.mode !== 'ikev2') {
+    throw new ValidationError(`config ${path}: ipsec.rekey_time is strongSwan's (ipsec.mode: ikev2); static SAs get new keys by \`vfwire ipsec rotate\`, so remove it`);
+  }
   // A skip_sw rule's encap runs in the eswitch: the packet goes from the VF to the uplink port and
   // never meets the kernel's xfrm, so only SAs in the NIC can encrypt it: mlx5 steers such encap
   // through its IPsec TX tables only in packet mode (eswitch_offloads.c esw_setup_dest_fwd_ipsec).
@@ -148,6 +151,7 @@ function normalize(raw: RawConfig, path: string): Config {
       priority: raw.ipsec.priority,
       swanctlDir: raw.ipsec.swanctl_dir,
       viciUri: raw.ipsec.vici_uri,
+      rekeyTime: raw.ipsec.rekey_time ?? DEFAULT_REKEY_TIME,
     },
     libvirtUri: raw.libvirt_uri,
     onAttachFailure: raw.on_attach_failure,
@@ -156,6 +160,9 @@ function normalize(raw: RawConfig, path: string): Config {
     lockTimeoutMs: raw.lock_timeout_ms,
   };
 }
+
+/** strongSwan's own default rekey_time for a CHILD_SA: one hour. */
+const DEFAULT_REKEY_TIME = 3600;
 
 function parseRange(spec: string, field: string, path: string): Set<number> {
   const out = new Set<number>();

@@ -81,6 +81,8 @@ export const configSchema = z
         swanctl_dir: z.string().min(1).default('/etc/swanctl'),
         /** ikev2: charon's vici socket, when not swanctl's default. */
         vici_uri: z.string().regex(/^(unix|tcp):\/\/\S+$/).optional(),
+        /** ikev2: seconds between CHILD_SA rekeys (strongSwan's rekey_time); default 3600. */
+        rekey_time: z.number().int().min(10).max(86_400).optional(),
       })
       .strict()
       .default({ mode: 'off', key_dir: '/etc/vfwire/keys', offload: 'packet', priority: 12, swanctl_dir: '/etc/swanctl' }),

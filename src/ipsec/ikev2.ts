@@ -80,6 +80,7 @@ function swanctlInput(cfg: Config, offload: SwanctlInput['offload']): SwanctlInp
     localAddress: cfg.underlay.address,
     uplink: cfg.underlay.interface,
     offload,
+    rekeyTime: cfg.ipsec.rekeyTime,
     peers: cfg.peers.map((p) => ({
       name: p.name,
       address: p.address,

@@ -8,8 +8,9 @@
 // between the two hosts: see the children's comment in the template for why there are two.
 // The host with the lower underlay address initiates as soon as the config is loaded; both
 // install trap policies, so VXLAN packets to the peer never leave unencrypted while an SA is
-// missing (fail closed) and traffic itself re-triggers a negotiation. Rekeying is left to
-// strongSwan's defaults.
+// missing (fail closed) and traffic itself re-triggers a negotiation. strongSwan rekeys each
+// CHILD_SA every ipsec.rekey_time (make-before-break: the new SA is in before the old one goes),
+// and the new one keeps the child's fixed reqid, so the admission's rules hold across rekeys.
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -54,6 +55,8 @@ export interface SwanctlInput {
   uplink: string;
   peers: SwanctlPeer[];
   offload: SwanctlOffload;
+  /** Seconds between CHILD_SA rekeys (ipsec.rekey_time). */
+  rekeyTime: number;
 }
 
 export interface SwanctlConf {
@@ -88,6 +91,7 @@ export function renderSwanctlConf(input: SwanctlInput): SwanctlConf {
       fill(t, 'child-options', {
         espProposals: ESP_PROPOSALS,
         hwOffload: hwOffloadValue(input.offload),
+        ...childLifetimes(input.rekeyTime),
         // trap|start (strongSwan >= 5.9.6): trap policies, then initiate at once.
         startAction: initiator ? 'trap|start' : 'trap',
       }) + (initiator ? fill(t, 'child-options-initiator', {}) : '');
@@ -140,6 +144,17 @@ export function renderSwanctlSecrets(input: SwanctlInput, psks: ReadonlyMap<stri
   }
   parts.push(fill(t, 'secrets-footer', {}));
   return parts.join('');
+}
+
+/**
+ * strongSwan rekeys a child rand_time before rekey_time at the earliest and drops it at
+ * life_time. Its defaults (life 110% of rekey, rand the difference: 3960 s and 360 s for an
+ * hour) give a short rekey_time almost no time to finish under load, so the old SA gets at least
+ * 30 s more; for an hour these are the defaults.
+ */
+function childLifetimes(rekey: number): { rekeyTime: string; lifeTime: string; randTime: string } {
+  const rand = Math.ceil(rekey / 10);
+  return { rekeyTime: String(rekey), lifeTime: String(rekey + Math.max(rand, 30)), randTime: String(rand) };
 }
 
 function hwOffloadValue(offload: SwanctlOffload): string {
@@ -211,6 +226,7 @@ function validateInput(input: SwanctlInput): void {
   };
   if (!IPV4.test(input.localAddress)) bad('underlay.address', `"${input.localAddress}" must be an IPv4 address`);
   if (!['packet', 'crypto', 'none'].includes(input.offload)) bad('offload', `"${String(input.offload)}" must be packet, crypto or none`);
+  if (!Number.isInteger(input.rekeyTime) || input.rekeyTime < 10) bad('rekey_time', `${input.rekeyTime} must be a whole number of seconds, at least 10`);
   const seen = new Set<string>();
   for (const [i, peer] of input.peers.entries()) {
     const at = `peers.${i}`;

@@ -13,7 +13,7 @@ import type { Runner } from '../exec/runner.js';
 import { readLedger } from '../ledger/store.js';
 import { planReleaseKeys } from '../plan/release.js';
 import { writeSysfsTree } from './sysfs-tree.js';
-import { MAX_SIM_VFS, repNetdev, simHosts, UNDERLAY_MTU, UNDERLAY_PREFIX_LEN, vfNetdev, type SimHost, type SimOptions } from './topology.js';
+import { MAX_SIM_VFS, repNetdev, simHosts, switchNetns, switchPort, UNDERLAY_MTU, UNDERLAY_PREFIX_LEN, vfNetdev, type SimHost, type SimOptions } from './topology.js';
 
 const STATE_FILE = 'sim.json';
 
@@ -34,8 +34,9 @@ export async function simUp(opts: SimOptions, runner: Runner, setup = true): Pro
   try {
     for (const h of hosts) await runner.run({ argv: ['ip', 'netns', 'add', h.netns] });
     const [a, b] = hosts as [SimHost, SimHost];
+    if (opts.failover) await buildFabric(opts, hosts, runner);
     // The underlay cable: PF of host A <-> PF of host B.
-    await runner.run({ argv: ['ip', 'link', 'add', 'name', a.pf, 'netns', a.netns, 'type', 'veth', 'peer', 'name', b.pf, 'netns', b.netns] });
+    else await runner.run({ argv: ['ip', 'link', 'add', 'name', a.pf, 'netns', a.netns, 'type', 'veth', 'peer', 'name', b.pf, 'netns', b.netns] });
     for (const h of hosts) await buildHost(h, opts, runner);
     if (setup) for (const h of hosts) await hostSetup(h.configPath, false);
   } catch (err) {
@@ -43,6 +44,26 @@ export async function simUp(opts: SimOptions, runner: Runner, setup = true): Pro
     throw err;
   }
   return hosts;
+}
+
+/**
+ * The failover flavour's underlay: switches sw0 and sw1 (bridges in one netns) joined by an
+ * inter-switch link, each host's PF0 cabled to sw0 and PF1 to sw1, so either host may fail over
+ * alone and still reach the other through the link.
+ */
+async function buildFabric(opts: SimOptions, hosts: SimHost[], runner: Runner): Promise<void> {
+  const ns = switchNetns(opts);
+  await runner.run({ argv: ['ip', 'netns', 'add', ns] });
+  const batch = ['link set dev lo up', 'link add name sw0 type bridge', 'link add name sw1 type bridge', 'link add name isl0 type veth peer name isl1', 'link set dev isl0 master sw0 up', 'link set dev isl1 master sw1 up'];
+  for (const h of hosts) {
+    for (const [i, pf] of [h.pf, h.failover!.pf2].entries()) {
+      const port = switchPort(h, i as 0 | 1);
+      await runner.run({ argv: ['ip', 'link', 'add', 'name', pf, 'netns', h.netns, 'type', 'veth', 'peer', 'name', port, 'netns', ns] });
+      batch.push(`link set dev ${port} mtu ${UNDERLAY_MTU} master sw${i} up`);
+    }
+  }
+  batch.push(`link set dev isl0 mtu ${UNDERLAY_MTU}`, `link set dev isl1 mtu ${UNDERLAY_MTU}`, 'link set dev sw0 up', 'link set dev sw1 up');
+  await runner.run({ argv: ['ip', '-n', ns, '-batch', '-'], stdin: batch.join('\n') + '\n' });
 }
 
 async function buildHost(h: SimHost, opts: SimOptions, runner: Runner): Promise<void> {
@@ -67,9 +88,10 @@ async function buildHost(h: SimHost, opts: SimOptions, runner: Runner): Promise<
     sysfs_root: join(h.dir, 'sys'),
     state_dir: join(h.dir, 'state'),
     log_dir: join(h.dir, 'log'),
-    underlay: { interface: h.pf, address: h.underlayIp, prefix_len: UNDERLAY_PREFIX_LEN, mtu: UNDERLAY_MTU, netns: h.tapPrefix ? h.netns : undefined },
+    underlay: { interface: h.failover?.bond ?? h.pf, address: h.underlayIp, prefix_len: UNDERLAY_PREFIX_LEN, mtu: UNDERLAY_MTU, netns: h.tapPrefix ? h.netns : undefined },
     vf_mtu: 9000,
-    pfs: [{ name: h.pf }],
+    pfs: h.failover ? [{ name: h.pf }, { name: h.failover.pf2, num_vfs: 0 }] : [{ name: h.pf }],
+    failover: h.failover ? { mode: 'active-backup', miimon: 100 } : undefined,
     peers: [{ name: `sim-${peer.id}`, address: peer.underlayIp }],
   };
   await writeFile(h.configPath, `# sim host ${h.id}, written by vfwire sim up\n` + toYaml(config), { mode: 0o600 });
@@ -120,5 +142,6 @@ export async function listNetns(runner: Runner): Promise<string[]> {
 function validateSimOptions(opts: SimOptions): void {
   if (!/^[a-z][a-z0-9]{0,11}$/.test(opts.prefix)) throw new ValidationError(`sim prefix "${opts.prefix}": use 1-12 lower-case letters and digits, starting with a letter`);
   if (!Number.isInteger(opts.vfs) || opts.vfs < 1 || opts.vfs > MAX_SIM_VFS) throw new ValidationError(`sim vfs: must be 1..${MAX_SIM_VFS} (got ${opts.vfs})`);
+  if (opts.failover && opts.libvirt) throw new ValidationError('sim: the failover flavour has netns guests only (no libvirt host)');
   if (!opts.dir.startsWith('/') || opts.dir.split('/').filter(Boolean).length < 2) throw new ValidationError(`sim dir "${opts.dir}": use an absolute path at least two levels deep`);
 }

@@ -17,6 +17,14 @@ export async function writeSysfsTree(root: string, host: SimHost, vfs: number, m
   await writeFile(join(pciDir(host.pfPci), 'sriov_drivers_autoprobe'), '1\n');
   await netdev(host.pf, host.pfPci, { phys_port_name: 'p0', phys_switch_id: host.switchId });
   await writeSimDevlinkState(pciDir(host.pfPci), { mode: 'legacy', flow_steering_mode: 'smfs' });
+  if (host.failover) {
+    // The NIC's second port: a PF of its own with its own eswitch, no VFs of vfwire's.
+    const { pf2, pf2Pci } = host.failover;
+    await mkdir(pciDir(pf2Pci), { recursive: true });
+    for (const [file, value] of [['sriov_numvfs', 0], ['sriov_totalvfs', 0], ['sriov_drivers_autoprobe', 1]] as const) await writeFile(join(pciDir(pf2Pci), file), `${value}\n`);
+    await netdev(pf2, pf2Pci, { phys_port_name: 'p1', phys_switch_id: host.switchId.replace(/.$/, (c) => (c === 'f' ? 'e' : 'f')) });
+    await writeSimDevlinkState(pciDir(pf2Pci), { mode: 'legacy', flow_steering_mode: 'smfs' });
+  }
 
   for (let i = 0; i < vfs; i++) {
     const bdf = vfPci(host, i);

@@ -6,6 +6,10 @@
 // their NIC from it, so its representors are taps in the root namespace (libvirt opens them by
 // name there, as it would a real representor), its VFs have no host netdev (as when bound to
 // vfio-pci), and only its underlay stays in the netns. Host B keeps netns guests.
+// With `failover`, each host has the NIC's second PF too, the two PFs bonded (vfwire's VF LAG
+// host setup), and the cable becomes two switches: PF0s on one, PF1s on the other, the switches
+// joined by an inter-switch link as a redundant fabric has them. Only a kernel with bonding runs it
+// (the kernel lab's).
 // Every address comes from 198.18.0.0/15 and lives only inside namespaces the sim creates.
 
 export interface SimOptions {
@@ -17,6 +21,8 @@ export interface SimOptions {
   vfs: number;
   /** Host A serves libvirt/QEMU VMs (taps in the root netns) instead of netns guests. */
   libvirt?: boolean;
+  /** Two PFs per host in an active-backup bond, through two switches (needs bonding). */
+  failover?: boolean;
 }
 
 export const DEFAULT_SIM: SimOptions = { dir: '/run/vfwire-sim', prefix: 'vfwsim', vfs: 8 };
@@ -33,10 +39,15 @@ export interface SimHost {
   configPath: string;
   /** Set when the host's VFs are taps in the root netns, named `${tapPrefix}${i}`. */
   tapPrefix?: string;
+  /** The failover flavour's second PF (no VFs) and the bond over both that carries the underlay. */
+  failover?: { pf2: string; pf2Pci: string; bond: string };
 }
 
 const PF = 'enp3s0f0np0';
 const PF_PCI = '0000:03:00.0';
+const PF2 = 'enp3s0f1np1';
+const PF2_PCI = '0000:03:00.1';
+const BOND = 'bond0';
 export const UNDERLAY_PREFIX_LEN = 24;
 export const UNDERLAY_MTU = 9216;
 
@@ -51,7 +62,18 @@ export function simHosts(opts: SimOptions): SimHost[] {
     dir: `${opts.dir}/${id}`,
     configPath: `${opts.dir}/${id}/config.yaml`,
     tapPrefix: opts.libvirt && id === 'a' ? `${opts.prefix}t` : undefined,
+    failover: opts.failover ? { pf2: PF2, pf2Pci: PF2_PCI, bond: BOND } : undefined,
   }));
+}
+
+/** The failover flavour's fabric: one netns holding both switches (bridges sw0 and sw1). */
+export function switchNetns(opts: SimOptions): string {
+  return `${opts.prefix}-sw`;
+}
+
+/** The switch port (in switchNetns) that host `host`'s PF `pf` (0 or 1) is cabled to. */
+export function switchPort(host: SimHost, pf: 0 | 1): string {
+  return `${host.id}${pf}`;
 }
 
 /** The VF's netdev in the host; none on a libvirt host (the guest end is QEMU's NIC). */

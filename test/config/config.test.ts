@@ -40,6 +40,8 @@ describe('config', () => {
     ['VF LAG with packet offload', MIN + 'failover: { mode: active-backup }\nipsec: { mode: static }\n', /failover \(VF LAG\) with ipsec\.offload packet: bonding cannot offload xfrm policies and mlx5 has no packet offload with VF LAG; use ipsec\.offload: none/],
     ['VF LAG with crypto offload', MIN + 'failover: { mode: active-backup }\nipsec: { mode: ikev2, offload: crypto }\n', /failover \(VF LAG\) with ipsec\.offload crypto: a failover re-adds the SAs on the new port, and packets sent meanwhile can leave in clear/],
     ['tc-flower with IKEv2', MIN + 'overlay: tc-flower\nipsec: { mode: ikev2 }\n', /overlay tc-flower with ipsec\.mode ikev2/],
+    ['a rekey time for static SAs', MIN + 'ipsec: { mode: static, rekey_time: 600 }\n', /ipsec\.rekey_time is strongSwan's \(ipsec\.mode: ikev2\); static SAs get new keys by `vfwire ipsec rotate`/],
+    ['a rekey time under 10 s', MIN + 'ipsec: { mode: ikev2, rekey_time: 5 }\n', /ipsec\.rekey_time/],
   ];
   it('takes VF LAG with the CPU\'s ESP, and tc-flower in the kernel with it', () => {
     expect(parseConfig(MIN + 'failover: { mode: active-backup }\nipsec: { mode: static, offload: none }\n').failover).to.deep.equal({ mode: 'active-backup', miimon: 100 });

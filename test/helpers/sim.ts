@@ -23,7 +23,7 @@ export interface TestSim {
   b: SimHost;
 }
 
-export async function upTestSim(vfs = 4, flavour: { libvirt?: boolean } = {}, setup = true): Promise<TestSim> {
+export async function upTestSim(vfs = 4, flavour: Pick<SimOptions, 'libvirt' | 'failover'> = {}, setup = true): Promise<TestSim> {
   const opts: SimOptions = { dir: join(mkdtempSync(join(tmpdir(), 'vfwt-')), 'sim'), prefix: `vfwt${randomBytes(3).toString('hex')}`, vfs, ...flavour };
   await simUp(opts, runner, setup);
   const [a, b] = simHosts(opts) as [SimHost, SimHost];

@@ -131,7 +131,7 @@ describe('IKEv2 mode against a real charon (Debian strongSwan)', function () {
   /** Renders host h's view of the pair, writes it as vfwire does, and loads it through swanctl. */
   async function load(h: Host, offload: SwanctlOffload, auth: (h: Host) => PeerAuth = () => ({ pskFile: '/unused/in/this/test.psk' })) {
     const peer = h === a ? b : a;
-    const input: SwanctlInput = { localAddress: h.address, uplink: 'up0', offload, peers: [{ name: peer.name, address: peer.address, auth: auth(h) }] };
+    const input: SwanctlInput = { localAddress: h.address, uplink: 'up0', offload, rekeyTime: 3600, peers: [{ name: peer.name, address: peer.address, auth: auth(h) }] };
     await writeSwanctlFiles(h.dir, renderSwanctlConf(input), renderSwanctlSecrets(input, new Map([[peer.name, PSK]])));
     const argv = loadAllArgv({ swanctlDir: h.dir, uri: h.uri });
     const res = await execa(argv[0]!, argv.slice(1), { env: env(h), reject: false, all: true, timeout: 30_000 });

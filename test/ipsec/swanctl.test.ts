@@ -25,6 +25,7 @@ const pair = (local: string, peer: string, peerName: string, over: Partial<Swanc
   localAddress: local,
   uplink: 'enp3s0f0np0',
   offload: 'packet',
+  rekeyTime: 3600,
   peers: [{ name: peerName, address: peer, auth: { pskFile: `/etc/vfwire/keys/${peerName}.psk` } }],
   ...over,
 });
@@ -64,6 +65,15 @@ describe('swanctl.conf for IKEv2 mode', () => {
     // crypto offload is `yes`: the only spelling strongSwan < 5.9.10 accepts, the same meaning after.
     expect(conf.match(/hw_offload = yes$/gm)).to.have.length(2);
     expect(renderSwanctlConf(pair(A, B, 'hostb', { offload: 'none' })).conf.match(/hw_offload = no$/gm)).to.have.length(2);
+  });
+
+  it('rekeys every child after ipsec.rekey_time, with time to finish before the old SA ends, and refuses a time under 10 s', () => {
+    const lifetimes = (rekeyTime: number) => [...renderSwanctlConf(pair(A, B, 'hostb', { rekeyTime })).conf.matchAll(/^ +(rekey_time|life_time|rand_time) = (\d+)s$/gm)].map((m) => `${m[1]} ${m[2]}`);
+    // An hour: strongSwan's own defaults (life 110%, rand the difference), for both children.
+    expect(lifetimes(3600)).to.deep.equal(['rekey_time 3600', 'life_time 3960', 'rand_time 360', 'rekey_time 3600', 'life_time 3960', 'rand_time 360']);
+    // Short: the old SA lives 30 s past the rekey, not 10%.
+    expect(lifetimes(15).slice(0, 3)).to.deep.equal(['rekey_time 15', 'life_time 45', 'rand_time 2']);
+    expect(() => renderSwanctlConf(pair(A, B, 'hostb', { rekeyTime: 5 }))).to.throw(/rekey_time: 5 must be a whole number of seconds, at least 10/);
   });
 
   it('certificates: cert and CA paths in the conf, the key to be linked into private/ (golden)', () => {

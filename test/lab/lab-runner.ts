@@ -1,11 +1,12 @@
-// The kernel lab tier, test side (lab/README.md): boots a lab VM through lab/run.sh for one
-// inner suite (test/lab/suites/*.lab.ts, compiled to dist/test/lab/suites/*.lab.js), and reads
-// back what mocha reported inside. Inner suites call requireLabVm() first.
+// The kernel lab tier, test side (lab/README.md): boots a lab VM through lab/run.sh for inner
+// suites (test/lab/suites/*.lab.ts, compiled to dist/test/lab/suites/*.lab.js), and reads back
+// what mocha reported inside, test by test with the file it came from. Inner suites call
+// requireLabVm() first.
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { release, tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 // dist/test/lab/ -> the checkout.
@@ -18,10 +19,14 @@ export function labKernels(): string[] {
   return (process.env.VFWIRE_LAB_KERNELS ?? '6.1,6.12').split(',').map((k) => k.trim()).filter(Boolean);
 }
 
-/** The compiled inner suites, sorted. */
+/** The compiled inner suites, sorted; VFWIRE_LAB_SUITES=static-ipsec,... (comma-separated) narrows them. */
 export function labSuites(): string[] {
   if (!existsSync(SUITES_DIR)) return [];
-  return readdirSync(SUITES_DIR).filter((f) => f.endsWith('.lab.js')).sort().map((f) => join(SUITES_DIR, f));
+  const want = process.env.VFWIRE_LAB_SUITES?.split(',').map((s) => s.trim()).filter(Boolean);
+  return readdirSync(SUITES_DIR)
+    .filter((f) => f.endsWith('.lab.js') && (!want?.length || want.includes(f.slice(0, -'.lab.js'.length))))
+    .sort()
+    .map((f) => join(SUITES_DIR, f));
 }
 
 /** VFWIRE_LAB=off: the lab tier is skipped on purpose. */
@@ -42,8 +47,22 @@ export function requireLabVm(): string {
   return release();
 }
 
+/** Inside a lab VM: where labReport() writes, in the results share. */
+const REPORT_FILE = '/run/lab/report.txt';
+
+/**
+ * For inner suites: a measurement worth printing outside (a gap, a time), as `suite: line`.
+ * It goes to the console, and the outer test prints it beside the suite's results.
+ */
+export function labReport(suite: string, line: string): void {
+  console.log(`      ${line}`);
+  if (insideLabVm()) appendFileSync(REPORT_FILE, `${suite}: ${line.replace(/\n/g, ' ')}\n`);
+}
+
 export interface InnerTest {
   fullTitle: string;
+  /** The suite file it ran from (absolute, as run.sh passed it). */
+  file?: string;
   state: 'passed' | 'failed' | 'pending';
   durationMs?: number;
   /** A failure's message, first line. */
@@ -52,7 +71,7 @@ export interface InnerTest {
 
 export interface LabRun {
   kernel: string;
-  suite: string;
+  suites: string[];
   /** The booted release, when the lab got that far. */
   kver?: string;
   exitCode: number;
@@ -63,11 +82,14 @@ export interface LabRun {
   /** Set when the lab itself failed (no kernel, no QEMU, boot failure, timeout): one line. */
   failure?: string;
   tests: InnerTest[];
+  /** labReport() lines, `suite: line`. */
+  reports: string[];
   consoleTail: string;
 }
 
 interface MochaJsonTest {
   fullTitle: string;
+  file?: string;
   duration?: number;
   err?: { message?: string };
 }
@@ -83,28 +105,29 @@ function innerTests(json: MochaJson): InnerTest[] {
   const seen = new Set<string>();
   for (const t of json.tests) {
     const failed = t.err !== undefined && Object.keys(t.err).length > 0;
-    out.push({ fullTitle: t.fullTitle, state: failed ? 'failed' : 'passed', durationMs: t.duration, ...(failed ? { message: firstLine(t.err?.message) } : {}) });
+    out.push({ fullTitle: t.fullTitle, file: t.file, state: failed ? 'failed' : 'passed', durationMs: t.duration, ...(failed ? { message: firstLine(t.err?.message) } : {}) });
     seen.add(t.fullTitle);
   }
   // Hook failures ("before all" hook ...) are failures without a test.
-  for (const t of json.failures) if (!seen.has(t.fullTitle)) out.push({ fullTitle: t.fullTitle, state: 'failed', message: firstLine(t.err?.message) });
-  for (const t of json.pending) if (!seen.has(t.fullTitle)) out.push({ fullTitle: t.fullTitle, state: 'pending' });
+  for (const t of json.failures) if (!seen.has(t.fullTitle)) out.push({ fullTitle: t.fullTitle, file: t.file, state: 'failed', message: firstLine(t.err?.message) });
+  for (const t of json.pending) if (!seen.has(t.fullTitle)) out.push({ fullTitle: t.fullTitle, file: t.file, state: 'pending' });
   return out;
 }
 
 const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined);
 
 /**
- * Boots kernel `kernel` (6.1, 6.12, a release) and runs `suite` in it. Never throws for a lab
- * failure: that is `failure`, as run.sh said it. The results directory is removed afterwards.
+ * Boots kernel `kernel` (6.1, 6.12, a release) once and runs `suites` in it, in one mocha. Never
+ * throws for a lab failure: that is `failure`, as run.sh said it. The results directory is
+ * removed afterwards.
  */
-export async function runLab(kernel: string, suite: string): Promise<LabRun> {
+export async function runLab(kernel: string, suites: string[]): Promise<LabRun> {
   const dir = mkdtempSync(join(tmpdir(), 'vfwire-lab-'));
   try {
     // run.sh bounds the VM itself (VFWIRE_LAB_TIMEOUT); this bound only catches run.sh hanging.
-    const limitMs = (Number(process.env.VFWIRE_LAB_TIMEOUT ?? 600) + 60) * 1000;
+    const limitMs = (Number(process.env.VFWIRE_LAB_TIMEOUT ?? 900) + 60) * 1000;
     const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) => {
-      const child = spawn(RUN_SH, ['--quiet', '--results', dir, kernel, suite], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(RUN_SH, ['--quiet', '--results', dir, kernel, ...suites], { stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
       child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
       const timer = setTimeout(() => child.kill('SIGTERM'), limitMs);
@@ -124,7 +147,7 @@ export async function runLab(kernel: string, suite: string): Promise<LabRun> {
     const consoleText = (read(join(dir, 'console.log')) ?? '').replace(/\r/g, '');
     return {
       kernel,
-      suite: basename(suite),
+      suites,
       ...(timing.kver ? { kver: timing.kver } : {}),
       exitCode: code,
       ...(typeof timing.boot_ms === 'number' ? { bootMs: timing.boot_ms } : {}),
@@ -132,6 +155,7 @@ export async function runLab(kernel: string, suite: string): Promise<LabRun> {
       line,
       ...(failed !== undefined || results === undefined ? { failure: line } : {}),
       tests: results ? innerTests(JSON.parse(results) as MochaJson) : [],
+      reports: (read(join(dir, 'report.txt')) ?? '').split('\n').filter(Boolean),
       consoleTail: consoleText.split('\n').filter((l) => l.trim()).slice(-20).join('\n'),
     };
   } finally {

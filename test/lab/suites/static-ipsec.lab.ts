@@ -4,22 +4,19 @@
 // the new form (SA direction, output window 0); on 6.1 the lab notes' form: both are proven.
 
 import { expect } from 'chai';
-import { chmodSync, copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { release } from 'node:os';
 import { readLedger } from '../../../src/ledger/store.js';
 import { policyDeleteArgv, saPackets } from '../../../src/ipsec/sa-kernel.js';
 import { startGuest, stopGuest, type GuestSpec } from '../../../src/sim/guest.js';
 import { guestNetns } from '../../../src/sim/topology.js';
-import { loadConfig } from '../../../src/config/config.js';
-import { ExecRunner } from '../../../src/exec/runner.js';
-import { generateSeed, keyFilePath, writeKeyFile } from '../../../src/ipsec/keys.js';
 import { ipsecDown, ipsecUp, type IpsecDeps } from '../../../src/ipsec/static-sas.js';
 import { watchOnce } from '../../../src/ipsec/watch.js';
-import { closeLogger, createLogger } from '../../../src/log.js';
-import { downTestSim, editConfig, leaseOf, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
+import { downTestSim, leaseOf, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
+import { startCapture } from '../../helpers/capture.js';
 import { nftCounters, vfwireDrops } from '../../helpers/nft.js';
 import { requireLabVm } from '../lab-runner.js';
+import { configureStaticIpsec, withIpsecDeps } from '../static-ipsec-setup.js';
 
 const NEW_IP = '/opt/vfwire/iproute2/bin';
 
@@ -31,38 +28,15 @@ describe('lab: static IPsec between the sim hosts', function () {
   ];
   let sim: TestSim | undefined;
   const started: string[] = [];
-  // `vfwire ipsec up|down|watch --once`'s own functions, in this process.
-  const withDeps = async <T>(h: 'a' | 'b', fn: (d: IpsecDeps) => Promise<T>): Promise<T> => {
-    const c = await loadConfig(cfg(h));
-    const log = createLogger(c.logDir, 'lab');
-    try {
-      return await fn({ cfg: c, runner: new ExecRunner(c.commandTimeoutMs), log });
-    } finally {
-      await closeLogger(log);
-    }
-  };
-  const keyDir = (h: 'a' | 'b') => join(sim!.opts.dir, h, 'keys');
-  const cfg = (h: 'a' | 'b') => (h === 'a' ? sim!.a : sim!.b).configPath;
+  const path = process.env.PATH;
+  const withDeps = <T>(h: 'a' | 'b', fn: (d: IpsecDeps) => Promise<T>) => withIpsecDeps(sim!, h, fn);
 
   before(async () => {
     requireLabVm();
     // The new kernel with the new ip: the form with the SA direction. 6.1 keeps Debian 12's ip.
     if (!release().startsWith('6.1.')) process.env.PATH = `${NEW_IP}:${process.env.PATH}`;
     sim = await upTestSim(2);
-    // Under TCG the first SA's crypto setup alone can take seconds: a roomier command timeout.
-    for (const h of ['a', 'b'] as const) {
-      editConfig(cfg(h), (doc) => {
-        doc.ipsec = { mode: 'static', key_dir: keyDir(h), offload: 'none' };
-        doc.command_timeout_ms = 60_000;
-      });
-    }
-    // `ipsec keygen`'s own file (the CLI is the sim tier's to prove; a Node start costs seconds here).
-    mkdirSync(keyDir('a'), { recursive: true, mode: 0o700 });
-    await writeKeyFile(keyFilePath(keyDir('a'), 'sim-b'), 'sim-b', generateSeed());
-    // The operator's copy to the peer, named after this host there.
-    mkdirSync(keyDir('b'), { recursive: true, mode: 0o700 });
-    copyFileSync(join(keyDir('a'), 'sim-b.key'), join(keyDir('b'), 'sim-a.key'));
-    chmodSync(join(keyDir('b'), 'sim-a.key'), 0o600);
+    await configureStaticIpsec(sim);
   });
 
   after(async () => {
@@ -70,6 +44,7 @@ describe('lab: static IPsec between the sim hosts', function () {
     if (s) for (const g of GUESTS) if (started.includes(g.name)) await stopGuest(s.opts, g.name, runner).catch(() => undefined);
     if (s) for (const h of ['a', 'b'] as const) await withDeps(h, (d) => ipsecDown(d, {})).catch(() => undefined);
     await downTestSim(sim);
+    process.env.PATH = path;
   });
 
   it('a VM that requires encryption is refused while the SAs are down', async () => {
@@ -111,9 +86,8 @@ describe('lab: static IPsec between the sim hosts', function () {
         last = now;
       }
     };
-    // The underlay as B sees it (in place of a capture, which this machine has no tool for):
-    // ESP arriving, and VXLAN that arrived in clear (no secpath).
-    const wire = await nftCounters(sim!.b.netns, 'inet', ['meta l4proto esp', 'udp dport 4789 meta secpath missing']);
+    // B's underlay, captured: ESP, and no VXLAN.
+    const wire = await startCapture(sim!.b.netns, sim!.b.pf);
     const before = await settled();
     const mtu = (await leaseOf(sim!.a, 'e1'))!.mtu;
     const ping = (size: number) => runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 'e1'), 'ping', '-n', '-q', '-c', '5', '-i', '0.2', '-W', '2', '-M', 'do', '-s', String(size), '198.19.100.2'] });
@@ -126,10 +100,9 @@ describe('lab: static IPsec between the sim hosts', function () {
     const received = after[1]! - before[1]!;
     expect(sent, 'echo requests through A\'s outbound SA').to.be.at.least(10);
     expect(received, 'and through B\'s inbound SA').to.equal(sent);
-    const [esp, clear] = await wire.read();
-    await wire.remove();
-    expect(esp, 'ESP on B\'s underlay').to.be.at.least(received);
-    expect(clear, 'VXLAN in clear on B\'s underlay').to.equal(0);
+    const [esp, clear] = await wire.stop(['esp', 'udp port 4789']);
+    expect(esp, 'ESP captured on B\'s underlay').to.be.at.least(sent + received);
+    expect(clear, 'VXLAN captured on B\'s underlay').to.equal(0);
   });
 
   it('an outbound policy that vanished (xfrm_dev_down flushes offloaded ones) drops VXLAN instead of sending it in clear; watch brings it back', async () => {
@@ -152,6 +125,43 @@ describe('lab: static IPsec between the sim hosts', function () {
       expect(await ping(), 'after the watch on both hosts').to.equal('reached');
     } finally {
       await clear.remove();
+    }
+  });
+
+  it('all of A\'s SAs and policies flushed (mlx5 on a link down): nothing leaves in clear, watch moves the pair on, no key sends twice', async () => {
+    const a = sim!.a;
+    const b = sim!.b;
+    const clear = await nftCounters(b.netns, 'inet', ['udp dport 4789 meta secpath missing']);
+    const outSpi = async () => /spi (0x[0-9a-f]+)/.exec((await runner.run({ argv: ['ip', '-n', a.netns, 'xfrm', 'state', 'list', 'src', a.underlayIp, 'dst', b.underlayIp] })).stdout)?.[1];
+    const ping = () => runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 'e1'), 'ping', '-n', '-q', '-c', '3', '-i', '0.3', '-W', '2', '198.19.100.2'] }).then(() => 'reached', () => 'lost');
+    // A round of the running watch after the last test's traffic: A hears B on epoch 2 (a host
+    // moves at most two epochs past the last it heard its peer on).
+    for (const h of ['a', 'b'] as const) await withDeps(h, (d) => watchOnce(d.cfg, d.runner, d.log));
+    expect((await readLedger(join(a.dir, 'state'))).ipsec!.peers['sim-b']).to.include({ epoch: 2, confirmed: 2 });
+    const spiBefore = await outSpi();
+    const dropsBefore = await vfwireDrops(a.netns, 'inet', 'vni_100_out');
+    try {
+      for (const what of ['state', 'policy']) await runner.run({ argv: ['ip', '-n', a.netns, 'xfrm', what, 'flush'] });
+      expect(await ping(), 'with A\'s SAs and policies gone').to.equal('lost');
+      expect(await clear.read(), 'VXLAN that reached B in clear').to.deep.equal([0]);
+      expect(await vfwireDrops(a.netns, 'inet', 'vni_100_out'), 'dropped on A\'s way out').to.be.greaterThan(dropsBefore);
+      const [wa] = await withDeps('a', (d) => watchOnce(d.cfg, d.runner, d.log));
+      expect(wa, JSON.stringify(wa)).to.deep.include({ peer: 'sim-b', recovered: true });
+      expect(wa!.action).to.match(/^moved to epoch 3/);
+      const wb = await withDeps('b', (d) => watchOnce(d.cfg, d.runner, d.log));
+      expect(wb.every((f) => f.recovered), JSON.stringify(wb)).to.equal(true);
+      expect(await ping(), 'after the watch on both hosts').to.equal('reached');
+      expect(await clear.read(), 'VXLAN that reached B in clear, in all').to.deep.equal([0]);
+    } finally {
+      await clear.remove();
+    }
+    expect(await outSpi(), 'A sends on a new SA').to.not.equal(spiBefore);
+    // Every outbound SA ever installed, as `<key fingerprint>:<spi>`: one per epoch, no key twice.
+    for (const h of ['a', 'b'] as const) {
+      const used = (await readLedger(join((h === 'a' ? a : b).dir, 'state'))).ipsec!.used;
+      const keys = used.map((u) => u.split(':')[0]);
+      expect(used, `${h}'s sending keys`).to.have.length(3);
+      expect(new Set(keys).size, `${h}: a key sent with twice: ${used.join(' ')}`).to.equal(keys.length);
     }
   });
 

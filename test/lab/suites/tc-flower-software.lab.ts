@@ -8,7 +8,9 @@
 import { expect } from 'chai';
 import { startGuest, stopGuest, type GuestSpec } from '../../../src/sim/guest.js';
 import { probeAll } from '../../../src/sim/reachability.js';
+import { guestNetns } from '../../../src/sim/topology.js';
 import { vfwire } from '../../helpers/cli.js';
+import { nftCounters } from '../../helpers/nft.js';
 import { admissionChains, downTestSim, editConfig, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
 import { requireLabVm } from '../lab-runner.js';
 
@@ -66,6 +68,21 @@ describe('lab: the tc-flower overlay in the kernel (tc_policy skip_hw)', functio
     const wrong = probes.filter((p) => p.reached !== p.expected);
     expect(wrong, JSON.stringify(wrong)).to.deep.equal([]);
     expect(probes.filter((p) => p.reached).map((p) => `${p.from}->${p.to}`).sort()).to.deep.equal(['t1->t2', 't1->t3', 't2->t1', 't2->t3', 't3->t1', 't3->t2']);
+  });
+
+  it('one ARP broadcast reaches every other member of the VNI, on both hosts, and no other VNI', async () => {
+    // Who has an address nobody holds: t1's kernel broadcasts the request and no reply stops it.
+    const ghost = '198.19.100.77';
+    const counters = await Promise.all(['t2', 't3', 't4'].map((g) => nftCounters(guestNetns(sim!.opts, g), 'arp', [`arp daddr ip ${ghost}`])));
+    try {
+      await runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 't1'), 'ping', '-n', '-q', '-c', '1', '-W', '3', ghost] }).catch(() => undefined);
+      const seen = await Promise.all(counters.map(async (c) => (await c.read())[0]));
+      expect(seen[0], 't2 (VNI 100, same host)').to.be.greaterThan(0);
+      expect(seen[1], 't3 (VNI 100, other host)').to.be.greaterThan(0);
+      expect(seen[2], 't4 (VNI 200)').to.equal(0);
+    } finally {
+      for (const c of counters) await c.remove();
+    }
   });
 
   it('the last member\'s removal leaves no rule, no representor qdisc and no admission chain', async () => {

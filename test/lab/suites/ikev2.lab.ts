@@ -1,16 +1,19 @@
-// Kernel lab suite (run by hand: lab/run.sh KVER dist/test/lab/wip/ikev2.lab.js): vfwire's IKEv2
-// mode between the sim hosts with two charons from Debian's strongSwan, on a kernel with ESP.
+// Kernel lab suite (lab/run.sh KVER dist/test/lab/suites/ikev2.lab.js): vfwire's IKEv2 mode
+// between the sim hosts with two charons from Debian's strongSwan, on a kernel with ESP.
 // Both CHILD_SAs come up INSTALLED with the fixed reqids vfwire's admission names, and two guests
-// on one VNI ping across through them; B's underlay sees ESP and no VXLAN in clear.
+// on one VNI ping across through them; B's underlay sees ESP and no VXLAN in clear. With
+// ipsec.rekey_time at 15 s, strongSwan rekeys the children under a steady ping: new SPIs, the
+// same reqids (so the admission keeps taking the traffic), and at most a few packets lost.
 
 import { expect } from 'chai';
+import { execa } from 'execa';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../../../src/config/config.js';
 import { ExecRunner } from '../../../src/exec/runner.js';
 import { checkIkeChildren, ikev2Down, ikev2Up } from '../../../src/ipsec/ikev2.js';
-import { inboundReqid } from '../../../src/ipsec/sa-ids.js';
+import { inboundReqid, outboundReqid } from '../../../src/ipsec/sa-ids.js';
 import { closeLogger, createLogger } from '../../../src/log.js';
 import { startGuest, stopGuest, type GuestSpec } from '../../../src/sim/guest.js';
 import { guestNetns } from '../../../src/sim/topology.js';
@@ -18,15 +21,27 @@ import { waitFor } from '../../../src/wait.js';
 import { startCharon, stopCharon, type Charon } from '../../helpers/charon.js';
 import { downTestSim, editConfig, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
 import { nftCounters } from '../../helpers/nft.js';
-import { requireLabVm } from '../lab-runner.js';
+import { labReport, requireLabVm } from '../lab-runner.js';
 
 const GUESTS: GuestSpec[] = [
   { name: 'k1', host: 'a', vni: 100, ip: '198.19.100.1/24', encrypt: 'required' },
   { name: 'k2', host: 'b', vni: 100, ip: '198.19.100.2/24', encrypt: 'required' },
 ];
 
+const REKEY_S = 15;
+
+/** The SAs between A and B in A's netns: SPI and reqid of each, by direction. */
+async function sasOnA(sim: TestSim): Promise<{ spi: string; reqid: number; out: boolean }[]> {
+  const states = (await runner.run({ argv: ['ip', '-n', sim.a.netns, 'xfrm', 'state'] })).stdout;
+  return states.split(/^(?=src )/m).filter((b) => b.startsWith('src ')).map((b) => ({
+    spi: /spi (0x[0-9a-f]+)/.exec(b)?.[1] ?? '?',
+    reqid: Number(/reqid (\d+)/.exec(b)?.[1]),
+    out: b.startsWith(`src ${sim.a.underlayIp} `),
+  }));
+}
+
 describe('lab: IKEv2 between the sim hosts (two charons)', function () {
-  this.timeout(180_000);
+  this.timeout(240_000);
   let sim: TestSim | undefined;
   const charons: Charon[] = [];
   const started: string[] = [];
@@ -47,7 +62,7 @@ describe('lab: IKEv2 between the sim hosts (two charons)', function () {
       mkdirSync(join(d, 'keys'), { recursive: true, mode: 0o700 });
       writeFileSync(join(d, 'keys', `${h === 'a' ? 'sim-b' : 'sim-a'}.psk`), psk, { mode: 0o600 });
       editConfig(host(h).configPath, (doc) => {
-        doc.ipsec = { mode: 'ikev2', offload: 'none', key_dir: join(d, 'keys'), swanctl_dir: join(d, 'swanctl'), vici_uri: `unix://${d}/charon.vici` };
+        doc.ipsec = { mode: 'ikev2', offload: 'none', key_dir: join(d, 'keys'), swanctl_dir: join(d, 'swanctl'), vici_uri: `unix://${d}/charon.vici`, rekey_time: REKEY_S };
         doc.command_timeout_ms = 60_000;
       });
       charons.push(await startCharon({
@@ -100,6 +115,31 @@ describe('lab: IKEv2 between the sim hosts (two charons)', function () {
     const [esp, clear] = await wire.read();
     await wire.remove();
     expect(esp, 'ESP on B\'s underlay').to.be.at.least(5);
+    expect(clear, 'VXLAN in clear on B\'s underlay').to.equal(0);
+  });
+
+  it(`a rekey under rekey_time ${REKEY_S} s: new SPIs with the same reqids, at most a few packets lost (printed)`, async () => {
+    const before = await sasOnA(sim!);
+    const wire = await nftCounters(sim!.b.netns, 'inet', ['udp dport 4789 meta secpath missing']);
+    // Each child is rekeyed at most rekey_time after it was installed, before now: a ping well past
+    // rekey_time from now sees every child rekeyed at least once.
+    const seconds = REKEY_S + 12;
+    const { stdout } = await execa('ip', ['netns', 'exec', guestNetns(sim!.opts, 'k1'), 'ping', '-n', '-q', '-i', '0.1', '-w', String(seconds), '-W', '1', '198.19.100.2'], { reject: false, timeout: (seconds + 30) * 1000 });
+    const sent = Number(/(\d+) packets transmitted/.exec(stdout)?.[1] ?? 0);
+    const received = Number(/(\d+) received/.exec(stdout)?.[1] ?? 0);
+    const after = await sasOnA(sim!);
+    const [clear] = await wire.read();
+    await wire.remove();
+    const fresh = after.filter((s) => !before.some((b) => b.spi === s.spi));
+    labReport('ikev2', `rekey (rekey_time ${REKEY_S} s): ${fresh.length} new SAs on A in ${seconds} s of ping every 100 ms, ${sent - received} of ${sent} lost (${process.env.VFWIRE_LAB}, TCG)`);
+    expect(fresh.filter((s) => s.out).length, `a new outbound SA on A (before: ${JSON.stringify(before)}, after: ${JSON.stringify(after)})`).to.be.at.least(1);
+    expect(fresh.filter((s) => !s.out).length, 'a new inbound SA on A').to.be.at.least(1);
+    // A CHILD_SA is a pair of SAs: each child's reqid is on one SA each way.
+    const fixed = [inboundReqid(sim!.a.underlayIp, sim!.b.underlayIp), outboundReqid(sim!.a.underlayIp, sim!.b.underlayIp)];
+    expect(fresh.map((s) => s.reqid), 'the new SAs keep the children\'s fixed reqids').to.satisfy((r: number[]) => r.every((x) => fixed.includes(x)));
+    expect(fresh.filter((s) => !s.out).map((s) => s.reqid), 'a new SA for the peer\'s VXLAN, under the reqid the admission names').to.include(fixed[0]);
+    expect(sent, 'pings sent').to.be.at.least(seconds * 5);
+    expect(sent - received, 'pings lost across the rekeys').to.be.at.most(5);
     expect(clear, 'VXLAN in clear on B\'s underlay').to.equal(0);
   });
 });
