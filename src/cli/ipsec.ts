@@ -104,7 +104,7 @@ export function ipsecCommands(program: Command, config: () => string): void {
       const log = createLogger(cfg.logDir, 'ipsec-watch');
       const runner = new ExecRunner(cfg.commandTimeoutMs);
       // A kernel change wakes the next round early (xfrm-events.ts); a short pause lets a burst settle.
-      const events = o.once ? undefined : xfrmEvents(underlayNetns(cfg));
+      const events = o.once ? undefined : xfrmEvents(underlayNetns(cfg), { links: cfg.failover?.mode === 'pf-switch' });
       try {
         for (;;) {
           // As a service one failed round (a lock held too long, say) must not end the watch.

@@ -32,7 +32,7 @@ export interface Config {
   netns?: string;
   sysfsRoot: string;
   underlay: { interface: string; address: string; mtu: number; prefixLen: number; netns?: string };
-  failover?: { mode: 'active-backup'; miimon: number };
+  failover?: { mode: 'active-backup'; miimon: number } | { mode: 'pf-switch' };
   overlay: 'bridge' | 'tc-flower';
   tcPolicy: 'skip_sw' | 'skip_hw' | 'none';
   vfMtu: number;
@@ -121,9 +121,20 @@ function normalize(raw: RawConfig, path: string): Config {
   //   (bond_ipsec_del_sa_all/bond_ipsec_add_sa_all), and a packet sent in between can leave in
   //   clear; and before 6.12 bonding refuses ESN offload (no xdo_dev_state_advance_esn: 96d30bf94109).
   // The CPU's ESP on the bond (offload: none) is the kernel's own path and follows the active port.
-  if (raw.failover && raw.ipsec.mode !== 'off' && raw.ipsec.offload !== 'none') {
+  if (raw.failover?.mode === 'active-backup' && raw.ipsec.mode !== 'off' && raw.ipsec.offload !== 'none') {
     const why = raw.ipsec.offload === 'packet' ? 'bonding cannot offload xfrm policies and mlx5 has no packet offload with VF LAG' : 'a failover re-adds the SAs on the new port, and packets sent meanwhile can leave in clear';
-    throw new ValidationError(`config ${path}: failover (VF LAG) with ipsec.offload ${raw.ipsec.offload}: ${why}; use ipsec.offload: none (the CPU's ESP on the bond), or no failover`);
+    throw new ValidationError(`config ${path}: failover (VF LAG) with ipsec.offload ${raw.ipsec.offload}: ${why}; use ipsec.offload: none (the CPU's ESP on the bond), failover mode pf-switch, or no failover`);
+  }
+  if (raw.failover?.mode === 'pf-switch') {
+    const names = raw.pfs.map((p) => p.name);
+    const refuse = (why: string) => new ValidationError(`config ${path}: failover pf-switch: ${why}`);
+    if (names.length !== 2) throw refuse(`moves the underlay between the NIC's two PFs; pfs lists ${names.length}`);
+    if (!names.includes(raw.underlay.interface)) throw refuse(`underlay.interface must be the PF that holds the address first (one of ${names.join(', ')}), not ${raw.underlay.interface}`);
+    // The move is ipsec watch's: it re-homes the SAs with the address.
+    if (raw.ipsec.mode !== 'static') throw refuse(`the move is \`vfwire ipsec watch\`'s, with static keys (strongSwan keeps an offloaded SA on the netdev it was installed on); use ipsec.mode: static, or failover mode active-backup`);
+    // A VF's traffic in the eswitch leaves only through its own PF's uplink: forwarding to the
+    // other port's uplink needs LAG or a multiport eswitch (en_tc.c mlx5e_is_valid_eswitch_fwd_dev).
+    if (raw.overlay !== 'bridge') throw refuse(`overlay ${raw.overlay}: the eswitch forwards a VF only to its own PF's uplink, never the other port's without VF LAG; use overlay: bridge (the kernel routes VXLAN out of either PF)`);
   }
   // The NIC's IPsec tables must exist before any tc rule and outlive them (ipsec/tc-order.ts);
   // vfwire orders its own SA installs around the rules, but not strongSwan's.

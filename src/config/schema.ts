@@ -96,10 +96,17 @@ export const configSchema = z
      * kernel only: any kernel with cls_flower, the lab's), none (the NIC if it takes them, else the kernel).
      */
     tc_policy: z.enum(['skip_sw', 'skip_hw', 'none']).default('skip_sw'),
-    /** mlx5 VF LAG: both PFs in an active-backup bond named by underlay.interface (host setup). */
+    /**
+     * active-backup: mlx5 VF LAG, both PFs in an active-backup bond named by underlay.interface
+     * (host setup); the kernel fails over. pf-switch: no bond; the underlay address sits on one
+     * PF (underlay.interface at first) and `vfwire ipsec watch` moves it, and the SAs on fresh
+     * keys, to the other PF when its link goes down: the design that carries packet offload.
+     */
     failover: z
-      .object({ mode: z.literal('active-backup'), miimon: z.number().int().min(1).max(10_000).default(100) })
-      .strict()
+      .discriminatedUnion('mode', [
+        z.object({ mode: z.literal('active-backup'), miimon: z.number().int().min(1).max(10_000).default(100) }).strict(),
+        z.object({ mode: z.literal('pf-switch') }).strict(),
+      ])
       .optional(),
     /** libvirt connection of the attach worker (hooks themselves never call libvirt). */
     libvirt_uri: z.string().min(1).default('qemu:///system'),

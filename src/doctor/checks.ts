@@ -18,6 +18,7 @@ import { ADMISSION_TABLE, parseAdmission } from '../overlay/admission.js';
 import { lostSas } from '../ipsec/sa-kernel.js';
 import { readLedger } from '../ledger/store.js';
 import type { LedgerData } from '../ledger/types.js';
+import { readUplinkPorts } from '../failover/pf-switch.js';
 import { parseBondingProc, parseBondLink, parseMlx5LagDebugfs, reportLag } from '../failover/lag-status.js';
 import { readText } from '../host/sysfs-read.js';
 import { checkTcOffload, parseTcFilterShow, tcVniRules, type TcFilterStatus } from '../overlay/tc-flower.js';
@@ -63,7 +64,8 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   if (ledger) results.push(await admissionCheck(ctx, ledger));
   if (cfg.overlay === 'tc-flower' && ledger) results.push(await tcOffloadCheck(ctx, ledger));
   if (cfg.overlay === 'tc-flower' && cfg.tcPolicy !== 'skip_hw' && ledger) results.push(...(await tcNeighbourChecks(ctx, ledger)));
-  if (cfg.failover) results.push(await lagCheck(ctx, inv));
+  if (cfg.failover?.mode === 'active-backup') results.push(await lagCheck(ctx, inv));
+  if (cfg.failover?.mode === 'pf-switch') results.push(await pfSwitchCheck(ctx));
   if (cfg.backend === 'real') results.push(iommuCheck(), await hookCheck(ctx.hookPaths));
   return results;
 }
@@ -203,6 +205,26 @@ async function lagCheck({ cfg, runner }: DoctorContext, inv: Inventory | undefin
   }
   const report = reportLag(bondName, bond, cfg.pfs.map((p) => p.name), mlx5);
   return report.ok ? pass('VF LAG', report.lines.join('; ')) : fail('VF LAG', report.lines.join('; '), 'vfwire host setup (see the detail)');
+}
+
+/** pf-switch: the underlay on exactly one PF with a link, the other ready, every pair's SAs on the holder. */
+async function pfSwitchCheck({ cfg, runner }: DoctorContext): Promise<CheckResult> {
+  const name = 'failover (pf-switch)';
+  let ports;
+  try {
+    ports = await readUplinkPorts(cfg, runner);
+  } catch (err) {
+    return fail(name, `could not read the PFs: ${oneLine(err)}`, 'vfwire host setup');
+  }
+  const holders = ports.filter((p) => p.holds);
+  if (holders.length !== 1) return fail(name, `the underlay address ${cfg.underlay.address} is on ${holders.length ? holders.map((p) => p.name).join(' and ') : 'neither PF'}`, 'vfwire host setup');
+  const [active, standby] = [holders[0]!, ports.find((p) => !p.holds)!];
+  if (!active.carrier) return fail(name, `the underlay is on ${active.name}, which has no link${standby.carrier ? `; ${standby.name} has one` : ', nor has ' + standby.name}`, 'run vfwire ipsec watch (it moves the underlay to the PF with a link)');
+  const ledger = await readLedger(cfg.stateDir);
+  const stranded = Object.entries(ledger.ipsec?.peers ?? {}).filter(([, p]) => cfg.ipsec.offload !== 'none' && (p.uplink ?? cfg.underlay.interface) !== active.name);
+  if (stranded.length) return fail(name, `the SAs to ${stranded.map(([n]) => n).join(', ')} are offloaded to ${stranded[0]![1].uplink ?? cfg.underlay.interface}, the underlay is on ${active.name}`, 'run vfwire ipsec watch (it moves them to fresh SAs on the new port)');
+  if (!standby.carrier) return { check: name, status: 'warn', detail: `the underlay is on ${active.name}; the standby ${standby.name} has no link, so no failover until it has`, fix: `check the cable and the switch port of ${standby.name}` };
+  return pass(name, `the underlay is on ${active.name}, ${standby.name} stands by with a link`);
 }
 
 function iommuCheck(): CheckResult {

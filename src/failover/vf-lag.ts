@@ -76,8 +76,12 @@ export interface HostSetupInput {
   netns?: string;
   /** Default dmfs, as the lab notes set it for IPsec offload. */
   flowSteeringMode?: FlowSteeringMode;
-  /** mlx5 VF LAG over exactly two PFs, bond named by underlay.interface. */
-  failover?: { mode: 'active-backup'; miimon?: number };
+  /**
+   * active-backup: mlx5 VF LAG over exactly two PFs, bond named by underlay.interface.
+   * pf-switch: no bond; the address on underlay.interface, or left on the other PF where
+   * `ipsec watch` moved it.
+   */
+  failover?: { mode: 'active-backup'; miimon?: number } | { mode: 'pf-switch' };
 }
 
 /** What host setup read. An absent field was not read and counts as "differs". */
@@ -128,7 +132,7 @@ export function planHostSetup(input: HostSetupInput, current: HostState): Step[]
   const ns = input.netns;
   const fsm = input.flowSteeringMode ?? 'dmfs';
   const cidr = `${input.underlay.address}/${input.underlay.prefixLength}`;
-  const lag = input.failover;
+  const lag = input.failover?.mode === 'active-backup' ? input.failover : undefined;
   const uplink = input.underlay.interface;
   const cur = (pf: PfSetup): PfState => current.pfs[pf.name] ?? {};
 
@@ -173,12 +177,14 @@ export function planHostSetup(input: HostSetupInput, current: HostState): Step[]
   const steps: Step[] = [];
   if (!lag) {
     for (const pf of input.pfs) steps.push(...pfSteps.get(pf.name)!.off, ...pfSteps.get(pf.name)!.on);
+    // pf-switch: wherever the watch last moved the address, it stays.
+    const holder = input.failover?.mode === 'pf-switch' ? input.pfs.find((pf) => cur(pf).addresses?.includes(cidr))?.name : undefined;
     for (const pf of input.pfs) {
       const c = cur(pf);
       if (c.master) {
         throw new ValidationError(`host setup: ${pf.name} is a port of ${c.master}, but failover is off: remove the bond (ip link del ${c.master}) and run host setup again`);
       }
-      if (pf.name === uplink && !c.addresses?.includes(cidr)) steps.push(addrStep(ns, pf.name, cidr));
+      if (pf.name === (holder ?? uplink) && !c.addresses?.includes(cidr)) steps.push(addrStep(ns, pf.name, cidr));
       steps.push(...mtuUpStep(ns, pf.name, input.underlay.mtu, c));
     }
   } else {
@@ -294,7 +300,10 @@ function validate(input: HostSetupInput): void {
   if (!IFNAME_RE.test(u.interface)) throw bad(`underlay interface ${JSON.stringify(u.interface)} is not an interface name`);
   if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(u.address) || u.address.split('.').some((o) => Number(o) > 255)) throw bad(`underlay address ${JSON.stringify(u.address)} is not IPv4`);
   if (!Number.isInteger(u.prefixLength) || u.prefixLength < 1 || u.prefixLength > 32) throw bad(`underlay prefix length ${u.prefixLength} is not 1..32`);
-  if (input.failover) {
+  if (input.failover?.mode === 'pf-switch') {
+    if (input.pfs.length !== 2) throw bad(`failover: pf-switch moves the underlay between the NIC's two PFs; ${input.pfs.length} given`);
+    if (!names.has(u.interface)) throw bad(`failover: pf-switch puts the underlay on a PF, and ${u.interface} is not one (${[...names].join(', ')})`);
+  } else if (input.failover) {
     if (input.pfs.length !== 2) throw bad(`failover: active-backup bonds the NIC's two PFs; ${input.pfs.length} given`);
     if (names.has(u.interface)) throw bad(`failover: the underlay interface must be the bond, not PF ${u.interface}`);
     const m = input.failover.miimon ?? 100;

@@ -50,7 +50,7 @@ export async function readHostState(cfg: Config, runner: Runner, pfs: PfSetup[],
       if (r) state.reps[rep] = { mtu: r.mtu, up: r.flags.includes('UP') } satisfies LinkState;
     }
   }
-  if (cfg.failover) {
+  if (cfg.failover?.mode === 'active-backup') {
     const bond = await showLink(runner, netns, cfg.underlay.interface);
     state.bond = bond?.linkinfo?.info_kind === 'bond' ? bondFacts(bond) : null;
   }

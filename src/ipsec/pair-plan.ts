@@ -89,9 +89,9 @@ export function peerBehind(state: PeerSaState): boolean {
   return (state.confirmed ?? state.epoch - 1) < state.epoch;
 }
 
-/** Where a peer's SAs live on this host. */
-export function pairContext(cfg: Config, peer: PeerConfig, form: XfrmForm): PairContext {
-  return { peerName: peer.name, local: cfg.underlay.address, peer: peer.address, uplink: cfg.underlay.interface, netns: underlayNetns(cfg), priority: cfg.ipsec.priority, form };
+/** Where a peer's SAs live on this host; `uplink`: the netdev holding the underlay now (failover/pf-switch.ts activeUplink). */
+export function pairContext(cfg: Config, peer: PeerConfig, form: XfrmForm, uplink = cfg.underlay.interface): PairContext {
+  return { peerName: peer.name, local: cfg.underlay.address, peer: peer.address, uplink, netns: underlayNetns(cfg), priority: cfg.ipsec.priority, form };
 }
 
 /** Which epoch each lookahead SA of a state belongs to, newest first. */
@@ -130,7 +130,7 @@ export function pairState(ctx: PairContext, seed: PeerSeed, epoch: number, confi
   const [out, inb] = sasOf(ctx, seed, epoch);
   const sas = [saFacts(out), saFacts(inb)];
   const lookahead = aheadSas(ctx, seed, epoch).map(saFacts);
-  return { key: seed.id, epoch, sas, lookahead, confirmed, installedAt: new Date().toISOString(), undo: pairUndo(ctx.netns, { sas, lookahead }) };
+  return { key: seed.id, epoch, sas, lookahead, confirmed, uplink: ctx.uplink, installedAt: new Date().toISOString(), undo: pairUndo(ctx.netns, { sas, lookahead }) };
 }
 
 /** The outbound and inbound SA of one epoch. */

@@ -11,6 +11,7 @@
 // The new outbound SA passes the same nonce guard as every other.
 
 import type { PeerConfig } from '../config/config.js';
+import { activeUplink } from '../failover/pf-switch.js';
 import { ValidationError } from '../errors.js';
 import { applySteps, undoAll } from '../exec/apply.js';
 import { withLedger } from '../ledger/store.js';
@@ -39,11 +40,12 @@ export async function ipsecRotate({ cfg, runner, log }: IpsecDeps, opts: { peer:
   const peer = cfg.peers.find((p) => p.name === opts.peer);
   if (!peer) throw new ValidationError(`--peer: no peer "${opts.peer}" in ${cfg.path}`);
   const form = await hostXfrmForm(cfg, runner);
+  const uplink = await activeUplink(cfg, runner);
   return withLedger(cfg.stateDir, async (txn) => {
     const state = txn.data.ipsec?.peers[peer.name];
     if (!state) throw new ValidationError(`ipsec rotate: peer ${peer.name} is not up (vfwire ipsec up)`);
     const seed = await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name));
-    const plan = planRotation(pairContext(cfg, peer, form), state, seed, opts.step, txn.data.ipsec!.used);
+    const plan = planRotation(pairContext(cfg, peer, form, uplink), state, seed, opts.step, txn.data.ipsec!.used);
     if (opts.dryRun) return { peer: peer.name, result: 'planned', steps: [...plan.steps, ...plan.cleanup.map((c) => deleteStep(peer, c))] };
     const errors = plan.guard
       ? await applyGuarded(txn, { ...plan, guard: plan.guard }, runner, `ipsec rotate: the new key's outbound SA to ${peer.name} was already used; make a new key`)

@@ -2,6 +2,7 @@
 // before any VM's overlay uses them (on mlx5 the IPsec tables must exist before tc rules are
 // offloaded), recorded in the ledger, and guarded against AES-GCM nonce reuse.
 
+import { activeUplink } from '../failover/pf-switch.js';
 import { type Config, type PeerConfig, underlayNetns } from '../config/config.js';
 import { ValidationError } from '../errors.js';
 import { undoAll } from '../exec/apply.js';
@@ -38,6 +39,7 @@ export async function ipsecUp(deps: IpsecDeps, opts: { peer?: string; dryRun?: b
   const peers = selectPeers(cfg, opts.peer);
   // Refused here, before the lock, when the host cannot do what ipsec.offload asks.
   const form = await hostXfrmForm(cfg, runner);
+  const uplink = await activeUplink(cfg, runner);
   return withLedger(cfg.stateDir, async (txn) => {
     if (!opts.dryRun && forgetEarlierBoot(txn.data, await readBootId())) await txn.save();
     const state: IpsecState = (txn.data.ipsec ??= { peers: {}, used: [] });
@@ -50,7 +52,7 @@ export async function ipsecUp(deps: IpsecDeps, opts: { peer?: string; dryRun?: b
     }
     for (const peer of peers) {
       const seed = await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name));
-      const ctx = pairContext(cfg, peer, form);
+      const ctx = pairContext(cfg, peer, form, uplink);
       const installed = state.peers[peer.name];
       if (installed) {
         if (installed.key !== seed.id) throw new ValidationError(`ipsec: peer ${peer.name} is up with another key than its key file's: rotate to it (vfwire ipsec rotate --peer ${peer.name}), or run vfwire ipsec down --peer ${peer.name} first`);

@@ -3,6 +3,10 @@
 // moves xfrm offload between ports only in active-backup; a VM's next start is refused then (fail
 // closed), but running VMs just lose their inter-host traffic.
 //
+// failover pf-switch: first, when the PF holding the underlay lost its link and the other has
+// one, the watch moves the address there (failover/pf-switch.ts); static pairs whose SAs are
+// offloaded to the old port then move to their next epoch, offloaded to the new one.
+//
 // IKEv2: the watch asks strongSwan to negotiate new CHILD_SAs (fresh keys). Static keys: the
 // watch moves the pair to its next epoch, whose keys come fresh from the key file's seed, and
 // kicks the peer; it also follows a peer that moved first (pair-plan.ts says how both work).
@@ -11,8 +15,9 @@ import { type Config, type PeerConfig, underlayNetns } from '../config/config.js
 import type { Runner } from '../exec/runner.js';
 import { readBootId } from '../host/boot-id.js';
 import { readLedger, withLedger } from '../ledger/store.js';
-import type { LedgerData, PeerSaState } from '../ledger/types.js';
+import type { LedgerData, PeerSaState, SaFacts } from '../ledger/types.js';
 import type { Logger } from '../log.js';
+import { activeUplink, pfSwitch, planUplinkMove, readUplinkPorts } from '../failover/pf-switch.js';
 import { checkIkeChildren } from './ikev2.js';
 import { keyFilePath, readKeyFile, type PeerSeed } from './keys.js';
 import { hostXfrmForm } from './host-form.js';
@@ -35,6 +40,9 @@ export interface WatchFinding {
   recovered: boolean;
 }
 
+/** The `peer` of a finding about the underlay itself (pf-switch). */
+export const UNDERLAY = '(underlay)';
+
 /** A peer that has not followed a move for this long is reported (its watch may not run). */
 const FOLLOW_WITHIN_MS = 60_000;
 
@@ -47,6 +55,12 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
   let form: Promise<XfrmForm> | undefined;
   const formOnce = () => (form ??= hostXfrmForm(cfg, runner));
   const tcReorder = !earlierBoot && cfg.ipsec.mode === 'static' && cfg.overlay === 'tc-flower' && (await tcNeedsReorder(cfg, runner, log, ledger));
+  if (!earlierBoot && pfSwitch(cfg)) {
+    const moved = await moveUplink(cfg, runner, log);
+    if (moved) findings.push(moved);
+  }
+  let uplink: Promise<string> | undefined;
+  const uplinkOnce = () => (uplink ??= activeUplink(cfg, runner));
   for (const peer of cfg.peers) {
     const installed = state?.peers[peer.name];
     if (!installed) continue;
@@ -56,7 +70,7 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
       ? { peer: peer.name, lost: [], action: 'recorded in an earlier boot: run vfwire ipsec up', recovered: false }
       : cfg.ipsec.mode === 'ikev2'
         ? await watchIke(cfg, runner, peer)
-        : await watchStatic(cfg, runner, log, peer, installed, formOnce);
+        : await watchStatic(cfg, runner, log, peer, installed, formOnce, uplinkOnce);
     if (!finding) continue;
     findings.push(finding);
     if (finding.recovered) log.warn('ipsec watch: recovered', { peer: finding.peer, lost: finding.lost, action: finding.action });
@@ -97,6 +111,19 @@ async function tcBack(cfg: Config, runner: Runner, log: Logger): Promise<WatchFi
   return { peer: TC_RULES, lost: [], action: out.result, recovered: out.result.startsWith('back') };
 }
 
+/** pf-switch: the underlay to the PF with a link when the one holding it has none. */
+async function moveUplink(cfg: Config, runner: Runner, log: Logger): Promise<WatchFinding | undefined> {
+  const move = planUplinkMove(cfg, await readUplinkPorts(cfg, runner));
+  if (!move) return undefined;
+  try {
+    for (const c of move.commands) await runner.run(c);
+  } catch (err) {
+    return { peer: UNDERLAY, lost: [`link of ${move.from}`], action: `moving the underlay to ${move.to} failed: ${(err as Error).message}`, recovered: false };
+  }
+  log.warn('ipsec watch: underlay moved', { from: move.from, to: move.to, address: cfg.underlay.address });
+  return { peer: UNDERLAY, lost: [`link of ${move.from}`], action: `moved the underlay ${cfg.underlay.address} to ${move.to}`, recovered: true };
+}
+
 async function watchIke(cfg: Config, runner: Runner, peer: PeerConfig): Promise<WatchFinding | undefined> {
   const lost = await checkIkeChildren(cfg, runner, [peer]);
   if (lost.length === 0) return undefined;
@@ -107,11 +134,14 @@ async function watchIke(cfg: Config, runner: Runner, peer: PeerConfig): Promise<
   return { peer: peer.name, lost, action: 'asked strongSwan to negotiate new CHILD_SAs (fresh keys)', recovered: still.length === 0 };
 }
 
-async function watchStatic(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig, seen: PeerSaState, form: () => Promise<XfrmForm>): Promise<WatchFinding | undefined> {
-  const ctx = pairContext(cfg, peer, await form());
-  const missing = await missingSas(runner, ctx.netns, [...seen.sas, ...(seen.lookahead ?? []), ...(seen.rotating?.sas ?? [])]);
-  const missingPols = await missingPolicies(runner, ctx.netns, seen.sas);
-  const lost = [...missing.map(describeSa), ...missingPols.map((p) => `policy ${p.dir}`)];
+async function watchStatic(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig, seen: PeerSaState, form: () => Promise<XfrmForm>, uplink: () => Promise<string>): Promise<WatchFinding | undefined> {
+  const ctx = pairContext(cfg, peer, await form(), await uplink());
+  // Offloaded to a port the underlay left (pf-switch): in the kernel, and useless. CPU SAs
+  // (offload none) belong to no netdev and stay.
+  const stranded = cfg.ipsec.offload !== 'none' && (seen.uplink ?? cfg.underlay.interface) !== ctx.uplink ? (seen.uplink ?? cfg.underlay.interface) : undefined;
+  const missing = stranded ? [] : await missingSas(runner, ctx.netns, [...seen.sas, ...(seen.lookahead ?? []), ...(seen.rotating?.sas ?? [])]);
+  const missingPols = stranded ? seen.sas.map(({ dir, src, dst }) => ({ dir, src, dst })) : await missingPolicies(runner, ctx.netns, seen.sas);
+  const lost = stranded ? [`SAs and policies offloaded to ${stranded}, the underlay is on ${ctx.uplink}`] : [...missing.map(describeSa), ...missingPols.map((p) => `policy ${p.dir}`)];
   const seed = seen.rotating ? undefined : await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name)).catch((err: Error) => err);
   const usable = seed && !(seed instanceof Error) && seed.id === seen.key ? seed : undefined;
   const movedTo = lost.length === 0 && usable ? await peerEpoch(runner, ctx, usable, seen) : undefined;
@@ -127,7 +157,12 @@ async function watchStatic(cfg: Config, runner: Runner, log: Logger, peer: PeerC
       const now = txn.data.ipsec?.peers[peer.name];
       // Someone (up, down, rotate, another watch) changed the pair since the look: next round.
       if (!now || now.key !== seen.key || now.epoch !== seen.epoch || now.rotating) return undefined;
-      const move = lost.length ? planRecover(ctx, usable, now, (sa) => !missing.some((m) => m.spi === sa.spi), missingPols) : planPromote(ctx, usable, now, movedTo!);
+      // The stranded pair goes first: the new port takes the same inbound SPIs (xfrm states are
+      // unique by daddr, SPI and protocol whatever their netdev). Meanwhile the admission's
+      // `ipsec out reqid` rule drops the VXLAN the missing policy would let out in clear.
+      const present = (sa: SaFacts) => !stranded && !missing.some((m) => m.spi === sa.spi);
+      const move = lost.length ? planRecover(ctx, usable, now, present, missingPols) : planPromote(ctx, usable, now, movedTo!);
+      if (stranded) for (const c of [...now.undo].reverse()) await runner.run(c).catch(() => undefined);
       const errors = await applyGuarded(txn, move, runner, `ipsec watch: epoch ${move.next.epoch} to ${peer.name} was already used here (a move that failed half-way): on both hosts run vfwire ipsec down --peer X, then vfwire ipsec up --peer X`);
       for (const e of errors) log.warn('ipsec watch: delete failed', { peer: peer.name, error: e.message });
       txn.data.ipsec!.peers[peer.name] = move.next;

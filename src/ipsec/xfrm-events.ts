@@ -5,7 +5,9 @@
 // `ip xfrm monitor` prints one block per event (XFRM_MSG_DELSA, _FLUSHSA, _DELPOLICY, ...);
 // every line counts. vfwire's own changes wake it too: a round that finds nothing changes
 // nothing, so the rounds settle.
-// If the monitor cannot run, the watch still polls.
+// With failover pf-switch, `ip monitor link` wakes it too: a PF that loses its carrier flushes
+// nothing, and the underlay must move at once (failover/pf-switch.ts).
+// If a monitor cannot run, the watch still polls.
 
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
@@ -17,18 +19,22 @@ export interface XfrmEvents {
   close(): void;
 }
 
-export function xfrmEvents(netns: string | undefined): XfrmEvents {
-  const [file, ...args] = ip(netns, 'xfrm', 'monitor');
+export function xfrmEvents(netns: string | undefined, opts: { links?: boolean } = {}): XfrmEvents {
   let wake: (() => void) | undefined;
   // An event while a round runs (no one waiting) makes the next wait return at once.
   let pending = false;
-  let child: ChildProcess | undefined = spawn(file!, args, { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, LC_ALL: 'C' } });
-  child.stdout!.on('data', () => {
-    if (wake) wake();
-    else pending = true;
-  });
-  child.on('error', () => (child = undefined));
-  child.on('exit', () => (child = undefined));
+  const monitors = [ip(netns, 'xfrm', 'monitor'), ...(opts.links ? [ip(netns, 'monitor', 'link')] : [])];
+  const children = new Set<ChildProcess>();
+  for (const [file, ...args] of monitors) {
+    const child = spawn(file!, args, { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, LC_ALL: 'C' } });
+    children.add(child);
+    child.stdout!.on('data', () => {
+      if (wake) wake();
+      else pending = true;
+    });
+    child.on('error', () => children.delete(child));
+    child.on('exit', () => children.delete(child));
+  }
   return {
     next(ms) {
       return new Promise((resolve) => {
@@ -49,7 +55,7 @@ export function xfrmEvents(netns: string | undefined): XfrmEvents {
       });
     },
     close() {
-      child?.kill();
+      for (const c of children) c.kill();
     },
   };
 }

@@ -66,6 +66,7 @@ const peerSaSchema = z.strictObject({
   sas: z.array(saFactsSchema),
   lookahead: z.array(saFactsSchema).optional(),
   confirmed: z.number().int().nonnegative().optional(),
+  uplink: z.string().regex(/^[A-Za-z0-9_.:-]{1,15}$/).optional(),
   installedAt: z.string(),
   undo: z.array(commandSchema),
   rotating: z.strictObject({ key: keyId.optional(), epoch: count, phase: z.enum(['receiving', 'sending']), sas: z.array(saFactsSchema) }).optional(),

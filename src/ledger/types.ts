@@ -74,6 +74,8 @@ export interface PeerSaState {
   lookahead?: SaFacts[];
   /** The newest epoch the peer was heard sending on. */
   confirmed?: number;
+  /** The netdev the SAs are offloaded to (absent: underlay.interface); failover pf-switch moves them. */
+  uplink?: string;
   installedAt: string;
   undo: Command[];
   /** A rotation to a new key file under way (vfwire ipsec rotate): its SAs installed so far. */

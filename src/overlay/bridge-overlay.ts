@@ -11,7 +11,11 @@ export interface OverlayHost {
   netns?: string;
   /** Where the underlay lives, when elsewhere (the sim's libvirt host). */
   underlayNetns?: string;
-  underlayInterface: string;
+  /**
+   * The netdev VXLAN sends through; undefined: wherever the route to the peer goes (failover
+   * pf-switch, whose underlay moves between PFs: a device bound to one would keep sending there).
+   */
+  underlayInterface?: string;
   underlayAddress: string;
 }
 
@@ -21,7 +25,7 @@ export function renderVniCreate(host: OverlayHost, vni: number, mtu: number, pee
   const vx = vxlanName(vni);
   const br = bridgeName(vni);
   const owner = { kind: 'vni', vni } as const;
-  const vxlanArgs = ['link', 'add', vx, 'mtu', String(mtu), 'type', 'vxlan', 'id', String(vni), 'dstport', String(VXLAN_PORT), 'local', host.underlayAddress, 'dev', host.underlayInterface, 'nolearning'];
+  const vxlanArgs = ['link', 'add', vx, 'mtu', String(mtu), 'type', 'vxlan', 'id', String(vni), 'dstport', String(VXLAN_PORT), 'local', host.underlayAddress, ...(host.underlayInterface ? ['dev', host.underlayInterface] : []), 'nolearning'];
   const steps: Step[] = [];
   if (host.underlayNetns && host.underlayNetns !== ns) {
     // A VXLAN device keeps its UDP socket in the netns it was created in, wherever it moves:

@@ -2,6 +2,7 @@
 // steps that program them. Pure: reads nothing, runs nothing, so `vfwire plan` prints exactly
 // what the hook would do, and tests check it against golden files.
 
+import { pfSwitch } from '../failover/pf-switch.js';
 import { type Config, type PeerConfig, underlayNetns, vxlanSocketNetns } from '../config/config.js';
 import { renderPeerCheck } from '../ipsec/render-static.js';
 import type { DomainRequest, InterfaceSpec } from '../domain/interface-spec.js';
@@ -34,7 +35,7 @@ export interface PreparePlan {
 
 export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerData, cfg: Config, now = new Date()): PreparePlan {
   const ifaces = req.interfaces ?? [];
-  const host: OverlayHost = { netns: cfg.netns, underlayNetns: cfg.underlay.netns, underlayInterface: cfg.underlay.interface, underlayAddress: cfg.underlay.address };
+  const host: OverlayHost = { netns: cfg.netns, underlayNetns: cfg.underlay.netns, underlayInterface: pfSwitch(cfg) ? undefined : cfg.underlay.interface, underlayAddress: cfg.underlay.address };
   const overlayMtu = maxGuestMtu(cfg.underlay.mtu, cfg.ipsec.mode !== 'off');
   const plan: PreparePlan = { vm: req.name, uuid: req.uuid, leases: [], newVnis: [], peerUpdates: [], steps: [] };
   const taken = new Set<string>();

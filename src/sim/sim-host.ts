@@ -91,7 +91,9 @@ async function buildHost(h: SimHost, opts: SimOptions, runner: Runner): Promise<
     underlay: { interface: h.failover?.bond ?? h.pf, address: h.underlayIp, prefix_len: UNDERLAY_PREFIX_LEN, mtu: UNDERLAY_MTU, netns: h.tapPrefix ? h.netns : undefined },
     vf_mtu: 9000,
     pfs: h.failover ? [{ name: h.pf }, { name: h.failover.pf2, num_vfs: 0 }] : [{ name: h.pf }],
-    failover: h.failover ? { mode: 'active-backup', miimon: 100 } : undefined,
+    failover: h.failover ? (h.failover.mode === 'active-backup' ? { mode: 'active-backup', miimon: 100 } : { mode: 'pf-switch' }) : undefined,
+    // pf-switch is ipsec watch's to run: static keys (vfwire ipsec keygen), the CPU's ESP here.
+    ipsec: h.failover?.mode === 'pf-switch' ? { mode: 'static', offload: 'none', key_dir: join(h.dir, 'keys') } : undefined,
     peers: [{ name: `sim-${peer.id}`, address: peer.underlayIp }],
   };
   await writeFile(h.configPath, `# sim host ${h.id}, written by vfwire sim up\n` + toYaml(config), { mode: 0o600 });

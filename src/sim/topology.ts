@@ -6,10 +6,10 @@
 // their NIC from it, so its representors are taps in the root namespace (libvirt opens them by
 // name there, as it would a real representor), its VFs have no host netdev (as when bound to
 // vfio-pci), and only its underlay stays in the netns. Host B keeps netns guests.
-// With `failover`, each host has the NIC's second PF too, the two PFs bonded (vfwire's VF LAG
-// host setup), and the cable becomes two switches: PF0s on one, PF1s on the other, the switches
-// joined by an inter-switch link as a redundant fabric has them. Only a kernel with bonding runs it
-// (the kernel lab's).
+// With `failover`, each host has the NIC's second PF too, and the cable becomes two switches:
+// PF0s on one, PF1s on the other, joined by an inter-switch link as a redundant fabric has them.
+// `active-backup` bonds the PFs (vfwire's VF LAG host setup; a kernel with bonding, the lab's),
+// `pf-switch` leaves them apart with the underlay on PF0 until `ipsec watch` moves it.
 // Every address comes from 198.18.0.0/15 and lives only inside namespaces the sim creates.
 
 export interface SimOptions {
@@ -21,8 +21,8 @@ export interface SimOptions {
   vfs: number;
   /** Host A serves libvirt/QEMU VMs (taps in the root netns) instead of netns guests. */
   libvirt?: boolean;
-  /** Two PFs per host in an active-backup bond, through two switches (needs bonding). */
-  failover?: boolean;
+  /** Two PFs per host through two switches: bonded (active-backup, needs bonding) or not (pf-switch). */
+  failover?: 'active-backup' | 'pf-switch';
 }
 
 export const DEFAULT_SIM: SimOptions = { dir: '/run/vfwire-sim', prefix: 'vfwsim', vfs: 8 };
@@ -39,8 +39,8 @@ export interface SimHost {
   configPath: string;
   /** Set when the host's VFs are taps in the root netns, named `${tapPrefix}${i}`. */
   tapPrefix?: string;
-  /** The failover flavour's second PF (no VFs) and the bond over both that carries the underlay. */
-  failover?: { pf2: string; pf2Pci: string; bond: string };
+  /** The failover flavour's second PF (no VFs) and, with active-backup, the bond over both that carries the underlay. */
+  failover?: { mode: 'active-backup' | 'pf-switch'; pf2: string; pf2Pci: string; bond?: string };
 }
 
 const PF = 'enp3s0f0np0';
@@ -62,7 +62,7 @@ export function simHosts(opts: SimOptions): SimHost[] {
     dir: `${opts.dir}/${id}`,
     configPath: `${opts.dir}/${id}/config.yaml`,
     tapPrefix: opts.libvirt && id === 'a' ? `${opts.prefix}t` : undefined,
-    failover: opts.failover ? { pf2: PF2, pf2Pci: PF2_PCI, bond: BOND } : undefined,
+    failover: opts.failover ? { mode: opts.failover, pf2: PF2, pf2Pci: PF2_PCI, ...(opts.failover === 'active-backup' ? { bond: BOND } : {}) } : undefined,
   }));
 }
 

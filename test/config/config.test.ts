@@ -22,6 +22,13 @@ describe('config', () => {
     expect(cfg.ipsec.offload, 'the lab notes\' mode').to.equal('packet');
   });
 
+  it('failover pf-switch: two PFs, the underlay on one, static IPsec in any offload mode, the bridge overlay', () => {
+    for (const offload of ['packet', 'crypto', 'none']) {
+      const cfg = parseConfig(`underlay: { interface: p0, address: 192.0.2.1 }\npfs: [{ name: p0 }, { name: p1 }]\nfailover: { mode: pf-switch }\nipsec: { mode: static, offload: ${offload} }\n`);
+      expect(cfg.failover).to.deep.equal({ mode: 'pf-switch' });
+    }
+  });
+
   const refusals: [string, string, RegExp][] = [
     ['a typo in a key', MIN + 'peer: []\n', /\(top level\): Unrecognized key: "peer"/],
     ['the old software-crypto switch', MIN + 'ipsec: { mode: static, allow_software_crypto: true }\n', /ipsec\.allow_software_crypto was replaced by ipsec\.offload: set offload: none for CPU crypto/],
@@ -40,6 +47,12 @@ describe('config', () => {
     ['VF LAG with packet offload', MIN + 'failover: { mode: active-backup }\nipsec: { mode: static }\n', /failover \(VF LAG\) with ipsec\.offload packet: bonding cannot offload xfrm policies and mlx5 has no packet offload with VF LAG; use ipsec\.offload: none/],
     ['VF LAG with crypto offload', MIN + 'failover: { mode: active-backup }\nipsec: { mode: ikev2, offload: crypto }\n', /failover \(VF LAG\) with ipsec\.offload crypto: a failover re-adds the SAs on the new port, and packets sent meanwhile can leave in clear/],
     ['tc-flower with IKEv2', MIN + 'overlay: tc-flower\nipsec: { mode: ikev2 }\n', /overlay tc-flower with ipsec\.mode ikev2/],
+    ['pf-switch with one PF', MIN + 'failover: { mode: pf-switch }\nipsec: { mode: static }\n', /failover pf-switch: moves the underlay between the NIC's two PFs; pfs lists 1/],
+    ['pf-switch with the underlay on no PF', 'underlay: { interface: bond0, address: 192.0.2.1 }\npfs: [{ name: p0 }, { name: p1 }]\nfailover: { mode: pf-switch }\nipsec: { mode: static }\n', /underlay\.interface must be the PF that holds the address first \(one of p0, p1\), not bond0/],
+    ['pf-switch without static IPsec', 'underlay: { interface: p0, address: 192.0.2.1 }\npfs: [{ name: p0 }, { name: p1 }]\nfailover: { mode: pf-switch }\n', /failover pf-switch: the move is `vfwire ipsec watch`'s, with static keys .*use ipsec\.mode: static, or failover mode active-backup/],
+    ['pf-switch with IKEv2', 'underlay: { interface: p0, address: 192.0.2.1 }\npfs: [{ name: p0 }, { name: p1 }]\nfailover: { mode: pf-switch }\nipsec: { mode: ikev2 }\n', /strongSwan keeps an offloaded SA on the netdev it was installed on/],
+    ['pf-switch with tc-flower', 'underlay: { interface: p0, address: 192.0.2.1 }\npfs: [{ name: p0 }, { name: p1 }]\nfailover: { mode: pf-switch }\noverlay: tc-flower\nipsec: { mode: static }\n', /overlay tc-flower: the eswitch forwards a VF only to its own PF's uplink, never the other port's without VF LAG; use overlay: bridge/],
+    ['pf-switch with a miimon', 'underlay: { interface: p0, address: 192.0.2.1 }\npfs: [{ name: p0 }, { name: p1 }]\nfailover: { mode: pf-switch, miimon: 100 }\nipsec: { mode: static }\n', /miimon/],
     ['a rekey time for static SAs', MIN + 'ipsec: { mode: static, rekey_time: 600 }\n', /ipsec\.rekey_time is strongSwan's \(ipsec\.mode: ikev2\); static SAs get new keys by `vfwire ipsec rotate`/],
     ['a rekey time under 10 s', MIN + 'ipsec: { mode: ikev2, rekey_time: 5 }\n', /ipsec\.rekey_time/],
   ];

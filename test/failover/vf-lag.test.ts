@@ -22,6 +22,17 @@ const text = (steps: Step[]) =>
   '# do\n' + steps.map((s) => show(s.do) + '\n').join('') + '# undo, in reverse order\n' + [...steps].reverse().flatMap((s) => (s.undo ? [show(s.undo) + '\n'] : [])).join('');
 
 describe('host setup plans (failover/vf-lag)', () => {
+  it('pf-switch: no bond; the underlay on underlay.interface, or left on the other PF where the watch moved it', () => {
+    const pfSwitch: HostSetupInput = { ...input('192.168.80.2', false), pfs: [PF0, PF1], failover: { mode: 'pf-switch' } };
+    const fresh = renderHostSetup(pfSwitch).map((s) => show(s.do));
+    expect(fresh.filter((c) => / addr /.test(c))).to.deep.equal(['ip addr add 192.168.80.2/24 dev enp3s0f0np0']);
+    expect(fresh.filter((c) => /bond|master/.test(c))).to.deep.equal([]);
+    expect(fresh).to.include('ip link set dev enp3s0f1np1 mtu 9216 up');
+    const moved: HostState = { pfs: { [PF0.name]: { addresses: [] }, [PF1.name]: { addresses: ['192.168.80.2/24'] } }, reps: {} };
+    expect(planHostSetup(pfSwitch, moved).map((s) => show(s.do)).filter((c) => / addr /.test(c)), 'a second run after a move').to.deep.equal([]);
+    expect(() => planHostSetup({ ...pfSwitch, pfs: [PF0] }, { pfs: {}, reps: {} })).to.throw(/pf-switch moves the underlay between the NIC's two PFs; 1 given/);
+  });
+
   it('host A without failover: the lab notes\' per-PF steps (golden)', () => {
     const steps = renderHostSetup(input('192.168.80.2', false));
     expectGolden('failover/host-a-plain.txt', text(steps));

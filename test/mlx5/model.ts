@@ -78,6 +78,8 @@ export interface Netdev {
   vf?: number;
   /** Has an ingress qdisc. */
   ingress: boolean;
+  /** The cable: false after setCarrier(name, false). Absent: true. */
+  carrier?: boolean;
   vxlan?: { id?: number; external: boolean; dstport: number; local?: string; dev?: string; learning: boolean; fdb: { mac: string; dst: string }[] };
   bond?: { mode: string; miimon: number; slaves: string[] };
 }
@@ -230,6 +232,17 @@ export class Mlx5Host {
     if (this.hasHwEsp(d)) this.flushXfrmOffloadedTo(name);
   }
 
+  /**
+   * A cable pulled or a switch port down: the netdev stays admin up with no carrier
+   * (NETDEV_CHANGE). xfrm flushes nothing for it: net/xfrm/xfrm_device.c xfrm_dev_event acts on
+   * NETDEV_DOWN and NETDEV_UNREGISTER only, so what is offloaded to it stays.
+   */
+  setCarrier(name: string, on: boolean): void {
+    const d = this.links.get(name);
+    if (!d) throw new UnmodeledCommand(`a carrier change of the unknown netdev ${name}`);
+    d.carrier = on;
+  }
+
   state(): HostState {
     return structuredClone({
       pfs: Object.fromEntries(this.pfs),
@@ -291,7 +304,7 @@ export class Mlx5Host {
   private ipCommand(args: string[], opts: Set<string>): string {
     const [obj, verb, ...rest] = args;
     if (obj === 'link') return this.ipLink(verb, rest, opts);
-    if (obj === 'addr' || obj === 'address') return this.ipAddr(verb, rest);
+    if (obj === 'addr' || obj === 'address') return verb === 'show' ? this.ipAddrShow(rest, opts) : this.ipAddr(verb, rest);
     if (obj === 'xfrm') return this.ipXfrm(verb, rest);
     throw new UnmodeledCommand(`ip ${args.slice(0, 2).join(' ')}`);
   }
@@ -517,6 +530,15 @@ export class Mlx5Host {
       info.trust = attrs.trust;
     }
     return '';
+  }
+
+  // ip/ipaddress.c ipaddr_list_flush_or_save with -j: the link's flags (LOWER_UP from the carrier) and its addresses
+  private ipAddrShow(args: string[], opts: Set<string>): string {
+    if (!opts.has('-j') || args.length !== 2 || args[0] !== 'dev') throw new UnmodeledCommand(`ip addr show ${args.join(' ')} without -j dev NAME`);
+    const d = this.link(args[1]);
+    const flags = [...(d.up ? ['UP'] : []), ...(d.up && d.carrier !== false ? ['LOWER_UP'] : [])];
+    const addrInfo = d.addresses.map((cidr) => ({ family: 'inet', local: cidr.split('/')[0], prefixlen: Number(cidr.split('/')[1]) }));
+    return JSON.stringify([{ ifname: d.name, flags, mtu: d.mtu, operstate: d.up && d.carrier !== false ? 'UP' : 'DOWN', addr_info: addrInfo }]) + '\n';
   }
 
   private ipAddr(verb: string | undefined, args: string[]): string {

@@ -13,6 +13,7 @@ import { execa } from 'execa';
 import { startGuest, stopGuest, type GuestSpec } from '../../../src/sim/guest.js';
 import { guestNetns, switchNetns, switchPort, type SimHost } from '../../../src/sim/topology.js';
 import { ipsecDown, ipsecUp } from '../../../src/ipsec/static-sas.js';
+import { UNDERLAY, watchOnce, type WatchFinding } from '../../../src/ipsec/watch.js';
 import { downTestSim, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
 import { nftCounters } from '../../helpers/nft.js';
 import { labReport, requireLabVm } from '../lab-runner.js';
@@ -65,7 +66,7 @@ describe('lab: failover: an active-backup bond of the two PFs under the encrypte
     requireLabVm();
     await runner.run({ argv: ['modprobe', 'bonding', 'max_bonds=0'] });
     // vfwire's host setup runs inside: with failover, the VF LAG planner's bond.
-    sim = await upTestSim(2, { failover: true });
+    sim = await upTestSim(2, { failover: 'active-backup' });
     await configureStaticIpsec(sim);
   });
 
@@ -112,7 +113,7 @@ describe('lab: failover: an active-backup bond of the two PFs under the encrypte
     const cable = switchPort(a, portIndex(a, from));
     const wire = await nftCounters(sim!.b.netns, 'inet', ['meta l4proto esp', 'udp dport 4789 meta secpath missing']);
     try {
-      const ping = execa('ip', ['netns', 'exec', guestNetns(sim!.opts, 'f1'), 'ping', '-n', '-D', '-i', '0.02', '-c', '400', '-W', '1', '198.19.100.2'], { reject: false, timeout: 120_000 });
+      const ping = execa('ip', ['netns', 'exec', guestNetns(sim!.opts, 'f1'), 'ping', '-n', '-D', '-i', '0.02', '-c', '250', '-W', '1', '198.19.100.2'], { reject: false, timeout: 120_000 });
       await new Promise((r) => setTimeout(r, 1500));
       const downAt = Date.now() / 1000;
       await runner.run({ argv: ['ip', '-n', sw, 'link', 'set', 'dev', cable, 'down'] });
@@ -151,5 +152,87 @@ describe('lab: failover: an active-backup bond of the two PFs under the encrypte
     await runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 'f1'), 'ping', '-n', '-q', '-c', '3', '-i', '0.2', '-W', '2', '198.19.100.2'] });
     await failOverA('failover back');
     for (const i of [0, 1] as const) await runner.run({ argv: ['ip', '-n', sw, 'link', 'set', 'dev', switchPort(a, i), 'up'] });
+  });
+});
+
+// failover: pf-switch, the design for packet-offloaded IPsec (failover/pf-switch.ts): no bond; the
+// underlay address on PF0, and `ipsec watch` moves it to PF1 when PF0's link goes down. With
+// `offload: none` the SAs belong to no netdev and stay; the re-homing of offloaded SAs is the
+// driver model's to replay (test/mlx5). The watch's rounds run here every 200 ms, as its link
+// monitor would wake it at once.
+describe('lab: failover pf-switch: ipsec watch moves the underlay to the PF with a link', function () {
+  this.timeout(240_000);
+  const GUESTS: GuestSpec[] = [
+    { name: 'p1', host: 'a', vni: 100, ip: '198.19.100.1/24', encrypt: 'required' },
+    { name: 'p2', host: 'b', vni: 100, ip: '198.19.100.2/24', encrypt: 'required' },
+  ];
+  let sim: TestSim | undefined;
+  const started: string[] = [];
+
+  before(async () => {
+    requireLabVm();
+    sim = await upTestSim(2, { failover: 'pf-switch' });
+    await configureStaticIpsec(sim);
+    for (const h of ['a', 'b'] as const) {
+      expect((await withIpsecDeps(sim, h, (d) => ipsecUp(d, {}))).map((o) => o.result)).to.deep.equal(['up (epoch 1)']);
+    }
+    await Promise.all(GUESTS.map(async (g) => {
+      started.push(g.name);
+      await startGuest(sim!.opts, g, runner);
+    }));
+  });
+
+  after(async () => {
+    const s = sim;
+    if (s) for (const g of GUESTS) if (started.includes(g.name)) await stopGuest(s.opts, g.name, runner).catch(() => undefined);
+    if (s) for (const h of ['a', 'b'] as const) await withIpsecDeps(s, h, (d) => ipsecDown(d, {})).catch(() => undefined);
+    await downTestSim(sim);
+  });
+
+  const holderOf = async (h: SimHost) => (await linksOf(h.netns)).filter((l) => l.addr_info?.some((a) => a.local === h.underlayIp)).map((l) => l.ifname);
+
+  it('host setup leaves the PFs apart with the underlay on PF0; guests ping through the SAs', async () => {
+    for (const h of [sim!.a, sim!.b]) {
+      expect(await holderOf(h), `${h.id}: who holds the underlay`).to.deep.equal([h.pf]);
+      expect((await linksOf(h.netns)).some((l) => l.linkinfo?.info_kind === 'bond'), 'a bond').to.equal(false);
+    }
+    await runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 'p1'), 'ping', '-n', '-q', '-c', '3', '-i', '0.2', '-W', '2', '198.19.100.2'] });
+  });
+
+  it('PF0\'s link goes down: the watch moves the underlay to PF1 and the encrypted traffic follows (gap printed)', async () => {
+    const a = sim!.a;
+    const sw = switchNetns(sim!.opts);
+    const wire = await nftCounters(sim!.b.netns, 'inet', ['meta l4proto esp', 'udp dport 4789 meta secpath missing']);
+    try {
+      const ping = execa('ip', ['netns', 'exec', guestNetns(sim!.opts, 'p1'), 'ping', '-n', '-D', '-i', '0.02', '-c', '350', '-W', '1', '198.19.100.2'], { reject: false, timeout: 120_000 });
+      await new Promise((r) => setTimeout(r, 1500));
+      const downAt = Date.now() / 1000;
+      await runner.run({ argv: ['ip', '-n', sw, 'link', 'set', 'dev', switchPort(a, 0), 'down'] });
+      let moved: WatchFinding | undefined;
+      for (const end = Date.now() + 15_000; !moved && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
+        moved = (await withIpsecDeps(sim!, 'a', (d) => watchOnce(d.cfg, d.runner, d.log))).find((f) => f.peer === UNDERLAY);
+      }
+      expect(moved, 'a watch round moved the underlay').to.deep.include({ recovered: true, action: `moved the underlay ${a.underlayIp} to ${a.failover!.pf2}` });
+      const { stdout } = await ping;
+      const { replies, sent } = pingTimes(stdout);
+      expect(await holderOf(a)).to.deep.equal([a.failover!.pf2]);
+      const after = replies.filter((t) => t > downAt);
+      expect(after.length, 'replies after PF0 went down').to.be.greaterThan(20);
+      let gap = 0;
+      for (let i = 1; i < replies.length; i++) gap = Math.max(gap, replies[i]! - replies[i - 1]!);
+      labReport(SUITE, `pf-switch: ${a.pf} -> ${a.failover!.pf2} by ipsec watch: longest gap between replies ${(gap * 1000).toFixed(0)} ms, ${sent - replies.length} of ${sent} lost (${process.env.VFWIRE_LAB}, TCG)`);
+      expect(gap, 'the longest gap (s)').to.be.below(5);
+      const [esp, clear] = await wire.read();
+      expect(esp, 'ESP on B\'s underlay').to.be.at.least(after.length);
+      expect(clear, 'VXLAN in clear on B\'s underlay').to.equal(0);
+      // PF0 back: it stands by, nothing moves (no preemption).
+      await runner.run({ argv: ['ip', '-n', sw, 'link', 'set', 'dev', switchPort(a, 0), 'up'] });
+      await new Promise((r) => setTimeout(r, 500));
+      const next = await withIpsecDeps(sim!, 'a', (d) => watchOnce(d.cfg, d.runner, d.log));
+      expect(next.filter((f) => f.peer === UNDERLAY), 'a move after PF0 came back').to.deep.equal([]);
+      expect(await holderOf(a)).to.deep.equal([a.failover!.pf2]);
+    } finally {
+      await wire.remove();
+    }
   });
 });

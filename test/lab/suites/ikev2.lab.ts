@@ -2,7 +2,7 @@
 // between the sim hosts with two charons from Debian's strongSwan, on a kernel with ESP.
 // Both CHILD_SAs come up INSTALLED with the fixed reqids vfwire's admission names, and two guests
 // on one VNI ping across through them; B's underlay sees ESP and no VXLAN in clear. With
-// ipsec.rekey_time at 15 s, strongSwan rekeys the children under a steady ping: new SPIs, the
+// ipsec.rekey_time at 10 s, strongSwan rekeys the children under a steady ping: new SPIs, the
 // same reqids (so the admission keeps taking the traffic), and at most a few packets lost.
 
 import { expect } from 'chai';
@@ -28,7 +28,7 @@ const GUESTS: GuestSpec[] = [
   { name: 'k2', host: 'b', vni: 100, ip: '198.19.100.2/24', encrypt: 'required' },
 ];
 
-const REKEY_S = 15;
+const REKEY_S = 10;
 
 /** The SAs between A and B in A's netns: SPI and reqid of each, by direction. */
 async function sasOnA(sim: TestSim): Promise<{ spi: string; reqid: number; out: boolean }[]> {
@@ -123,7 +123,7 @@ describe('lab: IKEv2 between the sim hosts (two charons)', function () {
     const wire = await nftCounters(sim!.b.netns, 'inet', ['udp dport 4789 meta secpath missing']);
     // Each child is rekeyed at most rekey_time after it was installed, before now: a ping well past
     // rekey_time from now sees every child rekeyed at least once.
-    const seconds = REKEY_S + 12;
+    const seconds = REKEY_S + 8;
     const { stdout } = await execa('ip', ['netns', 'exec', guestNetns(sim!.opts, 'k1'), 'ping', '-n', '-q', '-i', '0.1', '-w', String(seconds), '-W', '1', '198.19.100.2'], { reject: false, timeout: (seconds + 30) * 1000 });
     const sent = Number(/(\d+) packets transmitted/.exec(stdout)?.[1] ?? 0);
     const received = Number(/(\d+) received/.exec(stdout)?.[1] ?? 0);

@@ -1,0 +1,85 @@
+// failover: pf-switch, the failover that carries packet-offloaded IPsec. No bond can: bonding
+// offloads no xfrm policy (drivers/net/bonding/bond_main.c bond_xfrmdev_ops has no
+// xdo_dev_policy_add, so net/xfrm/xfrm_device.c xfrm_dev_policy_add fails "Policy offload is not
+// supported"), a packet-offload SA must sit on its policy's netdev (net/xfrm/xfrm_state.c
+// xfrm_state_find: pol->xdo.dev == x->xso.dev), and mlx5 has no packet offload with LAG in
+// switchdev (bdf788cf224f). So the underlay address lives on one PF, the SAs and policies are
+// offloaded to that PF, and when its link goes down `ipsec watch` moves the address to the other
+// PF and the pairs to new epochs offloaded there: fresh keys, so no (key, nonce) is used twice.
+//
+// A lost carrier flushes nothing (xfrm_device.c xfrm_dev_event acts on NETDEV_DOWN and
+// NETDEV_UNREGISTER only): the old port's SAs stay until the move deletes them. Peers learn the
+// address's new MAC from this host's first ARP request to them (net/ipv4/arp.c arp_process updates
+// the sender's entry on a request for its own address). No preemption: a port that comes back
+// stays the standby.
+
+import type { Config } from '../config/config.js';
+import { underlayNetns } from '../config/config.js';
+import { ResourceError } from '../errors.js';
+import type { Runner } from '../exec/runner.js';
+import { ip } from '../exec/tools.js';
+import { parseJsonOutput } from '../json-output.js';
+import type { Command } from '../plan/step.js';
+
+export interface UplinkPort {
+  name: string;
+  /** Admin up and carrier: LOWER_UP. */
+  carrier: boolean;
+  /** Holds the underlay address now. */
+  holds: boolean;
+}
+
+interface IpAddr {
+  ifname: string;
+  flags?: string[];
+  addr_info?: { family: string; local: string; prefixlen: number }[];
+}
+
+export const pfSwitch = (cfg: Config): boolean => cfg.failover?.mode === 'pf-switch';
+
+/** Both PFs' carrier and which holds the underlay address, read from the kernel. */
+export async function readUplinkPorts(cfg: Config, runner: Runner): Promise<UplinkPort[]> {
+  const ports: UplinkPort[] = [];
+  for (const pf of cfg.pfs) {
+    const out = (await runner.run({ argv: ip(underlayNetns(cfg), '-j', 'addr', 'show', 'dev', pf.name) })).stdout;
+    const link = (parseJsonOutput(out, `ip addr show dev ${pf.name}`) as IpAddr[])[0];
+    const flags = link?.flags ?? [];
+    const holds = (link?.addr_info ?? []).some((a) => a.family === 'inet' && a.local === cfg.underlay.address);
+    ports.push({ name: pf.name, carrier: flags.includes('UP') && flags.includes('LOWER_UP'), holds });
+  }
+  return ports;
+}
+
+/**
+ * The netdev the underlay (and so every offloaded SA) is on: underlay.interface, or with
+ * pf-switch the PF that holds the address now.
+ */
+export async function activeUplink(cfg: Config, runner: Runner): Promise<string> {
+  if (!pfSwitch(cfg)) return cfg.underlay.interface;
+  const holders = (await readUplinkPorts(cfg, runner)).filter((p) => p.holds);
+  if (holders.length !== 1) {
+    throw new ResourceError(`failover pf-switch: the underlay address ${cfg.underlay.address} is on ${holders.length ? holders.map((h) => h.name).join(' and ') : 'neither PF'}: run vfwire host setup`);
+  }
+  return holders[0]!.name;
+}
+
+export interface UplinkMove {
+  from: string;
+  to: string;
+  /** The address onto the new port first, then off the old one: the host never lacks it. */
+  commands: Command[];
+}
+
+/** The move the ports call for: the holder lost its carrier and the other has one. */
+export function planUplinkMove(cfg: Config, ports: UplinkPort[]): UplinkMove | undefined {
+  const from = ports.find((p) => p.holds);
+  const to = ports.find((p) => !p.holds && p.carrier);
+  if (!from || from.carrier || !to) return undefined;
+  const cidr = `${cfg.underlay.address}/${cfg.underlay.prefixLen}`;
+  const ns = underlayNetns(cfg);
+  return {
+    from: from.name,
+    to: to.name,
+    commands: [{ argv: ip(ns, 'addr', 'add', cidr, 'dev', to.name) }, { argv: ip(ns, 'addr', 'del', cidr, 'dev', from.name) }],
+  };
+}
