@@ -37,8 +37,9 @@ export async function simUp(opts: SimOptions, runner: Runner, setup = true): Pro
     if (opts.failover) await buildFabric(opts, hosts, runner);
     // The underlay cable: PF of host A <-> PF of host B.
     else await runner.run({ argv: ['ip', 'link', 'add', 'name', a.pf, 'netns', a.netns, 'type', 'veth', 'peer', 'name', b.pf, 'netns', b.netns] });
-    for (const h of hosts) await buildHost(h, opts, runner);
-    if (setup) for (const h of hosts) await hostSetup(h.configPath, false);
+    // The two hosts side by side: each its own netns, tree, config and ledger.
+    await Promise.all(hosts.map((h) => buildHost(h, opts, runner)));
+    if (setup) await Promise.all(hosts.map((h) => hostSetup(h.configPath, false)));
   } catch (err) {
     await simDown(opts, runner).catch(() => undefined);
     throw err;

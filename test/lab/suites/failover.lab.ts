@@ -72,8 +72,8 @@ describe('lab: failover: an active-backup bond of the two PFs under the encrypte
 
   after(async () => {
     const s = sim;
-    if (s) for (const g of GUESTS) if (started.includes(g.name)) await stopGuest(s.opts, g.name, runner).catch(() => undefined);
-    if (s) for (const h of ['a', 'b'] as const) await withIpsecDeps(s, h, (d) => ipsecDown(d, {})).catch(() => undefined);
+    if (s) await Promise.all(GUESTS.filter((g) => started.includes(g.name)).map((g) => stopGuest(s.opts, g.name, runner).catch(() => undefined)));
+    if (s) await Promise.all((['a', 'b'] as const).map((h) => withIpsecDeps(s, h, (d) => ipsecDown(d, {})).catch(() => undefined)));
     await downTestSim(sim);
   });
 
@@ -93,9 +93,8 @@ describe('lab: failover: an active-backup bond of the two PFs under the encrypte
   });
 
   it('guests on one VNI reach each other through the SAs over the bonds', async () => {
-    for (const h of ['a', 'b'] as const) {
-      expect((await withIpsecDeps(sim!, h, (d) => ipsecUp(d, {}))).map((o) => o.result)).to.deep.equal(['up (epoch 1)']);
-    }
+    const ups = await Promise.all((['a', 'b'] as const).map((h) => withIpsecDeps(sim!, h, (d) => ipsecUp(d, {}))));
+    for (const up of ups) expect(up.map((o) => o.result)).to.deep.equal(['up (epoch 1)']);
     await Promise.all(GUESTS.map(async (g) => {
       started.push(g.name);
       await startGuest(sim!.opts, g, runner);
@@ -173,9 +172,9 @@ describe('lab: failover pf-switch: ipsec watch moves the underlay to the PF with
     requireLabVm();
     sim = await upTestSim(2, { failover: 'pf-switch' });
     await configureStaticIpsec(sim);
-    for (const h of ['a', 'b'] as const) {
-      expect((await withIpsecDeps(sim, h, (d) => ipsecUp(d, {}))).map((o) => o.result)).to.deep.equal(['up (epoch 1)']);
-    }
+    const s = sim;
+    const ups = await Promise.all((['a', 'b'] as const).map((h) => withIpsecDeps(s, h, (d) => ipsecUp(d, {}))));
+    for (const up of ups) expect(up.map((o) => o.result)).to.deep.equal(['up (epoch 1)']);
     await Promise.all(GUESTS.map(async (g) => {
       started.push(g.name);
       await startGuest(sim!.opts, g, runner);
@@ -184,8 +183,8 @@ describe('lab: failover pf-switch: ipsec watch moves the underlay to the PF with
 
   after(async () => {
     const s = sim;
-    if (s) for (const g of GUESTS) if (started.includes(g.name)) await stopGuest(s.opts, g.name, runner).catch(() => undefined);
-    if (s) for (const h of ['a', 'b'] as const) await withIpsecDeps(s, h, (d) => ipsecDown(d, {})).catch(() => undefined);
+    if (s) await Promise.all(GUESTS.filter((g) => started.includes(g.name)).map((g) => stopGuest(s.opts, g.name, runner).catch(() => undefined)));
+    if (s) await Promise.all((['a', 'b'] as const).map((h) => withIpsecDeps(s, h, (d) => ipsecDown(d, {})).catch(() => undefined)));
     await downTestSim(sim);
   });
 

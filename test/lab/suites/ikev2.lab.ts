@@ -57,7 +57,8 @@ describe('lab: IKEv2 between the sim hosts (two charons)', function () {
     requireLabVm();
     sim = await upTestSim(2);
     const psk = randomBytes(48).toString('base64') + '\n';
-    for (const h of ['a', 'b'] as const) {
+    // Both charons side by side (each starts in seconds under TCG).
+    await Promise.all((['a', 'b'] as const).map(async (h) => {
       const d = dir(h);
       mkdirSync(join(d, 'keys'), { recursive: true, mode: 0o700 });
       writeFileSync(join(d, 'keys', `${h === 'a' ? 'sim-b' : 'sim-a'}.psk`), psk, { mode: 0o600 });
@@ -74,7 +75,7 @@ describe('lab: IKEv2 between the sim hosts (two charons)', function () {
         socket: join(d, 'charon.vici'),
         env: { STRONGSWAN_CONF: join(d, 'strongswan.conf') },
       }));
-    }
+    }));
   });
 
   after(async () => {

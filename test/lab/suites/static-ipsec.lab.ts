@@ -41,8 +41,8 @@ describe('lab: static IPsec between the sim hosts', function () {
 
   after(async () => {
     const s = sim;
-    if (s) for (const g of GUESTS) if (started.includes(g.name)) await stopGuest(s.opts, g.name, runner).catch(() => undefined);
-    if (s) for (const h of ['a', 'b'] as const) await withDeps(h, (d) => ipsecDown(d, {})).catch(() => undefined);
+    if (s) await Promise.all(GUESTS.filter((g) => started.includes(g.name)).map((g) => stopGuest(s.opts, g.name, runner).catch(() => undefined)));
+    if (s) await Promise.all((['a', 'b'] as const).map((h) => withDeps(h, (d) => ipsecDown(d, {})).catch(() => undefined)));
     await downTestSim(sim);
     process.env.PATH = path;
   });
@@ -54,9 +54,8 @@ describe('lab: static IPsec between the sim hosts', function () {
   });
 
   it('ipsec up on both hosts installs the SAs in the form this kernel and ip accept', async () => {
-    for (const h of ['a', 'b'] as const) {
-      expect((await withDeps(h, (d) => ipsecUp(d, {}))).map((o) => o.result)).to.deep.equal(['up (epoch 1)']);
-    }
+    const ups = await Promise.all((['a', 'b'] as const).map((h) => withDeps(h, (d) => ipsecUp(d, {}))));
+    for (const up of ups) expect(up.map((o) => o.result)).to.deep.equal(['up (epoch 1)']);
     const states = (await runner.run({ argv: ['ip', '-n', sim!.a.netns, 'xfrm', 'state'] })).stdout;
     // Three inbound (this epoch and two ahead), one outbound.
     expect(states.match(/^src /gm)).to.have.length(4);
@@ -68,10 +67,10 @@ describe('lab: static IPsec between the sim hosts', function () {
   });
 
   it('two guests on one VNI ping across hosts, also at the largest MTU with DF set, and each packet went through the SAs', async () => {
-    for (const g of GUESTS) {
+    await Promise.all(GUESTS.map(async (g) => {
       started.push(g.name);
       await startGuest(sim!.opts, g, runner);
-    }
+    }));
     const outA = (await readLedger(join(sim!.a.dir, 'state'))).ipsec!.peers['sim-b']!.sas.find((s) => s.dir === 'out')!;
     const inB = (await readLedger(join(sim!.b.dir, 'state'))).ipsec!.peers['sim-a']!.sas.find((s) => s.dir === 'in')!;
     expect(inB.spi, 'the peers agree on the SPI without talking').to.equal(outA.spi);

@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import { startGuest, stopGuest, type GuestSpec } from '../../../src/sim/guest.js';
 import { probeAll } from '../../../src/sim/reachability.js';
 import { guestNetns } from '../../../src/sim/topology.js';
-import { vfwire } from '../../helpers/cli.js';
+import { hostSetup } from '../../../src/host/setup.js';
 import { nftCounters } from '../../helpers/nft.js';
 import { admissionChains, downTestSim, editConfig, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
 import { requireLabVm } from '../lab-runner.js';
@@ -29,16 +29,16 @@ describe('lab: the tc-flower overlay in the kernel (tc_policy skip_hw)', functio
 
   before(async () => {
     requireLabVm();
-    sim = await upTestSim(2);
-    for (const h of [sim.a, sim.b]) {
+    // Host setup once, with the tc-flower config (its own function: a CLI start costs seconds under TCG).
+    sim = await upTestSim(2, {}, false);
+    await Promise.all([sim.a, sim.b].map(async (h) => {
       editConfig(h.configPath, (doc) => {
         doc.overlay = 'tc-flower';
         doc.tc_policy = 'skip_hw';
         doc.command_timeout_ms = 60_000;
       });
-      const setup = await vfwire(['--config', h.configPath, 'host', 'setup']);
-      expect(setup.code, setup.stdout + setup.stderr).to.equal(0);
-    }
+      await hostSetup(h.configPath, false);
+    }));
     const s = sim;
     await Promise.all((['a', 'b'] as const).map(async (h) => {
       for (const g of perHost(h)) {
