@@ -2,9 +2,14 @@
 // head-end replication entries) enslaved to a bridge that also holds the representors of the
 // VMs on that VNI. Renders steps; runs nothing.
 
+import { type Config, vxlanSocketNetns } from '../config/config.js';
 import type { Step } from '../plan/step.js';
 import { bridge, ip } from '../exec/tools.js';
+import { renderAdmission } from './admission.js';
 import { bridgeName, VXLAN_PORT, vxlanName } from './names.js';
+import type { JoinResult, Overlay, VniView } from './overlay.js';
+import { maxGuestMtu } from './mtu.js';
+import { renderRepGuard } from './rep-guard.js';
 
 export interface OverlayHost {
   /** Where representors, bridges and VXLAN devices live (undefined: this netns). */
@@ -81,5 +86,35 @@ export function renderMemberJoin(host: OverlayHost, leaseKey: string, rep: strin
     owner: { kind: 'lease', key: leaseKey },
     do: { argv: ip(host.netns, 'link', 'set', 'dev', rep, 'mtu', String(mtu), 'master', bridgeName(vni), 'up') },
     undo: { argv: ip(host.netns, 'link', 'set', 'dev', rep, 'nomaster', 'down') },
+  };
+}
+
+/**
+ * The bridge overlay behind the Overlay interface. A VNI is created by its first member and its
+ * peers brought up to date by the next; admission comes first (no VXLAN device exists before it,
+ * and a peer that leaves the config is refused before it loses its FDB entry); the representor's
+ * guard is in place before it joins the bridge.
+ */
+export function bridgeOverlay(cfg: Config): Overlay {
+  // failover pf-switch moves the underlay between PFs: a VXLAN device bound to one would keep sending there.
+  const host: OverlayHost = { netns: cfg.netns, underlayNetns: cfg.underlay.netns, underlayInterface: cfg.failover?.mode === 'pf-switch' ? undefined : cfg.underlay.interface, underlayAddress: cfg.underlay.address };
+  const overlayMtu = maxGuestMtu(cfg.underlay.mtu, cfg.ipsec.mode !== 'off');
+  const vniSteps = (view: VniView): Omit<JoinResult, 'steps'> & { steps: Step[] } => {
+    if (view.plannedHere) return { steps: [] };
+    const admission = (withUndo: boolean) => renderAdmission(vxlanSocketNetns(cfg), view.vni, view.admission, { withUndo });
+    if (!view.live) return { steps: [admission(true), ...renderVniCreate(host, view.vni, overlayMtu, view.peers)], newVni: { peers: view.peers } };
+    const add = view.peers.filter((a) => !view.live!.peers.includes(a));
+    const remove = view.live.peers.filter((a) => !view.peers.includes(a));
+    if (add.length === 0 && remove.length === 0) return { steps: [] };
+    return { steps: [admission(false), ...renderPeerChanges(host, view.vni, add, remove)], peerUpdate: { peers: view.peers } };
+  };
+  return {
+    kind: 'bridge',
+    sasForEveryStart: false,
+    join(view, member, vfSteps) {
+      const vni = vniSteps(view);
+      const guard = renderRepGuard(cfg.netns, member.leaseKey, member.rep, member.mac);
+      return { ...vni, steps: [...vni.steps, ...vfSteps, guard, renderMemberJoin(host, member.leaseKey, member.rep, view.vni, member.mtu)] };
+    },
   };
 }

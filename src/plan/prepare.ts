@@ -2,19 +2,15 @@
 // steps that program them. Pure: reads nothing, runs nothing, so `vfwire plan` prints exactly
 // what the hook would do, and tests check it against golden files.
 
-import { pfSwitch } from '../failover/pf-switch.js';
-import { type Config, type PeerConfig, underlayNetns, vxlanSocketNetns } from '../config/config.js';
+import { type Config, type PeerConfig, underlayNetns } from '../config/config.js';
 import { renderPeerCheck } from '../ipsec/render-static.js';
 import type { DomainRequest, InterfaceSpec } from '../domain/interface-spec.js';
 import { ValidationError } from '../errors.js';
 import type { Inventory, VfInfo } from '../host/inventory.js';
 import { leaseKey, type Lease, type LedgerData, type VniState } from '../ledger/types.js';
-import { type AdmissionPeer, renderAdmission } from '../overlay/admission.js';
-import { renderMemberJoin, renderPeerChanges, renderVniCreate, type OverlayHost } from '../overlay/bridge-overlay.js';
-import { renderRepGuard } from '../overlay/rep-guard.js';
+import type { AdmissionPeer } from '../overlay/admission.js';
+import { overlayFor, type Overlay, type VniView } from '../overlay/overlay.js';
 import { inboundReqid, outboundReqid } from '../ipsec/sa-ids.js';
-import { planTcJoin, renderTcHostCheck, type TcFlowerHost, type TcMember } from '../overlay/tc-flower.js';
-import { tcMember, tcMembersOf } from './tc-members.js';
 import { defaultGuestMtu, maxGuestMtu } from '../overlay/mtu.js';
 import { chooseVf } from './choose-vf.js';
 import { peersOf } from './peers.js';
@@ -35,7 +31,7 @@ export interface PreparePlan {
 
 export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerData, cfg: Config, now = new Date()): PreparePlan {
   const ifaces = req.interfaces ?? [];
-  const host: OverlayHost = { netns: cfg.netns, underlayNetns: cfg.underlay.netns, underlayInterface: pfSwitch(cfg) ? undefined : cfg.underlay.interface, underlayAddress: cfg.underlay.address };
+  const overlay = overlayFor(cfg);
   const overlayMtu = maxGuestMtu(cfg.underlay.mtu, cfg.ipsec.mode !== 'off');
   const plan: PreparePlan = { vm: req.name, uuid: req.uuid, leases: [], newVnis: [], peerUpdates: [], steps: [] };
   const taken = new Set<string>();
@@ -45,21 +41,18 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
     const peers = peersOf(cfg, spec.vni);
     const key = leaseKey(req.uuid, spec.index);
     // The SA checks run first: nothing is touched for a VM that would not be encrypted.
-    plan.steps.unshift(...encryptionChecks(req.name, spec, cfg, peers, ledger, key, checkedPeers));
+    plan.steps.unshift(...encryptionChecks(req.name, spec, cfg, overlay, peers, ledger, key, checkedPeers));
     const mtu = guestMtu(req.name, spec, cfg, overlayMtu);
     checkMacFree(req.name, spec, ledger);
     checkMtuMatches(req.name, spec, mtu, ledger, plan.leases);
     const { pf, vf } = chooseVf(req.name, spec.index, spec.pf, inv, ledger, cfg, taken);
     taken.add(`${pf.name}/${vf.index}`);
 
-    const addrs = peers.map((p) => p.address);
     const vfSteps = renderVfConfig(cfg.backend, cfg.netns, { leaseKey: key, pf: pf.name, vf: vf.index, vfDev: vf.netdev, mac: spec.mac, mtu, origMac: cfg.backend === 'real' ? vf.adminMac : vf.mac });
-    if (cfg.overlay === 'tc-flower') {
-      plan.steps.push(...vfSteps, ...tcFlowerJoin(cfg, ledger, plan, { vni: spec.vni, peers: addrs, admission: admissionPeers(cfg, peers), member: { leaseKey: key, rep: vf.rep!, mac: spec.mac, pci: vf.pci } }));
-    } else {
-      const guard = renderRepGuard(cfg.netns, key, vf.rep!, spec.mac);
-      plan.steps.push(...bridgeVniSteps(plan, host, ledger, spec.vni, overlayMtu, addrs, admissionPeers(cfg, peers), vxlanSocketNetns(cfg)), ...vfSteps, guard, renderMemberJoin(host, key, vf.rep!, spec.vni, mtu));
-    }
+    const joined = overlay.join(vniView(ledger, plan, spec.vni, peers, cfg), { leaseKey: key, rep: vf.rep!, mac: spec.mac, pci: vf.pci, mtu }, vfSteps, plan.leases.length === 0);
+    plan.steps.push(...joined.steps);
+    if (joined.newVni) plan.newVnis.push({ vni: spec.vni, ...joined.newVni });
+    if (joined.peerUpdate) plan.peerUpdates.push({ vni: spec.vni, ...joined.peerUpdate });
     plan.leases.push(newLease(req, spec, key, pf.name, vf, mtu, cfg, now));
   }
   return plan;
@@ -73,26 +66,6 @@ function admissionPeers(cfg: Config, peers: PeerConfig[]): AdmissionPeer[] {
   const ipsec = cfg.ipsec.mode !== 'off';
   const local = cfg.underlay.address;
   return peers.map((p) => ({ address: p.address, ...(ipsec ? { reqids: { in: inboundReqid(local, p.address), out: outboundReqid(local, p.address) } } : {}) }));
-}
-
-/**
- * The bridge overlay of a VNI: created by its first member, its peers brought up to date by the
- * next. Admission comes first: no VXLAN device exists before it, and a peer that leaves the config
- * is refused before it loses its FDB entry.
- */
-function bridgeVniSteps(plan: PreparePlan, host: OverlayHost, ledger: LedgerData, vni: number, overlayMtu: number, addrs: string[], admission: AdmissionPeer[], admissionNetns: string | undefined): Step[] {
-  const live = ledger.vnis[String(vni)];
-  const seen = plan.newVnis.some((v) => v.vni === vni) || plan.peerUpdates.some((v) => v.vni === vni);
-  if (seen) return [];
-  if (!live) {
-    plan.newVnis.push({ vni, peers: addrs });
-    return [renderAdmission(admissionNetns, vni, admission, { withUndo: true }), ...renderVniCreate(host, vni, overlayMtu, addrs)];
-  }
-  const add = addrs.filter((a) => !live.peers.includes(a));
-  const remove = live.peers.filter((a) => !addrs.includes(a));
-  if (add.length === 0 && remove.length === 0) return [];
-  plan.peerUpdates.push({ vni, peers: addrs });
-  return [renderAdmission(admissionNetns, vni, admission, { withUndo: false }), ...renderPeerChanges(host, vni, add, remove)];
 }
 
 // Two guests with one MAC on one L2 segment break each other (a clone that kept an explicit MAC).
@@ -122,23 +95,19 @@ function newLease(req: DomainRequest, spec: InterfaceSpec, key: string, pf: stri
   };
 }
 
-// The tc-flower overlay: the VF's rules, and the VNI's replication lists rewritten to include it.
-// A first member also records the VNI (without undo: its rules go with their members).
-// Admission as for the bridge, for what the kernel decapsulates (software tc, and whatever the
-// eswitch passes up); the decap rules themselves also match each peer's enc_src_ip.
-function tcFlowerJoin(cfg: Config, ledger: LedgerData, plan: PreparePlan, j: { vni: number; peers: string[]; admission: AdmissionPeer[]; member: TcMember }): Step[] {
-  const policy = cfg.tcPolicy === 'skip_sw' ? {} : { policy: cfg.tcPolicy };
-  // Rules the NIC never holds (skip_hw) meet no eswitch IPsec rule.
-  const host: TcFlowerHost = { netns: cfg.netns, underlayAddress: cfg.underlay.address, ipsecTx: cfg.ipsec.mode !== 'off' && cfg.tcPolicy !== 'skip_hw', ...policy };
-  const steps: Step[] = [];
-  if (!plan.steps.some((s) => s.kind === 'tcf-vxlan-check')) steps.push(renderTcHostCheck(host, j.member.leaseKey));
-  const live = ledger.vnis[String(j.vni)];
-  if (!live && !plan.newVnis.some((v) => v.vni === j.vni)) {
-    plan.newVnis.push({ vni: j.vni, peers: j.peers, tc: { netns: cfg.netns, underlayAddress: cfg.underlay.address, ...policy } });
-    steps.push(renderAdmission(vxlanSocketNetns(cfg), j.vni, j.admission, { withUndo: true }));
-  }
-  const members = [...tcMembersOf(ledger, j.vni), ...plan.leases.filter((l) => l.vni === j.vni).map(tcMember)];
-  return [...steps, ...planTcJoin(host, { vni: j.vni, peers: live?.peers ?? j.peers, members }, [j.member])];
+/** The VNI as the overlay's join sees it: the ledger's state and this plan's earlier interfaces. */
+function vniView(ledger: LedgerData, plan: PreparePlan, vni: number, peers: PeerConfig[], cfg: Config): VniView {
+  const live = ledger.vnis[String(vni)];
+  const fromLedger = (live?.members ?? []).flatMap((k) => (ledger.leases[k] ? [ledger.leases[k]] : []));
+  const members = [...fromLedger, ...plan.leases.filter((l) => l.vni === vni)].map((l) => ({ leaseKey: l.key, rep: l.rep, mac: l.mac, pci: l.pci, mtu: l.mtu }));
+  return {
+    vni,
+    ...(live ? { live: { peers: live.peers } } : {}),
+    plannedHere: plan.newVnis.some((v) => v.vni === vni) || plan.peerUpdates.some((v) => v.vni === vni),
+    peers: peers.map((p) => p.address),
+    admission: admissionPeers(cfg, peers),
+    members,
+  };
 }
 
 // One L2 segment, one MTU: a 9000-byte guest beside a 1500-byte one loses every large frame
@@ -164,8 +133,8 @@ function guestMtu(vm: string, spec: InterfaceSpec, cfg: Config, overlayMtu: numb
 //
 // On a tc-flower host with IPsec every start needs its VNI's SAs, encrypt="off" too: tc rules
 // may exist only while the SAs do (ipsec/tc-order.ts), and none while they are taken down.
-function encryptionChecks(vm: string, spec: InterfaceSpec, cfg: Config, peers: PeerConfig[], ledger: LedgerData, leaseKey: string, checked: Set<string>): Step[] {
-  const tcIpsec = cfg.overlay === 'tc-flower' && cfg.ipsec.mode !== 'off';
+function encryptionChecks(vm: string, spec: InterfaceSpec, cfg: Config, overlay: Overlay, peers: PeerConfig[], ledger: LedgerData, leaseKey: string, checked: Set<string>): Step[] {
+  const tcIpsec = overlay.sasForEveryStart;
   if (tcIpsec && ledger.ipsec?.tcRulesDown) {
     throw new ValidationError(`interface ${spec.index}: the tc-flower rules are down until IPsec is back (mlx5 takes no first SA beside tc rules): run vfwire ipsec up, or let vfwire ipsec watch recover`, { vm });
   }
