@@ -1,7 +1,8 @@
 // `vfwire gc [--dry-run]`: free what a crash left behind: leases whose VM libvirt no longer
 // runs, and vfwire bridges, VXLAN devices and bridge ports that no lease accounts for.
 
-import { configPath, loadConfig, type Config } from '../config/config.js';
+import { configPath, loadConfig, vxlanSocketNetns, type Config } from '../config/config.js';
+import { readAdmission } from '../overlay/admission.js';
 import { vfwireAliases } from '../domain/device-aliases.js';
 import { ValidationError, VfwireError } from '../errors.js';
 import { undoAll } from '../exec/apply.js';
@@ -29,7 +30,8 @@ export async function gcCommand(opts: { dryRun?: boolean; graceSeconds?: number;
     const { running, liveAliases } = await runningDomains(cfg);
     await withLedger(cfg.stateDir, async (txn) => {
       if (!opts.dryRun && forgetEarlierBoot(txn.data, await readBootId())) await txn.save();
-      const plan = planGc({ ledger: txn.data, running, links: await hostLinks(cfg, runner), notBefore: new Date(Date.now() - graceMs), liveAliases });
+      const admission = { netns: vxlanSocketNetns(cfg), vnis: [...(await readAdmission(runner, vxlanSocketNetns(cfg))).vnis.keys()] };
+      const plan = planGc({ ledger: txn.data, running, links: await hostLinks(cfg, runner), notBefore: new Date(Date.now() - graceMs), liveAliases, admission });
       for (const l of plan.staleLeases) console.log(`lease ${l.vm}#${l.key.split('/')[1]}: ${l.why}`);
       for (const line of plan.leftovers) console.log(`leftover ${line}`);
       if (plan.commands.length === 0) return console.log('nothing to collect');

@@ -13,8 +13,8 @@ import { readInventory, type Inventory } from '../host/inventory.js';
 import { processStartTimes } from '../host/daemon-start.js';
 import { peerNeighbour } from '../host/neighbour.js';
 import { hostXfrmForm } from '../ipsec/host-form.js';
-import { ip, nft, tc } from '../exec/tools.js';
-import { ADMISSION_TABLE, parseAdmission } from '../overlay/admission.js';
+import { ip, tc } from '../exec/tools.js';
+import { readAdmission } from '../overlay/admission.js';
 import { lostSas } from '../ipsec/sa-kernel.js';
 import { readLedger } from '../ledger/store.js';
 import type { LedgerData } from '../ledger/types.js';
@@ -131,12 +131,10 @@ async function admissionCheck({ cfg, runner }: DoctorContext, ledger: LedgerData
   const netns = vxlanSocketNetns(cfg);
   let shown;
   try {
-    shown = parseAdmission((await runner.run({ argv: nft(netns, '-j', 'list', 'table', 'inet', ADMISSION_TABLE) })).stdout);
+    shown = await readAdmission(runner, netns);
   } catch (err) {
-    // nft's own "Error: No such file or directory" is a table that is not there: read as empty.
-    // Anything else (no nft at all, say) fails: every start needs it.
-    if (/Error: No such file or directory/.test(String(err))) shown = { hooked: false, vnis: new Map<number, string[]>() };
-    else return fail('underlay admission', `nft: ${oneLine(err)}`, 'apt-get install nftables (every VM start writes its VNI\'s admission with it)');
+    // No nft at all, say: every start needs it.
+    return fail('underlay admission', `nft: ${oneLine(err)}`, 'apt-get install nftables (every VM start writes its VNI\'s admission with it)');
   }
   if (vnis.length === 0) return pass('underlay admission', 'no live VNIs');
   const missing = vnis.filter((v) => !shown.vnis.has(v));

@@ -6,6 +6,7 @@ import { needsLiveAttach, type LedgerData, type Lease } from '../ledger/types.js
 import { planReleaseKeys } from '../plan/release.js';
 import type { Command } from '../plan/step.js';
 import { ip } from '../exec/tools.js';
+import { admissionRemoval } from '../overlay/admission.js';
 
 export interface HostLink {
   name: string;
@@ -28,6 +29,8 @@ export interface GcInput {
    * not asked, and its leases are kept.
    */
   liveAliases?: Map<string, Set<string>>;
+  /** The VNIs with admission chains now, and the netns of their table (overlay/admission.ts). */
+  admission?: { netns?: string; vnis: number[] };
 }
 
 export interface GcPlan {
@@ -43,7 +46,7 @@ export interface GcPlan {
 const OURS = /^vfw(br|vx)(\d{1,8})$/;
 
 /** Sim netns guests are not libvirt domains: their leases are the sim's to release. */
-export function planGc({ ledger, running, links, notBefore, liveAliases }: GcInput): GcPlan {
+export function planGc({ ledger, running, links, notBefore, liveAliases, admission }: GcInput): GcPlan {
   // No grace for a detached device: attachedAt says its VM was running with it.
   const detached = (l: Lease) => running.has(l.uuid) && !!l.attachedAt && liveAliases?.get(l.uuid)?.has(deviceAlias(l)) === false;
   const stale = Object.values(ledger.leases).filter((l) => needsLiveAttach(l) && ((!running.has(l.uuid) && new Date(l.since) < notBefore) || detached(l)));
@@ -66,6 +69,13 @@ export function planGc({ ledger, running, links, notBefore, liveAliases }: GcInp
       leftovers.push(`${link.name}: port of ${link.master} without a lease`);
       commands.push({ argv: ip(link.netns, 'link', 'set', 'dev', link.name, 'nomaster', 'down') });
     }
+  }
+  // Chains of a VNI the ledger has never heard of (a prepare killed after its admission step and
+  // before it recorded anything, a ledger lost): a released VNI's undo removes its own.
+  for (const vni of admission?.vnis ?? []) {
+    if (ledger.vnis[String(vni)]) continue;
+    leftovers.push(`admission chains of VNI ${vni}: not in the ledger`);
+    commands.push(admissionRemoval(admission!.netns, vni));
   }
   const why = (l: Lease) => (detached(l) ? `its device ${deviceAlias(l)} was detached from the running domain` : 'its domain is not running');
   return { staleLeases: stale.map((l) => ({ key: l.key, vm: l.vm, why: why(l) })), commands, leftovers };

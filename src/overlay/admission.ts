@@ -27,7 +27,8 @@
 //   commands separated by `;`, so a plan shows it as it runs.
 
 import { nft } from '../exec/tools.js';
-import type { Step } from '../plan/step.js';
+import type { Runner } from '../exec/runner.js';
+import type { Command, Step } from '../plan/step.js';
 import { VXLAN_PORT } from './names.js';
 
 export const ADMISSION_TABLE = 'vfwire';
@@ -90,7 +91,7 @@ export function renderAdmission(netns: string | undefined, vni: number, peers: A
     device: `${t} ${chainOf(vni)}`,
     owner: { kind: 'vni', vni },
     do: { argv: nft(netns, '-f', '-'), stdin: admissionScript(vni, peers), inputShown: true },
-    ...(opts.withUndo ? { undo: { argv: nft(netns, '-f', '-'), stdin: admissionRemoveScript(vni), inputShown: true } } : {}),
+    ...(opts.withUndo ? { undo: admissionRemoval(netns, vni) } : {}),
   };
 }
 
@@ -122,4 +123,22 @@ export function parseAdmission(json: string): AdmissionState {
   const vnis = new Map<number, string[]>();
   for (const vni of mapped(MAP_IN, chainOf)) if (outs.has(vni)) vnis.set(vni, accepted(chainOf(vni)));
   return { hooked, vnis };
+}
+
+/** The command that removes a VNI's chains (a VNI's undo, or gc's for chains no VNI accounts for). */
+export function admissionRemoval(netns: string | undefined, vni: number): Command {
+  return { argv: nft(netns, '-f', '-'), stdin: admissionRemoveScript(vni), inputShown: true };
+}
+
+/**
+ * The admission table as nft shows it in `netns`; no table is an empty one (nft's own "No such
+ * file or directory"). Any other failure (no nft at all, say) throws.
+ */
+export async function readAdmission(runner: Runner, netns: string | undefined): Promise<AdmissionState> {
+  try {
+    return parseAdmission((await runner.run({ argv: nft(netns, '-j', 'list', 'table', FAMILY, ADMISSION_TABLE) })).stdout);
+  } catch (err) {
+    if (/Error: No such file or directory/.test(String(err))) return { hooked: false, vnis: new Map() };
+    throw err;
+  }
 }

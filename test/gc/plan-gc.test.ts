@@ -17,6 +17,16 @@ function ledgerWith(vms: [string, string, number][], since = LONG_AGO) {
 }
 
 describe('planGc', () => {
+  it('removes admission chains of a VNI the ledger does not know, never those of a live or released one', () => {
+    const ledger = ledgerWith([['alive', UUID1, 100], ['dead', UUID2, 200]]);
+    const plan = planGc({ ledger, running: new Set([UUID1]), links: [], notBefore: NOW, admission: { netns: 'ns1', vnis: [100, 200, 300] } });
+    expect(plan.leftovers).to.deep.equal(['admission chains of VNI 300: not in the ledger']);
+    const removal = plan.commands.filter((c) => c.argv.includes('nft') && c.stdin?.includes('delete chain'));
+    // VNI 200's own undo (with its released lease) and VNI 300's leftover; VNI 100 stays.
+    expect(removal.map((c) => /vni_(\d+) /.exec(c.stdin!)?.[1])).to.deep.equal(['200', '300']);
+    expect(removal[1]!.argv).to.deep.equal(['ip', 'netns', 'exec', 'ns1', 'nft', '-f', '-']);
+  });
+
   it('releases the leases of VMs that are not running, keeping the shared overlay of a running one', () => {
     const ledger = ledgerWith([['alive', UUID1, 100], ['dead', UUID2, 100]]);
     const plan = planGc({ ledger, running: new Set([UUID1]), links: [], notBefore: NOW });
