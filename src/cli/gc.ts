@@ -13,7 +13,7 @@ import { openConnection } from '../libvirt/index.js';
 import { closeLogger, createLogger } from '../log.js';
 import { dropLeases, forgetEarlierBoot } from '../ledger/record.js';
 import { withLedger } from '../ledger/store.js';
-import { formatCommand } from '../plan/step.js';
+import { formatCommand } from '../exec/step.js';
 import { ip } from '../exec/tools.js';
 
 // A VM between its prepare hook and running QEMU is not "gone"; leave young leases alone.

@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import { hostSetup } from '../host/setup.js';
-import { formatCommandWithInput } from '../plan/step.js';
+import { formatCommandWithInput } from '../exec/step.js';
 
 export function hostCommands(program: Command, config: () => string): void {
   const host = program.command('host').description('per-boot host configuration');

@@ -18,7 +18,7 @@ import { peerBehind } from '../ipsec/pair-plan.js';
 import { hex32 } from '../ipsec/sa-ids.js';
 import { readLedger } from '../ledger/store.js';
 import { closeLogger, createLogger } from '../log.js';
-import { formatCommandWithInput, type Command as StepCommand } from '../plan/step.js';
+import { formatCommandWithInput, type Command as StepCommand } from '../exec/step.js';
 import { sleep } from '../wait.js';
 import { makeTable } from './table.js';
 

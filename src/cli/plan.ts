@@ -8,7 +8,7 @@ import { ExecRunner } from '../exec/runner.js';
 import { readInventory } from '../host/inventory.js';
 import { readLedger } from '../ledger/store.js';
 import { planPrepare } from '../plan/prepare.js';
-import { formatCommand } from '../plan/step.js';
+import { formatCommand } from '../exec/step.js';
 
 export interface PlanOptions {
   xml?: string;

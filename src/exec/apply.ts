@@ -2,7 +2,7 @@
 // past undo errors) and throws one error carrying the failure and every undo failure.
 
 import { NotFoundError, VfwireError } from '../errors.js';
-import type { Command, Step } from '../plan/step.js';
+import type { Command, Step } from './step.js';
 import type { Runner } from './runner.js';
 
 export interface ApplyOptions {

@@ -3,7 +3,7 @@
 // domain). The sim's own helpers that drive libvirtd and the hook script use execa the same way.
 
 import { NotFoundError, VfwireError } from '../errors.js';
-import { formatCommand, type Command } from '../plan/step.js';
+import { formatCommand, type Command } from './step.js';
 
 export interface RunResult {
   stdout: string;

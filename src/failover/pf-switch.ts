@@ -19,7 +19,7 @@ import { ResourceError } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
 import { ip } from '../exec/tools.js';
 import { parseJsonOutput } from '../json-output.js';
-import type { Command } from '../plan/step.js';
+import type { Command } from '../exec/step.js';
 
 export interface UplinkPort {
   name: string;

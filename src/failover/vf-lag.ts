@@ -40,7 +40,7 @@ import { ResourceError, ValidationError } from '../errors.js';
 import { ip } from '../exec/tools.js';
 import type { EswitchMode } from '../host/devlink.js';
 import { IFNAME_RE, PCI_ADDRESS_RE } from '../host/identifiers.js';
-import type { Command, Step, StepOwner } from '../plan/step.js';
+import type { Command, Step, StepOwner } from '../exec/step.js';
 
 /** Host state: `host setup` makes and keeps it, the ledger records no undo of it. */
 const HOST_OWNER: StepOwner = { kind: 'host' };

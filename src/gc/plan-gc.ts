@@ -4,7 +4,7 @@
 import { deviceAlias } from '../attach/device-xml.js';
 import { needsLiveAttach, type LedgerData, type Lease } from '../ledger/types.js';
 import { planReleaseKeys } from '../plan/release.js';
-import type { Command } from '../plan/step.js';
+import type { Command } from '../exec/step.js';
 import { ip } from '../exec/tools.js';
 import { admissionRemoval } from '../overlay/admission.js';
 

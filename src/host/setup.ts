@@ -12,7 +12,7 @@ import { readLedger } from '../ledger/store.js';
 import { closeLogger, createLogger, type Logger } from '../log.js';
 import { maxGuestMtu } from '../overlay/mtu.js';
 import { hasIngressQdisc, parseTcHostLink, planTcHost, TC_VXLAN_DEVICE } from '../overlay/tc-flower.js';
-import type { Step } from '../plan/step.js';
+import type { Step } from '../exec/step.js';
 import { hostRunner } from './host-runner.js';
 import { readHostState, wantedPfs } from './host-state.js';
 import { readInventory } from './inventory.js';

@@ -8,7 +8,7 @@ import { ValidationError } from '../errors.js';
 import { applySteps, undoAll } from '../exec/apply.js';
 import type { Runner } from '../exec/runner.js';
 import type { LedgerTxn } from '../ledger/store.js';
-import type { Step, Command } from '../plan/step.js';
+import type { Step, Command } from '../exec/step.js';
 
 export interface GuardedPlan {
   steps: Step[];

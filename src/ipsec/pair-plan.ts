@@ -11,7 +11,7 @@
 // what the move left behind run after them, tolerant of what is already gone.
 
 import { type Config, type PeerConfig, underlayNetns } from '../config/config.js';
-import type { Command as StepCommand, Step } from '../plan/step.js';
+import type { Command as StepCommand, Step } from '../exec/step.js';
 import type { PeerSaState, SaFacts } from '../ledger/types.js';
 import { epochKeys, MAX_EPOCH, nonceSpaceId, type PeerSeed } from './keys.js';
 import { peerSas, policyAddStep, renderPeerSas, stateAddStep, type PeerSa, type PeerSaContext } from './render-static.js';

@@ -14,7 +14,7 @@
 //   (drivers/net/ethernet/mellanox/mlx5/core/en_accel/ipsec_fs.c setup_fte_upper_proto_match).
 
 import { ip } from '../exec/tools.js';
-import type { Step } from '../plan/step.js';
+import type { Step } from '../exec/step.js';
 import type { PeerKeys } from './keys.js';
 import { INBOUND_REPLAY_WINDOW, type XfrmForm } from './xfrm-form.js';
 import { policyDeleteArgv, policySelector, saDeleteArgv, saGetArgv, saIdArgs } from './sa-kernel.js';

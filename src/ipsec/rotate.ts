@@ -16,7 +16,7 @@ import { ValidationError } from '../errors.js';
 import { applySteps, undoAll } from '../exec/apply.js';
 import { withLedger } from '../ledger/store.js';
 import type { PeerSaState, SaFacts } from '../ledger/types.js';
-import type { Command, Step } from '../plan/step.js';
+import type { Command, Step } from '../exec/step.js';
 import { keyFilePath, readKeyFile, type PeerSeed } from './keys.js';
 import { applyGuarded, type GuardedPlan } from './nonce-guard.js';
 import { hostXfrmForm } from './host-form.js';

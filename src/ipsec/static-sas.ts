@@ -12,7 +12,7 @@ import { forgetEarlierBoot } from '../ledger/record.js';
 import { withLedger } from '../ledger/store.js';
 import type { IpsecState } from '../ledger/types.js';
 import type { Logger } from '../log.js';
-import type { Step } from '../plan/step.js';
+import type { Step } from '../exec/step.js';
 import { hostXfrmForm } from './host-form.js';
 import { keyFilePath, readKeyFile } from './keys.js';
 import { kickPeer } from './kick.js';

@@ -23,7 +23,7 @@ import type { LedgerTxn } from '../ledger/store.js';
 import type { LedgerData } from '../ledger/types.js';
 import type { Logger } from '../log.js';
 import { renderTcRulesDown, renderTcRulesUp, tcVniRules, type TcFlowerHost, type TcRule } from '../overlay/tc-flower.js';
-import type { Step } from '../plan/step.js';
+import type { Step } from '../exec/step.js';
 import { tcVniStateOf } from '../plan/tc-members.js';
 
 interface VniRules {

@@ -2,7 +2,7 @@
 // between leaves enough behind for `gc` to undo), mark them active, drop them on release.
 
 import type { PreparePlan } from '../plan/prepare.js';
-import type { Command } from '../plan/step.js';
+import type { Command } from '../exec/step.js';
 import type { LedgerData, Lease, VniState } from './types.js';
 
 /** Record the plan's leases and new VNIs, with the undo of every step the plan will run. */

@@ -1,7 +1,7 @@
 // The ledger's on-disk shape. Bump LEDGER_SCHEMA on any incompatible change; a reader refuses
 // a ledger newer than itself rather than guess.
 
-import type { Command } from '../plan/step.js';
+import type { Command } from '../exec/step.js';
 
 export const LEDGER_SCHEMA = 1;
 

@@ -28,7 +28,7 @@
 
 import { nft } from '../exec/tools.js';
 import type { Runner } from '../exec/runner.js';
-import type { Command, Step } from '../plan/step.js';
+import type { Command, Step } from '../exec/step.js';
 import { VXLAN_PORT } from './names.js';
 
 export const ADMISSION_TABLE = 'vfwire';

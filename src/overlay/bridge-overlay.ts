@@ -3,7 +3,7 @@
 // VMs on that VNI. Renders steps; runs nothing.
 
 import { type Config, vxlanSocketNetns } from '../config/config.js';
-import type { Step } from '../plan/step.js';
+import type { Step } from '../exec/step.js';
 import { bridge, ip } from '../exec/tools.js';
 import { renderAdmission } from './admission.js';
 import { bridgeName, VXLAN_PORT, vxlanName } from './names.js';

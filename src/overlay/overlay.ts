@@ -3,7 +3,7 @@
 // (OVS, say) is a new implementation of this, nothing else. Pure, like the renderers behind it.
 
 import type { Config } from '../config/config.js';
-import type { Step } from '../plan/step.js';
+import type { Step } from '../exec/step.js';
 import type { AdmissionPeer } from './admission.js';
 import { bridgeOverlay } from './bridge-overlay.js';
 import { tcFlowerOverlay } from './tc-flower-overlay.js';

@@ -12,7 +12,7 @@
 
 import type { Runner } from '../exec/runner.js';
 import { nft } from '../exec/tools.js';
-import type { Step } from '../plan/step.js';
+import type { Step } from '../exec/step.js';
 
 const t = 'bridge vfwire';
 

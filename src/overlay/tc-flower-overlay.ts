@@ -4,7 +4,7 @@
 // and whatever the eswitch passes up); the decap rules themselves also match each peer's enc_src_ip.
 
 import { type Config, vxlanSocketNetns } from '../config/config.js';
-import type { Step } from '../plan/step.js';
+import type { Step } from '../exec/step.js';
 import { renderAdmission } from './admission.js';
 import type { Overlay } from './overlay.js';
 import { planTcJoin, renderTcHostCheck, type TcFlowerHost } from './tc-flower.js';

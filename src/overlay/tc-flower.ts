@@ -76,7 +76,7 @@ import { isUnicastMac, normalizeMac } from '../domain/mac.js';
 import { ip, tc } from '../exec/tools.js';
 import { PCI_ADDRESS_RE } from '../host/identifiers.js';
 import { parseJsonOutput } from '../json-output.js';
-import type { Command, Step, StepOwner } from '../plan/step.js';
+import type { Command, Step, StepOwner } from '../exec/step.js';
 import { VXLAN_PORT } from './names.js';
 
 /** The one external-mode VXLAN device of a tc-flower host; gc's `vfw(br|vx)<digits>` never matches it. */

@@ -14,7 +14,7 @@ import { inboundReqid, outboundReqid } from '../ipsec/sa-ids.js';
 import { defaultGuestMtu, maxGuestMtu } from '../overlay/mtu.js';
 import { chooseVf } from './choose-vf.js';
 import { peersOf } from './peers.js';
-import type { Step } from './step.js';
+import type { Step } from '../exec/step.js';
 import { renderVfConfig } from './vf-config.js';
 
 export interface PreparePlan {

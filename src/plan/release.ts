@@ -5,7 +5,7 @@
 import type { LedgerData } from '../ledger/types.js';
 import { leasesOf } from '../ledger/record.js';
 import { planTcLeave } from '../overlay/tc-flower.js';
-import type { Command } from './step.js';
+import type { Command } from '../exec/step.js';
 import { tcVniStateOf } from './tc-members.js';
 
 export interface ReleasePlan {

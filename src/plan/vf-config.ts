@@ -7,7 +7,7 @@
 // The sim's VFs are veth ends with no PF behind them, so the MAC goes on the netdev directly. A
 // sim VF without a host netdev is a libvirt host's tap: its MAC is set by QEMU from the XML.
 
-import type { Step } from './step.js';
+import type { Step } from '../exec/step.js';
 import { ip } from '../exec/tools.js';
 
 export interface VfTarget {

@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { EswitchMode } from '../host/devlink.js';
 import { CommandError, type RunResult, type Runner } from '../exec/runner.js';
-import { formatCommand, type Command } from '../plan/step.js';
+import { formatCommand, type Command } from '../exec/step.js';
 
 interface SimDevlinkState {
   mode: EswitchMode;

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { ResourceError, ValidationError } from '../../src/errors.js';
 import { planHostSetup, renderHostSetup, type HostSetupInput, type HostState } from '../../src/failover/vf-lag.js';
-import { formatCommandWithInput as show, type Command, type Step } from '../../src/plan/step.js';
+import { formatCommandWithInput as show, type Command, type Step } from '../../src/exec/step.js';
 import { expectGolden } from '../helpers/golden.js';
 
 const reps = (base: string, n: number) => Array.from({ length: n }, (_, i) => `${base}r${i}`);

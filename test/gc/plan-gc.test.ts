@@ -4,7 +4,7 @@ import { repUnguardScript } from '../../src/overlay/rep-guard.js';
 import { recordPlan } from '../../src/ledger/record.js';
 import { emptyLedger } from '../../src/ledger/types.js';
 import { planPrepare } from '../../src/plan/prepare.js';
-import { formatCommand } from '../../src/plan/step.js';
+import { formatCommand } from '../../src/exec/step.js';
 import { config, inventory, pf, REAL_CONFIG, request, UUID1, UUID2 } from '../helpers/inputs.js';
 
 const LONG_AGO = new Date('2026-01-01T00:00:00Z');

@@ -7,7 +7,7 @@
 
 import { NotFoundError, VfwireError } from '../../src/errors.js';
 import { CommandError, type Runner, type RunResult } from '../../src/exec/runner.js';
-import type { Command } from '../../src/plan/step.js';
+import type { Command } from '../../src/exec/step.js';
 
 interface FakeSa {
   dir: 'out' | 'in';

@@ -3,7 +3,7 @@ import { epochKeys, keyFingerprint, type PeerSeed } from '../../src/ipsec/keys.j
 import { peerSas, renderPeerSas } from '../../src/ipsec/render-static.js';
 import { deriveSaIds, hex32, orderPair } from '../../src/ipsec/sa-ids.js';
 import { xfrmForm, type XfrmForm } from '../../src/ipsec/xfrm-form.js';
-import { formatCommand } from '../../src/plan/step.js';
+import { formatCommand } from '../../src/exec/step.js';
 import { expectGolden } from '../helpers/golden.js';
 import { CURRENT_FORM } from '../helpers/xfrm-forms.js';
 

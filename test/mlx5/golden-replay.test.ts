@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { xfrmForm } from '../../src/ipsec/xfrm-form.js';
 import { epochKeys, keyFingerprint } from '../../src/ipsec/keys.js';
 import { renderPeerSas } from '../../src/ipsec/render-static.js';
-import type { Command } from '../../src/plan/step.js';
+import type { Command } from '../../src/exec/step.js';
 import { FIXTURES } from '../helpers/golden.js';
 import { Mlx5Host } from './model.js';
 import { commandsFromPlanText, replay } from './replay.js';

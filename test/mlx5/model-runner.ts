@@ -5,7 +5,7 @@
 
 import { NotFoundError } from '../../src/errors.js';
 import { CommandError, type Runner, type RunResult } from '../../src/exec/runner.js';
-import { formatCommand, type Command } from '../../src/plan/step.js';
+import { formatCommand, type Command } from '../../src/exec/step.js';
 import type { Mlx5Host } from './model.js';
 import { Mlx5Refusal, UnmodeledCommand } from './refusal.js';
 

@@ -2,7 +2,7 @@
 // The command lines are vfwire's shapes (test/fixtures/ipsec, tc, plans, failover), varied per rule.
 
 import { expect } from 'chai';
-import type { Command } from '../../src/plan/step.js';
+import type { Command } from '../../src/exec/step.js';
 import { Mlx5Host, type HostFacts, type PfFacts } from './model.js';
 import { Mlx5Refusal, UnmodeledCommand } from './refusal.js';
 import { commandsFromPlanText, replay } from './replay.js';

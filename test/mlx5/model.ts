@@ -8,7 +8,7 @@
 // It runs vfwire's Command objects: `ip [-n NS] ...`, `ip -batch -` with stdin lines, `tc ...`,
 // `bridge ...`, `devlink ...` and `tee <sysfs file>` with the value on stdin.
 
-import type { Command } from '../../src/plan/step.js';
+import type { Command } from '../../src/exec/step.js';
 import { Mlx5Refusal, UnmodeledCommand, devlinkError, mlx5, netlinkError, teeError, toolError } from './refusal.js';
 import { parseFlower, type FlowerFilter } from './tc.js';
 import { atLeast, parseVersion, type Version } from './versions.js';

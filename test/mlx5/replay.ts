@@ -1,7 +1,7 @@
 // Replays a list of vfwire Commands through the mlx5 model in order: the final state when every
 // command was accepted, or the first refusal with its index (the commands after it are not run).
 
-import type { Command } from '../../src/plan/step.js';
+import type { Command } from '../../src/exec/step.js';
 import { Mlx5Refusal } from './refusal.js';
 import type { HostState, Mlx5Host } from './model.js';
 

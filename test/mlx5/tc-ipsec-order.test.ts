@@ -16,7 +16,7 @@ import { emptyLedger, type LedgerData } from '../../src/ledger/types.js';
 import { renderTcHost } from '../../src/overlay/tc-flower.js';
 import { planPrepare } from '../../src/plan/prepare.js';
 import { planRelease } from '../../src/plan/release.js';
-import type { Command } from '../../src/plan/step.js';
+import type { Command } from '../../src/exec/step.js';
 import { FIXTURES } from '../helpers/golden.js';
 import { config, inventory, pf, REAL_CONFIG, request, UUID1 } from '../helpers/inputs.js';
 import { Mlx5Host } from './model.js';

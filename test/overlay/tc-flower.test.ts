@@ -20,7 +20,7 @@ import {
   type TcMember,
   type TcVniState,
 } from '../../src/overlay/tc-flower.js';
-import { formatCommand, type Command, type Step } from '../../src/plan/step.js';
+import { formatCommand, type Command, type Step } from '../../src/exec/step.js';
 import { expectGolden, FIXTURES } from '../helpers/golden.js';
 
 const A = '192.168.80.2';

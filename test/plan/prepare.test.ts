@@ -4,7 +4,7 @@ import { dropLeases, recordPeerUpdates, recordPlan } from '../../src/ledger/reco
 import { emptyLedger, type LedgerData } from '../../src/ledger/types.js';
 import { planPrepare, type PreparePlan } from '../../src/plan/prepare.js';
 import { planRelease, planReleaseKeys } from '../../src/plan/release.js';
-import { formatCommand } from '../../src/plan/step.js';
+import { formatCommand } from '../../src/exec/step.js';
 import { repUnguardScript } from '../../src/overlay/rep-guard.js';
 import { expectGolden } from '../helpers/golden.js';
 import { config, inventory, pf, REAL_CONFIG, request, SIM_CONFIG, SIM_LIBVIRT_CONFIG, UUID1, UUID2 } from '../helpers/inputs.js';
