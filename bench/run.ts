@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { benchDataplane } from '../src/bench/dataplane-on-sim.js';
-import { makeTable } from '../src/cli/table.js';
+import { makeTable } from '../src/table.js';
 import { ExecRunner } from '../src/exec/runner.js';
 import { readLedger } from '../src/ledger/store.js';
 import { median, percentile, round } from '../src/bench/stats.js';

@@ -3,8 +3,8 @@
 import { configPath, loadConfig } from '../config/config.js';
 import { runChecks } from '../doctor/checks.js';
 import { ExitError } from '../errors.js';
-import { hostRunner } from '../host/host-runner.js';
-import { makeTable } from './table.js';
+import { hostRunner } from './host-runner.js';
+import { makeTable } from '../table.js';
 
 export async function doctorCommand(opts: { json?: boolean; config?: string }): Promise<void> {
   const cfg = await loadConfig(configPath(opts.config));

@@ -20,7 +20,7 @@ import { readLedger } from '../ledger/store.js';
 import { closeLogger, createLogger } from '../log.js';
 import { formatCommandWithInput, type Command as StepCommand } from '../exec/step.js';
 import { sleep } from '../wait.js';
-import { makeTable } from './table.js';
+import { makeTable } from '../table.js';
 
 /** After an xfrm event, the others of its burst (a flush deletes every SA and policy in turn). */
 const EVENT_SETTLE_MS = 100;

@@ -2,7 +2,7 @@
 
 import { configPath, loadConfig } from '../config/config.js';
 import { readLedger } from '../ledger/store.js';
-import { makeTable } from './table.js';
+import { makeTable } from '../table.js';
 
 export async function statusCommand(opts: { json?: boolean; config?: string }): Promise<void> {
   const cfg = await loadConfig(configPath(opts.config));

@@ -5,7 +5,7 @@
 import { type Config, configPath, loadConfig, underlayNetns } from '../config/config.js';
 import { ResourceError, VfwireError } from '../errors.js';
 import { applySteps } from '../exec/apply.js';
-import type { Runner } from '../exec/runner.js';
+import { ExecRunner, type Runner } from '../exec/runner.js';
 import { ip, tc } from '../exec/tools.js';
 import { planHostSetup, type PfSetup } from '../failover/vf-lag.js';
 import { readLedger } from '../ledger/store.js';
@@ -13,7 +13,6 @@ import { closeLogger, createLogger, type Logger } from '../log.js';
 import { maxGuestMtu } from '../overlay/mtu.js';
 import { hasIngressQdisc, parseTcHostLink, planTcHost, TC_VXLAN_DEVICE } from '../overlay/tc-flower.js';
 import type { Step } from '../exec/step.js';
-import { hostRunner } from './host-runner.js';
 import { readHostState, wantedPfs } from './host-state.js';
 import { readInventory } from './inventory.js';
 import { pciAddressOf } from './sysfs-read.js';
@@ -31,9 +30,9 @@ export interface HostSetupResult {
  * VF's representor as the inventory does (phys_port_name pf<N>vf<i> on the PF's phys_switch_id),
  * never by a guessed name, and brings those up at the VF MTU.
  */
-export async function hostSetup(path: string, dryRun: boolean): Promise<HostSetupResult> {
+export async function hostSetup(path: string, dryRun: boolean, runnerFor: (cfg: Config) => Runner = (cfg) => new ExecRunner(cfg.commandTimeoutMs)): Promise<HostSetupResult> {
   const cfg = await loadConfig(configPath(path));
-  const runner = hostRunner(cfg);
+  const runner = runnerFor(cfg);
   const ledger = await readLedger(cfg.stateDir);
   const leased = Object.keys(ledger.leases).length;
   if (leased && !dryRun) throw new ResourceError(`host setup: ${leased} VF(s) are leased; it may re-create VFs, so stop those VMs first (vfwire status)`);

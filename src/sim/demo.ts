@@ -1,6 +1,6 @@
 // `vfwire sim demo`: the whole story on the simulated host pair, start to clean-up.
 
-import { makeTable } from '../cli/table.js';
+import { makeTable } from '../table.js';
 import { oneLine } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
 import { startGuest, stopGuest, type GuestSpec } from './guest.js';

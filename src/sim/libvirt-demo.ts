@@ -11,7 +11,7 @@ import { readLedger } from '../ledger/store.js';
 import type { DemoIo } from './demo.js';
 import { defineDiskless, installSimHook, libvirtReachable, removeDomain, removeSimHook, virsh, virtType } from './libvirtd.js';
 import { waitFor } from '../wait.js';
-import { makeTable } from '../cli/table.js';
+import { makeTable } from '../table.js';
 import { startGuest, stopGuest } from './guest.js';
 import { buildGuestImage, defineGuest, guestVirtType, readConsole, waitForConsole } from './linux-guest.js';
 import { simDown, simUp } from './sim-host.js';

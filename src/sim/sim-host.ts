@@ -9,7 +9,8 @@ import { hostSetup } from '../host/setup.js';
 import { dropIdleGuardTable } from '../overlay/rep-guard.js';
 import { undoAll } from '../exec/apply.js';
 import { ip } from '../exec/tools.js';
-import type { Runner } from '../exec/runner.js';
+import { ExecRunner, type Runner } from '../exec/runner.js';
+import { SimDevlinkRunner } from './devlink-emulator.js';
 import { readLedger } from '../ledger/store.js';
 import { planReleaseKeys } from '../plan/release.js';
 import { writeSysfsTree } from './sysfs-tree.js';
@@ -39,12 +40,17 @@ export async function simUp(opts: SimOptions, runner: Runner, setup = true): Pro
     else await runner.run({ argv: ['ip', 'link', 'add', 'name', a.pf, 'netns', a.netns, 'type', 'veth', 'peer', 'name', b.pf, 'netns', b.netns] });
     // The two hosts side by side: each its own netns, tree, config and ledger.
     await Promise.all(hosts.map((h) => buildHost(h, opts, runner)));
-    if (setup) await Promise.all(hosts.map((h) => hostSetup(h.configPath, false)));
+    if (setup) await Promise.all(hosts.map((h) => simHostSetup(h.configPath)));
   } catch (err) {
     await simDown(opts, runner).catch(() => undefined);
     throw err;
   }
   return hosts;
+}
+
+/** `vfwire host setup` on a sim host: its devlink answered from the sim's tree (devlink-emulator.ts). */
+export function simHostSetup(configPath: string): ReturnType<typeof hostSetup> {
+  return hostSetup(configPath, false, (cfg) => new SimDevlinkRunner(cfg.sysfsRoot, new ExecRunner(cfg.commandTimeoutMs)));
 }
 
 /**

@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import { startGuest, stopGuest, type GuestSpec } from '../../../src/sim/guest.js';
 import { probeAll } from '../../../src/sim/reachability.js';
 import { guestNetns } from '../../../src/sim/topology.js';
-import { hostSetup } from '../../../src/host/setup.js';
+import { simHostSetup } from '../../../src/sim/sim-host.js';
 import { nftCounters } from '../../helpers/nft.js';
 import { admissionChains, downTestSim, editConfig, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
 import { requireLabVm } from '../lab-runner.js';
@@ -37,7 +37,7 @@ describe('lab: the tc-flower overlay in the kernel (tc_policy skip_hw)', functio
         doc.tc_policy = 'skip_hw';
         doc.command_timeout_ms = 60_000;
       });
-      await hostSetup(h.configPath, false);
+      await simHostSetup(h.configPath);
     }));
     const s = sim;
     await Promise.all((['a', 'b'] as const).map(async (h) => {

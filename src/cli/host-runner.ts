@@ -1,5 +1,6 @@
-// The runner for host commands: on a sim host, devlink is the sim's (its "NIC" lives in files
-// under the sim's sysfs); everything else runs for real.
+// The runner for host commands as the CLI builds it from the config: on a sim host, devlink is
+// the sim's (its "NIC" lives in files under the sim's sysfs); everything else runs for real. The
+// layers below take a runner and never know which.
 
 import type { Config } from '../config/config.js';
 import { ExecRunner, type Runner } from '../exec/runner.js';
