@@ -27,15 +27,16 @@ export interface Step {
   undo?: Command;
 }
 
-const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
+// As a POSIX shell would read it back: plain words bare, anything else single-quoted.
+const shellWord = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
 
 /** A command as a shell user would type it; stdin, where secrets travel, shows as `(stdin)` unless marked shown. */
 export function formatCommand(cmd: Command): string {
   if (cmd.inputShown) return formatCommandWithInput(cmd);
-  return cmd.argv.map(quote).join(' ') + (cmd.stdin === undefined ? '' : ' <<< (stdin)');
+  return cmd.argv.map(shellWord).join(' ') + (cmd.stdin === undefined ? '' : ' <<< (stdin)');
 }
 
 /** The same with its stdin written out, for dry runs (callers redact what must not show). */
 export function formatCommandWithInput(cmd: Command): string {
-  return cmd.stdin === undefined ? formatCommand(cmd) : `${cmd.argv.map(quote).join(' ')} <<< ${quote(cmd.stdin.trim())}`;
+  return cmd.stdin === undefined ? formatCommand(cmd) : `${cmd.argv.map(shellWord).join(' ')} <<< ${shellWord(cmd.stdin.trim())}`;
 }

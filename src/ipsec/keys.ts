@@ -1,7 +1,7 @@
 // Static IPsec keys. One file per peer, the same file on both hosts, holds a 256-bit seed; the
 // AES-GCM-128 keys (with their 32-bit RFC 4106 salts) of every key epoch are derived from it with
 // HKDF-SHA256, one per direction so the two directions never share a nonce space. Both hosts can
-// so move to a fresh epoch, never the old nonce space, without talking (see recover.ts). Key
+// so move to a fresh epoch, never the old nonce space, without talking (see pair-plan.ts). Key
 // bytes never leave this module except into the `ip -batch` input on stdin; messages name files,
 // never contents.
 
