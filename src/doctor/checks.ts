@@ -13,6 +13,7 @@ import { readInventory, type Inventory } from '../host/inventory.js';
 import { processStartTimes } from '../host/daemon-start.js';
 import { peerNeighbour } from '../host/neighbour.js';
 import { hostXfrmForm } from '../ipsec/host-form.js';
+import { ifPresent } from '../exec/if-present.js';
 import { ip, tc } from '../exec/tools.js';
 import { readAdmission } from '../overlay/admission.js';
 import { lostSas } from '../ipsec/sa-kernel.js';
@@ -185,7 +186,12 @@ async function tcNeighbourChecks({ cfg, runner }: DoctorContext, ledger: LedgerD
 async function lagCheck({ cfg, runner }: DoctorContext, inv: Inventory | undefined): Promise<CheckResult> {
   const bondName = cfg.underlay.interface;
   const netns = underlayNetns(cfg);
-  const out = await runner.run({ argv: ip(netns, '-j', '-d', 'link', 'show', 'dev', bondName) }).catch(() => undefined);
+  let out;
+  try {
+    out = await ifPresent(runner.run({ argv: ip(netns, '-j', '-d', 'link', 'show', 'dev', bondName) }));
+  } catch (err) {
+    return fail('VF LAG', `could not read ${bondName}: ${oneLine(err)}`, 'see the detail');
+  }
   if (!out) return fail('VF LAG', `no bond ${bondName}`, 'vfwire host setup');
   const pf0 = inv?.get(cfg.pfs[0]!.name)?.pci;
   const debugfs = pf0 ? `/sys/kernel/debug/mlx5/${pf0}/lag` : undefined;

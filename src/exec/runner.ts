@@ -18,9 +18,10 @@ export interface Runner {
 // missing device, `bridge fdb del` of a missing entry gets ENOENT from the kernel, and `-n NS`
 // of a deleted netns (everything in it went with it) cannot open it; `ip xfrm state delete` of a
 // missing SA gets ESRCH.
-// tc says so in its own words when a rule or qdisc is gone.
+// tc says so in its own words when a rule or qdisc is gone; `ip ... show dev X` of a missing X
+// says `Device "X" does not exist.`.
 const ABSENT =
-  /^(Cannot find device "[^"]*"|RTNETLINK answers: No such file or directory|RTNETLINK answers: No such process|Cannot open network namespace "[^"]*": No such file or directory|Error: (Filter with specified priority\/protocol not found|Cannot find specified filter chain|Specified filter handle not found|Parent Qdisc doesn't exists|Invalid handle)\.)$/m;
+  /^(Cannot find device "[^"]*"|Device "[^"]*" does not exist\.|RTNETLINK answers: No such file or directory|RTNETLINK answers: No such process|Cannot open network namespace "[^"]*": No such file or directory|Error: (Filter with specified priority\/protocol not found|Cannot find specified filter chain|Specified filter handle not found|Parent Qdisc doesn't exists|Invalid handle)\.)$/m;
 
 export class CommandError extends VfwireError {
   override name = 'CommandError';

@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import type { Config } from '../config/config.js';
 import type { Runner } from '../exec/runner.js';
+import { ifPresent } from '../exec/if-present.js';
 import { ip } from '../exec/tools.js';
 import type { BondState, HostState, LinkState, PfSetup, PfState } from '../failover/vf-lag.js';
 import { parseJsonOutput } from '../json-output.js';
@@ -70,6 +71,6 @@ function inet(l: IpLink): string[] {
 }
 
 async function showLink(runner: Runner, netns: string | undefined, dev: string): Promise<IpLink | undefined> {
-  const r = await runner.run({ argv: ip(netns, '-j', '-d', 'addr', 'show', 'dev', dev) }).catch(() => undefined);
+  const r = await ifPresent(runner.run({ argv: ip(netns, '-j', '-d', 'addr', 'show', 'dev', dev) }));
   return r ? (parseJsonOutput(r.stdout, `ip addr show dev ${dev}`) as IpLink[])[0] : undefined;
 }

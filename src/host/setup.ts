@@ -6,6 +6,7 @@ import { type Config, configPath, loadConfig, underlayNetns } from '../config/co
 import { ResourceError, VfwireError } from '../errors.js';
 import { applySteps } from '../exec/apply.js';
 import { ExecRunner, type Runner } from '../exec/runner.js';
+import { ifPresent } from '../exec/if-present.js';
 import { ip, tc } from '../exec/tools.js';
 import { planHostSetup, type PfSetup } from '../failover/vf-lag.js';
 import { readLedger } from '../ledger/store.js';
@@ -92,8 +93,8 @@ async function settleUdev(runner: Runner, log: Logger): Promise<void> {
 // The tc-flower overlay's one external VXLAN device and its ingress qdisc are host state.
 async function tcFlowerHostSteps(cfg: Config, runner: Runner): Promise<Step[]> {
   const host = { netns: cfg.netns, underlayAddress: cfg.underlay.address };
-  const link = await runner.run({ argv: ip(cfg.netns, '-j', '-d', 'link', 'show', 'dev', TC_VXLAN_DEVICE) }).catch(() => undefined);
-  const qdisc = link ? await runner.run({ argv: tc(cfg.netns, '-j', 'qdisc', 'show', 'dev', TC_VXLAN_DEVICE) }).catch(() => undefined) : undefined;
+  const link = await ifPresent(runner.run({ argv: ip(cfg.netns, '-j', '-d', 'link', 'show', 'dev', TC_VXLAN_DEVICE) }));
+  const qdisc = link ? await ifPresent(runner.run({ argv: tc(cfg.netns, '-j', 'qdisc', 'show', 'dev', TC_VXLAN_DEVICE) })) : undefined;
   const state = { vxlan: link ? parseTcHostLink(link.stdout) : null, ingressQdisc: qdisc ? hasIngressQdisc(qdisc.stdout, TC_VXLAN_DEVICE) : false };
   return planTcHost(host, maxGuestMtu(cfg.underlay.mtu, cfg.ipsec.mode !== 'off'), state);
 }

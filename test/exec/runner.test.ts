@@ -2,6 +2,7 @@
 
 import { expect } from 'chai';
 import { NotFoundError } from '../../src/errors.js';
+import { ifPresent } from '../../src/exec/if-present.js';
 import { CommandError, ExecRunner } from '../../src/exec/runner.js';
 import { runner as simRunner } from '../helpers/sim.js';
 
@@ -17,6 +18,8 @@ describe('ExecRunner', function () {
     ['ip link set nomaster of a missing device', ['ip', '-n', ns, 'link', 'set', 'dev', 'vfwnope0', 'nomaster', 'down']],
     ['bridge fdb del on a missing device', ['bridge', '-n', ns, 'fdb', 'del', '00:00:00:00:00:00', 'dev', 'vfwnope0', 'dst', '198.18.0.9']],
     ['a command in a netns that is gone', ['ip', '-n', 'vfwt-no-such-netns', 'link', 'del', 'x']],
+    ['ip link show of a missing device', ['ip', '-n', ns, '-j', '-d', 'link', 'show', 'dev', 'vfwnope0']],
+    ['ip addr show of a missing device', ['ip', '-n', ns, '-j', 'addr', 'show', 'dev', 'vfwnope0']],
   ];
   for (const [what, argv] of absent) {
     it(`${what} is NotFound`, async () => {
@@ -48,5 +51,14 @@ describe('ExecRunner', function () {
   it('passes arguments verbatim, never through a shell', async () => {
     const res = await run.run({ argv: ['printf', '%s', '$(id -u); `id`'] });
     expect(res.stdout).to.equal('$(id -u); `id`');
+  });
+});
+
+describe('ifPresent: absence apart from failure', () => {
+  it('answers undefined only for NotFoundError, and throws any other failure', async () => {
+    expect(await ifPresent(Promise.resolve(3))).to.equal(3);
+    expect(await ifPresent(Promise.reject(new NotFoundError('gone')))).to.equal(undefined);
+    const timedOut = await ifPresent(Promise.reject(new CommandError('ip link show dev x: timed out after 300 ms'))).catch((e: unknown) => e);
+    expect(timedOut).to.be.instanceOf(CommandError);
   });
 });
