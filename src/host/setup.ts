@@ -6,13 +6,10 @@ import { type Config, configPath, loadConfig, underlayNetns } from '../config/co
 import { ResourceError, VfwireError } from '../errors.js';
 import { applySteps } from '../exec/apply.js';
 import { ExecRunner, type Runner } from '../exec/runner.js';
-import { ifPresent } from '../exec/if-present.js';
-import { ip, tc } from '../exec/tools.js';
 import { planHostSetup, type PfSetup } from '../failover/vf-lag.js';
 import { readLedger } from '../ledger/store.js';
 import { closeLogger, createLogger, type Logger } from '../log.js';
-import { maxGuestMtu } from '../overlay/mtu.js';
-import { hasIngressQdisc, parseTcHostLink, planTcHost, TC_VXLAN_DEVICE } from '../overlay/tc-flower.js';
+import { overlayFor } from '../overlay/overlay.js';
 import type { Step } from '../exec/step.js';
 import { readHostState, wantedPfs } from './host-state.js';
 import { readInventory } from './inventory.js';
@@ -50,7 +47,7 @@ export async function hostSetup(path: string, dryRun: boolean, runnerFor: (cfg: 
     return planHostSetup(input, current);
   };
   const first = await plan(false);
-  if (cfg.overlay === 'tc-flower') first.push(...(await tcFlowerHostSteps(cfg, runner)));
+  first.push(...(await overlayFor(cfg).hostSteps(runner)));
   const makesVfs = first.some((st) => st.kind === 'sriov-enable');
   if (dryRun) {
     if (makesVfs) return { steps: first, repsLater: `then, once udev has named the new VFs' representors (udevadm settle), each found by its phys_port_name: ip link set dev <representor> mtu ${cfg.vfMtu} up` };
@@ -88,14 +85,5 @@ async function withRepresentors(cfg: Config, pfs: PfSetup[]): Promise<PfSetup[]>
 // udev names new netdevs asynchronously; without udev (a container) the kernel's names stay.
 async function settleUdev(runner: Runner, log: Logger): Promise<void> {
   await runner.run({ argv: ['udevadm', 'settle', '--timeout=60'] }).catch((err: Error) => log.warn('host setup: udevadm settle failed; representors are read as they are named now', { error: err.message }));
-}
-
-// The tc-flower overlay's one external VXLAN device and its ingress qdisc are host state.
-async function tcFlowerHostSteps(cfg: Config, runner: Runner): Promise<Step[]> {
-  const host = { netns: cfg.netns, underlayAddress: cfg.underlay.address };
-  const link = await ifPresent(runner.run({ argv: ip(cfg.netns, '-j', '-d', 'link', 'show', 'dev', TC_VXLAN_DEVICE) }));
-  const qdisc = link ? await ifPresent(runner.run({ argv: tc(cfg.netns, '-j', 'qdisc', 'show', 'dev', TC_VXLAN_DEVICE) })) : undefined;
-  const state = { vxlan: link ? parseTcHostLink(link.stdout) : null, ingressQdisc: qdisc ? hasIngressQdisc(qdisc.stdout, TC_VXLAN_DEVICE) : false };
-  return planTcHost(host, maxGuestMtu(cfg.underlay.mtu, cfg.ipsec.mode !== 'off'), state);
 }
 

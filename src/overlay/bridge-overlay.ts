@@ -111,6 +111,8 @@ export function bridgeOverlay(cfg: Config): Overlay {
   return {
     kind: 'bridge',
     sasForEveryStart: false,
+    // Its devices are per VNI, made and removed with their members.
+    hostSteps: () => Promise.resolve([]),
     join(view, member, vfSteps) {
       const vni = vniSteps(view);
       const guard = renderRepGuard(cfg.netns, member.leaseKey, member.rep, member.mac);

@@ -3,6 +3,7 @@
 // (OVS, say) is a new implementation of this, nothing else. Pure, like the renderers behind it.
 
 import type { Config } from '../config/config.js';
+import type { Runner } from '../exec/runner.js';
 import type { Step } from '../exec/step.js';
 import type { AdmissionPeer } from './admission.js';
 import { bridgeOverlay } from './bridge-overlay.js';
@@ -52,6 +53,8 @@ export interface Overlay {
   join(view: VniView, member: Member, vfSteps: Step[], firstInPlan: boolean): JoinResult;
   /** Every start needs its VNI's SAs, encrypt off too (tc rules may exist only beside the SAs). */
   readonly sasForEveryStart: boolean;
+  /** Host setup: what the overlay keeps on the host for all VNIs, read first, only what differs. */
+  hostSteps(runner: Runner): Promise<Step[]>;
 }
 
 export function overlayFor(cfg: Config): Overlay {

@@ -7,7 +7,10 @@ import { type Config, vxlanSocketNetns } from '../config/config.js';
 import type { Step } from '../exec/step.js';
 import { renderAdmission } from './admission.js';
 import type { Overlay } from './overlay.js';
-import { planTcJoin, renderTcHostCheck, type TcFlowerHost } from './tc-flower.js';
+import { ifPresent } from '../exec/if-present.js';
+import { ip, tc } from '../exec/tools.js';
+import { maxGuestMtu } from './mtu.js';
+import { hasIngressQdisc, parseTcHostLink, planTcHost, planTcJoin, renderTcHostCheck, TC_VXLAN_DEVICE, type TcFlowerHost } from './tc-flower.js';
 
 export function tcFlowerOverlay(cfg: Config): Overlay {
   const policy = cfg.tcPolicy === 'skip_sw' ? {} : { policy: cfg.tcPolicy };
@@ -17,6 +20,13 @@ export function tcFlowerOverlay(cfg: Config): Overlay {
     kind: 'tc-flower',
     // mlx5 takes no first SA beside tc rules, and sends their VXLAN in clear once the last SA is gone (ipsec/tc-order.ts).
     sasForEveryStart: cfg.ipsec.mode !== 'off',
+    // The one external VXLAN device and its ingress qdisc are host state.
+    async hostSteps(runner) {
+      const link = await ifPresent(runner.run({ argv: ip(cfg.netns, '-j', '-d', 'link', 'show', 'dev', TC_VXLAN_DEVICE) }));
+      const qdisc = link ? await ifPresent(runner.run({ argv: tc(cfg.netns, '-j', 'qdisc', 'show', 'dev', TC_VXLAN_DEVICE) })) : undefined;
+      const state = { vxlan: link ? parseTcHostLink(link.stdout) : null, ingressQdisc: qdisc ? hasIngressQdisc(qdisc.stdout, TC_VXLAN_DEVICE) : false };
+      return planTcHost({ netns: cfg.netns, underlayAddress: cfg.underlay.address }, maxGuestMtu(cfg.underlay.mtu, cfg.ipsec.mode !== 'off'), state);
+    },
     join(view, member, vfSteps, firstInPlan) {
       const steps: Step[] = [...vfSteps];
       if (firstInPlan) steps.push(renderTcHostCheck(host, member.leaseKey));

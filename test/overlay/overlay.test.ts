@@ -14,7 +14,7 @@ describe('the Overlay interface (overlay/overlay.ts)', () => {
     expect(overlayFor(config(REAL_CONFIG + 'overlay: tc-flower\nipsec: { mode: static }\n')).sasForEveryStart).to.equal(true);
   });
 
-  it('bridge: a first member creates the VNI after its admission and joins behind its guard; a second only joins', () => {
+  it('bridge: a first member creates the VNI after its admission and joins behind its guard; a second only joins; no host state', async () => {
     const bridge = overlayFor(config(REAL_CONFIG));
     const first = bridge.join(view(), member, [], true);
     expect(kinds(first.steps)).to.deep.equal(['admission', 'vxlan-create', 'bridge-create', 'vxlan-master', 'vxlan-peer', 'bridge-up', 'rep-guard', 'rep-join']);
@@ -22,6 +22,7 @@ describe('the Overlay interface (overlay/overlay.ts)', () => {
     const second = bridge.join(view({ live: { peers: ['192.168.80.3'] } }), { ...member, leaseKey: 'u:1' }, [], false);
     expect(kinds(second.steps)).to.deep.equal(['rep-guard', 'rep-join']);
     expect(second.newVni).to.equal(undefined);
+    expect(await bridge.hostSteps({ run: () => Promise.reject(new Error('the bridge reads nothing at host setup')) })).to.deep.equal([]);
     const moved = bridge.join(view({ live: { peers: ['192.168.80.9'] } }), member, [], true);
     expect(moved.peerUpdate, 'peers changed in the config').to.deep.equal({ peers: ['192.168.80.3'] });
   });
