@@ -13,6 +13,7 @@ import { ikev2Down, ikev2Up } from '../ipsec/ikev2.js';
 import { ipsecRotate } from '../ipsec/rotate.js';
 import { watchOnce } from '../ipsec/watch.js';
 import { xfrmEvents } from '../ipsec/xfrm-events.js';
+import { pfSwitch } from '../failover/pf-switch.js';
 import { ipsecDown, ipsecUp, type PeerOutcome } from '../ipsec/static-sas.js';
 import { peerBehind } from '../ipsec/pair-plan.js';
 import { hex32 } from '../ipsec/sa-ids.js';
@@ -104,7 +105,7 @@ export function ipsecCommands(program: Command, config: () => string): void {
       const log = createLogger(cfg.logDir, 'ipsec-watch');
       const runner = new ExecRunner(cfg.commandTimeoutMs);
       // A kernel change wakes the next round early (xfrm-events.ts); a short pause lets a burst settle.
-      const events = o.once ? undefined : xfrmEvents(underlayNetns(cfg), { links: cfg.failover?.mode === 'pf-switch' });
+      const events = o.once ? undefined : xfrmEvents(underlayNetns(cfg), { links: pfSwitch(cfg) });
       try {
         for (;;) {
           // As a service one failed round (a lock held too long, say) must not end the watch.

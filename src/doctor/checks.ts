@@ -19,7 +19,7 @@ import { readAdmission } from '../overlay/admission.js';
 import { lostSas } from '../ipsec/sa-kernel.js';
 import { readLedger } from '../ledger/store.js';
 import type { LedgerData } from '../ledger/types.js';
-import { readUplinkPorts } from '../failover/pf-switch.js';
+import { holderOf, pfSwitch, readUplinkPorts, strandedOn } from '../failover/pf-switch.js';
 import { parseBondingProc, parseBondLink, parseMlx5LagDebugfs, reportLag } from '../failover/lag-status.js';
 import { readText } from '../host/sysfs-read.js';
 import { checkTcOffload, parseTcFilterShow, tcVniRules, type TcFilterStatus } from '../overlay/tc-flower.js';
@@ -66,7 +66,7 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   if (cfg.overlay === 'tc-flower' && ledger) results.push(await tcOffloadCheck(ctx, ledger));
   if (cfg.overlay === 'tc-flower' && cfg.tcPolicy !== 'skip_hw' && ledger) results.push(...(await tcNeighbourChecks(ctx, ledger)));
   if (cfg.failover?.mode === 'active-backup') results.push(await lagCheck(ctx, inv));
-  if (cfg.failover?.mode === 'pf-switch') results.push(await pfSwitchCheck(ctx));
+  if (pfSwitch(cfg)) results.push(await pfSwitchCheck(ctx));
   if (cfg.backend === 'real') results.push(iommuCheck(), await hookCheck(ctx.hookPaths));
   return results;
 }
@@ -220,13 +220,20 @@ async function pfSwitchCheck({ cfg, runner }: DoctorContext): Promise<CheckResul
   } catch (err) {
     return fail(name, `could not read the PFs: ${oneLine(err)}`, 'vfwire host setup');
   }
-  const holders = ports.filter((p) => p.holds);
-  if (holders.length !== 1) return fail(name, `the underlay address ${cfg.underlay.address} is on ${holders.length ? holders.map((p) => p.name).join(' and ') : 'neither PF'}`, 'vfwire host setup');
-  const [active, standby] = [holders[0]!, ports.find((p) => !p.holds)!];
+  let active;
+  try {
+    active = holderOf(cfg, ports);
+  } catch (err) {
+    return fail(name, oneLine(err), 'vfwire host setup');
+  }
+  const standby = ports.find((p) => p !== active)!;
   if (!active.carrier) return fail(name, `the underlay is on ${active.name}, which has no link${standby.carrier ? `; ${standby.name} has one` : ', nor has ' + standby.name}`, 'run vfwire ipsec watch (it moves the underlay to the PF with a link)');
   const ledger = await readLedger(cfg.stateDir);
-  const stranded = Object.entries(ledger.ipsec?.peers ?? {}).filter(([, p]) => cfg.ipsec.offload !== 'none' && (p.uplink ?? cfg.underlay.interface) !== active.name);
-  if (stranded.length) return fail(name, `the SAs to ${stranded.map(([n]) => n).join(', ')} are offloaded to ${stranded[0]![1].uplink ?? cfg.underlay.interface}, the underlay is on ${active.name}`, 'run vfwire ipsec watch (it moves them to fresh SAs on the new port)');
+  const stranded = Object.entries(ledger.ipsec?.peers ?? {}).flatMap(([peer, p]) => {
+    const on = strandedOn(cfg, p, active.name);
+    return on ? [{ peer, on }] : [];
+  });
+  if (stranded.length) return fail(name, `the SAs to ${stranded.map((s) => s.peer).join(', ')} are offloaded to ${stranded[0]!.on}, the underlay is on ${active.name}`, 'run vfwire ipsec watch (it moves them to fresh SAs on the new port)');
   if (!standby.carrier) return { check: name, status: 'warn', detail: `the underlay is on ${active.name}; the standby ${standby.name} has no link, so no failover until it has`, fix: `check the cable and the switch port of ${standby.name}` };
   return pass(name, `the underlay is on ${active.name}, ${standby.name} stands by with a link`);
 }

@@ -20,6 +20,7 @@ import type { Runner } from '../exec/runner.js';
 import { ip } from '../exec/tools.js';
 import { parseJsonOutput } from '../json-output.js';
 import type { Command } from '../exec/step.js';
+import type { PeerSaState } from '../ledger/types.js';
 
 export interface UplinkPort {
   name: string;
@@ -55,12 +56,25 @@ export async function readUplinkPorts(cfg: Config, runner: Runner): Promise<Upli
  * pf-switch the PF that holds the address now.
  */
 export async function activeUplink(cfg: Config, runner: Runner): Promise<string> {
-  if (!pfSwitch(cfg)) return cfg.underlay.interface;
-  const holders = (await readUplinkPorts(cfg, runner)).filter((p) => p.holds);
+  return pfSwitch(cfg) ? holderOf(cfg, await readUplinkPorts(cfg, runner)).name : cfg.underlay.interface;
+}
+
+/** The one port holding the underlay address; refused when none or both do. */
+export function holderOf(cfg: Config, ports: UplinkPort[]): UplinkPort {
+  const holders = ports.filter((p) => p.holds);
   if (holders.length !== 1) {
     throw new ResourceError(`failover pf-switch: the underlay address ${cfg.underlay.address} is on ${holders.length ? holders.map((h) => h.name).join(' and ') : 'neither PF'}: run vfwire host setup`);
   }
-  return holders[0]!.name;
+  return holders[0]!;
+}
+
+/**
+ * The port a pair's SAs are offloaded to when it is not `uplink`, the underlay's now: they are
+ * stranded there. CPU SAs (offload none) belong to no netdev and never are.
+ */
+export function strandedOn(cfg: Config, pair: PeerSaState, uplink: string): string | undefined {
+  const on = pair.uplink ?? cfg.underlay.interface;
+  return cfg.ipsec.offload !== 'none' && on !== uplink ? on : undefined;
 }
 
 export interface UplinkMove {

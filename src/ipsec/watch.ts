@@ -17,7 +17,7 @@ import { readBootId } from '../host/boot-id.js';
 import { readLedger, withLedger } from '../ledger/store.js';
 import type { LedgerData, PeerSaState, SaFacts } from '../ledger/types.js';
 import type { Logger } from '../log.js';
-import { activeUplink, pfSwitch, planUplinkMove, readUplinkPorts } from '../failover/pf-switch.js';
+import { activeUplink, pfSwitch, planUplinkMove, readUplinkPorts, strandedOn } from '../failover/pf-switch.js';
 import { checkIkeChildren } from './ikev2.js';
 import { keyFilePath, readKeyFile, type PeerSeed } from './keys.js';
 import { hostXfrmForm } from './host-form.js';
@@ -138,7 +138,7 @@ async function watchStatic(cfg: Config, runner: Runner, log: Logger, peer: PeerC
   const ctx = pairContext(cfg, peer, await form(), await uplink());
   // Offloaded to a port the underlay left (pf-switch): in the kernel, and useless. CPU SAs
   // (offload none) belong to no netdev and stay.
-  const stranded = cfg.ipsec.offload !== 'none' && (seen.uplink ?? cfg.underlay.interface) !== ctx.uplink ? (seen.uplink ?? cfg.underlay.interface) : undefined;
+  const stranded = strandedOn(cfg, seen, ctx.uplink);
   const missing = stranded ? [] : await missingSas(runner, ctx.netns, [...seen.sas, ...(seen.lookahead ?? []), ...(seen.rotating?.sas ?? [])]);
   const missingPols = stranded ? seen.sas.map(({ dir, src, dst }) => ({ dir, src, dst })) : await missingPolicies(runner, ctx.netns, seen.sas);
   const lost = stranded ? [`SAs and policies offloaded to ${stranded}, the underlay is on ${ctx.uplink}`] : [...missing.map(describeSa), ...missingPols.map((p) => `policy ${p.dir}`)];

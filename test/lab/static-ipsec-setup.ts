@@ -10,7 +10,9 @@ import { ExecRunner } from '../../src/exec/runner.js';
 import { generateSeed, keyFilePath, writeKeyFile } from '../../src/ipsec/keys.js';
 import type { IpsecDeps } from '../../src/ipsec/static-sas.js';
 import { closeLogger, createLogger } from '../../src/log.js';
-import { editConfig, type TestSim } from '../helpers/sim.js';
+import { ipsecDown } from '../../src/ipsec/static-sas.js';
+import { stopGuest } from '../../src/sim/guest.js';
+import { downTestSim, editConfig, runner, type TestSim } from '../helpers/sim.js';
 
 export type SimHostId = 'a' | 'b';
 
@@ -43,4 +45,13 @@ export async function withIpsecDeps<T>(sim: TestSim, h: SimHostId, fn: (d: Ipsec
   } finally {
     await closeLogger(log);
   }
+}
+
+/** A suite's after(): its started guests stop, both hosts' IPsec goes down, the sim goes (side by side where it can). */
+export async function tearDown(sim: TestSim | undefined, guests: string[]): Promise<void> {
+  if (sim) {
+    await Promise.all(guests.map((g) => stopGuest(sim.opts, g, runner).catch(() => undefined)));
+    await Promise.all((['a', 'b'] as const).map((h) => withIpsecDeps(sim, h, (d) => ipsecDown(d, {})).catch(() => undefined)));
+  }
+  await downTestSim(sim);
 }

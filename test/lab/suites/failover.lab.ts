@@ -10,14 +10,14 @@
 
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { startGuest, stopGuest, type GuestSpec } from '../../../src/sim/guest.js';
+import { startGuest, type GuestSpec } from '../../../src/sim/guest.js';
 import { guestNetns, switchNetns, switchPort, type SimHost } from '../../../src/sim/topology.js';
-import { ipsecDown, ipsecUp } from '../../../src/ipsec/static-sas.js';
+import { ipsecUp } from '../../../src/ipsec/static-sas.js';
 import { UNDERLAY, watchOnce, type WatchFinding } from '../../../src/ipsec/watch.js';
-import { downTestSim, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
+import { runner, upTestSim, type TestSim } from '../../helpers/sim.js';
 import { nftCounters } from '../../helpers/nft.js';
 import { labReport, requireLabVm } from '../lab-runner.js';
-import { configureStaticIpsec, withIpsecDeps } from '../static-ipsec-setup.js';
+import { configureStaticIpsec, tearDown, withIpsecDeps } from '../static-ipsec-setup.js';
 
 const SUITE = 'failover';
 
@@ -53,6 +53,35 @@ function pingTimes(out: string): { replies: number[]; sent: number } {
   return { replies, sent };
 }
 
+/**
+ * Guest `from` pings 198.19.100.2 every 20 ms while `cut` takes a link down (1.5 s in): the
+ * longest silence between replies, printed as `label`, stays under 5 s, replies come after the
+ * cut, and B's underlay saw them as ESP, never VXLAN in clear. Returns what `cut` returned.
+ */
+async function pingThroughCut<T>(sim: TestSim, from: string, count: number, label: (r: T) => string, cut: () => Promise<T>): Promise<T> {
+  const wire = await nftCounters(sim.b.netns, 'inet', ['meta l4proto esp', 'udp dport 4789 meta secpath missing']);
+  try {
+    const ping = execa('ip', ['netns', 'exec', guestNetns(sim.opts, from), 'ping', '-n', '-D', '-i', '0.02', '-c', String(count), '-W', '1', '198.19.100.2'], { reject: false, timeout: 120_000 });
+    await new Promise((r) => setTimeout(r, 1500));
+    const cutAt = Date.now() / 1000;
+    const result = await cut();
+    const { replies, sent } = pingTimes((await ping).stdout);
+    const after = replies.filter((t) => t > cutAt);
+    expect(after.length, 'replies after the link went down').to.be.greaterThan(20);
+    let gap = 0;
+    for (let i = 1; i < replies.length; i++) gap = Math.max(gap, replies[i]! - replies[i - 1]!);
+    labReport(SUITE, `${label(result)}: longest gap between replies ${(gap * 1000).toFixed(0)} ms, ${sent - replies.length} of ${sent} lost (${process.env.VFWIRE_LAB}, TCG)`);
+    // A failover plus TCG's slowness; a gap this long would mean the traffic did not move.
+    expect(gap, 'the longest gap (s)').to.be.below(5);
+    const [esp, clear] = await wire.read();
+    expect(esp, 'ESP on B\'s underlay').to.be.at.least(after.length);
+    expect(clear, 'VXLAN in clear on B\'s underlay').to.equal(0);
+    return result;
+  } finally {
+    await wire.remove();
+  }
+}
+
 describe('lab: failover: an active-backup bond of the two PFs under the encrypted overlay', function () {
   this.timeout(240_000);
   const GUESTS: GuestSpec[] = [
@@ -70,12 +99,7 @@ describe('lab: failover: an active-backup bond of the two PFs under the encrypte
     await configureStaticIpsec(sim);
   });
 
-  after(async () => {
-    const s = sim;
-    if (s) await Promise.all(GUESTS.filter((g) => started.includes(g.name)).map((g) => stopGuest(s.opts, g.name, runner).catch(() => undefined)));
-    if (s) await Promise.all((['a', 'b'] as const).map((h) => withIpsecDeps(s, h, (d) => ipsecDown(d, {})).catch(() => undefined)));
-    await downTestSim(sim);
-  });
+  after(() => tearDown(sim, started));
 
   it('host setup bonds both PFs active-backup and puts the underlay on the bond, not on a PF', async () => {
     for (const h of [sim!.a, sim!.b]) {
@@ -108,32 +132,14 @@ describe('lab: failover: an active-backup bond of the two PFs under the encrypte
     const a = sim!.a;
     const from = (await activePort(a))!;
     expect([a.pf, a.failover!.pf2], 'the bond has an active port').to.include(from);
-    const sw = switchNetns(sim!.opts);
     const cable = switchPort(a, portIndex(a, from));
-    const wire = await nftCounters(sim!.b.netns, 'inet', ['meta l4proto esp', 'udp dport 4789 meta secpath missing']);
-    try {
-      const ping = execa('ip', ['netns', 'exec', guestNetns(sim!.opts, 'f1'), 'ping', '-n', '-D', '-i', '0.02', '-c', '250', '-W', '1', '198.19.100.2'], { reject: false, timeout: 120_000 });
-      await new Promise((r) => setTimeout(r, 1500));
-      const downAt = Date.now() / 1000;
-      await runner.run({ argv: ['ip', '-n', sw, 'link', 'set', 'dev', cable, 'down'] });
+    const to = await pingThroughCut(sim!, 'f1', 250, (t) => `${label}: ${from} -> ${t}`, async () => {
+      await runner.run({ argv: ['ip', '-n', switchNetns(sim!.opts), 'link', 'set', 'dev', cable, 'down'] });
       const moved = await until(async () => (await activePort(a)) !== from, 10_000);
-      const to = await activePort(a);
-      const { stdout } = await ping;
-      const { replies, sent } = pingTimes(stdout);
-      expect(moved, `A's bond left ${from} (active now: ${to})`).to.equal(true);
-      const after = replies.filter((t) => t > downAt);
-      expect(after.length, 'replies after the link went down').to.be.greaterThan(20);
-      let gap = 0;
-      for (let i = 1; i < replies.length; i++) gap = Math.max(gap, replies[i]! - replies[i - 1]!);
-      labReport(SUITE, `${label}: ${from} -> ${to}: longest gap between replies ${(gap * 1000).toFixed(0)} ms, ${sent - replies.length} of ${sent} lost (${process.env.VFWIRE_LAB}, TCG)`);
-      // miimon 100 plus TCG's slowness; a gap this long would mean the traffic did not move.
-      expect(gap, 'the longest gap (s)').to.be.below(5);
-      const [esp, clear] = await wire.read();
-      expect(esp, 'ESP on B\'s underlay').to.be.at.least(after.length);
-      expect(clear, 'VXLAN in clear on B\'s underlay').to.equal(0);
-    } finally {
-      await wire.remove();
-    }
+      expect(moved, `A's bond left ${from}`).to.equal(true);
+      return activePort(a);
+    });
+    expect(to).to.not.equal(from);
   }
 
   it('the active port\'s link goes down: traffic continues on the other port, encrypted (gap printed)', async () => {
@@ -181,12 +187,7 @@ describe('lab: failover pf-switch: ipsec watch moves the underlay to the PF with
     }));
   });
 
-  after(async () => {
-    const s = sim;
-    if (s) await Promise.all(GUESTS.filter((g) => started.includes(g.name)).map((g) => stopGuest(s.opts, g.name, runner).catch(() => undefined)));
-    if (s) await Promise.all((['a', 'b'] as const).map((h) => withIpsecDeps(s, h, (d) => ipsecDown(d, {})).catch(() => undefined)));
-    await downTestSim(sim);
-  });
+  after(() => tearDown(sim, started));
 
   const holderOf = async (h: SimHost) => (await linksOf(h.netns)).filter((l) => l.addr_info?.some((a) => a.local === h.underlayIp)).map((l) => l.ifname);
 
@@ -201,37 +202,20 @@ describe('lab: failover pf-switch: ipsec watch moves the underlay to the PF with
   it('PF0\'s link goes down: the watch moves the underlay to PF1 and the encrypted traffic follows (gap printed)', async () => {
     const a = sim!.a;
     const sw = switchNetns(sim!.opts);
-    const wire = await nftCounters(sim!.b.netns, 'inet', ['meta l4proto esp', 'udp dport 4789 meta secpath missing']);
-    try {
-      const ping = execa('ip', ['netns', 'exec', guestNetns(sim!.opts, 'p1'), 'ping', '-n', '-D', '-i', '0.02', '-c', '350', '-W', '1', '198.19.100.2'], { reject: false, timeout: 120_000 });
-      await new Promise((r) => setTimeout(r, 1500));
-      const downAt = Date.now() / 1000;
+    await pingThroughCut(sim!, 'p1', 350, () => `pf-switch: ${a.pf} -> ${a.failover!.pf2} by ipsec watch`, async () => {
       await runner.run({ argv: ['ip', '-n', sw, 'link', 'set', 'dev', switchPort(a, 0), 'down'] });
       let moved: WatchFinding | undefined;
       for (const end = Date.now() + 15_000; !moved && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
         moved = (await withIpsecDeps(sim!, 'a', (d) => watchOnce(d.cfg, d.runner, d.log))).find((f) => f.peer === UNDERLAY);
       }
       expect(moved, 'a watch round moved the underlay').to.deep.include({ recovered: true, action: `moved the underlay ${a.underlayIp} to ${a.failover!.pf2}` });
-      const { stdout } = await ping;
-      const { replies, sent } = pingTimes(stdout);
-      expect(await holderOf(a)).to.deep.equal([a.failover!.pf2]);
-      const after = replies.filter((t) => t > downAt);
-      expect(after.length, 'replies after PF0 went down').to.be.greaterThan(20);
-      let gap = 0;
-      for (let i = 1; i < replies.length; i++) gap = Math.max(gap, replies[i]! - replies[i - 1]!);
-      labReport(SUITE, `pf-switch: ${a.pf} -> ${a.failover!.pf2} by ipsec watch: longest gap between replies ${(gap * 1000).toFixed(0)} ms, ${sent - replies.length} of ${sent} lost (${process.env.VFWIRE_LAB}, TCG)`);
-      expect(gap, 'the longest gap (s)').to.be.below(5);
-      const [esp, clear] = await wire.read();
-      expect(esp, 'ESP on B\'s underlay').to.be.at.least(after.length);
-      expect(clear, 'VXLAN in clear on B\'s underlay').to.equal(0);
-      // PF0 back: it stands by, nothing moves (no preemption).
-      await runner.run({ argv: ['ip', '-n', sw, 'link', 'set', 'dev', switchPort(a, 0), 'up'] });
-      await new Promise((r) => setTimeout(r, 500));
-      const next = await withIpsecDeps(sim!, 'a', (d) => watchOnce(d.cfg, d.runner, d.log));
-      expect(next.filter((f) => f.peer === UNDERLAY), 'a move after PF0 came back').to.deep.equal([]);
-      expect(await holderOf(a)).to.deep.equal([a.failover!.pf2]);
-    } finally {
-      await wire.remove();
-    }
+    });
+    expect(await holderOf(a)).to.deep.equal([a.failover!.pf2]);
+    // PF0 back: it stands by, nothing moves (no preemption).
+    await runner.run({ argv: ['ip', '-n', sw, 'link', 'set', 'dev', switchPort(a, 0), 'up'] });
+    await new Promise((r) => setTimeout(r, 500));
+    const next = await withIpsecDeps(sim!, 'a', (d) => watchOnce(d.cfg, d.runner, d.log));
+    expect(next.filter((f) => f.peer === UNDERLAY), 'a move after PF0 came back').to.deep.equal([]);
+    expect(await holderOf(a)).to.deep.equal([a.failover!.pf2]);
   });
 });

@@ -10,13 +10,13 @@ import { readLedger } from '../../../src/ledger/store.js';
 import { policyDeleteArgv, saPackets } from '../../../src/ipsec/sa-kernel.js';
 import { startGuest, stopGuest, type GuestSpec } from '../../../src/sim/guest.js';
 import { guestNetns } from '../../../src/sim/topology.js';
-import { ipsecDown, ipsecUp, type IpsecDeps } from '../../../src/ipsec/static-sas.js';
+import { ipsecUp, type IpsecDeps } from '../../../src/ipsec/static-sas.js';
 import { watchOnce } from '../../../src/ipsec/watch.js';
-import { downTestSim, leaseOf, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
+import { leaseOf, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
 import { startCapture } from '../../helpers/capture.js';
 import { nftCounters, vfwireDrops } from '../../helpers/nft.js';
 import { requireLabVm } from '../lab-runner.js';
-import { configureStaticIpsec, withIpsecDeps } from '../static-ipsec-setup.js';
+import { configureStaticIpsec, tearDown, withIpsecDeps } from '../static-ipsec-setup.js';
 
 const NEW_IP = '/opt/vfwire/iproute2/bin';
 
@@ -40,10 +40,7 @@ describe('lab: static IPsec between the sim hosts', function () {
   });
 
   after(async () => {
-    const s = sim;
-    if (s) await Promise.all(GUESTS.filter((g) => started.includes(g.name)).map((g) => stopGuest(s.opts, g.name, runner).catch(() => undefined)));
-    if (s) await Promise.all((['a', 'b'] as const).map((h) => withDeps(h, (d) => ipsecDown(d, {})).catch(() => undefined)));
-    await downTestSim(sim);
+    await tearDown(sim, started);
     process.env.PATH = path;
   });
 
