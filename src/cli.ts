@@ -40,7 +40,9 @@ program
 
 program
   .command('doctor')
-  .description('check every precondition (SR-IOV, switchdev, dmfs, ESP offload, iproute2, IOMMU, hook, SAs) and say the fix')
+  .description(
+    'check every precondition (SR-IOV, switchdev, dmfs, ESP offload, iproute2, IOMMU, hook, SAs) and say the fix',
+  )
   .option('--json', 'machine-readable output')
   .action((o: { json?: boolean }) => doctorCommand({ ...o, config: config() }));
 
@@ -48,8 +50,14 @@ program
   .command('gc')
   .description('free leases whose VM is gone and vfwire devices no lease accounts for (after a crash)')
   .option('--dry-run', 'print what would be freed and the exact commands; change nothing')
-  .option('--grace <seconds>', 'leave leases younger than this alone (their VM may still be starting)', String(DEFAULT_GRACE_S))
-  .action((o: { dryRun?: boolean; grace: string }) => gcCommand({ dryRun: o.dryRun, graceSeconds: Number(o.grace), config: config() }));
+  .option(
+    '--grace <seconds>',
+    'leave leases younger than this alone (their VM may still be starting)',
+    String(DEFAULT_GRACE_S),
+  )
+  .action((o: { dryRun?: boolean; grace: string }) =>
+    gcCommand({ dryRun: o.dryRun, graceSeconds: Number(o.grace), config: config() }),
+  );
 
 const vm = program.command('vm').description("read and write a domain's vfwire metadata");
 vm.command('set')
@@ -67,7 +75,10 @@ vm.command('show')
   .argument('<vm>', 'domain name')
   .option('--json', 'machine-readable output')
   .action((name: string, o: { json?: boolean }) => vmShow(name, o, givenConfig()));
-vm.command('unset').description("remove a domain's vfwire metadata").argument('<vm>', 'domain name').action((name: string) => vmUnset(name, givenConfig()));
+vm.command('unset')
+  .description("remove a domain's vfwire metadata")
+  .argument('<vm>', 'domain name')
+  .action((name: string) => vmUnset(name, givenConfig()));
 
 hostCommands(program, config);
 ipsecCommands(program, config);

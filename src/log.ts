@@ -11,7 +11,14 @@ export function createLogger(logDir: string, component: string): Logger {
   const transports: winston.transport[] = [];
   try {
     mkdirSync(logDir, { recursive: true, mode: 0o750 });
-    transports.push(new winston.transports.File({ filename: join(logDir, 'vfwire.log'), maxsize: 10 * 1024 * 1024, maxFiles: 3, tailable: true }));
+    transports.push(
+      new winston.transports.File({
+        filename: join(logDir, 'vfwire.log'),
+        maxsize: 10 * 1024 * 1024,
+        maxFiles: 3,
+        tailable: true,
+      }),
+    );
   } catch {
     // No writable log dir (e.g. `vfwire plan` as a normal user): keep going without a file log.
     transports.push(new winston.transports.Console({ level: 'warn', stderrLevels: ['error', 'warn'], silent: true }));

@@ -6,7 +6,9 @@ const INVISIBLE_RE = /[\u0080-\u009f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e
 
 /** JSON-quote `value` for a message: one line, escapes visible, cut to `max` characters. */
 export function quote(value: string, max = 40): string {
-  const head = Array.from(value.slice(0, max * 2)).slice(0, max).join('');
+  const head = Array.from(value.slice(0, max * 2))
+    .slice(0, max)
+    .join('');
   const cut = head.length < value.length;
   const quoted = JSON.stringify(head).replace(
     INVISIBLE_RE,
@@ -17,7 +19,11 @@ export function quote(value: string, max = 40): string {
 
 /** Cut a library message to one short line. */
 export function clip(text: string, max: number): string {
-  const line = text.replace(/\s+/g, ' ').trim().replace(/\p{Cc}/gu, '?').replace(INVISIBLE_RE, '?');
+  const line = text
+    .replace(/\s+/g, ' ')
+    .trim()
+    .replace(/\p{Cc}/gu, '?')
+    .replace(INVISIBLE_RE, '?');
   return line.length > max ? `${line.slice(0, max)}…` : line;
 }
 

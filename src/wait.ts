@@ -6,7 +6,12 @@ export function sleep(ms: number): Promise<void> {
 }
 
 /** Polls `check` every `intervalMs` until it returns a value (not undefined) or `ms` are up. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined>, ms = 30_000, intervalMs = 200): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined>,
+  ms = 30_000,
+  intervalMs = 200,
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await check();

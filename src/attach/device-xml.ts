@@ -18,9 +18,21 @@ export function renderDeviceXml(lease: Lease): string {
   if (lease.attach === 'hostdev') {
     const m = /^([0-9a-f]{4}):([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/.exec(lease.pci);
     if (!m) throw new Error(`lease ${lease.key}: PCI address "${lease.pci}" is not DDDD:BB:SS.F`);
-    return fill('hostdev-interface.xml', { mac: lease.mac, pciDomain: m[1]!, pciBus: m[2]!, pciSlot: m[3]!, pciFunction: m[4]!, alias: deviceAlias(lease) });
+    return fill('hostdev-interface.xml', {
+      mac: lease.mac,
+      pciDomain: m[1]!,
+      pciBus: m[2]!,
+      pciSlot: m[3]!,
+      pciFunction: m[4]!,
+      alias: deviceAlias(lease),
+    });
   }
-  return fill('sim-interface.xml', { mac: lease.mac, rep: lease.rep, mtu: String(lease.mtu), alias: deviceAlias(lease) });
+  return fill('sim-interface.xml', {
+    mac: lease.mac,
+    rep: lease.rep,
+    mtu: String(lease.mtu),
+    alias: deviceAlias(lease),
+  });
 }
 
 function fill(template: string, values: Record<string, string>): string {

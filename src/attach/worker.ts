@@ -39,7 +39,9 @@ export interface WorkerDeps {
 
 export async function runAttachWorker(vm: string, uuid: string, startedAt: number, deps: WorkerDeps): Promise<boolean> {
   const { cfg, log } = deps;
-  const leases = leasesOf(await readLedger(cfg.stateDir), uuid).filter((l) => l.state === 'active' && needsLiveAttach(l) && !l.attachedAt);
+  const leases = leasesOf(await readLedger(cfg.stateDir), uuid).filter(
+    (l) => l.state === 'active' && needsLiveAttach(l) && !l.attachedAt,
+  );
   if (leases.length === 0) return true;
   let dom: LiveDomain | undefined;
   try {
@@ -47,14 +49,26 @@ export async function runAttachWorker(vm: string, uuid: string, startedAt: numbe
     for (const lease of leases) {
       await attachWithRetry(dom, renderDeviceXml(lease), startedAt + cfg.attachTimeoutMs, deps);
       const at = new Date();
-      await withLedger(cfg.stateDir, async (txn) => {
-        const l = txn.data.leases[lease.key];
-        if (!l) return;
-        l.attachedAt = at.toISOString();
-        await txn.save();
-      }, { timeoutMs: cfg.lockTimeoutMs });
+      await withLedger(
+        cfg.stateDir,
+        async (txn) => {
+          const l = txn.data.leases[lease.key];
+          if (!l) return;
+          l.attachedAt = at.toISOString();
+          await txn.save();
+        },
+        { timeoutMs: cfg.lockTimeoutMs },
+      );
       // The MTU is for the guest to set on its VF (README: the guest's MTU).
-      log.info('attached', { vm, uuid, index: lease.index, pci: lease.pci, rep: lease.rep, mtu: lease.mtu, ms: at.getTime() - startedAt });
+      log.info('attached', {
+        vm,
+        uuid,
+        index: lease.index,
+        pci: lease.pci,
+        rep: lease.rep,
+        mtu: lease.mtu,
+        ms: at.getTime() - startedAt,
+      });
     }
     return true;
   } catch (err) {
@@ -89,7 +103,7 @@ async function failClosed(vm: string, uuid: string, dom: LiveDomain | undefined,
     );
   }
   const ctx: HookContext = { cfg, log, runner: deps.runner };
-  await withLedger(cfg.stateDir, (txn) => releaseLocked(txn, uuid, vm, ctx), { timeoutMs: cfg.lockTimeoutMs }).catch((err: unknown) =>
-    log.error('could not release after a failed attach', { vm, uuid, error: oneLine(err) }),
+  await withLedger(cfg.stateDir, (txn) => releaseLocked(txn, uuid, vm, ctx), { timeoutMs: cfg.lockTimeoutMs }).catch(
+    (err: unknown) => log.error('could not release after a failed attach', { vm, uuid, error: oneLine(err) }),
   );
 }

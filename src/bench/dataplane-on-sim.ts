@@ -8,12 +8,20 @@ import { withSimPaths } from './sim-paths.js';
 
 export async function benchDataplane(seconds: number, prefix: string): Promise<DataplaneRow[]> {
   const runner = new ExecRunner(60_000);
-  const bar = new SingleBar({ format: 'dataplane [{bar}] {value}/{total} {what}', stream: process.stderr, hideCursor: true, clearOnComplete: true });
+  const bar = new SingleBar({
+    format: 'dataplane [{bar}] {value}/{total} {what}',
+    stream: process.stderr,
+    hideCursor: true,
+    clearOnComplete: true,
+  });
   try {
     return await withSimPaths({ dir: `/run/${prefix}`, prefix, vfs: 2 }, runner, async (paths) => {
       bar.start(paths.length * stepsPerPath(), 0, { what: '' });
       const rows: DataplaneRow[] = [];
-      for (const [i, path] of paths.entries()) rows.push(await measurePath(path, seconds, (done, _total, what) => bar.update(done, { what }), i * stepsPerPath()));
+      for (const [i, path] of paths.entries())
+        rows.push(
+          await measurePath(path, seconds, (done, _total, what) => bar.update(done, { what }), i * stepsPerPath()),
+        );
       return rows;
     });
   } finally {

@@ -68,6 +68,9 @@ export function resultsTable(rows: DataplaneRow[]): string {
   const cols = ['iperf3/1500/2', 'iperf3/9000/2', 'iperf3/9000/6', 'iperf3/1500/6'];
   const head = ['Approach', ...cols.map((c) => `${c} (Gb/s)`), 'ping mean (us)', 'ping mdev (us)'];
   const lines = [`| ${head.join(' | ')} |`, `| ${head.map((h) => '-'.repeat(h.length)).join(' | ')} |`];
-  for (const r of rows) lines.push(`| ${[r.approach, ...cols.map((c) => String(r.iperf[c] ?? 'n/a')), String(r.pingMeanUs), String(r.pingMdevUs)].join(' | ')} |`);
+  for (const r of rows)
+    lines.push(
+      `| ${[r.approach, ...cols.map((c) => String(r.iperf[c] ?? 'n/a')), String(r.pingMeanUs), String(r.pingMdevUs)].join(' | ')} |`,
+    );
   return lines.join('\n');
 }

@@ -10,9 +10,18 @@ import type { Path } from './dataplane.js';
 export async function withSimPaths<T>(opts: SimOptions, runner: Runner, fn: (paths: Path[]) => Promise<T>): Promise<T> {
   const [a, b] = await simUp(opts, runner);
   try {
-    const g1 = await startGuest(opts, { name: 'bench1', host: 'a', vni: 100, ip: '198.19.100.1/24', encrypt: 'off' }, runner);
-    const g2 = await startGuest(opts, { name: 'bench2', host: 'b', vni: 100, ip: '198.19.100.2/24', encrypt: 'off' }, runner);
-    const mtu = (ns: string, dev: string, m: number) => runner.run({ argv: ['ip', '-n', ns, 'link', 'set', 'dev', dev, 'mtu', String(m)] });
+    const g1 = await startGuest(
+      opts,
+      { name: 'bench1', host: 'a', vni: 100, ip: '198.19.100.1/24', encrypt: 'off' },
+      runner,
+    );
+    const g2 = await startGuest(
+      opts,
+      { name: 'bench2', host: 'b', vni: 100, ip: '198.19.100.2/24', encrypt: 'off' },
+      runner,
+    );
+    const mtu = (ns: string, dev: string, m: number) =>
+      runner.run({ argv: ['ip', '-n', ns, 'link', 'set', 'dev', dev, 'mtu', String(m)] });
     const overlay: Path = {
       approach: 'sim: VXLAN overlay via vfwire (veth VF, bridge)',
       serverNs: guestNetns(opts, 'bench2'),

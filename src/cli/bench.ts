@@ -10,7 +10,9 @@ export function benchCommands(program: Command): void {
   const bench = program.command('bench').description('measurements (see also: npm run bench)');
   bench
     .command('dataplane')
-    .description("the lab notes' method: iperf3 --parallel 2|6 --bidi at MTU 1500|9000, 3 runs, median of 6; ping -fc 10000, warm-up + 3 runs")
+    .description(
+      "the lab notes' method: iperf3 --parallel 2|6 --bidi at MTU 1500|9000, 3 runs, median of 6; ping -fc 10000, warm-up + 3 runs",
+    )
     .option('--seconds <n>', 'iperf3 duration per run (the notes use the default, 10)', '10')
     .option('--json <file>', 'also write the results as JSON')
     .option('--prefix <name>', 'netns prefix of the sim it builds', 'vfwbench')
@@ -19,7 +21,10 @@ export function benchCommands(program: Command): void {
       console.log(resultsTable(rows));
       if (o.json) {
         await mkdir(dirname(o.json), { recursive: true });
-        await writeFile(o.json, JSON.stringify({ measuredAt: new Date().toISOString(), seconds: Number(o.seconds), rows }, null, 2) + '\n');
+        await writeFile(
+          o.json,
+          JSON.stringify({ measuredAt: new Date().toISOString(), seconds: Number(o.seconds), rows }, null, 2) + '\n',
+        );
       }
     });
 }

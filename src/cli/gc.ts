@@ -21,32 +21,54 @@ export const DEFAULT_GRACE_S = 120;
 
 export async function gcCommand(opts: { dryRun?: boolean; graceSeconds?: number; config?: string }): Promise<void> {
   const grace = opts.graceSeconds ?? DEFAULT_GRACE_S;
-  if (!Number.isFinite(grace) || grace < 0) throw new ValidationError('--grace: must be a number of seconds, 0 or more');
+  if (!Number.isFinite(grace) || grace < 0)
+    throw new ValidationError('--grace: must be a number of seconds, 0 or more');
   const graceMs = grace * 1000;
   const cfg = await loadConfig(configPath(opts.config));
   const runner = new ExecRunner(cfg.commandTimeoutMs);
   const log = createLogger(cfg.logDir, 'gc');
   try {
     const { running, liveAliases } = await runningDomains(cfg);
-    await withLedger(cfg.stateDir, async (txn) => {
-      if (!opts.dryRun && forgetEarlierBoot(txn.data, await readBootId())) await txn.save();
-      const admission = { netns: vxlanSocketNetns(cfg), vnis: [...(await readAdmission(runner, vxlanSocketNetns(cfg))).vnis.keys()] };
-      const plan = planGc({ ledger: txn.data, running, links: await hostLinks(cfg, runner), notBefore: new Date(Date.now() - graceMs), liveAliases, admission });
-      for (const l of plan.staleLeases) console.log(`lease ${l.vm}#${l.key.split('/')[1]}: ${l.why}`);
-      for (const line of plan.leftovers) console.log(`leftover ${line}`);
-      if (plan.commands.length === 0) return console.log('nothing to collect');
-      if (opts.dryRun) {
-        console.log('would run:');
-        for (const c of plan.commands) console.log(`  ${formatCommand(c)}`);
-        return;
-      }
-      const errors = await undoAll(plan.commands, runner);
-      dropLeases(txn.data, plan.staleLeases.map((l) => l.key));
-      await txn.save();
-      log.info('gc', { released: plan.staleLeases.map((l) => l.key), leftovers: plan.leftovers, failed: errors.map((e) => e.message) });
-      for (const e of errors) console.log(`failed: ${e.message}`);
-      console.log(`released ${plan.staleLeases.length} lease(s), removed ${plan.leftovers.length} leftover(s)`);
-    }, { timeoutMs: cfg.lockTimeoutMs });
+    await withLedger(
+      cfg.stateDir,
+      async (txn) => {
+        if (!opts.dryRun && forgetEarlierBoot(txn.data, await readBootId())) await txn.save();
+        const admission = {
+          netns: vxlanSocketNetns(cfg),
+          vnis: [...(await readAdmission(runner, vxlanSocketNetns(cfg))).vnis.keys()],
+        };
+        const plan = planGc({
+          ledger: txn.data,
+          running,
+          links: await hostLinks(cfg, runner),
+          notBefore: new Date(Date.now() - graceMs),
+          liveAliases,
+          admission,
+        });
+        for (const l of plan.staleLeases) console.log(`lease ${l.vm}#${l.key.split('/')[1]}: ${l.why}`);
+        for (const line of plan.leftovers) console.log(`leftover ${line}`);
+        if (plan.commands.length === 0) return console.log('nothing to collect');
+        if (opts.dryRun) {
+          console.log('would run:');
+          for (const c of plan.commands) console.log(`  ${formatCommand(c)}`);
+          return;
+        }
+        const errors = await undoAll(plan.commands, runner);
+        dropLeases(
+          txn.data,
+          plan.staleLeases.map((l) => l.key),
+        );
+        await txn.save();
+        log.info('gc', {
+          released: plan.staleLeases.map((l) => l.key),
+          leftovers: plan.leftovers,
+          failed: errors.map((e) => e.message),
+        });
+        for (const e of errors) console.log(`failed: ${e.message}`);
+        console.log(`released ${plan.staleLeases.length} lease(s), removed ${plan.leftovers.length} leftover(s)`);
+      },
+      { timeoutMs: cfg.lockTimeoutMs },
+    );
   } finally {
     await closeLogger(log);
   }
@@ -61,13 +83,16 @@ async function runningDomains(cfg: Config): Promise<{ running: Set<string>; live
       const liveAliases = new Map<string, Set<string>>();
       for (const { uuid } of refs) {
         // A domain that stopped meanwhile is left out: not asked, so none of its leases is judged detached.
-        const xml = await conn.lookupDomainByUuid(uuid).then(async (d) => {
-          try {
-            return await d.xmlDesc();
-          } finally {
-            d.free();
-          }
-        }).catch(() => undefined);
+        const xml = await conn
+          .lookupDomainByUuid(uuid)
+          .then(async (d) => {
+            try {
+              return await d.xmlDesc();
+            } finally {
+              d.free();
+            }
+          })
+          .catch(() => undefined);
         if (xml !== undefined) liveAliases.set(uuid, vfwireAliases(xml));
       }
       return { running: new Set(refs.map((d) => d.uuid)), liveAliases };
@@ -85,7 +110,8 @@ async function hostLinks(cfg: Config, runner: Runner): Promise<HostLink[]> {
   const out: HostLink[] = [];
   for (const netns of spaces) {
     const { stdout } = await runner.run({ argv: ip(netns, '-j', 'link', 'show') });
-    for (const l of JSON.parse(stdout) as { ifname: string; master?: string }[]) out.push({ name: l.ifname, master: l.master, netns });
+    for (const l of JSON.parse(stdout) as { ifname: string; master?: string }[])
+      out.push({ name: l.ifname, master: l.master, netns });
   }
   return out;
 }

@@ -9,7 +9,7 @@ export function hostCommands(program: Command, config: () => string): void {
   const host = program.command('host').description('per-boot host configuration');
   host
     .command('setup')
-    .description("SR-IOV, dmfs, switchdev, VFs, underlay address and MTUs as the lab notes set them; only what differs")
+    .description('SR-IOV, dmfs, switchdev, VFs, underlay address and MTUs as the lab notes set them; only what differs')
     .option('--dry-run', 'print the exact commands and change nothing')
     .action(async (o: { dryRun?: boolean }) => {
       const { steps, repsLater } = await hostSetup(config(), o.dryRun ?? false, hostRunner);

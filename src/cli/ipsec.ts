@@ -27,7 +27,9 @@ import { makeTable } from '../table.js';
 const EVENT_SETTLE_MS = 100;
 
 export function ipsecCommands(program: Command, config: () => string): void {
-  const ipsec = program.command('ipsec').description('IPsec to the configured peers (ESP, AES-GCM, NIC offload): static keys or IKEv2 with strongSwan');
+  const ipsec = program
+    .command('ipsec')
+    .description('IPsec to the configured peers (ESP, AES-GCM, NIC offload): static keys or IKEv2 with strongSwan');
 
   ipsec
     .command('keygen')
@@ -36,24 +38,36 @@ export function ipsecCommands(program: Command, config: () => string): void {
     .option('--force', 'replace an existing key file (then move to it with vfwire ipsec rotate)')
     .action(async (o: { peer: string; force?: boolean }) => {
       const cfg = await loadConfig(configPath(config()));
-      if (!cfg.peers.some((p) => p.name === o.peer)) throw new ValidationError(`--peer: no peer "${o.peer}" in ${cfg.path}`);
+      if (!cfg.peers.some((p) => p.name === o.peer))
+        throw new ValidationError(`--peer: no peer "${o.peer}" in ${cfg.path}`);
       if (cfg.ipsec.mode === 'ikev2') return writePsk(cfg.ipsec.keyDir, o.peer, o.force);
       const path = keyFilePath(cfg.ipsec.keyDir, o.peer);
-      if (existsSync(path) && !o.force) throw new ValidationError(`${path} exists; pass --force to replace it (SAs already up keep their key until vfwire ipsec rotate)`);
+      if (existsSync(path) && !o.force)
+        throw new ValidationError(
+          `${path} exists; pass --force to replace it (SAs already up keep their key until vfwire ipsec rotate)`,
+        );
       await mkdir(cfg.ipsec.keyDir, { recursive: true, mode: 0o700 });
       const seed = generateSeed();
       await writeKeyFile(path, o.peer, seed);
-      console.log(`wrote ${path} (key ${seed.id}); copy it to ${o.peer} (0600, root) and run vfwire ipsec up (or rotate, if up) on both hosts`);
+      console.log(
+        `wrote ${path} (key ${seed.id}); copy it to ${o.peer} (0600, root) and run vfwire ipsec up (or rotate, if up) on both hosts`,
+      );
     });
 
-  const upDown = async (o: { peer?: string; dryRun?: boolean; epoch?: number }, run: typeof ipsecUp, ike: typeof ikev2Up) => {
+  const upDown = async (
+    o: { peer?: string; dryRun?: boolean; epoch?: number },
+    run: typeof ipsecUp,
+    ike: typeof ikev2Up,
+  ) => {
     const cfg = await loadConfig(configPath(config()));
     const log = createLogger(cfg.logDir, 'ipsec');
     try {
       const deps = { cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log };
       if (cfg.ipsec.mode === 'ikev2') {
-        if (o.peer) throw new ValidationError('--peer: with ikev2 vfwire loads all peers together (swanctl --load-all)');
-        if (o.epoch !== undefined) throw new ValidationError('--epoch: only with static keys (strongSwan keys IKEv2 SAs)');
+        if (o.peer)
+          throw new ValidationError('--peer: with ikev2 vfwire loads all peers together (swanctl --load-all)');
+        if (o.epoch !== undefined)
+          throw new ValidationError('--epoch: only with static keys (strongSwan keys IKEv2 SAs)');
         report(await ike(deps, o));
       } else report(await run(deps, o));
     } finally {
@@ -62,7 +76,9 @@ export function ipsecCommands(program: Command, config: () => string): void {
   };
   ipsec
     .command('up')
-    .description('static: install the SAs and policies to each peer (or --peer), never a key epoch used before; ikev2: load strongSwan connections')
+    .description(
+      'static: install the SAs and policies to each peer (or --peer), never a key epoch used before; ikev2: load strongSwan connections',
+    )
     .option('--peer <name>', 'only this peer')
     .option('--epoch <n>', 'static: start at this key epoch (default: the first one never used here)', parseEpoch)
     .option('--dry-run', 'print the exact commands (keys shown as <key>) and change nothing')
@@ -76,18 +92,28 @@ export function ipsecCommands(program: Command, config: () => string): void {
 
   ipsec
     .command('rotate')
-    .description('move a peer to a new key file without a gap: run each step on both hosts before the next (see --help)')
+    .description(
+      'move a peer to a new key file without a gap: run each step on both hosts before the next (see --help)',
+    )
     .requiredOption('--peer <name>', 'peer from the config')
     .option('--commit', 'step 2: send with the new key (after step 1 ran on both hosts)')
-    .option('--finish', 'step 3: drop the old key\'s inbound SAs (after step 2 ran on both hosts)')
+    .option('--finish', "step 3: drop the old key's inbound SAs (after step 2 ran on both hosts)")
     .option('--dry-run', 'print the exact commands (keys shown as <key>) and change nothing')
-    .addHelpText('after', '\nFirst: vfwire ipsec keygen --peer NAME --force, and copy the new key file to the peer.\nStep 1 (no flag) lets both keys be received; step 2 (--commit) sends with the new one; step 3 (--finish) drops the old.')
+    .addHelpText(
+      'after',
+      '\nFirst: vfwire ipsec keygen --peer NAME --force, and copy the new key file to the peer.\nStep 1 (no flag) lets both keys be received; step 2 (--commit) sends with the new one; step 3 (--finish) drops the old.',
+    )
     .action(async (o: { peer: string; commit?: boolean; finish?: boolean; dryRun?: boolean }) => {
       if (o.commit && o.finish) throw new ValidationError('rotate: --commit and --finish are separate steps');
       const cfg = await loadConfig(configPath(config()));
       const log = createLogger(cfg.logDir, 'ipsec');
       try {
-        report([await ipsecRotate({ cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log }, { peer: o.peer, step: o.commit ? 'commit' : o.finish ? 'finish' : 'start', dryRun: o.dryRun })]);
+        report([
+          await ipsecRotate(
+            { cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log },
+            { peer: o.peer, step: o.commit ? 'commit' : o.finish ? 'finish' : 'start', dryRun: o.dryRun },
+          ),
+        ]);
       } finally {
         await closeLogger(log);
       }
@@ -95,13 +121,19 @@ export function ipsecCommands(program: Command, config: () => string): void {
 
   ipsec
     .command('watch')
-    .description('keep the SAs in the kernel (a failover or a link down drops them): ikev2 renegotiates; static keys move the pair to the next key epoch, and follow a peer that moved; runs as a service')
-    .option('--once', 'check once and exit: 0 all in place (maybe after a recovery), 1 something lost and not recovered')
+    .description(
+      'keep the SAs in the kernel (a failover or a link down drops them): ikev2 renegotiates; static keys move the pair to the next key epoch, and follow a peer that moved; runs as a service',
+    )
+    .option(
+      '--once',
+      'check once and exit: 0 all in place (maybe after a recovery), 1 something lost and not recovered',
+    )
     .option('--interval <seconds>', 'time between checks', '10')
     .action(async (o: { once?: boolean; interval: string }) => {
       const cfg = await loadConfig(configPath(config()));
       const interval = Number(o.interval);
-      if (!Number.isFinite(interval) || interval < 1) throw new ValidationError('--interval: a number of seconds, 1 or more');
+      if (!Number.isFinite(interval) || interval < 1)
+        throw new ValidationError('--interval: a number of seconds, 1 or more');
       const log = createLogger(cfg.logDir, 'ipsec-watch');
       const runner = new ExecRunner(cfg.commandTimeoutMs);
       // A kernel change wakes the next round early (xfrm-events.ts); a short pause lets a burst settle.
@@ -114,7 +146,8 @@ export function ipsecCommands(program: Command, config: () => string): void {
             log.error('ipsec watch: round failed', { error: err.message });
             return [];
           });
-          for (const f of findings) console.log(`${f.peer}: ${f.lost.length ? `lost ${f.lost.join(', ')}: ` : ''}${f.action}`);
+          for (const f of findings)
+            console.log(`${f.peer}: ${f.lost.length ? `lost ${f.lost.join(', ')}: ` : ''}${f.action}`);
           if (o.once) {
             if (findings.some((f) => !f.recovered)) throw new ExitError(1);
             console.log('all SAs are in the kernel');
@@ -140,7 +173,16 @@ export function ipsecCommands(program: Command, config: () => string): void {
         const spi = (dir: string) => (s ? hex32(s.sas.find((x) => x.dir === dir)!.spi) : '-');
         const rotating = s?.rotating ? ` -> key ${s.rotating.key ?? '?'} (${s.rotating.phase})` : '';
         const epoch = s ? `${s.epoch}${peerBehind(s) ? ' (peer not yet heard on it)' : ''}` : 'down';
-        t.push([p.name, p.address, s ? `${s.key ?? '?'}${rotating}` : '-', epoch, spi('out'), spi('in'), s?.lookahead?.length ? s.lookahead.map((sa) => hex32(sa.spi)).join(' ') : '-', s?.installedAt.replace(/\.\d+Z$/, 'Z') ?? '-']);
+        t.push([
+          p.name,
+          p.address,
+          s ? `${s.key ?? '?'}${rotating}` : '-',
+          epoch,
+          spi('out'),
+          spi('in'),
+          s?.lookahead?.length ? s.lookahead.map((sa) => hex32(sa.spi)).join(' ') : '-',
+          s?.installedAt.replace(/\.\d+Z$/, 'Z') ?? '-',
+        ]);
       }
       console.log(t.toString());
     });

@@ -23,10 +23,18 @@ export function simCommands(program: Command): void {
     .option('--prefix <name>', 'netns name prefix', DEFAULT_SIM.prefix)
     .option('--vfs <n>', 'VFs per PF', String(DEFAULT_SIM.vfs))
     .option('--libvirt', 'host A serves libvirt/QEMU VMs: its representors are taps in the root netns')
-    .option('--no-setup', 'leave the hosts as after a boot (SR-IOV off, legacy eswitch, PF down): try vfwire host setup')
+    .option(
+      '--no-setup',
+      'leave the hosts as after a boot (SR-IOV off, legacy eswitch, PF down): try vfwire host setup',
+    )
     .action(async (o: { dir: string; prefix: string; vfs: string; libvirt?: boolean; setup: boolean }) => {
-      const hosts = await simUp({ dir: o.dir, prefix: o.prefix, vfs: Number(o.vfs), libvirt: o.libvirt }, runner, o.setup);
-      for (const h of hosts) console.log(`host ${h.id}: netns ${h.netns}, underlay ${h.pf} ${h.underlayIp}, config ${h.configPath}`);
+      const hosts = await simUp(
+        { dir: o.dir, prefix: o.prefix, vfs: Number(o.vfs), libvirt: o.libvirt },
+        runner,
+        o.setup,
+      );
+      for (const h of hosts)
+        console.log(`host ${h.id}: netns ${h.netns}, underlay ${h.pf} ${h.underlayIp}, config ${h.configPath}`);
     });
 
   sim
@@ -35,7 +43,11 @@ export function simCommands(program: Command): void {
     .addOption(dirOpt())
     .option('--prefix <name>', 'netns name prefix (when the state directory is gone)')
     .action(async (o: { dir: string; prefix?: string }) => {
-      const opts = await readSimOptions(o.dir).catch(() => ({ ...DEFAULT_SIM, dir: o.dir, prefix: o.prefix ?? DEFAULT_SIM.prefix }));
+      const opts = await readSimOptions(o.dir).catch(() => ({
+        ...DEFAULT_SIM,
+        dir: o.dir,
+        prefix: o.prefix ?? DEFAULT_SIM.prefix,
+      }));
       await simDown(opts, runner);
     });
 
@@ -49,11 +61,27 @@ export function simCommands(program: Command): void {
     .addOption(new Option('--encrypt <mode>').choices(['required', 'off']))
     .option('--mtu <n>')
     .addOption(dirOpt())
-    .action(async (name: string, o: { host: 'a' | 'b'; vni: string; ip: string; encrypt?: 'required' | 'off'; mtu?: string; dir: string }) => {
-      const opts = await readSimOptions(o.dir);
-      const rec = await startGuest(opts, { name, host: o.host, vni: Number(o.vni), ip: o.ip, encrypt: o.encrypt, mtu: o.mtu ? Number(o.mtu) : undefined }, runner);
-      console.log(`${name}: netns ${rec.netns}, VF netdev ${rec.vfDev}, ${rec.ip} on VNI ${rec.vni}`);
-    });
+    .action(
+      async (
+        name: string,
+        o: { host: 'a' | 'b'; vni: string; ip: string; encrypt?: 'required' | 'off'; mtu?: string; dir: string },
+      ) => {
+        const opts = await readSimOptions(o.dir);
+        const rec = await startGuest(
+          opts,
+          {
+            name,
+            host: o.host,
+            vni: Number(o.vni),
+            ip: o.ip,
+            encrypt: o.encrypt,
+            mtu: o.mtu ? Number(o.mtu) : undefined,
+          },
+          runner,
+        );
+        console.log(`${name}: netns ${rec.netns}, VF netdev ${rec.vfDev}, ${rec.ip} on VNI ${rec.vni}`);
+      },
+    );
   guest
     .command('stop')
     .argument('<name>')

@@ -31,13 +31,26 @@ export async function vmSet(vm: string, opts: VmSetOptions, configFlag?: string)
     const specs = await readSpecs(dom, vm);
     const index = opts.index === undefined ? 0 : Number(opts.index);
     if (!Number.isInteger(index) || index < 0 || index > specs.length) {
-      throw new ValidationError(`--index: must be 0..${specs.length} (the next free slot appends an interface)`, { vm });
+      throw new ValidationError(`--index: must be 0..${specs.length} (the next free slot appends an interface)`, {
+        vm,
+      });
     }
     // Derived MACs stay derived: writing them out would pin them through a clone's new UUID.
-    const ifaces: MetadataInterface[] = specs.map((s) => ({ vni: s.vni, mac: s.mac === deriveMac(dom.uuid(), s.index) ? undefined : s.mac, mtu: s.mtu, encrypt: s.encrypt, pf: s.pf }));
+    const ifaces: MetadataInterface[] = specs.map((s) => ({
+      vni: s.vni,
+      mac: s.mac === deriveMac(dom.uuid(), s.index) ? undefined : s.mac,
+      mtu: s.mtu,
+      encrypt: s.encrypt,
+      pf: s.pf,
+    }));
     const current = ifaces[index];
-    if (!current && opts.vni === undefined) throw new ValidationError(`interface ${index}: vni: required for a new interface (--vni N)`, { vm });
-    const given = Object.fromEntries(Object.entries({ vni: opts.vni, mac: opts.mac, mtu: opts.mtu, encrypt: opts.encrypt, pf: opts.pf }).filter(([, v]) => v !== undefined));
+    if (!current && opts.vni === undefined)
+      throw new ValidationError(`interface ${index}: vni: required for a new interface (--vni N)`, { vm });
+    const given = Object.fromEntries(
+      Object.entries({ vni: opts.vni, mac: opts.mac, mtu: opts.mtu, encrypt: opts.encrypt, pf: opts.pf }).filter(
+        ([, v]) => v !== undefined,
+      ),
+    );
     // Flags are strings until the metadata parser below validates the whole element.
     ifaces[index] = { ...current, ...given } as MetadataInterface;
     const xml = renderMetadata(ifaces, { vm });
@@ -47,7 +60,9 @@ export async function vmSet(vm: string, opts: VmSetOptions, configFlag?: string)
 }
 
 export async function vmUnset(vm: string, configFlag?: string): Promise<void> {
-  await withDomain(vm, await vmConfig(configFlag), (dom) => dom.setMetadata(VFWIRE_NS, METADATA_KEY, null, ModifyFlag.Config));
+  await withDomain(vm, await vmConfig(configFlag), (dom) =>
+    dom.setMetadata(VFWIRE_NS, METADATA_KEY, null, ModifyFlag.Config),
+  );
 }
 
 /**
@@ -56,7 +71,10 @@ export async function vmUnset(vm: string, configFlag?: string): Promise<void> {
  */
 export async function vmShow(vm: string, opts: { json?: boolean }, configFlag?: string): Promise<void> {
   const cfg = await vmConfig(configFlag);
-  const { specs, uuid } = await withDomain(vm, cfg, async (dom) => ({ specs: await readSpecs(dom, vm), uuid: dom.uuid() }));
+  const { specs, uuid } = await withDomain(vm, cfg, async (dom) => ({
+    specs: await readSpecs(dom, vm),
+    uuid: dom.uuid(),
+  }));
   const leases = cfg ? leasesOf(await readLedger(cfg.stateDir), uuid) : [];
   const vfMtu = (s: InterfaceSpec) => {
     const lease = leases.find((l) => l.index === s.index);
@@ -65,7 +83,10 @@ export async function vmShow(vm: string, opts: { json?: boolean }, configFlag?: 
     const encrypted = cfg.ipsec.mode !== 'off';
     const max = maxGuestMtu(cfg.underlay.mtu, encrypted);
     const over = `at most ${max} over VXLAN${encrypted ? '+ESP' : ''} on the ${cfg.underlay.mtu} underlay`;
-    if (s.mtu !== undefined) return s.mtu > max ? { mtu: s.mtu, why: `does not fit: ${over}; the start is refused` } : { mtu: s.mtu, why: 'from the metadata' };
+    if (s.mtu !== undefined)
+      return s.mtu > max
+        ? { mtu: s.mtu, why: `does not fit: ${over}; the start is refused` }
+        : { mtu: s.mtu, why: 'from the metadata' };
     return { mtu: defaultGuestMtu(cfg.vfMtu, cfg.underlay.mtu, encrypted), why: `vf_mtu ${cfg.vfMtu}, ${over}` };
   };
   if (opts.json) {
@@ -78,8 +99,12 @@ export async function vmShow(vm: string, opts: { json?: boolean }, configFlag?: 
   if (specs.length === 0) return console.log(`${vm}: no vfwire metadata (tag it with: vfwire vm set ${vm} --vni N)`);
   for (const s of specs) {
     const m = vfMtu(s);
-    const mtu = m ? `${m.mtu} (${m.why})` : `${s.mtu ?? 'default'} (no config at ${configPath(configFlag)}: the host's vf_mtu, bounded by the overlay)`;
-    console.log(`${vm} interface ${s.index}: vni ${s.vni}, mac ${s.mac}, mtu ${mtu}, encrypt ${s.encrypt}${s.pf ? `, pf ${s.pf}` : ''}`);
+    const mtu = m
+      ? `${m.mtu} (${m.why})`
+      : `${s.mtu ?? 'default'} (no config at ${configPath(configFlag)}: the host's vf_mtu, bounded by the overlay)`;
+    console.log(
+      `${vm} interface ${s.index}: vni ${s.vni}, mac ${s.mac}, mtu ${mtu}, encrypt ${s.encrypt}${s.pf ? `, pf ${s.pf}` : ''}`,
+    );
   }
 }
 
@@ -102,7 +127,8 @@ async function withDomain<T>(vm: string, cfg: Config | undefined, fn: (dom: Doma
   const conn = await openConnection(uri);
   try {
     const dom = await conn.lookupDomainByName(vm).catch((err: unknown) => {
-      if (isLibvirtError(err, ErrorCode.NoDomain)) throw new ValidationError(`no such domain (see: virsh -c ${uri} list --all)`, { vm, cause: err });
+      if (isLibvirtError(err, ErrorCode.NoDomain))
+        throw new ValidationError(`no such domain (see: virsh -c ${uri} list --all)`, { vm, cause: err });
       throw err;
     });
     try {

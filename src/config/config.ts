@@ -38,7 +38,15 @@ export interface Config {
   vfMtu: number;
   pfs: PfConfig[];
   peers: PeerConfig[];
-  ipsec: { mode: 'off' | 'static' | 'ikev2'; keyDir: string; offload: 'packet' | 'crypto' | 'none'; priority: number; swanctlDir: string; viciUri?: string; rekeyTime: number };
+  ipsec: {
+    mode: 'off' | 'static' | 'ikev2';
+    keyDir: string;
+    offload: 'packet' | 'crypto' | 'none';
+    priority: number;
+    swanctlDir: string;
+    viciUri?: string;
+    rekeyTime: number;
+  };
   libvirtUri: string;
   onAttachFailure: 'stop' | 'keep';
   attachTimeoutMs: number;
@@ -69,7 +77,10 @@ export async function loadConfig(path: string): Promise<Config> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    const hint = (err as NodeJS.ErrnoException).code === 'ENOENT' ? ' (copy templates/config.example.yaml there, or pass --config)' : '';
+    const hint =
+      (err as NodeJS.ErrnoException).code === 'ENOENT'
+        ? ' (copy templates/config.example.yaml there, or pass --config)'
+        : '';
     throw new ValidationError(`cannot read config ${path}${hint}`, { cause: err });
   }
   return parseConfig(text, path);
@@ -92,26 +103,53 @@ export function parseConfig(text: string, path = '<config>'): Config {
 }
 
 function normalize(raw: RawConfig, path: string): Config {
-  const pfs = raw.pfs.map((pf, i) => ({ name: pf.name, numVfs: pf.num_vfs, vfs: pf.vfs === undefined ? undefined : parseRange(pf.vfs, `pfs.${i}.vfs`, path) }));
-  const dup = firstDuplicate(pfs.map((p) => p.name)) ?? firstDuplicate(raw.peers.map((p) => p.name)) ?? firstDuplicate(raw.peers.map((p) => p.address));
+  const pfs = raw.pfs.map((pf, i) => ({
+    name: pf.name,
+    numVfs: pf.num_vfs,
+    vfs: pf.vfs === undefined ? undefined : parseRange(pf.vfs, `pfs.${i}.vfs`, path),
+  }));
+  const dup =
+    firstDuplicate(pfs.map((p) => p.name)) ??
+    firstDuplicate(raw.peers.map((p) => p.name)) ??
+    firstDuplicate(raw.peers.map((p) => p.address));
   if (dup) throw new ValidationError(`config ${path}: "${dup}" is listed twice`);
   const dotted = raw.ipsec.mode === 'ikev2' && raw.peers.find((p) => p.name.includes('.'));
-  if (dotted) throw new ValidationError(`config ${path}: peers: "${dotted.name}": with ipsec.mode ikev2 a peer name may not contain dots (strongSwan reads them as section paths)`);
+  if (dotted)
+    throw new ValidationError(
+      `config ${path}: peers: "${dotted.name}": with ipsec.mode ikev2 a peer name may not contain dots (strongSwan reads them as section paths)`,
+    );
   if (raw.peers.some((p) => p.address === raw.underlay.address)) {
-    throw new ValidationError(`config ${path}: peers: a peer has this host's own underlay address ${raw.underlay.address}`);
+    throw new ValidationError(
+      `config ${path}: peers: a peer has this host's own underlay address ${raw.underlay.address}`,
+    );
   }
   // The two old switches said what the offload mode now says; a silent default could weaken it.
-  if (raw.ipsec.allow_software_crypto !== undefined) throw new ValidationError(`config ${path}: ipsec.allow_software_crypto was replaced by ipsec.offload: set offload: none for CPU crypto (or crypto, packet) and remove it`);
-  if (raw.ipsec.allow_crypto_offload !== undefined) throw new ValidationError(`config ${path}: ipsec.allow_crypto_offload was replaced by ipsec.offload: set offload: crypto (or packet, none) and remove it`);
+  if (raw.ipsec.allow_software_crypto !== undefined)
+    throw new ValidationError(
+      `config ${path}: ipsec.allow_software_crypto was replaced by ipsec.offload: set offload: none for CPU crypto (or crypto, packet) and remove it`,
+    );
+  if (raw.ipsec.allow_crypto_offload !== undefined)
+    throw new ValidationError(
+      `config ${path}: ipsec.allow_crypto_offload was replaced by ipsec.offload: set offload: crypto (or packet, none) and remove it`,
+    );
   if (raw.ipsec.rekey_time !== undefined && raw.ipsec.mode !== 'ikev2') {
-    throw new ValidationError(`config ${path}: ipsec.rekey_time is strongSwan's (ipsec.mode: ikev2); static SAs get new keys by \`vfwire ipsec rotate\`, so remove it`);
+    throw new ValidationError(
+      `config ${path}: ipsec.rekey_time is strongSwan's (ipsec.mode: ikev2); static SAs get new keys by \`vfwire ipsec rotate\`, so remove it`,
+    );
   }
   // A skip_sw rule's encap runs in the eswitch: the packet goes from the VF to the uplink port and
   // never meets the kernel's xfrm, so only SAs in the NIC can encrypt it: mlx5 steers such encap
   // through its IPsec TX tables only in packet mode (eswitch_offloads.c esw_setup_dest_fwd_ipsec).
   // Rules the kernel runs itself (skip_hw) encapsulate through its own VXLAN device and xfrm.
-  if (raw.overlay === 'tc-flower' && raw.tc_policy !== 'skip_hw' && raw.ipsec.mode !== 'off' && raw.ipsec.offload !== 'packet') {
-    throw new ValidationError(`config ${path}: overlay tc-flower with ipsec.offload ${raw.ipsec.offload}: the eswitch encapsulates VXLAN past the kernel's xfrm, so it would leave in clear; use ipsec.offload: packet, tc_policy: skip_hw (the kernel runs the rules), or overlay: bridge`);
+  if (
+    raw.overlay === 'tc-flower' &&
+    raw.tc_policy !== 'skip_hw' &&
+    raw.ipsec.mode !== 'off' &&
+    raw.ipsec.offload !== 'packet'
+  ) {
+    throw new ValidationError(
+      `config ${path}: overlay tc-flower with ipsec.offload ${raw.ipsec.offload}: the eswitch encapsulates VXLAN past the kernel's xfrm, so it would leave in clear; use ipsec.offload: packet, tc_policy: skip_hw (the kernel runs the rules), or overlay: bridge`,
+    );
   }
   // VF LAG puts the SAs on the bond, which can carry neither offload mode:
   // - packet: bonding has no policy offload (drivers/net/bonding/bond_main.c bond_xfrmdev_ops lacks
@@ -122,24 +160,40 @@ function normalize(raw: RawConfig, path: string): Config {
   //   clear; and before 6.12 bonding refuses ESN offload (no xdo_dev_state_advance_esn: 96d30bf94109).
   // The CPU's ESP on the bond (offload: none) is the kernel's own path and follows the active port.
   if (raw.failover?.mode === 'active-backup' && raw.ipsec.mode !== 'off' && raw.ipsec.offload !== 'none') {
-    const why = raw.ipsec.offload === 'packet' ? 'bonding cannot offload xfrm policies and mlx5 has no packet offload with VF LAG' : 'a failover re-adds the SAs on the new port, and packets sent meanwhile can leave in clear';
-    throw new ValidationError(`config ${path}: failover (VF LAG) with ipsec.offload ${raw.ipsec.offload}: ${why}; use ipsec.offload: none (the CPU's ESP on the bond), failover mode pf-switch, or no failover`);
+    const why =
+      raw.ipsec.offload === 'packet'
+        ? 'bonding cannot offload xfrm policies and mlx5 has no packet offload with VF LAG'
+        : 'a failover re-adds the SAs on the new port, and packets sent meanwhile can leave in clear';
+    throw new ValidationError(
+      `config ${path}: failover (VF LAG) with ipsec.offload ${raw.ipsec.offload}: ${why}; use ipsec.offload: none (the CPU's ESP on the bond), failover mode pf-switch, or no failover`,
+    );
   }
   if (raw.failover?.mode === 'pf-switch') {
     const names = raw.pfs.map((p) => p.name);
     const refuse = (why: string) => new ValidationError(`config ${path}: failover pf-switch: ${why}`);
     if (names.length !== 2) throw refuse(`moves the underlay between the NIC's two PFs; pfs lists ${names.length}`);
-    if (!names.includes(raw.underlay.interface)) throw refuse(`underlay.interface must be the PF that holds the address first (one of ${names.join(', ')}), not ${raw.underlay.interface}`);
+    if (!names.includes(raw.underlay.interface))
+      throw refuse(
+        `underlay.interface must be the PF that holds the address first (one of ${names.join(', ')}), not ${raw.underlay.interface}`,
+      );
     // The move is ipsec watch's: it re-homes the SAs with the address.
-    if (raw.ipsec.mode !== 'static') throw refuse(`the move is \`vfwire ipsec watch\`'s, with static keys (strongSwan keeps an offloaded SA on the netdev it was installed on); use ipsec.mode: static, or failover mode active-backup`);
+    if (raw.ipsec.mode !== 'static')
+      throw refuse(
+        `the move is \`vfwire ipsec watch\`'s, with static keys (strongSwan keeps an offloaded SA on the netdev it was installed on); use ipsec.mode: static, or failover mode active-backup`,
+      );
     // A VF's traffic in the eswitch leaves only through its own PF's uplink: forwarding to the
     // other port's uplink needs LAG or a multiport eswitch (en_tc.c mlx5e_is_valid_eswitch_fwd_dev).
-    if (raw.overlay !== 'bridge') throw refuse(`overlay ${raw.overlay}: the eswitch forwards a VF only to its own PF's uplink, never the other port's without VF LAG; use overlay: bridge (the kernel routes VXLAN out of either PF)`);
+    if (raw.overlay !== 'bridge')
+      throw refuse(
+        `overlay ${raw.overlay}: the eswitch forwards a VF only to its own PF's uplink, never the other port's without VF LAG; use overlay: bridge (the kernel routes VXLAN out of either PF)`,
+      );
   }
   // The NIC's IPsec tables must exist before any tc rule and outlive them (ipsec/tc-order.ts);
   // vfwire orders its own SA installs around the rules, but not strongSwan's.
   if (raw.overlay === 'tc-flower' && raw.ipsec.mode === 'ikev2') {
-    throw new ValidationError(`config ${path}: overlay tc-flower with ipsec.mode ikev2: mlx5 refuses the first SA while tc rules are offloaded and sends their VXLAN in clear once the last SA and policy are gone (a charon restart does both), and strongSwan installs SAs on its own schedule; use ipsec.mode: static, or overlay: bridge`);
+    throw new ValidationError(
+      `config ${path}: overlay tc-flower with ipsec.mode ikev2: mlx5 refuses the first SA while tc rules are offloaded and sends their VXLAN in clear once the last SA and policy are gone (a charon restart does both), and strongSwan installs SAs on its own schedule; use ipsec.mode: static, or overlay: bridge`,
+    );
   }
   return {
     path,
@@ -148,7 +202,13 @@ function normalize(raw: RawConfig, path: string): Config {
     logDir: raw.log_dir,
     netns: raw.netns,
     sysfsRoot: raw.sysfs_root,
-    underlay: { interface: raw.underlay.interface, address: raw.underlay.address, mtu: raw.underlay.mtu, prefixLen: raw.underlay.prefix_len, netns: raw.underlay.netns },
+    underlay: {
+      interface: raw.underlay.interface,
+      address: raw.underlay.address,
+      mtu: raw.underlay.mtu,
+      prefixLen: raw.underlay.prefix_len,
+      netns: raw.underlay.netns,
+    },
     failover: raw.failover,
     overlay: raw.overlay,
     tcPolicy: raw.tc_policy,

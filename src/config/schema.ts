@@ -6,8 +6,12 @@ import { VNI_MAX, VNI_MIN } from '../domain/interface-spec.js';
 import { IFNAME_RE } from '../host/identifiers.js';
 
 // No leading '-': every name ends up in an argv, where it must never read as an option.
-const ifname = z.string().regex(IFNAME_RE, 'must be a network interface name (1-15 of A-Z a-z 0-9 _ . -, not starting with -)');
-const simpleName = z.string().regex(/^(?!-)[A-Za-z0-9_.-]{1,64}$/, 'must be a simple name (A-Z a-z 0-9 _ . -, not starting with -)');
+const ifname = z
+  .string()
+  .regex(IFNAME_RE, 'must be a network interface name (1-15 of A-Z a-z 0-9 _ . -, not starting with -)');
+const simpleName = z
+  .string()
+  .regex(/^(?!-)[A-Za-z0-9_.-]{1,64}$/, 'must be a simple name (A-Z a-z 0-9 _ . -, not starting with -)');
 const ipv4 = z.ipv4({ message: 'must be an IPv4 address' });
 const vni = z.number().int().min(VNI_MIN).max(VNI_MAX);
 
@@ -36,7 +40,10 @@ export const configSchema = z
           .object({
             name: ifname,
             /** VF numbers vfwire may lease, e.g. "0-7,12"; default all. */
-            vfs: z.string().regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'must be a list like "0-7,12"').optional(),
+            vfs: z
+              .string()
+              .regex(/^\d+(-\d+)?(,\d+(-\d+)?)*$/, 'must be a list like "0-7,12"')
+              .optional(),
             /** VFs `host setup` enables (default: the firmware's maximum, sriov_totalvfs). */
             num_vfs: z.number().int().min(0).max(1024).optional(),
           })
@@ -53,7 +60,10 @@ export const configSchema = z
             vnis: z.array(vni).optional(),
             /** ikev2 authentication: a PSK file (default <key_dir>/<name>.psk) or certificates. */
             auth: z
-              .union([z.object({ psk_file: z.string().min(1) }).strict(), z.object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1) }).strict()])
+              .union([
+                z.object({ psk_file: z.string().min(1) }).strict(),
+                z.object({ cert: z.string().min(1), key: z.string().min(1), ca: z.string().min(1) }).strict(),
+              ])
               .optional(),
           })
           .strict(),
@@ -80,12 +90,21 @@ export const configSchema = z
         /** ikev2: where swanctl reads its files (vfwire writes conf.d/vfwire*.conf there). */
         swanctl_dir: z.string().min(1).default('/etc/swanctl'),
         /** ikev2: charon's vici socket, when not swanctl's default. */
-        vici_uri: z.string().regex(/^(unix|tcp):\/\/\S+$/).optional(),
+        vici_uri: z
+          .string()
+          .regex(/^(unix|tcp):\/\/\S+$/)
+          .optional(),
         /** ikev2: seconds between CHILD_SA rekeys (strongSwan's rekey_time); default 3600. */
         rekey_time: z.number().int().min(10).max(86_400).optional(),
       })
       .strict()
-      .default({ mode: 'off', key_dir: '/etc/vfwire/keys', offload: 'packet', priority: 12, swanctl_dir: '/etc/swanctl' }),
+      .default({
+        mode: 'off',
+        key_dir: '/etc/vfwire/keys',
+        offload: 'packet',
+        priority: 12,
+        swanctl_dir: '/etc/swanctl',
+      }),
     /**
      * bridge: a VXLAN device and a Linux bridge per VNI (the kernel path, runs anywhere).
      * tc-flower: flower rules the ConnectX offloads (skip_sw) on one external VXLAN device.
@@ -104,7 +123,9 @@ export const configSchema = z
      */
     failover: z
       .discriminatedUnion('mode', [
-        z.object({ mode: z.literal('active-backup'), miimon: z.number().int().min(1).max(10_000).default(100) }).strict(),
+        z
+          .object({ mode: z.literal('active-backup'), miimon: z.number().int().min(1).max(10_000).default(100) })
+          .strict(),
         z.object({ mode: z.literal('pf-switch') }).strict(),
       ])
       .optional(),

@@ -20,7 +20,9 @@ const TOO_LONG = 'too long';
 
 /** A string attribute, cut short before any other check looks at it. */
 const attr = (missing?: string) =>
-  z.string(missing === undefined ? undefined : { error: missing }).max(MAX_ATTR_CHARS, { error: TOO_LONG, abort: true });
+  z
+    .string(missing === undefined ? undefined : { error: missing })
+    .max(MAX_ATTR_CHARS, { error: TOO_LONG, abort: true });
 
 /** Decimal digits only, no sign, no leading zero, no spaces; then the range. */
 function integerAttr(min: number, max: number) {
@@ -44,7 +46,10 @@ const macAttr = attr().transform((text, ctx) => {
 // No leading '-': the name ends up in an argv, where it must never read as an option.
 const PF_RE = /^(?!-)[A-Za-z0-9_.-]{1,15}$/;
 const pfAttr = attr()
-  .regex(PF_RE, { error: 'must be a network interface name (1-15 of A-Z a-z 0-9 _ . -, not starting with -)', abort: true })
+  .regex(PF_RE, {
+    error: 'must be a network interface name (1-15 of A-Z a-z 0-9 _ . -, not starting with -)',
+    abort: true,
+  })
   // Linux refuses these names too; they would also walk out of /sys/class/net/<pf>.
   .refine((name) => name !== '.' && name !== '..', { error: 'must be a network interface name, not "." or ".."' });
 
@@ -91,7 +96,10 @@ function attrName(name: string): string {
 /** Interface count: 1..MAX_INTERFACES. */
 export function checkInterfaceCount(count: number, ctx: ErrorContext): void {
   if (count === 0) {
-    throw new ValidationError('interfaces: at least one <interface> is required (an empty <net/> asks for nothing)', ctx);
+    throw new ValidationError(
+      'interfaces: at least one <interface> is required (an empty <net/> asks for nothing)',
+      ctx,
+    );
   }
   if (count > MAX_INTERFACES) {
     throw new ValidationError(`interfaces: at most ${MAX_INTERFACES} (got ${count})`, ctx);

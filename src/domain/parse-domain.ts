@@ -9,11 +9,7 @@
 import { ValidationError, type ErrorContext } from '../errors.js';
 import { VFWIRE_NS, type DomainRequest, type InterfaceSpec } from './interface-spec.js';
 import { deriveMac } from './mac.js';
-import {
-  checkDistinctMacs,
-  checkInterfaceAttrs,
-  checkInterfaceCount,
-} from './interface-schema.js';
+import { checkDistinctMacs, checkInterfaceAttrs, checkInterfaceCount } from './interface-schema.js';
 import {
   childElements,
   enterScope,
@@ -59,7 +55,10 @@ export function parseDomainXml(xml: string): DomainRequest {
   if (el.span) {
     const bytes = Buffer.byteLength(xml.slice(el.span.start, el.span.end + 1), 'utf8');
     if (bytes > METADATA_MAX_BYTES) {
-      throw new ValidationError(`metadata: vfwire element too large (${bytes} bytes; at most ${METADATA_MAX_BYTES})`, ctx);
+      throw new ValidationError(
+        `metadata: vfwire element too large (${bytes} bytes; at most ${METADATA_MAX_BYTES})`,
+        ctx,
+      );
     }
   }
   return { name, uuid, interfaces: readNet(el, scope, uuid, ctx) };
@@ -126,7 +125,8 @@ function readNet(net: XmlElement, scope: NamespaceScope, uuid: string, ctx: Erro
   for (const el of children) {
     const name = expandName(el, enterScope(scope, el));
     if (name.ns !== VFWIRE_NS || name.local !== 'interface') {
-      const where = name.ns === undefined ? 'no namespace' : name.ns === VFWIRE_NS ? 'the vfwire namespace' : showUri(name.ns);
+      const where =
+        name.ns === undefined ? 'no namespace' : name.ns === VFWIRE_NS ? 'the vfwire namespace' : showUri(name.ns);
       throw new ValidationError(
         `net: unexpected element <${shortName(el.name)}> in ${where} (expected <interface> in ${VFWIRE_NS})`,
         ctx,
@@ -138,7 +138,8 @@ function readNet(net: XmlElement, scope: NamespaceScope, uuid: string, ctx: Erro
 
   const specs = children.map((el, index) => {
     const nested = childElements(el)[0];
-    if (nested) throw new ValidationError(`interface ${index}: unexpected child element <${shortName(nested.name)}>`, ctx);
+    if (nested)
+      throw new ValidationError(`interface ${index}: unexpected child element <${shortName(nested.name)}>`, ctx);
     checkNoText(el, `interface ${index}`, ctx);
 
     const raw: Record<string, string> = Object.create(null) as Record<string, string>;
@@ -146,9 +147,17 @@ function readNet(net: XmlElement, scope: NamespaceScope, uuid: string, ctx: Erro
     return { index, attrs: checkInterfaceAttrs(raw, index, ctx) };
   });
 
-  checkDistinctMacs(specs.map((s) => s.attrs.mac), ctx);
+  checkDistinctMacs(
+    specs.map((s) => s.attrs.mac),
+    ctx,
+  );
   return specs.map(({ index, attrs }): InterfaceSpec => {
-    const spec: InterfaceSpec = { index, vni: attrs.vni, mac: attrs.mac ?? deriveMac(uuid, index), encrypt: attrs.encrypt };
+    const spec: InterfaceSpec = {
+      index,
+      vni: attrs.vni,
+      mac: attrs.mac ?? deriveMac(uuid, index),
+      encrypt: attrs.encrypt,
+    };
     if (attrs.mtu !== undefined) spec.mtu = attrs.mtu;
     if (attrs.pf !== undefined) spec.pf = attrs.pf;
     return spec;

@@ -36,7 +36,10 @@ export function renderMetadata(ifaces: MetadataInterface[], ctx: ErrorContext = 
     }
     return { raw, attrs: checkInterfaceAttrs(raw, index, ctx) };
   });
-  checkDistinctMacs(checked.map((c) => c.attrs.mac), ctx);
+  checkDistinctMacs(
+    checked.map((c) => c.attrs.mac),
+    ctx,
+  );
 
   const elements = checked.map(({ raw, attrs }) => {
     const parts = ATTRIBUTE_NAMES.filter((name) => raw[name] !== undefined).map(

@@ -24,8 +24,13 @@ export async function applySteps(steps: Step[], runner: Runner, opts: ApplyOptio
       done.push(step);
       opts.onApplied?.(step);
     } catch (cause) {
-      const undoErrors = await undoAll(done.reverse().flatMap((s) => (s.undo ? [s.undo] : [])), runner);
-      const also = undoErrors.length ? ` (and ${undoErrors.length} undo step(s) failed: ${undoErrors.map((e) => e.message).join('; ')})` : '';
+      const undoErrors = await undoAll(
+        done.reverse().flatMap((s) => (s.undo ? [s.undo] : [])),
+        runner,
+      );
+      const also = undoErrors.length
+        ? ` (and ${undoErrors.length} undo step(s) failed: ${undoErrors.map((e) => e.message).join('; ')})`
+        : '';
       throw new VfwireError(`failed to ${step.kind} ${step.device}${also}`, { vm: opts.vm, cause });
     }
   }

@@ -45,7 +45,11 @@ export class ExecRunner implements Runner {
       env: { LC_ALL: 'C' },
     });
     if (res.exitCode === 0 && !res.failed) return { stdout: res.stdout, stderr: res.stderr };
-    const what = res.timedOut ? `timed out after ${this.timeoutMs} ms` : res.exitCode !== undefined ? `exit code ${res.exitCode}` : `failed (${res.signal ?? res.code ?? 'spawn error'})`;
+    const what = res.timedOut
+      ? `timed out after ${this.timeoutMs} ms`
+      : res.exitCode !== undefined
+        ? `exit code ${res.exitCode}`
+        : `failed (${res.signal ?? res.code ?? 'spawn error'})`;
     const detail = (res.stderr || res.stdout || res.message || '').trim().split('\n').slice(0, 3).join('; ');
     const message = `${formatCommand(cmd)}: ${what}${detail ? `: ${detail}` : ''}`;
     if (!res.timedOut && ABSENT.test(res.stderr)) throw new NotFoundError(message);

@@ -15,7 +15,8 @@ export interface Command {
  * Who a step's undo belongs to: one VM interface, a VNI shared by several, a peer's SAs, or the
  * host, whose undo only rolls back the plan that made it and is never recorded in the ledger.
  */
-export type StepOwner = { kind: 'lease'; key: string } | { kind: 'vni'; vni: number } | { kind: 'peer'; name: string } | { kind: 'host' };
+export type StepOwner =
+  { kind: 'lease'; key: string } | { kind: 'vni'; vni: number } | { kind: 'peer'; name: string } | { kind: 'host' };
 
 export interface Step {
   /** Short kind, stable for tests and fault injection: `vxlan-create`, `rep-master`, ... */
@@ -38,5 +39,7 @@ export function formatCommand(cmd: Command): string {
 
 /** The same with its stdin written out, for dry runs (callers redact what must not show). */
 export function formatCommandWithInput(cmd: Command): string {
-  return cmd.stdin === undefined ? formatCommand(cmd) : `${cmd.argv.map(shellWord).join(' ')} <<< ${shellWord(cmd.stdin.trim())}`;
+  return cmd.stdin === undefined
+    ? formatCommand(cmd)
+    : `${cmd.argv.map(shellWord).join(' ')} <<< ${shellWord(cmd.stdin.trim())}`;
 }

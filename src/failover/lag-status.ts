@@ -76,10 +76,20 @@ export function parseBondingProc(text: string, bond = 'bond'): BondStatus {
 export function parseBondLink(json: string, bond = 'bond'): BondStatus {
   const doc = parseJsonOutput(json, `ip link show ${bond}`);
   const link = (Array.isArray(doc) ? doc[0] : undefined) as
-    | { flags?: string[]; operstate?: string; linkinfo?: { info_kind?: string; info_data?: { mode?: string; active_slave?: string; miimon?: number; primary?: string } } }
+    | {
+        flags?: string[];
+        operstate?: string;
+        linkinfo?: {
+          info_kind?: string;
+          info_data?: { mode?: string; active_slave?: string; miimon?: number; primary?: string };
+        };
+      }
     | undefined;
   if (!link) throw new ValidationError(`ip link show ${bond}: no such link in the output`);
-  if (link.linkinfo?.info_kind !== 'bond') throw new ValidationError(`ip link show ${bond}: not a bond (${link.linkinfo?.info_kind ?? 'no linkinfo; was -d given?'})`);
+  if (link.linkinfo?.info_kind !== 'bond')
+    throw new ValidationError(
+      `ip link show ${bond}: not a bond (${link.linkinfo?.info_kind ?? 'no linkinfo; was -d given?'})`,
+    );
   const d = link.linkinfo.info_data ?? {};
   return {
     mode: d.mode ?? 'unknown',
@@ -102,9 +112,14 @@ export interface Mlx5LagState {
 /** The contents of debugfs mlx5/<pci>/lag/{state,type,flags}; type and flags are unreadable (EINVAL) while inactive. */
 export function parseMlx5LagDebugfs(files: { state: string; type?: string; flags?: string }): Mlx5LagState {
   const state = files.state.trim();
-  if (state !== 'active' && state !== 'disabled') throw new ValidationError(`mlx5 lag/state: unexpected ${JSON.stringify(state)}`);
+  if (state !== 'active' && state !== 'disabled')
+    throw new ValidationError(`mlx5 lag/state: unexpected ${JSON.stringify(state)}`);
   const flag = /^shared_fdb:(on|off)$/m.exec(files.flags ?? '')?.[1];
-  return { active: state === 'active', type: files.type?.trim() || undefined, sharedFdb: flag === undefined ? undefined : flag === 'on' };
+  return {
+    active: state === 'active',
+    type: files.type?.trim() || undefined,
+    sharedFdb: flag === undefined ? undefined : flag === 'on',
+  };
 }
 
 export interface LagReport {
@@ -122,8 +137,14 @@ export function reportLag(bondName: string, bond: BondStatus, expectedPorts: str
     ok = false;
     lines.push(line);
   };
-  if (bond.mode === 'active-backup') lines.push(`${bondName}: active-backup${bond.miimonMs === undefined ? '' : `, miimon ${bond.miimonMs} ms`}${bond.mii ? `, MII ${bond.mii}` : ''}`);
-  else problem(`${bondName}: mode ${bond.mode}, failover needs active-backup (the one mode in which the kernel moves xfrm offload between ports); fix: ip link del ${bondName}, then vfwire host setup`);
+  if (bond.mode === 'active-backup')
+    lines.push(
+      `${bondName}: active-backup${bond.miimonMs === undefined ? '' : `, miimon ${bond.miimonMs} ms`}${bond.mii ? `, MII ${bond.mii}` : ''}`,
+    );
+  else
+    problem(
+      `${bondName}: mode ${bond.mode}, failover needs active-backup (the one mode in which the kernel moves xfrm offload between ports); fix: ip link del ${bondName}, then vfwire host setup`,
+    );
   if (bond.miimonMs === 0) problem(`${bondName}: miimon 0, link failures go unnoticed; fix: vfwire host setup`);
 
   if (bond.ports.length > 0) {
@@ -137,16 +158,31 @@ export function reportLag(bondName: string, bond: BondStatus, expectedPorts: str
     problem(`${bondName}: no active port: the underlay is down`);
   } else {
     const active = bond.ports.find((p) => p.name === bond.activePort);
-    lines.push(`active port: ${bond.activePort}${active ? ` (MII ${active.mii}${active.speedMbps ? `, ${active.speedMbps / 1000} Gb/s` : ''})` : ''}`);
+    lines.push(
+      `active port: ${bond.activePort}${active ? ` (MII ${active.mii}${active.speedMbps ? `, ${active.speedMbps / 1000} Gb/s` : ''})` : ''}`,
+    );
     for (const p of bond.ports.filter((x) => x.name !== bond.activePort)) {
-      if (p.mii === 'up') lines.push(`backup port: ${p.name} (MII up${p.linkFailures ? `, ${p.linkFailures} link failure(s) so far` : ''})`);
-      else problem(`backup port: ${p.name} MII ${p.mii}: no failover until its link is back (check the cable and the upstream switch)`);
+      if (p.mii === 'up')
+        lines.push(
+          `backup port: ${p.name} (MII up${p.linkFailures ? `, ${p.linkFailures} link failure(s) so far` : ''})`,
+        );
+      else
+        problem(
+          `backup port: ${p.name} MII ${p.mii}: no failover until its link is back (check the cable and the upstream switch)`,
+        );
     }
   }
   if (mlx5) {
-    if (!mlx5.active) problem('mlx5 VF LAG: disabled, VFs do not fail over; both PFs must be in switchdev mode with their VFs created after the bond: vfwire host setup');
-    else if (mlx5.type && mlx5.type !== 'switchdev') problem(`mlx5 LAG: active as ${mlx5.type}, not a VF LAG (switchdev); fix: vfwire host setup`);
-    else lines.push(`mlx5 VF LAG: active${mlx5.type ? ` (${mlx5.type}${mlx5.sharedFdb === undefined ? '' : `, shared FDB ${mlx5.sharedFdb ? 'on' : 'off'}`})` : ''}`);
+    if (!mlx5.active)
+      problem(
+        'mlx5 VF LAG: disabled, VFs do not fail over; both PFs must be in switchdev mode with their VFs created after the bond: vfwire host setup',
+      );
+    else if (mlx5.type && mlx5.type !== 'switchdev')
+      problem(`mlx5 LAG: active as ${mlx5.type}, not a VF LAG (switchdev); fix: vfwire host setup`);
+    else
+      lines.push(
+        `mlx5 VF LAG: active${mlx5.type ? ` (${mlx5.type}${mlx5.sharedFdb === undefined ? '' : `, shared FDB ${mlx5.sharedFdb ? 'on' : 'off'}`})` : ''}`,
+      );
   }
   return { ok, activePort: bond.activePort, lines };
 }

@@ -63,7 +63,9 @@ export async function activeUplink(cfg: Config, runner: Runner): Promise<string>
 export function holderOf(cfg: Config, ports: UplinkPort[]): UplinkPort {
   const holders = ports.filter((p) => p.holds);
   if (holders.length !== 1) {
-    throw new ResourceError(`failover pf-switch: the underlay address ${cfg.underlay.address} is on ${holders.length ? holders.map((h) => h.name).join(' and ') : 'neither PF'}: run vfwire host setup`);
+    throw new ResourceError(
+      `failover pf-switch: the underlay address ${cfg.underlay.address} is on ${holders.length ? holders.map((h) => h.name).join(' and ') : 'neither PF'}: run vfwire host setup`,
+    );
   }
   return holders[0]!;
 }
@@ -94,6 +96,9 @@ export function planUplinkMove(cfg: Config, ports: UplinkPort[]): UplinkMove | u
   return {
     from: from.name,
     to: to.name,
-    commands: [{ argv: ip(ns, 'addr', 'add', cidr, 'dev', to.name) }, { argv: ip(ns, 'addr', 'del', cidr, 'dev', from.name) }],
+    commands: [
+      { argv: ip(ns, 'addr', 'add', cidr, 'dev', to.name) },
+      { argv: ip(ns, 'addr', 'del', cidr, 'dev', from.name) },
+    ],
   };
 }

@@ -156,12 +156,36 @@ export function planHostSetup(input: HostSetupInput, current: HostState): Step[]
     const vfsOff = needVfsOff(pf);
     if (vfsOff) off.push(numVfsStep(input, pf, 0, c.numVfs));
     if (needFsm(pf)) {
-      const argv = (mode: string) => ['devlink', 'dev', 'param', 'set', `pci/${pf.pci}`, 'name', 'flow_steering_mode', 'value', mode, 'cmode', 'runtime'];
-      off.push({ kind: 'devlink-fsm', device: `pci/${pf.pci}`, owner: HOST_OWNER, do: { argv: argv(fsm) }, ...(c.flowSteeringMode ? { undo: { argv: argv(c.flowSteeringMode) } } : {}) });
+      const argv = (mode: string) => [
+        'devlink',
+        'dev',
+        'param',
+        'set',
+        `pci/${pf.pci}`,
+        'name',
+        'flow_steering_mode',
+        'value',
+        mode,
+        'cmode',
+        'runtime',
+      ];
+      off.push({
+        kind: 'devlink-fsm',
+        device: `pci/${pf.pci}`,
+        owner: HOST_OWNER,
+        do: { argv: argv(fsm) },
+        ...(c.flowSteeringMode ? { undo: { argv: argv(c.flowSteeringMode) } } : {}),
+      });
     }
     if (needMode(pf)) {
       const argv = (mode: string) => ['devlink', 'dev', 'eswitch', 'set', `pci/${pf.pci}`, 'mode', mode];
-      off.push({ kind: 'eswitch-mode', device: `pci/${pf.pci}`, owner: HOST_OWNER, do: { argv: argv('switchdev') }, undo: { argv: argv(c.eswitchMode ?? 'legacy') } });
+      off.push({
+        kind: 'eswitch-mode',
+        device: `pci/${pf.pci}`,
+        owner: HOST_OWNER,
+        do: { argv: argv('switchdev') },
+        undo: { argv: argv(c.eswitchMode ?? 'legacy') },
+      });
     }
     // VFs go to vfio-pci when libvirt attaches them; a host netdev for each in between is only
     // udev churn and a window where the host talks on the tenant's VF. libvirt still binds them:
@@ -178,11 +202,16 @@ export function planHostSetup(input: HostSetupInput, current: HostState): Step[]
   if (!lag) {
     for (const pf of input.pfs) steps.push(...pfSteps.get(pf.name)!.off, ...pfSteps.get(pf.name)!.on);
     // pf-switch: wherever the watch last moved the address, it stays.
-    const holder = input.failover?.mode === 'pf-switch' ? input.pfs.find((pf) => cur(pf).addresses?.includes(cidr))?.name : undefined;
+    const holder =
+      input.failover?.mode === 'pf-switch'
+        ? input.pfs.find((pf) => cur(pf).addresses?.includes(cidr))?.name
+        : undefined;
     for (const pf of input.pfs) {
       const c = cur(pf);
       if (c.master) {
-        throw new ValidationError(`host setup: ${pf.name} is a port of ${c.master}, but failover is off: remove the bond (ip link del ${c.master}) and run host setup again`);
+        throw new ValidationError(
+          `host setup: ${pf.name} is a port of ${c.master}, but failover is off: remove the bond (ip link del ${c.master}) and run host setup again`,
+        );
       }
       if (pf.name === (holder ?? uplink) && !c.addresses?.includes(cidr)) steps.push(addrStep(ns, pf.name, cidr));
       steps.push(...mtuUpStep(ns, pf.name, input.underlay.mtu, c));
@@ -195,7 +224,9 @@ export function planHostSetup(input: HostSetupInput, current: HostState): Step[]
       const c = cur(pf);
       if (c.addresses?.includes(cidr)) steps.push({ ...addrStep(ns, pf.name, cidr, 'del'), kind: 'uplink-addr-move' });
       if (c.up !== false) steps.push(linkStep(ns, 'pf-down', pf.name, ['down'], c.up === true ? ['up'] : undefined));
-      steps.push(linkStep(ns, 'bond-enslave', pf.name, ['master', uplink], c.master ? ['master', c.master] : ['nomaster']));
+      steps.push(
+        linkStep(ns, 'bond-enslave', pf.name, ['master', uplink], c.master ? ['master', c.master] : ['nomaster']),
+      );
     }
     if (bondAbsent || !current.bond!.addresses.includes(cidr)) steps.push(addrStep(ns, uplink, cidr));
     steps.push(...mtuUpStep(ns, uplink, input.underlay.mtu, current.bond ?? DEFAULT_LINK));
@@ -223,7 +254,13 @@ function autoprobeStep(input: HostSetupInput, pf: PfSetup, before: number | unde
 function numVfsStep(input: HostSetupInput, pf: PfSetup, n: number, before: number | undefined): Step {
   const write = pfSysfsWrite(input, pf, 'sriov_numvfs');
   const restore = before ?? 0;
-  return { kind: n === 0 ? 'sriov-disable' : 'sriov-enable', device: pf.name, owner: HOST_OWNER, do: write(n), ...(restore !== n ? { undo: write(restore) } : {}) };
+  return {
+    kind: n === 0 ? 'sriov-disable' : 'sriov-enable',
+    device: pf.name,
+    owner: HOST_OWNER,
+    do: write(n),
+    ...(restore !== n ? { undo: write(restore) } : {}),
+  };
 }
 
 /** A write to one of the PF's device attributes: `tee` with the value on stdin (no shell). */
@@ -234,10 +271,20 @@ function pfSysfsWrite(input: HostSetupInput, pf: PfSetup, file: string): (v: num
 
 function bondSteps(ns: string | undefined, bond: string, miimon: number, cur: BondState | null | undefined): Step[] {
   if (!cur) {
-    return [{ kind: 'bond-create', device: bond, owner: HOST_OWNER, do: { argv: ip(ns, 'link', 'add', bond, 'type', 'bond', 'mode', 'active-backup', 'miimon', String(miimon)) }, undo: { argv: ip(ns, 'link', 'del', bond) } }];
+    return [
+      {
+        kind: 'bond-create',
+        device: bond,
+        owner: HOST_OWNER,
+        do: { argv: ip(ns, 'link', 'add', bond, 'type', 'bond', 'mode', 'active-backup', 'miimon', String(miimon)) },
+        undo: { argv: ip(ns, 'link', 'del', bond) },
+      },
+    ];
   }
   if (cur.mode !== 'active-backup') {
-    throw new ValidationError(`host setup: ${bond} exists in mode ${cur.mode}; failover needs active-backup, and vfwire does not rebuild a bond it did not make: remove it (ip link del ${bond}) and run host setup again`);
+    throw new ValidationError(
+      `host setup: ${bond} exists in mode ${cur.mode}; failover needs active-backup, and vfwire does not rebuild a bond it did not make: remove it (ip link del ${bond}) and run host setup again`,
+    );
   }
   if (cur.miimon === miimon) return [];
   const set = (m: number) => ({ argv: ip(ns, 'link', 'set', 'dev', bond, 'type', 'bond', 'miimon', String(m)) });
@@ -246,18 +293,38 @@ function bondSteps(ns: string | undefined, bond: string, miimon: number, cur: Bo
 
 function addrStep(ns: string | undefined, dev: string, cidr: string, verb: 'add' | 'del' = 'add'): Step {
   const cmd = (v: string) => ({ argv: ip(ns, 'addr', v, cidr, 'dev', dev) });
-  return { kind: 'uplink-addr', device: dev, owner: HOST_OWNER, do: cmd(verb), undo: cmd(verb === 'add' ? 'del' : 'add') };
+  return {
+    kind: 'uplink-addr',
+    device: dev,
+    owner: HOST_OWNER,
+    do: cmd(verb),
+    undo: cmd(verb === 'add' ? 'del' : 'add'),
+  };
 }
 
-function linkStep(ns: string | undefined, kind: string, dev: string, args: string[], undoArgs: string[] | undefined): Step {
-  return { kind, device: dev, owner: HOST_OWNER, do: { argv: ip(ns, 'link', 'set', 'dev', dev, ...args) }, ...(undoArgs ? { undo: { argv: ip(ns, 'link', 'set', 'dev', dev, ...undoArgs) } } : {}) };
+function linkStep(
+  ns: string | undefined,
+  kind: string,
+  dev: string,
+  args: string[],
+  undoArgs: string[] | undefined,
+): Step {
+  return {
+    kind,
+    device: dev,
+    owner: HOST_OWNER,
+    do: { argv: ip(ns, 'link', 'set', 'dev', dev, ...args) },
+    ...(undoArgs ? { undo: { argv: ip(ns, 'link', 'set', 'dev', dev, ...undoArgs) } } : {}),
+  };
 }
 
 // `mtu M up` when either differs; the undo puts back the MTU and state read before.
 function mtuUpStep(ns: string | undefined, dev: string, mtu: number, before: LinkState, force = false): Step[] {
   if (!force && before.mtu === mtu && before.up === true) return [];
   const prev = { ...DEFAULT_LINK, ...before };
-  return [linkStep(ns, 'uplink-link', dev, ['mtu', String(mtu), 'up'], ['mtu', String(prev.mtu), prev.up ? 'up' : 'down'])];
+  return [
+    linkStep(ns, 'uplink-link', dev, ['mtu', String(mtu), 'up'], ['mtu', String(prev.mtu), prev.up ? 'up' : 'down']),
+  ];
 }
 
 // mlx5 refuses an eswitch mode change while IPsec rules exist, a steering mode change tears
@@ -266,13 +333,22 @@ function mtuUpStep(ns: string | undefined, dev: string, mtu: number, before: Lin
 function refuseWhileIpsec(
   input: HostSetupInput,
   current: HostState,
-  need: { needFsm: (pf: PfSetup) => boolean; needMode: (pf: PfSetup) => boolean; needEnslave: (pf: PfSetup) => boolean; cidr: string },
+  need: {
+    needFsm: (pf: PfSetup) => boolean;
+    needMode: (pf: PfSetup) => boolean;
+    needEnslave: (pf: PfSetup) => boolean;
+    cidr: string;
+  },
 ): void {
   if (!current.ipsecActive) return;
   const why: string[] = [];
   for (const pf of input.pfs) {
-    if (need.needMode(pf)) why.push(`${pf.name}: eswitch mode ${current.pfs[pf.name]?.eswitchMode ?? 'unknown'} -> switchdev`);
-    if (need.needFsm(pf)) why.push(`${pf.name}: flow steering ${current.pfs[pf.name]?.flowSteeringMode ?? 'unknown'} -> ${input.flowSteeringMode ?? 'dmfs'}`);
+    if (need.needMode(pf))
+      why.push(`${pf.name}: eswitch mode ${current.pfs[pf.name]?.eswitchMode ?? 'unknown'} -> switchdev`);
+    if (need.needFsm(pf))
+      why.push(
+        `${pf.name}: flow steering ${current.pfs[pf.name]?.flowSteeringMode ?? 'unknown'} -> ${input.flowSteeringMode ?? 'dmfs'}`,
+      );
     if (need.needEnslave(pf)) why.push(`${pf.name}: down and into ${input.underlay.interface}`);
   }
   if (why.length) {
@@ -290,25 +366,38 @@ function validate(input: HostSetupInput): void {
     if (!IFNAME_RE.test(pf.name)) throw bad(`pf ${JSON.stringify(pf.name)} is not an interface name`);
     if (names.has(pf.name)) throw bad(`pf ${pf.name} is listed twice`);
     names.add(pf.name);
-    if (!PCI_ADDRESS_RE.test(pf.pci)) throw bad(`pf ${pf.name}: pci ${JSON.stringify(pf.pci)} is not a PCI address like 0000:03:00.0`);
-    if (!Number.isInteger(pf.numVfs) || pf.numVfs < 0 || pf.numVfs > 127) throw bad(`pf ${pf.name}: ${pf.numVfs} VFs (ConnectX-6 Dx: 0..127)`);
+    if (!PCI_ADDRESS_RE.test(pf.pci))
+      throw bad(`pf ${pf.name}: pci ${JSON.stringify(pf.pci)} is not a PCI address like 0000:03:00.0`);
+    if (!Number.isInteger(pf.numVfs) || pf.numVfs < 0 || pf.numVfs > 127)
+      throw bad(`pf ${pf.name}: ${pf.numVfs} VFs (ConnectX-6 Dx: 0..127)`);
     // No names: the representors live elsewhere and are not host setup's to configure.
-    if (pf.reps.length !== 0 && pf.reps.length !== pf.numVfs) throw bad(`pf ${pf.name}: ${pf.numVfs} VFs but ${pf.reps.length} representor names`);
-    for (const r of pf.reps) if (!IFNAME_RE.test(r)) throw bad(`pf ${pf.name}: representor ${JSON.stringify(r)} is not an interface name`);
+    if (pf.reps.length !== 0 && pf.reps.length !== pf.numVfs)
+      throw bad(`pf ${pf.name}: ${pf.numVfs} VFs but ${pf.reps.length} representor names`);
+    for (const r of pf.reps)
+      if (!IFNAME_RE.test(r)) throw bad(`pf ${pf.name}: representor ${JSON.stringify(r)} is not an interface name`);
   }
   const u = input.underlay;
-  if (!IFNAME_RE.test(u.interface)) throw bad(`underlay interface ${JSON.stringify(u.interface)} is not an interface name`);
-  if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(u.address) || u.address.split('.').some((o) => Number(o) > 255)) throw bad(`underlay address ${JSON.stringify(u.address)} is not IPv4`);
-  if (!Number.isInteger(u.prefixLength) || u.prefixLength < 1 || u.prefixLength > 32) throw bad(`underlay prefix length ${u.prefixLength} is not 1..32`);
+  if (!IFNAME_RE.test(u.interface))
+    throw bad(`underlay interface ${JSON.stringify(u.interface)} is not an interface name`);
+  if (!/^(\d{1,3})(\.\d{1,3}){3}$/.test(u.address) || u.address.split('.').some((o) => Number(o) > 255))
+    throw bad(`underlay address ${JSON.stringify(u.address)} is not IPv4`);
+  if (!Number.isInteger(u.prefixLength) || u.prefixLength < 1 || u.prefixLength > 32)
+    throw bad(`underlay prefix length ${u.prefixLength} is not 1..32`);
   if (input.failover?.mode === 'pf-switch') {
-    if (input.pfs.length !== 2) throw bad(`failover: pf-switch moves the underlay between the NIC's two PFs; ${input.pfs.length} given`);
-    if (!names.has(u.interface)) throw bad(`failover: pf-switch puts the underlay on a PF, and ${u.interface} is not one (${[...names].join(', ')})`);
+    if (input.pfs.length !== 2)
+      throw bad(`failover: pf-switch moves the underlay between the NIC's two PFs; ${input.pfs.length} given`);
+    if (!names.has(u.interface))
+      throw bad(
+        `failover: pf-switch puts the underlay on a PF, and ${u.interface} is not one (${[...names].join(', ')})`,
+      );
   } else if (input.failover) {
     if (input.pfs.length !== 2) throw bad(`failover: active-backup bonds the NIC's two PFs; ${input.pfs.length} given`);
     if (names.has(u.interface)) throw bad(`failover: the underlay interface must be the bond, not PF ${u.interface}`);
     const m = input.failover.miimon ?? 100;
     if (!Number.isInteger(m) || m < 1) throw bad(`failover: miimon ${m} must be a positive number of ms`);
   } else if (!names.has(u.interface)) {
-    throw bad(`underlay interface ${u.interface} is not one of the PFs (${[...names].join(', ')}); a bond needs failover: active-backup`);
+    throw bad(
+      `underlay interface ${u.interface} is not one of the PFs (${[...names].join(', ')}); a bond needs failover: active-backup`,
+    );
   }
 }

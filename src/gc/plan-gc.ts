@@ -48,14 +48,28 @@ const OURS = /^vfw(br|vx)(\d{1,8})$/;
 /** Sim netns guests are not libvirt domains: their leases are the sim's to release. */
 export function planGc({ ledger, running, links, notBefore, liveAliases, admission }: GcInput): GcPlan {
   // No grace for a detached device: attachedAt says its VM was running with it.
-  const detached = (l: Lease) => running.has(l.uuid) && !!l.attachedAt && liveAliases?.get(l.uuid)?.has(deviceAlias(l)) === false;
-  const stale = Object.values(ledger.leases).filter((l) => needsLiveAttach(l) && ((!running.has(l.uuid) && new Date(l.since) < notBefore) || detached(l)));
-  const release = planReleaseKeys(ledger, stale.map((l) => l.key));
+  const detached = (l: Lease) =>
+    running.has(l.uuid) && !!l.attachedAt && liveAliases?.get(l.uuid)?.has(deviceAlias(l)) === false;
+  const stale = Object.values(ledger.leases).filter(
+    (l) => needsLiveAttach(l) && ((!running.has(l.uuid) && new Date(l.since) < notBefore) || detached(l)),
+  );
+  const release = planReleaseKeys(
+    ledger,
+    stale.map((l) => l.key),
+  );
   const going = new Set(stale.map((l) => l.key));
 
   // What the ledger still holds after the stale leases go.
-  const keptVnis = new Set(Object.values(ledger.vnis).filter((v) => v.members.some((m) => !going.has(m))).map((v) => v.vni));
-  const keptReps = new Set(Object.values(ledger.leases).filter((l) => !going.has(l.key)).map((l) => l.rep));
+  const keptVnis = new Set(
+    Object.values(ledger.vnis)
+      .filter((v) => v.members.some((m) => !going.has(m)))
+      .map((v) => v.vni),
+  );
+  const keptReps = new Set(
+    Object.values(ledger.leases)
+      .filter((l) => !going.has(l.key))
+      .map((l) => l.rep),
+  );
   const releasedDevices = new Set(release.commands.flatMap((c) => c.argv));
 
   const leftovers: string[] = [];
@@ -65,7 +79,13 @@ export function planGc({ ledger, running, links, notBefore, liveAliases, admissi
     if (m && !keptVnis.has(Number(m[2])) && !releasedDevices.has(link.name)) {
       leftovers.push(`${link.name}${link.netns ? ` (netns ${link.netns})` : ''}: not in the ledger`);
       commands.push({ argv: ip(link.netns, 'link', 'del', link.name) });
-    } else if (!m && link.master && OURS.test(link.master) && !keptReps.has(link.name) && !releasedDevices.has(link.name)) {
+    } else if (
+      !m &&
+      link.master &&
+      OURS.test(link.master) &&
+      !keptReps.has(link.name) &&
+      !releasedDevices.has(link.name)
+    ) {
       leftovers.push(`${link.name}: port of ${link.master} without a lease`);
       commands.push({ argv: ip(link.netns, 'link', 'set', 'dev', link.name, 'nomaster', 'down') });
     }
@@ -77,6 +97,7 @@ export function planGc({ ledger, running, links, notBefore, liveAliases, admissi
     leftovers.push(`admission chains of VNI ${vni}: not in the ledger`);
     commands.push(admissionRemoval(admission!.netns, vni));
   }
-  const why = (l: Lease) => (detached(l) ? `its device ${deviceAlias(l)} was detached from the running domain` : 'its domain is not running');
+  const why = (l: Lease) =>
+    detached(l) ? `its device ${deviceAlias(l)} was detached from the running domain` : 'its domain is not running';
   return { staleLeases: stale.map((l) => ({ key: l.key, vm: l.vm, why: why(l) })), commands, leftovers };
 }

@@ -34,10 +34,17 @@ export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
         if (pending.length === 0) return;
         const c = await env.context();
         const { spawnAttachWorker } = await import('../attach/spawn.js');
-        c.log.info('attach worker started', { vm: name, uuid, pid: spawnAttachWorker(c.cfg.path, name, uuid, Date.now()) });
+        c.log.info('attach worker started', {
+          vm: name,
+          uuid,
+          pid: spawnAttachWorker(c.cfg.path, name, uuid, Date.now()),
+        });
       } catch (err) {
         // Too late to refuse the start: without its attach the VM just has no VF; say so.
-        (await env.context()).log.error('started: could not start the attach worker', { vm: call.vm, error: (err as Error).message });
+        (await env.context()).log.error('started: could not start the attach worker', {
+          vm: call.vm,
+          error: (err as Error).message,
+        });
       }
       return;
     }
@@ -46,23 +53,32 @@ export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
       // Release by UUID even when the metadata is gone or broken: the ledger knows what it holds.
       // Every VM of the host ends here: one without leases costs a ledger read, nothing more.
       const { uuid, name } = (await domain()).readDomainIdentity(call.xml);
-      if ((await leasesOfVm(env, uuid)).length) await (await import('./release.js')).release(uuid, name, await env.context());
+      if ((await leasesOfVm(env, uuid)).length)
+        await (await import('./release.js')).release(uuid, name, await env.context());
       return;
     }
     case 'reconnect/begin': {
       // libvirt kills the running QEMU when this hook fails: never fail here.
       try {
         const { uuid, name } = (await domain()).readDomainIdentity(call.xml);
-        if ((await leasesOfVm(env, uuid)).length) await (await import('./reconnect.js')).readopt(uuid, name, await env.context());
+        if ((await leasesOfVm(env, uuid)).length)
+          await (await import('./reconnect.js')).readopt(uuid, name, await env.context());
       } catch (err) {
-        (await env.context()).log.error('reconnect: could not re-adopt leases', { vm: call.vm, error: (err as Error).message });
+        (await env.context()).log.error('reconnect: could not re-adopt leases', {
+          vm: call.vm,
+          error: (err as Error).message,
+        });
       }
       return;
     }
     case 'migrate/begin':
     case 'restore/begin': {
       const req = (await domain()).parseDomainXml(call.xml);
-      if (req.interfaces) throw new VfwireError(`${call.op} of a VM with a vfwire VF is not supported (its VF cannot move with it); stop the VM and start it on the target host instead`, { vm: req.name });
+      if (req.interfaces)
+        throw new VfwireError(
+          `${call.op} of a VM with a vfwire VF is not supported (its VF cannot move with it); stop the VM and start it on the target host instead`,
+          { vm: req.name },
+        );
       return;
     }
     default:
@@ -73,6 +89,10 @@ export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
 
 /** A VM's leases from a lock-free read of the ledger: the cheap test before anything heavier. */
 async function leasesOfVm(env: HookEnv, uuid: string): Promise<Lease[]> {
-  const [cfg, { leasesOf }, { readLedger }] = await Promise.all([env.config(), import('../ledger/record.js'), import('../ledger/store.js')]);
+  const [cfg, { leasesOf }, { readLedger }] = await Promise.all([
+    env.config(),
+    import('../ledger/record.js'),
+    import('../ledger/store.js'),
+  ]);
   return leasesOf(await readLedger(cfg.stateDir), uuid);
 }

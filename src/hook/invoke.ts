@@ -39,14 +39,26 @@ export async function runHookCall(call: HookCall, configFile?: string): Promise<
   let cfg: Promise<Config> | undefined;
   let ctx: Promise<HookContext> | undefined;
   // Each loaded only when an operation needs it: the config (yaml, zod), then the log (winston).
-  const config = () => (cfg ??= import('../config/config.js').then(({ configPath, loadConfig }) => loadConfig(configFile ?? configPath())));
+  const config = () =>
+    (cfg ??= import('../config/config.js').then(({ configPath, loadConfig }) =>
+      loadConfig(configFile ?? configPath()),
+    ));
   const context = () =>
-    (ctx ??= Promise.all([config(), import('../log.js'), import('../exec/runner.js')]).then(([c, { createLogger }, { ExecRunner }]) => {
-      log = createLogger(c.logDir, 'hook');
-      // Fault injection exists for the sim's tests only; a stray variable must not break real hosts.
-      const injected = (name: string) => (c.backend === 'sim' && process.env[name] !== undefined ? Number(process.env[name]) : undefined);
-      return { cfg: c, runner: new ExecRunner(c.commandTimeoutMs), log, failAt: injected('VFWIRE_TEST_FAIL_STEP'), hangAt: injected('VFWIRE_TEST_HANG_STEP') };
-    }));
+    (ctx ??= Promise.all([config(), import('../log.js'), import('../exec/runner.js')]).then(
+      ([c, { createLogger }, { ExecRunner }]) => {
+        log = createLogger(c.logDir, 'hook');
+        // Fault injection exists for the sim's tests only; a stray variable must not break real hosts.
+        const injected = (name: string) =>
+          c.backend === 'sim' && process.env[name] !== undefined ? Number(process.env[name]) : undefined;
+        return {
+          cfg: c,
+          runner: new ExecRunner(c.commandTimeoutMs),
+          log,
+          failAt: injected('VFWIRE_TEST_FAIL_STEP'),
+          hangAt: injected('VFWIRE_TEST_HANG_STEP'),
+        };
+      },
+    ));
   const env: HookEnv = { config, context };
   try {
     await dispatch(call, env);

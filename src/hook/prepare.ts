@@ -25,7 +25,10 @@ export async function prepare(req: DomainRequest, ctx: HookContext): Promise<voi
     async (txn) => {
       // Leases of an earlier boot, then of an earlier start that never reached release, go first.
       await releaseLocked(txn, req.uuid, req.name, ctx);
-      const inv = await readInventory(cfg.sysfsRoot, cfg.pfs.map((p) => p.name));
+      const inv = await readInventory(
+        cfg.sysfsRoot,
+        cfg.pfs.map((p) => p.name),
+      );
       if (cfg.backend === 'real') await readVfAdminMacs(ctx.runner, cfg.netns, inv);
       const plan = planPrepare(req, inv, txn.data, cfg);
       const keys = plan.leases.map((l) => l.key);
@@ -36,14 +39,30 @@ export async function prepare(req: DomainRequest, ctx: HookContext): Promise<voi
       } catch (err) {
         dropLeases(txn.data, keys);
         // The step's failure is what the user must see; a failed save is logged beside it.
-        await txn.save().catch((saveErr: unknown) => log.error('could not drop the failed leases from the ledger (vfwire gc will)', { vm: req.name, error: (saveErr as Error).message }));
+        await txn.save().catch((saveErr: unknown) =>
+          log.error('could not drop the failed leases from the ledger (vfwire gc will)', {
+            vm: req.name,
+            error: (saveErr as Error).message,
+          }),
+        );
         throw err;
       }
       recordPeerUpdates(txn.data, plan);
       markActive(txn.data, keys);
       await txn.save();
       for (const l of plan.leases) {
-        log.info('leased', { vm: l.vm, uuid: l.uuid, index: l.index, pf: l.pf, vf: l.vf, pci: l.pci, rep: l.rep, vni: l.vni, mac: l.mac, mtu: l.mtu });
+        log.info('leased', {
+          vm: l.vm,
+          uuid: l.uuid,
+          index: l.index,
+          pf: l.pf,
+          vf: l.vf,
+          pci: l.pci,
+          rep: l.rep,
+          vni: l.vni,
+          mac: l.mac,
+          mtu: l.mtu,
+        });
       }
       log.info('prepared', { vm: req.name, steps: plan.steps.length, ms: Math.round(performance.now() - t0) });
     },
@@ -63,7 +82,11 @@ async function checkEncryptedPath(req: DomainRequest, { cfg, runner }: HookConte
     // Only IKEv2 hosts load strongSwan's side of vfwire.
     const { checkIkeChildren } = await import('../ipsec/ikev2.js');
     const missing = await checkIkeChildren(cfg, runner, peers);
-    if (missing.length) throw new ValidationError(`encrypt: required, but these strongSwan CHILD_SAs are not INSTALLED: ${missing.join(', ')} (see swanctl --list-sas; vfwire ipsec up)`, { vm: req.name });
+    if (missing.length)
+      throw new ValidationError(
+        `encrypt: required, but these strongSwan CHILD_SAs are not INSTALLED: ${missing.join(', ')} (see swanctl --list-sas; vfwire ipsec up)`,
+        { vm: req.name },
+      );
   }
   // offload: none is the operator's explicit choice of CPU crypto; the others need the NIC.
   const uplink = cfg.underlay.interface;

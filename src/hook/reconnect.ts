@@ -12,7 +12,10 @@ export async function readopt(uuid: string, vm: string, ctx: HookContext): Promi
       // Only a lease still 'preparing' changes; a daemon restart with all leases active writes nothing.
       const preparing = leasesOf(txn.data, uuid).filter((l) => l.state === 'preparing');
       if (preparing.length === 0) return;
-      markActive(txn.data, preparing.map((l) => l.key));
+      markActive(
+        txn.data,
+        preparing.map((l) => l.key),
+      );
       await txn.save();
       ctx.log.info('re-adopted leases', { vm, uuid, leases: preparing.map((l) => l.key) });
     },

@@ -6,7 +6,11 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** Start times (ms since the epoch) of the processes named `comm`; starttime is in USER_HZ ticks, 100 on Linux (proc(5)). */
-export async function processStartTimes(names: string[], proc = '/proc', clockTicks = 100): Promise<{ name: string; startedMs: number }[]> {
+export async function processStartTimes(
+  names: string[],
+  proc = '/proc',
+  clockTicks = 100,
+): Promise<{ name: string; startedMs: number }[]> {
   const btime = Number(/^btime (\d+)$/m.exec(await readFile(join(proc, 'stat'), 'utf8'))?.[1]);
   const out: { name: string; startedMs: number }[] = [];
   for (const pid of (await readdir(proc)).filter((d) => /^\d+$/.test(d))) {

@@ -16,7 +16,9 @@ export interface DevlinkState {
 
 /** `devlink -j dev eswitch show pci/BDF` prints {"dev":{"pci/BDF":{"mode":"switchdev",...}}}. */
 export function parseEswitchShow(json: string, pci: string): EswitchMode {
-  const mode = (parseJson(json, 'eswitch show', pci) as { dev?: Record<string, { mode?: unknown }> }).dev?.[`pci/${pci}`]?.mode;
+  const mode = (parseJson(json, 'eswitch show', pci) as { dev?: Record<string, { mode?: unknown }> }).dev?.[
+    `pci/${pci}`
+  ]?.mode;
   if (mode === 'legacy' || mode === 'switchdev' || mode === 'switchdev_inactive') return mode;
   throw new VfwireError(`devlink eswitch show pci/${pci}: no eswitch mode in its output`);
 }
@@ -26,7 +28,11 @@ export function parseEswitchShow(json: string, pci: string): EswitchMode {
  * {"param":{"pci/BDF":[{"name":"flow_steering_mode","type":"driver-specific","values":[{"cmode":"runtime","value":"dmfs"}]}]}}.
  */
 export function parseFlowSteeringShow(json: string, pci: string): string | undefined {
-  const params = (parseJson(json, 'param show', pci) as { param?: Record<string, { name?: string; values?: { cmode?: string; value?: unknown }[] }[]> }).param?.[`pci/${pci}`];
+  const params = (
+    parseJson(json, 'param show', pci) as {
+      param?: Record<string, { name?: string; values?: { cmode?: string; value?: unknown }[] }[]>;
+    }
+  ).param?.[`pci/${pci}`];
   const value = params?.find((p) => p.name === 'flow_steering_mode')?.values?.find((v) => v.cmode === 'runtime')?.value;
   return typeof value === 'string' ? value : undefined;
 }
@@ -34,8 +40,13 @@ export function parseFlowSteeringShow(json: string, pci: string): string | undef
 export async function readDevlinkState(runner: Runner, pci: string): Promise<DevlinkState> {
   const eswitch = await runner.run({ argv: ['devlink', '-j', 'dev', 'eswitch', 'show', `pci/${pci}`] });
   // Not every NIC has the parameter (only mlx5 does): absent is an answer, not an error.
-  const fsm = await runner.run({ argv: ['devlink', '-j', 'dev', 'param', 'show', `pci/${pci}`, 'name', 'flow_steering_mode'] }).catch(() => undefined);
-  return { eswitchMode: parseEswitchShow(eswitch.stdout, pci), flowSteeringMode: fsm ? parseFlowSteeringShow(fsm.stdout, pci) : undefined };
+  const fsm = await runner
+    .run({ argv: ['devlink', '-j', 'dev', 'param', 'show', `pci/${pci}`, 'name', 'flow_steering_mode'] })
+    .catch(() => undefined);
+  return {
+    eswitchMode: parseEswitchShow(eswitch.stdout, pci),
+    flowSteeringMode: fsm ? parseFlowSteeringShow(fsm.stdout, pci) : undefined,
+  };
 }
 
 function parseJson(json: string, what: string, pci: string): unknown {

@@ -27,13 +27,19 @@ interface IpLink {
 export async function wantedPfs(cfg: Config, pciOf: (pf: string) => Promise<string>): Promise<PfSetup[]> {
   const out: PfSetup[] = [];
   for (const pf of cfg.pfs) {
-    const numVfs = pf.numVfs ?? (await readInt(join(cfg.sysfsRoot, 'class/net', pf.name, 'device/sriov_totalvfs'))) ?? 0;
+    const numVfs =
+      pf.numVfs ?? (await readInt(join(cfg.sysfsRoot, 'class/net', pf.name, 'device/sriov_totalvfs'))) ?? 0;
     out.push({ name: pf.name, pci: await pciOf(pf.name), numVfs, reps: [] });
   }
   return out;
 }
 
-export async function readHostState(cfg: Config, runner: Runner, pfs: PfSetup[], netns: string | undefined): Promise<HostState> {
+export async function readHostState(
+  cfg: Config,
+  runner: Runner,
+  pfs: PfSetup[],
+  netns: string | undefined,
+): Promise<HostState> {
   const state: HostState = { pfs: {}, reps: {} };
   for (const pf of pfs) {
     const link = await showLink(runner, netns, pf.name);
@@ -63,7 +69,13 @@ function linkFacts(l: IpLink): Pick<PfState, 'addresses' | 'mtu' | 'up' | 'maste
 }
 
 function bondFacts(l: IpLink): BondState {
-  return { mode: l.linkinfo?.info_data?.mode ?? 'unknown', miimon: l.linkinfo?.info_data?.miimon ?? 0, addresses: inet(l), mtu: l.mtu, up: l.flags.includes('UP') };
+  return {
+    mode: l.linkinfo?.info_data?.mode ?? 'unknown',
+    miimon: l.linkinfo?.info_data?.miimon ?? 0,
+    addresses: inet(l),
+    mtu: l.mtu,
+    up: l.flags.includes('UP'),
+  };
 }
 
 function inet(l: IpLink): string[] {

@@ -47,7 +47,9 @@ async function readPf(root: string, name: string, reps: RepInfo[]): Promise<PfIn
   try {
     pciDir = await pciDirOf(root, name);
   } catch (err) {
-    throw new VfwireError(`PF ${name} not found under ${join(root, 'class/net')} (is the name in the config right?)`, { cause: err });
+    throw new VfwireError(`PF ${name} not found under ${join(root, 'class/net')} (is the name in the config right?)`, {
+      cause: err,
+    });
   }
   const pci = basename(pciDir);
   const numVfs = await readInt(join(pciDir, 'sriov_numvfs'));
@@ -80,7 +82,13 @@ async function readRepresentors(root: string): Promise<RepInfo[]> {
   const reps: RepInfo[] = [];
   for (const name of names) {
     const m = /^pf(\d+)vf(\d+)$/.exec((await readText(join(dir, name, 'phys_port_name'))) ?? '');
-    if (m && safeName(name)) reps.push({ name, pf: Number(m[1]), vf: Number(m[2]), switchId: await readText(join(dir, name, 'phys_switch_id')) });
+    if (m && safeName(name))
+      reps.push({
+        name,
+        pf: Number(m[1]),
+        vf: Number(m[2]),
+        switchId: await readText(join(dir, name, 'phys_switch_id')),
+      });
   }
   return reps;
 }
@@ -89,4 +97,3 @@ async function readRepresentors(root: string): Promise<RepInfo[]> {
 function safeName(name: string | undefined): string | undefined {
   return name !== undefined && /^(?!-)[A-Za-z0-9_.:@-]{1,15}$/.test(name) ? name : undefined;
 }
-

@@ -38,6 +38,8 @@ export function parseNeighStates(json: string): string[] {
 
 export async function peerNeighbour(runner: Runner, netns: string | undefined, peer: string): Promise<PeerNeighbour> {
   const route = parseRouteGet((await runner.run({ argv: ip(netns, '-j', 'route', 'get', peer) })).stdout, peer);
-  const states = parseNeighStates((await runner.run({ argv: ip(netns, '-j', 'neigh', 'show', 'to', route.via, 'dev', route.dev) })).stdout);
+  const states = parseNeighStates(
+    (await runner.run({ argv: ip(netns, '-j', 'neigh', 'show', 'to', route.via, 'dev', route.dev) })).stdout,
+  );
   return { peer, ...route, states, valid: states.some((s) => VALID.has(s)) };
 }

@@ -5,7 +5,10 @@ import { readFile, realpath } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 
 export async function readText(path: string): Promise<string | undefined> {
-  return readFile(path, 'utf8').then((s) => s.trim(), () => undefined);
+  return readFile(path, 'utf8').then(
+    (s) => s.trim(),
+    () => undefined,
+  );
 }
 
 export async function readInt(path: string): Promise<number | undefined> {

@@ -13,7 +13,15 @@ import type { Logger } from '../log.js';
 import { requireOffloadKernel } from './xfrm-form.js';
 import { runningKernel } from '../host/versions.js';
 import { keyFilePath } from './keys.js';
-import { chooseOffload, CONF_FILE, renderSwanctlConf, renderSwanctlSecrets, SECRETS_FILE, swanctlNames, type SwanctlInput } from './swanctl.js';
+import {
+  chooseOffload,
+  CONF_FILE,
+  renderSwanctlConf,
+  renderSwanctlSecrets,
+  SECRETS_FILE,
+  swanctlNames,
+  type SwanctlInput,
+} from './swanctl.js';
 import { loadAllArgv, readPsks, readStrongSwanVersion, writeSwanctlFiles } from './swanctl-charon.js';
 import type { PeerOutcome } from './static-sas.js';
 
@@ -32,19 +40,26 @@ export async function ikev2Up({ cfg, runner, log }: IkeDeps, opts: { dryRun?: bo
   const input = swanctlInput(cfg, decision.offload);
   const rendered = renderSwanctlConf(input);
   if (opts.dryRun) {
-    console.log(`# ${join(cfg.ipsec.swanctlDir, CONF_FILE)} (strongSwan ${version}, hw_offload for ${decision.offload})`);
+    console.log(
+      `# ${join(cfg.ipsec.swanctlDir, CONF_FILE)} (strongSwan ${version}, hw_offload for ${decision.offload})`,
+    );
     console.log(rendered.conf.trimEnd());
     console.log(`# then: ${loadAllArgv({ swanctlDir: cfg.ipsec.swanctlDir, uri: cfg.ipsec.viciUri }).join(' ')}`);
     return cfg.peers.map((p) => ({ peer: p.name, result: 'planned', steps: [] }));
   }
   await writeSwanctlFiles(cfg.ipsec.swanctlDir, rendered, renderSwanctlSecrets(input, await readPsks(input)));
   await runner.run({ argv: loadAllArgv({ swanctlDir: cfg.ipsec.swanctlDir, uri: cfg.ipsec.viciUri }) });
-  await withLedger(cfg.stateDir, async (txn) => {
-    const state = (txn.data.ipsec ??= { peers: {}, used: [] });
-    // Keys and SPIs are strongSwan's; the ledger only says the peers are meant to be up.
-    for (const p of cfg.peers) state.peers[p.name] = { epoch: 0, sas: [], installedAt: new Date().toISOString(), undo: [] };
-    await txn.save();
-  }, { timeoutMs: cfg.lockTimeoutMs });
+  await withLedger(
+    cfg.stateDir,
+    async (txn) => {
+      const state = (txn.data.ipsec ??= { peers: {}, used: [] });
+      // Keys and SPIs are strongSwan's; the ledger only says the peers are meant to be up.
+      for (const p of cfg.peers)
+        state.peers[p.name] = { epoch: 0, sas: [], installedAt: new Date().toISOString(), undo: [] };
+      await txn.save();
+    },
+    { timeoutMs: cfg.lockTimeoutMs },
+  );
   log.info('ipsec up (ikev2)', { strongswan: version, offload: decision.offload, peers: cfg.peers.map((p) => p.name) });
   return cfg.peers.map((p) => ({ peer: p.name, result: 'up' }));
 }
@@ -52,14 +67,21 @@ export async function ikev2Up({ cfg, runner, log }: IkeDeps, opts: { dryRun?: bo
 export async function ikev2Down({ cfg, runner, log }: IkeDeps, opts: { dryRun?: boolean }): Promise<PeerOutcome[]> {
   const uri = cfg.ipsec.viciUri ? ['--uri', cfg.ipsec.viciUri] : [];
   if (opts.dryRun) return cfg.peers.map((p) => ({ peer: p.name, result: 'planned', steps: [] }));
-  for (const p of cfg.peers) await runner.run({ argv: ['swanctl', '--terminate', '--ike', swanctlNames(p.name).conn, ...uri] }).catch(() => undefined);
+  for (const p of cfg.peers)
+    await runner
+      .run({ argv: ['swanctl', '--terminate', '--ike', swanctlNames(p.name).conn, ...uri] })
+      .catch(() => undefined);
   for (const f of [CONF_FILE, SECRETS_FILE]) await unlink(join(cfg.ipsec.swanctlDir, f)).catch(() => undefined);
   // Loading without vfwire's files unloads its connections and secrets from the daemon.
   await runner.run({ argv: loadAllArgv({ swanctlDir: cfg.ipsec.swanctlDir, uri: cfg.ipsec.viciUri }) });
-  await withLedger(cfg.stateDir, async (txn) => {
-    if (txn.data.ipsec) txn.data.ipsec.peers = {};
-    await txn.save();
-  }, { timeoutMs: cfg.lockTimeoutMs });
+  await withLedger(
+    cfg.stateDir,
+    async (txn) => {
+      if (txn.data.ipsec) txn.data.ipsec.peers = {};
+      await txn.save();
+    },
+    { timeoutMs: cfg.lockTimeoutMs },
+  );
   log.info('ipsec down (ikev2)', { peers: cfg.peers.map((p) => p.name) });
   return cfg.peers.map((p) => ({ peer: p.name, result: 'down' }));
 }
@@ -69,8 +91,22 @@ export async function checkIkeChildren(cfg: Config, runner: Runner, peers: PeerC
   const missing: string[] = [];
   for (const p of peers) {
     const names = swanctlNames(p.name);
-    const out = await runner.run({ argv: ['swanctl', '--list-sas', '--ike', names.conn, ...(cfg.ipsec.viciUri ? ['--uri', cfg.ipsec.viciUri] : [])] }).then((r) => r.stdout, () => '');
-    for (const child of [names.out, names.in]) if (!new RegExp(`^\\s+${child}: #\\d+, reqid \\d+, INSTALLED`, 'm').test(out)) missing.push(child);
+    const out = await runner
+      .run({
+        argv: [
+          'swanctl',
+          '--list-sas',
+          '--ike',
+          names.conn,
+          ...(cfg.ipsec.viciUri ? ['--uri', cfg.ipsec.viciUri] : []),
+        ],
+      })
+      .then(
+        (r) => r.stdout,
+        () => '',
+      );
+    for (const child of [names.out, names.in])
+      if (!new RegExp(`^\\s+${child}: #\\d+, reqid \\d+, INSTALLED`, 'm').test(out)) missing.push(child);
   }
   return missing;
 }
@@ -84,7 +120,11 @@ function swanctlInput(cfg: Config, offload: SwanctlInput['offload']): SwanctlInp
     peers: cfg.peers.map((p) => ({
       name: p.name,
       address: p.address,
-      auth: !p.auth ? { pskFile: keyFilePath(cfg.ipsec.keyDir, p.name).replace(/\.key$/, '.psk') } : 'psk_file' in p.auth ? { pskFile: p.auth.psk_file } : p.auth,
+      auth: !p.auth
+        ? { pskFile: keyFilePath(cfg.ipsec.keyDir, p.name).replace(/\.key$/, '.psk') }
+        : 'psk_file' in p.auth
+          ? { pskFile: p.auth.psk_file }
+          : p.auth,
     })),
   };
 }

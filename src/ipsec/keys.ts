@@ -47,9 +47,11 @@ export function generateSeed(): PeerSeed {
  * a key some host already sent with.
  */
 export function epochKeys(seed: PeerSeed, epoch: number, pair: readonly [string, string]): PeerKeys {
-  if (!Number.isInteger(epoch) || epoch < 1 || epoch > MAX_EPOCH) throw new ValidationError(`ipsec: key epoch must be 1..${MAX_EPOCH} (got ${epoch})`);
+  if (!Number.isInteger(epoch) || epoch < 1 || epoch > MAX_EPOCH)
+    throw new ValidationError(`ipsec: key epoch must be 1..${MAX_EPOCH} (got ${epoch})`);
   const [low, high] = orderPair(...pair);
-  const derive = (dir: string) => Buffer.from(hkdfSync('sha256', seed.seed, 'vfwire-esp', `${low} ${high} epoch ${epoch} ${dir}`, KEY_BYTES));
+  const derive = (dir: string) =>
+    Buffer.from(hkdfSync('sha256', seed.seed, 'vfwire-esp', `${low} ${high} epoch ${epoch} ${dir}`, KEY_BYTES));
   return { keyId: seed.id, epoch, lowToHigh: derive('low-to-high'), highToLow: derive('high-to-low') };
 }
 
@@ -79,10 +81,15 @@ export async function readKeyFile(path: string): Promise<PeerSeed> {
   try {
     st = await stat(path);
   } catch (err) {
-    throw new ValidationError(`no IPsec key file ${path} (create one with: vfwire ipsec keygen --peer NAME, then copy it to the peer)`, { cause: err });
+    throw new ValidationError(
+      `no IPsec key file ${path} (create one with: vfwire ipsec keygen --peer NAME, then copy it to the peer)`,
+      { cause: err },
+    );
   }
   if ((st.mode & 0o077) !== 0 || st.uid !== process.getuid?.()) {
-    throw new ValidationError(`IPsec key file ${path} must be owned by this user and 0600 (it is ${(st.mode & 0o777).toString(8)}): chmod 600 ${path}`);
+    throw new ValidationError(
+      `IPsec key file ${path} must be owned by this user and 0600 (it is ${(st.mode & 0o777).toString(8)}): chmod 600 ${path}`,
+    );
   }
   const fields = new Map<string, string>();
   for (const line of (await readFile(path, 'utf8')).split('\n')) {
@@ -91,7 +98,9 @@ export async function readKeyFile(path: string): Promise<PeerSeed> {
   }
   const text = fields.get('seed');
   if (text === undefined && fields.has('low_to_high')) {
-    throw new ValidationError(`IPsec key file ${path} holds fixed keys (an older vfwire's format): make a new one with vfwire ipsec keygen --force and copy it to the peer`);
+    throw new ValidationError(
+      `IPsec key file ${path} holds fixed keys (an older vfwire's format): make a new one with vfwire ipsec keygen --force and copy it to the peer`,
+    );
   }
   // Say what is wrong with the value, never what it is.
   if (!text || !new RegExp(`^0x[0-9a-fA-F]{${SEED_BYTES * 2}}$`).test(text)) {

@@ -17,5 +17,7 @@ export function kickArgv(netns: string | undefined, local: string, peer: string)
 }
 
 export async function kickPeer(runner: Runner, log: Logger, ctx: PairContext): Promise<void> {
-  await runner.run({ argv: kickArgv(ctx.netns, ctx.local, ctx.peer) }).catch((err: Error) => log.warn('ipsec: kick failed', { peer: ctx.peerName, error: err.message }));
+  await runner
+    .run({ argv: kickArgv(ctx.netns, ctx.local, ctx.peer) })
+    .catch((err: Error) => log.warn('ipsec: kick failed', { peer: ctx.peerName, error: err.message }));
 }

@@ -24,7 +24,12 @@ export function keyUsed(used: readonly string[], id: string): boolean {
 }
 
 /** Applies the adds under the guard, then the cleanup; returns the cleanup's failures. */
-export async function applyGuarded(txn: LedgerTxn, plan: GuardedPlan, runner: Runner, refusal: string): Promise<Error[]> {
+export async function applyGuarded(
+  txn: LedgerTxn,
+  plan: GuardedPlan,
+  runner: Runner,
+  refusal: string,
+): Promise<Error[]> {
   const state = (txn.data.ipsec ??= { peers: {}, used: [] });
   if (keyUsed(state.used, plan.guard.id)) throw new ValidationError(refusal);
   state.used.push(plan.guard.id);
@@ -33,7 +38,12 @@ export async function applyGuarded(txn: LedgerTxn, plan: GuardedPlan, runner: Ru
   try {
     await applySteps(plan.steps, runner, { onApplied: (s) => (added ||= s === plan.guard.step) });
   } catch (err) {
-    const absent = !added && (await runner.run(plan.guard.probe).then(() => false, () => true));
+    const absent =
+      !added &&
+      (await runner.run(plan.guard.probe).then(
+        () => false,
+        () => true,
+      ));
     if (absent) {
       state.used = state.used.filter((id) => id !== plan.guard.id);
       await txn.save();

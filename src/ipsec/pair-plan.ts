@@ -14,7 +14,14 @@ import { type Config, type PeerConfig, underlayNetns } from '../config/config.js
 import type { Command as StepCommand, Step } from '../exec/step.js';
 import type { PeerSaState, SaFacts } from '../ledger/types.js';
 import { epochKeys, MAX_EPOCH, nonceSpaceId, type PeerSeed } from './keys.js';
-import { peerSas, policyAddStep, renderPeerSas, stateAddStep, type PeerSa, type PeerSaContext } from './render-static.js';
+import {
+  peerSas,
+  policyAddStep,
+  renderPeerSas,
+  stateAddStep,
+  type PeerSa,
+  type PeerSaContext,
+} from './render-static.js';
 import { keyUsed, type GuardedPlan } from './nonce-guard.js';
 import { policyDeleteArgv, saDeleteArgv, saGetArgv, type PolicyId } from './sa-kernel.js';
 import { ValidationError } from '../errors.js';
@@ -40,7 +47,11 @@ export interface PairMove {
 
 /** `ipsec up`: the epoch's SAs, the lookahead, the policies. The peer's epoch is not known yet. */
 export function planUp(ctx: PairContext, seed: PeerSeed, epoch: number): PairMove {
-  const steps = renderPeerSas({ ...ctx, keys: epochKeys(seed, epoch, [ctx.local, ctx.peer]), lookahead: aheadEpochs(epoch).map((e) => epochKeys(seed, e, [ctx.local, ctx.peer])) });
+  const steps = renderPeerSas({
+    ...ctx,
+    keys: epochKeys(seed, epoch, [ctx.local, ctx.peer]),
+    lookahead: aheadEpochs(epoch).map((e) => epochKeys(seed, e, [ctx.local, ctx.peer])),
+  });
   const [out] = sasOf(ctx, seed, epoch);
   return { steps, cleanup: [], guard: guardOf(ctx, out, steps.at(-1)!), next: pairState(ctx, seed, epoch, epoch - 1) };
 }
@@ -61,7 +72,13 @@ export function planPromote(ctx: PairContext, seed: PeerSeed, state: PeerSaState
  * recorded SAs the kernel still has: lookahead SAs still there are kept (their replay windows
  * with them); the old epoch's SAs are deleted, never reinstalled.
  */
-export function planRecover(ctx: PairContext, seed: PeerSeed, state: PeerSaState, present: (sa: SaFacts) => boolean, lostPolicies: PolicyId[]): PairMove {
+export function planRecover(
+  ctx: PairContext,
+  seed: PeerSeed,
+  state: PeerSaState,
+  present: (sa: SaFacts) => boolean,
+  lostPolicies: PolicyId[],
+): PairMove {
   const epoch = nextOf(state);
   const heard = state.confirmed ?? state.epoch - 1;
   if (epoch > heard + LOOKAHEAD) {
@@ -90,12 +107,29 @@ export function peerBehind(state: PeerSaState): boolean {
 }
 
 /** Where a peer's SAs live on this host; `uplink`: the netdev holding the underlay now (failover/pf-switch.ts activeUplink). */
-export function pairContext(cfg: Config, peer: PeerConfig, form: XfrmForm, uplink = cfg.underlay.interface): PairContext {
-  return { peerName: peer.name, local: cfg.underlay.address, peer: peer.address, uplink, netns: underlayNetns(cfg), priority: cfg.ipsec.priority, form };
+export function pairContext(
+  cfg: Config,
+  peer: PeerConfig,
+  form: XfrmForm,
+  uplink = cfg.underlay.interface,
+): PairContext {
+  return {
+    peerName: peer.name,
+    local: cfg.underlay.address,
+    peer: peer.address,
+    uplink,
+    netns: underlayNetns(cfg),
+    priority: cfg.ipsec.priority,
+    form,
+  };
 }
 
 /** Which epoch each lookahead SA of a state belongs to, newest first. */
-export function lookaheadEpochs(ctx: PairContext, seed: PeerSeed, state: PeerSaState): { epoch: number; sa: SaFacts }[] {
+export function lookaheadEpochs(
+  ctx: PairContext,
+  seed: PeerSeed,
+  state: PeerSaState,
+): { epoch: number; sa: SaFacts }[] {
   return aheadEpochs(state.epoch)
     .map((epoch) => ({ epoch, sa: (state.lookahead ?? []).find((sa) => sa.spi === sasOf(ctx, seed, epoch)[1].spi) }))
     .filter((x): x is { epoch: number; sa: SaFacts } => x.sa !== undefined)
@@ -116,13 +150,18 @@ export function firstUnusedEpoch(ctx: PairContext, seed: PeerSeed, used: readonl
   for (let epoch = 1; epoch < MAX_EPOCH; epoch++) {
     if (!keyUsed(used, guardId(sasOf(ctx, seed, epoch)[0]))) return epoch;
   }
-  throw new ValidationError(`ipsec: every epoch of the key for ${ctx.peerName} was used: make a new key (vfwire ipsec keygen --peer ${ctx.peerName} --force)`);
+  throw new ValidationError(
+    `ipsec: every epoch of the key for ${ctx.peerName} was used: make a new key (vfwire ipsec keygen --peer ${ctx.peerName} --force)`,
+  );
 }
 
 /** What `ipsec down` runs, in the order of installing (it runs them in reverse). */
 function pairUndo(netns: string | undefined, state: Pick<PeerSaState, 'sas' | 'lookahead'>): StepCommand[] {
   const sas = [...state.sas, ...(state.lookahead ?? [])];
-  return [...sas.map((sa) => ({ argv: saDeleteArgv(netns, sa) })), ...state.sas.map((sa) => ({ argv: policyDeleteArgv(netns, sa) }))];
+  return [
+    ...sas.map((sa) => ({ argv: saDeleteArgv(netns, sa) })),
+    ...state.sas.map((sa) => ({ argv: policyDeleteArgv(netns, sa) })),
+  ];
 }
 
 /** The state after a move to `epoch`, with the peer last heard on `confirmed`. */
@@ -130,7 +169,16 @@ export function pairState(ctx: PairContext, seed: PeerSeed, epoch: number, confi
   const [out, inb] = sasOf(ctx, seed, epoch);
   const sas = [saFacts(out), saFacts(inb)];
   const lookahead = aheadSas(ctx, seed, epoch).map(saFacts);
-  return { key: seed.id, epoch, sas, lookahead, confirmed, uplink: ctx.uplink, installedAt: new Date().toISOString(), undo: pairUndo(ctx.netns, { sas, lookahead }) };
+  return {
+    key: seed.id,
+    epoch,
+    sas,
+    lookahead,
+    confirmed,
+    uplink: ctx.uplink,
+    installedAt: new Date().toISOString(),
+    undo: pairUndo(ctx.netns, { sas, lookahead }),
+  };
 }
 
 /** The outbound and inbound SA of one epoch. */
@@ -144,8 +192,15 @@ export function aheadSas(ctx: PairContext, seed: PeerSeed, epoch: number): PeerS
 }
 
 /** Deletes of the recorded SAs (still `present`) a move does not keep. */
-function deleteAllBut(ctx: PairContext, state: PeerSaState, keep: Set<number>, present: (sa: SaFacts) => boolean = () => true): StepCommand[] {
-  return [...state.sas, ...(state.lookahead ?? [])].filter((sa) => present(sa) && !keep.has(sa.spi)).map((sa) => ({ argv: saDeleteArgv(ctx.netns, sa) }));
+function deleteAllBut(
+  ctx: PairContext,
+  state: PeerSaState,
+  keep: Set<number>,
+  present: (sa: SaFacts) => boolean = () => true,
+): StepCommand[] {
+  return [...state.sas, ...(state.lookahead ?? [])]
+    .filter((sa) => present(sa) && !keep.has(sa.spi))
+    .map((sa) => ({ argv: saDeleteArgv(ctx.netns, sa) }));
 }
 
 function spis(sas: { spi: number }[]): Set<number> {
@@ -157,7 +212,10 @@ function aheadEpochs(epoch: number): number[] {
 }
 
 function nextOf(state: PeerSaState): number {
-  if (state.epoch >= MAX_EPOCH) throw new ValidationError(`ipsec: epoch ${state.epoch} is the last one of this key: make a new key (vfwire ipsec keygen --force) and rotate`);
+  if (state.epoch >= MAX_EPOCH)
+    throw new ValidationError(
+      `ipsec: epoch ${state.epoch} is the last one of this key: make a new key (vfwire ipsec keygen --force) and rotate`,
+    );
   return state.epoch + 1;
 }
 

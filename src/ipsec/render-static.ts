@@ -58,8 +58,20 @@ export function peerSas(input: Pick<StaticPeerInput, 'local' | 'peer' | 'keys'>)
   const { keyId, epoch } = input.keys;
   const keyOf = (d: Direction) => (d === 'low-to-high' ? input.keys.lowToHigh : input.keys.highToLow);
   return [
-    { dir: 'out', src: input.local, dst: input.peer, ...deriveSaIds(input.local, input.peer, keyId, epoch, outDir), key: keyOf(outDir) },
-    { dir: 'in', src: input.peer, dst: input.local, ...deriveSaIds(input.local, input.peer, keyId, epoch, inDir), key: keyOf(inDir) },
+    {
+      dir: 'out',
+      src: input.local,
+      dst: input.peer,
+      ...deriveSaIds(input.local, input.peer, keyId, epoch, outDir),
+      key: keyOf(outDir),
+    },
+    {
+      dir: 'in',
+      src: input.peer,
+      dst: input.local,
+      ...deriveSaIds(input.local, input.peer, keyId, epoch, inDir),
+      key: keyOf(inDir),
+    },
   ];
 }
 
@@ -70,17 +82,38 @@ export function peerSas(input: Pick<StaticPeerInput, 'local' | 'peer' | 'keys'>)
 export function renderPeerSas(input: StaticPeerInput): Step[] {
   const [out, inb] = peerSas(input);
   const ahead = (input.lookahead ?? []).map((keys) => peerSas({ ...input, keys })[1]);
-  return [...[inb, ...ahead].map((sa) => stateAddStep(input, sa)), ...[out, inb].map((sa) => policyAddStep(input, sa)), stateAddStep(input, out)];
+  return [
+    ...[inb, ...ahead].map((sa) => stateAddStep(input, sa)),
+    ...[out, inb].map((sa) => policyAddStep(input, sa)),
+    stateAddStep(input, out),
+  ];
 }
 
 export function stateAddStep(ctx: PeerSaContext, sa: PeerSa): Step {
   const { form } = ctx;
   const state = [
-    'xfrm', 'state', 'add', ...saIdArgs(sa), 'reqid', hex32(sa.reqid), 'mode', 'transport',
-    'aead', AEAD, `0x${sa.key.toString('hex')}`, ICV_BITS,
+    'xfrm',
+    'state',
+    'add',
+    ...saIdArgs(sa),
+    'reqid',
+    hex32(sa.reqid),
+    'mode',
+    'transport',
+    'aead',
+    AEAD,
+    `0x${sa.key.toString('hex')}`,
+    ICV_BITS,
     ...stateOffload(form, ctx.uplink, sa.dir),
-    'sel', 'src', sa.src, 'dst', sa.dst,
-    'flag', 'esn', 'replay-window', String(sa.dir === 'out' ? form.outReplayWindow : INBOUND_REPLAY_WINDOW),
+    'sel',
+    'src',
+    sa.src,
+    'dst',
+    sa.dst,
+    'flag',
+    'esn',
+    'replay-window',
+    String(sa.dir === 'out' ? form.outReplayWindow : INBOUND_REPLAY_WINDOW),
   ];
   return {
     kind: `xfrm-state-${sa.dir}`,
@@ -101,8 +134,29 @@ export function policyAddStep(ctx: PeerSaContext, sa: Omit<PeerSa, 'key' | 'spi'
     device: `${sa.src}->${sa.dst}`,
     owner: { kind: 'peer', name: ctx.peerName },
     do: {
-      argv: ip(ctx.netns, 'xfrm', 'policy', 'update', ...policySelector(sa), ...policyOffload(ctx.form, ctx.uplink), 'dir', sa.dir,
-        'tmpl', 'src', sa.src, 'dst', sa.dst, 'proto', 'esp', 'reqid', hex32(sa.reqid), 'mode', 'transport', 'priority', String(ctx.priority)),
+      argv: ip(
+        ctx.netns,
+        'xfrm',
+        'policy',
+        'update',
+        ...policySelector(sa),
+        ...policyOffload(ctx.form, ctx.uplink),
+        'dir',
+        sa.dir,
+        'tmpl',
+        'src',
+        sa.src,
+        'dst',
+        sa.dst,
+        'proto',
+        'esp',
+        'reqid',
+        hex32(sa.reqid),
+        'mode',
+        'transport',
+        'priority',
+        String(ctx.priority),
+      ),
     },
     undo: { argv: policyDeleteArgv(ctx.netns, sa) },
   };
@@ -125,7 +179,12 @@ function policyOffload(form: XfrmForm, uplink: string): string[] {
 }
 
 /** Fail closed at start: the SAs this host installed to a peer are still in the kernel. */
-export function renderPeerCheck(peerName: string, netns: string | undefined, sas: { src: string; dst: string; spi: number }[], leaseKey: string): Step[] {
+export function renderPeerCheck(
+  peerName: string,
+  netns: string | undefined,
+  sas: { src: string; dst: string; spi: number }[],
+  leaseKey: string,
+): Step[] {
   return sas.map((sa) => ({
     kind: 'ipsec-check',
     device: `${peerName} ${sa.src}->${sa.dst} spi ${hex32(sa.spi)}`,

@@ -79,7 +79,11 @@ export function describeSa(sa: SaId): string {
 }
 
 /** The policies the kernel does not have (packet-offloaded policies go with their netdev too). */
-export async function missingPolicies(runner: Runner, netns: string | undefined, policies: PolicyId[]): Promise<PolicyId[]> {
+export async function missingPolicies(
+  runner: Runner,
+  netns: string | undefined,
+  policies: PolicyId[],
+): Promise<PolicyId[]> {
   const lost: PolicyId[] = [];
   for (const p of policies) if (!(await present(runner, policyGetArgv(netns, p)))) lost.push(p);
   return lost;
@@ -91,7 +95,9 @@ export async function missingPolicies(runner: Runner, netns: string | undefined,
  * first. undefined when the SA is gone or the line is not there.
  */
 export async function saPackets(runner: Runner, netns: string | undefined, sa: SaId): Promise<number | undefined> {
-  const res = await runner.run({ argv: [...ip(netns, '-s', 'xfrm', 'state', 'get', ...saIdArgs(sa))] }).catch(() => undefined);
+  const res = await runner
+    .run({ argv: [...ip(netns, '-s', 'xfrm', 'state', 'get', ...saIdArgs(sa))] })
+    .catch(() => undefined);
   const m = res && /lifetime current:\s*\n\s*\d+\(bytes\), (\d+)\(packets\)/.exec(res.stdout);
   return m ? Number(m[1]) : undefined;
 }

@@ -26,7 +26,9 @@ export interface StrongSwanVersionInfo {
  * The strongSwan that will read vfwire's config: the running daemon's version over vici
  * (`swanctl --version --daemon`), or, with no daemon running, the installed charon's.
  */
-export async function readStrongSwanVersion(opts: { runner?: Runner; uri?: string; charonPaths?: string[] } = {}): Promise<StrongSwanVersionInfo> {
+export async function readStrongSwanVersion(
+  opts: { runner?: Runner; uri?: string; charonPaths?: string[] } = {},
+): Promise<StrongSwanVersionInfo> {
   const runner = opts.runner ?? new ExecRunner();
   const errors: string[] = [];
   try {
@@ -57,22 +59,31 @@ export async function readPskFile(path: string, peer: string): Promise<Buffer> {
   try {
     st = await stat(path);
   } catch (err) {
-    throw new ValidationError(`ipsec: no pre-shared key file ${path} for peer ${peer} (make one with: head -c 48 /dev/urandom | base64 > ${path}; chmod 600 ${path}; then copy it to the peer)`, { cause: err });
+    throw new ValidationError(
+      `ipsec: no pre-shared key file ${path} for peer ${peer} (make one with: head -c 48 /dev/urandom | base64 > ${path}; chmod 600 ${path}; then copy it to the peer)`,
+      { cause: err },
+    );
   }
   if ((st.mode & 0o077) !== 0 || st.uid !== process.getuid?.()) {
-    throw new ValidationError(`ipsec: pre-shared key file ${path} must be owned by this user and 0600 (it is ${(st.mode & 0o777).toString(8)}): chmod 600 ${path}`);
+    throw new ValidationError(
+      `ipsec: pre-shared key file ${path} must be owned by this user and 0600 (it is ${(st.mode & 0o777).toString(8)}): chmod 600 ${path}`,
+    );
   }
   let psk = await readFile(path);
   if (psk.at(-1) === 0x0a) psk = psk.subarray(0, psk.at(-2) === 0x0d ? -2 : -1);
   // Say what is wrong with the key, never what it is.
-  if (psk.length < PSK_MIN_BYTES) throw new ValidationError(`ipsec: pre-shared key file ${path} holds ${psk.length} bytes; use at least ${PSK_MIN_BYTES} random ones (head -c 48 /dev/urandom | base64)`);
+  if (psk.length < PSK_MIN_BYTES)
+    throw new ValidationError(
+      `ipsec: pre-shared key file ${path} holds ${psk.length} bytes; use at least ${PSK_MIN_BYTES} random ones (head -c 48 /dev/urandom | base64)`,
+    );
   return psk;
 }
 
 /** The PSKs of every peer that uses one, for renderSwanctlSecrets. */
 export async function readPsks(input: SwanctlInput): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
-  for (const peer of input.peers) if ('pskFile' in peer.auth) out.set(peer.name, await readPskFile(peer.auth.pskFile, peer.name));
+  for (const peer of input.peers)
+    if ('pskFile' in peer.auth) out.set(peer.name, await readPskFile(peer.auth.pskFile, peer.name));
   return out;
 }
 
@@ -81,7 +92,11 @@ export async function readPsks(input: SwanctlInput): Promise<Map<string, Buffer>
  * conf.d/vfwire-secrets.conf (0600, removed when no peer uses a PSK) and the private-key links
  * in private/ (vfwire's earlier links that are no longer wanted are removed).
  */
-export async function writeSwanctlFiles(swanctlDir: string, rendered: SwanctlConf, secrets: string | undefined): Promise<void> {
+export async function writeSwanctlFiles(
+  swanctlDir: string,
+  rendered: SwanctlConf,
+  secrets: string | undefined,
+): Promise<void> {
   const confPath = join(swanctlDir, CONF_FILE);
   const secretsPath = join(swanctlDir, SECRETS_FILE);
   await mkdir(dirname(confPath), { recursive: true, mode: 0o755 });
@@ -92,7 +107,8 @@ export async function writeSwanctlFiles(swanctlDir: string, rendered: SwanctlCon
   await mkdir(privateDir, { recursive: true, mode: 0o700 });
   const wanted = new Map(rendered.privateKeys.map((k) => [k.name, k.target]));
   for (const name of await readdir(privateDir)) {
-    if (/^vfwire-[0-9a-f]{12}\.key$/.test(name) && !wanted.has(name)) await unlink(join(privateDir, name)).catch(ignoreMissing);
+    if (/^vfwire-[0-9a-f]{12}\.key$/.test(name) && !wanted.has(name))
+      await unlink(join(privateDir, name)).catch(ignoreMissing);
   }
   for (const [name, target] of wanted) {
     const link = join(privateDir, name);

@@ -140,7 +140,14 @@ export function renderSwanctlSecrets(input: SwanctlInput, psks: ReadonlyMap<stri
   for (const peer of pskPeers) {
     const psk = psks.get(peer.name);
     if (!psk || psk.length === 0) throw new ValidationError(`ipsec: no pre-shared key read for peer ${peer.name}`);
-    parts.push(fill(t, 'secret', { peer: peer.name, local: input.localAddress, remote: peer.address, pskBase64: psk.toString('base64') }));
+    parts.push(
+      fill(t, 'secret', {
+        peer: peer.name,
+        local: input.localAddress,
+        remote: peer.address,
+        pskBase64: psk.toString('base64'),
+      }),
+    );
   }
   parts.push(fill(t, 'secrets-footer', {}));
   return parts.join('');
@@ -181,7 +188,10 @@ const PACKET_OFFLOAD_SINCE = '5.9.10';
  */
 export function parseStrongSwanVersion(output: string): string {
   const m = /\bstrongSwan\s+(?:swanctl\s+)?(\d+\.\d+\.\d+(?:[a-z]+\d*)?)\b/.exec(output);
-  if (!m) throw new ValidationError(`cannot find a strongSwan version in "${output.trim().split('\n')[0]?.slice(0, 120) ?? ''}"`);
+  if (!m)
+    throw new ValidationError(
+      `cannot find a strongSwan version in "${output.trim().split('\n')[0]?.slice(0, 120) ?? ''}"`,
+    );
   return m[1]!;
 }
 
@@ -225,21 +235,32 @@ function validateInput(input: SwanctlInput): void {
     throw new ValidationError(`ipsec: ${field}: ${why}`);
   };
   if (!IPV4.test(input.localAddress)) bad('underlay.address', `"${input.localAddress}" must be an IPv4 address`);
-  if (!['packet', 'crypto', 'none'].includes(input.offload)) bad('offload', `"${String(input.offload)}" must be packet, crypto or none`);
-  if (!Number.isInteger(input.rekeyTime) || input.rekeyTime < 10) bad('rekey_time', `${input.rekeyTime} must be a whole number of seconds, at least 10`);
+  if (!['packet', 'crypto', 'none'].includes(input.offload))
+    bad('offload', `"${String(input.offload)}" must be packet, crypto or none`);
+  if (!Number.isInteger(input.rekeyTime) || input.rekeyTime < 10)
+    bad('rekey_time', `${input.rekeyTime} must be a whole number of seconds, at least 10`);
   const seen = new Set<string>();
   for (const [i, peer] of input.peers.entries()) {
     const at = `peers.${i}`;
-    if (!NAME.test(peer.name)) bad(`${at}.name`, `"${peer.name}" must be 1-64 of A-Z a-z 0-9 _ - for IKEv2 mode (strongSwan connection names have no dots)`);
+    if (!NAME.test(peer.name))
+      bad(
+        `${at}.name`,
+        `"${peer.name}" must be 1-64 of A-Z a-z 0-9 _ - for IKEv2 mode (strongSwan connection names have no dots)`,
+      );
     if (!IPV4.test(peer.address)) bad(`${at}.address`, `"${peer.address}" must be an IPv4 address`);
-    if (peer.address === input.localAddress) bad(`${at}.address`, `${peer.address} is this host's own underlay address`);
+    if (peer.address === input.localAddress)
+      bad(`${at}.address`, `${peer.address} is this host's own underlay address`);
     for (const key of [peer.name, peer.address]) {
       if (seen.has(key)) bad(at, `"${key}" is listed twice`);
       seen.add(key);
     }
-    const paths = 'pskFile' in peer.auth ? { psk_file: peer.auth.pskFile } : { cert: peer.auth.cert, key: peer.auth.key, ca: peer.auth.ca };
+    const paths =
+      'pskFile' in peer.auth
+        ? { psk_file: peer.auth.pskFile }
+        : { cert: peer.auth.cert, key: peer.auth.key, ca: peer.auth.ca };
     for (const [field, path] of Object.entries(paths)) {
-      if (typeof path !== 'string' || !PATH.test(path)) bad(`${at}.${field}`, `"${String(path)}" must be an absolute path of A-Z a-z 0-9 . _ / @ + = : -`);
+      if (typeof path !== 'string' || !PATH.test(path))
+        bad(`${at}.${field}`, `"${String(path)}" must be an absolute path of A-Z a-z 0-9 . _ / @ + = : -`);
     }
   }
 }

@@ -22,7 +22,13 @@ import type { Runner } from '../exec/runner.js';
 import type { LedgerTxn } from '../ledger/store.js';
 import type { LedgerData } from '../ledger/types.js';
 import type { Logger } from '../log.js';
-import { renderTcRulesDown, renderTcRulesUp, tcVniRules, type TcFlowerHost, type TcRule } from '../overlay/tc-flower.js';
+import {
+  renderTcRulesDown,
+  renderTcRulesUp,
+  tcVniRules,
+  type TcFlowerHost,
+  type TcRule,
+} from '../overlay/tc-flower.js';
 import type { Step } from '../exec/step.js';
 import { tcVniStateOf } from '../plan/tc-members.js';
 
@@ -68,18 +74,33 @@ export function tcRulesUp(ledger: LedgerData, peersUp: Set<string>): { steps: St
 
 /** Takes every tc-flower rule down and records it, so no join or leave writes one meanwhile. */
 export async function takeTcRulesDown(txn: LedgerTxn, runner: Runner, log: Logger): Promise<void> {
-  const errors = await undoAll(tcRulesDown(txn.data).map((st) => st.do), runner);
+  const errors = await undoAll(
+    tcRulesDown(txn.data).map((st) => st.do),
+    runner,
+  );
   for (const e of errors) log.warn('ipsec: tc rule removal failed', { error: e.message });
   (txn.data.ipsec ??= { peers: {}, used: [] }).tcRulesDown = true;
   await txn.save();
-  log.warn('ipsec: tc-flower rules down until every peer they reach has SAs (mlx5 takes no first SA beside tc rules)', {});
+  log.warn(
+    'ipsec: tc-flower rules down until every peer they reach has SAs (mlx5 takes no first SA beside tc rules)',
+    {},
+  );
 }
 
 /** The tc-flower rules back once every peer they encapsulate to has SAs (ledger); else they stay down. */
-export async function bringTcRulesBack(txn: LedgerTxn, cfg: Config, runner: Runner, log: Logger, dryRun?: boolean): Promise<{ result: string; steps?: Step[] }> {
+export async function bringTcRulesBack(
+  txn: LedgerTxn,
+  cfg: Config,
+  runner: Runner,
+  log: Logger,
+  dryRun?: boolean,
+): Promise<{ result: string; steps?: Step[] }> {
   const up = new Set(cfg.peers.filter((p) => txn.data.ipsec?.peers[p.name]).map((p) => p.address));
   const back = tcRulesUp(txn.data, up);
-  if ('missing' in back) return { result: `still down: no SAs to ${back.missing.join(', ')} (VMs on tc-flower VNIs have no network until then)` };
+  if ('missing' in back)
+    return {
+      result: `still down: no SAs to ${back.missing.join(', ')} (VMs on tc-flower VNIs have no network until then)`,
+    };
   if (dryRun) return { result: 'planned', steps: back.steps };
   for (const st of back.steps) await runner.run(st.do);
   delete txn.data.ipsec!.tcRulesDown;

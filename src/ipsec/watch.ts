@@ -54,7 +54,11 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
   // Read once a round, and only when a static pair is looked at.
   let form: Promise<XfrmForm> | undefined;
   const formOnce = () => (form ??= hostXfrmForm(cfg, runner));
-  const tcReorder = !earlierBoot && cfg.ipsec.mode === 'static' && cfg.overlay === 'tc-flower' && (await tcNeedsReorder(cfg, runner, log, ledger));
+  const tcReorder =
+    !earlierBoot &&
+    cfg.ipsec.mode === 'static' &&
+    cfg.overlay === 'tc-flower' &&
+    (await tcNeedsReorder(cfg, runner, log, ledger));
   if (!earlierBoot && pfSwitch(cfg)) {
     const moved = await moveUplink(cfg, runner, log);
     if (moved) findings.push(moved);
@@ -73,7 +77,8 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
         : await watchStatic(cfg, runner, log, peer, installed, formOnce, uplinkOnce);
     if (!finding) continue;
     findings.push(finding);
-    if (finding.recovered) log.warn('ipsec watch: recovered', { peer: finding.peer, lost: finding.lost, action: finding.action });
+    if (finding.recovered)
+      log.warn('ipsec watch: recovered', { peer: finding.peer, lost: finding.lost, action: finding.action });
     else log.error('ipsec watch: not in place', { peer: finding.peer, lost: finding.lost, action: finding.action });
   }
   if (tcReorder) findings.push(await tcBack(cfg, runner, log));
@@ -93,21 +98,30 @@ async function tcNeedsReorder(cfg: Config, runner: Runner, log: Logger, ledger: 
   const peers = Object.values(state.peers);
   if (peers.length === 0) return false;
   for (const p of peers) if ((await missingSas(runner, underlayNetns(cfg), p.sas)).length < p.sas.length) return false;
-  return withLedger(cfg.stateDir, async (txn) => {
-    if (!hasTcRules(txn.data)) return false;
-    if (!txn.data.ipsec?.tcRulesDown) await takeTcRulesDown(txn, runner, log);
-    return true;
-  }, { timeoutMs: cfg.lockTimeoutMs });
+  return withLedger(
+    cfg.stateDir,
+    async (txn) => {
+      if (!hasTcRules(txn.data)) return false;
+      if (!txn.data.ipsec?.tcRulesDown) await takeTcRulesDown(txn, runner, log);
+      return true;
+    },
+    { timeoutMs: cfg.lockTimeoutMs },
+  );
 }
 
 async function tcBack(cfg: Config, runner: Runner, log: Logger): Promise<WatchFinding> {
-  const out = await withLedger(cfg.stateDir, async (txn) => {
-    // The rules go back only over SAs that are in the kernel now.
-    for (const [name, p] of Object.entries(txn.data.ipsec?.peers ?? {})) {
-      if ((await missingSas(runner, underlayNetns(cfg), p.sas)).length) return { result: `still down: the SAs to ${name} are not all in the kernel` };
-    }
-    return bringTcRulesBack(txn, cfg, runner, log);
-  }, { timeoutMs: cfg.lockTimeoutMs });
+  const out = await withLedger(
+    cfg.stateDir,
+    async (txn) => {
+      // The rules go back only over SAs that are in the kernel now.
+      for (const [name, p] of Object.entries(txn.data.ipsec?.peers ?? {})) {
+        if ((await missingSas(runner, underlayNetns(cfg), p.sas)).length)
+          return { result: `still down: the SAs to ${name} are not all in the kernel` };
+      }
+      return bringTcRulesBack(txn, cfg, runner, log);
+    },
+    { timeoutMs: cfg.lockTimeoutMs },
+  );
   return { peer: TC_RULES, lost: [], action: out.result, recovered: out.result.startsWith('back') };
 }
 
@@ -118,10 +132,20 @@ async function moveUplink(cfg: Config, runner: Runner, log: Logger): Promise<Wat
   try {
     for (const c of move.commands) await runner.run(c);
   } catch (err) {
-    return { peer: UNDERLAY, lost: [`link of ${move.from}`], action: `moving the underlay to ${move.to} failed: ${(err as Error).message}`, recovered: false };
+    return {
+      peer: UNDERLAY,
+      lost: [`link of ${move.from}`],
+      action: `moving the underlay to ${move.to} failed: ${(err as Error).message}`,
+      recovered: false,
+    };
   }
   log.warn('ipsec watch: underlay moved', { from: move.from, to: move.to, address: cfg.underlay.address });
-  return { peer: UNDERLAY, lost: [`link of ${move.from}`], action: `moved the underlay ${cfg.underlay.address} to ${move.to}`, recovered: true };
+  return {
+    peer: UNDERLAY,
+    lost: [`link of ${move.from}`],
+    action: `moved the underlay ${cfg.underlay.address} to ${move.to}`,
+    recovered: true,
+  };
 }
 
 async function watchIke(cfg: Config, runner: Runner, peer: PeerConfig): Promise<WatchFinding | undefined> {
@@ -129,56 +153,105 @@ async function watchIke(cfg: Config, runner: Runner, peer: PeerConfig): Promise<
   if (lost.length === 0) return undefined;
   const names = swanctlNames(peer.name);
   const uri = cfg.ipsec.viciUri ? ['--uri', cfg.ipsec.viciUri] : [];
-  for (const child of [names.out, names.in]) await runner.run({ argv: ['swanctl', '--initiate', '--child', child, '--timeout', '10', ...uri] }).catch(() => undefined);
+  for (const child of [names.out, names.in])
+    await runner
+      .run({ argv: ['swanctl', '--initiate', '--child', child, '--timeout', '10', ...uri] })
+      .catch(() => undefined);
   const still = await checkIkeChildren(cfg, runner, [peer]);
-  return { peer: peer.name, lost, action: 'asked strongSwan to negotiate new CHILD_SAs (fresh keys)', recovered: still.length === 0 };
+  return {
+    peer: peer.name,
+    lost,
+    action: 'asked strongSwan to negotiate new CHILD_SAs (fresh keys)',
+    recovered: still.length === 0,
+  };
 }
 
-async function watchStatic(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig, seen: PeerSaState, form: () => Promise<XfrmForm>, uplink: () => Promise<string>): Promise<WatchFinding | undefined> {
+async function watchStatic(
+  cfg: Config,
+  runner: Runner,
+  log: Logger,
+  peer: PeerConfig,
+  seen: PeerSaState,
+  form: () => Promise<XfrmForm>,
+  uplink: () => Promise<string>,
+): Promise<WatchFinding | undefined> {
   const ctx = pairContext(cfg, peer, await form(), await uplink());
   // Offloaded to a port the underlay left (pf-switch): in the kernel, and useless. CPU SAs
   // (offload none) belong to no netdev and stay.
   const stranded = strandedOn(cfg, seen, ctx.uplink);
-  const missing = stranded ? [] : await missingSas(runner, ctx.netns, [...seen.sas, ...(seen.lookahead ?? []), ...(seen.rotating?.sas ?? [])]);
-  const missingPols = stranded ? seen.sas.map(({ dir, src, dst }) => ({ dir, src, dst })) : await missingPolicies(runner, ctx.netns, seen.sas);
-  const lost = stranded ? [`SAs and policies offloaded to ${stranded}, the underlay is on ${ctx.uplink}`] : [...missing.map(describeSa), ...missingPols.map((p) => `policy ${p.dir}`)];
-  const seed = seen.rotating ? undefined : await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name)).catch((err: Error) => err);
+  const missing = stranded
+    ? []
+    : await missingSas(runner, ctx.netns, [...seen.sas, ...(seen.lookahead ?? []), ...(seen.rotating?.sas ?? [])]);
+  const missingPols = stranded
+    ? seen.sas.map(({ dir, src, dst }) => ({ dir, src, dst }))
+    : await missingPolicies(runner, ctx.netns, seen.sas);
+  const lost = stranded
+    ? [`SAs and policies offloaded to ${stranded}, the underlay is on ${ctx.uplink}`]
+    : [...missing.map(describeSa), ...missingPols.map((p) => `policy ${p.dir}`)];
+  const seed = seen.rotating
+    ? undefined
+    : await readKeyFile(keyFilePath(cfg.ipsec.keyDir, peer.name)).catch((err: Error) => err);
   const usable = seed && !(seed instanceof Error) && seed.id === seen.key ? seed : undefined;
   const movedTo = lost.length === 0 && usable ? await peerEpoch(runner, ctx, usable, seen) : undefined;
-  if (lost.length === 0 && movedTo === undefined) return peerBehind(seen) ? awaitPeer(cfg, runner, log, ctx, seen) : undefined;
+  if (lost.length === 0 && movedTo === undefined)
+    return peerBehind(seen) ? awaitPeer(cfg, runner, log, ctx, seen) : undefined;
 
   const refuse = (why: string): WatchFinding => ({ peer: peer.name, lost, action: why, recovered: false });
-  if (seen.rotating) return refuse(`a key rotation is under way: finish it (vfwire ipsec rotate --peer ${peer.name} --commit/--finish), or vfwire ipsec down && up on both hosts`);
+  if (seen.rotating)
+    return refuse(
+      `a key rotation is under way: finish it (vfwire ipsec rotate --peer ${peer.name} --commit/--finish), or vfwire ipsec down && up on both hosts`,
+    );
   if (seed instanceof Error) return refuse(`cannot read the key file: ${seed.message}`);
-  if (!usable) return refuse(`the SAs come from another key than the key file's: vfwire ipsec down --peer ${peer.name} && vfwire ipsec up --peer ${peer.name}`);
+  if (!usable)
+    return refuse(
+      `the SAs come from another key than the key file's: vfwire ipsec down --peer ${peer.name} && vfwire ipsec up --peer ${peer.name}`,
+    );
 
   try {
-    return await withLedger(cfg.stateDir, async (txn) => {
-      const now = txn.data.ipsec?.peers[peer.name];
-      // Someone (up, down, rotate, another watch) changed the pair since the look: next round.
-      if (!now || now.key !== seen.key || now.epoch !== seen.epoch || now.rotating) return undefined;
-      // The stranded pair goes first: the new port takes the same inbound SPIs (xfrm states are
-      // unique by daddr, SPI and protocol whatever their netdev). Meanwhile the admission's
-      // `ipsec out reqid` rule drops the VXLAN the missing policy would let out in clear.
-      const present = (sa: SaFacts) => !stranded && !missing.some((m) => m.spi === sa.spi);
-      const move = lost.length ? planRecover(ctx, usable, now, present, missingPols) : planPromote(ctx, usable, now, movedTo!);
-      if (stranded) for (const c of [...now.undo].reverse()) await runner.run(c).catch(() => undefined);
-      const errors = await applyGuarded(txn, move, runner, `ipsec watch: epoch ${move.next.epoch} to ${peer.name} was already used here (a move that failed half-way): on both hosts run vfwire ipsec down --peer X, then vfwire ipsec up --peer X`);
-      for (const e of errors) log.warn('ipsec watch: delete failed', { peer: peer.name, error: e.message });
-      txn.data.ipsec!.peers[peer.name] = move.next;
-      await txn.save();
-      await kickPeer(runner, log, ctx);
-      const spis = `out ${hex32(move.next.sas[0]!.spi)}, in ${hex32(move.next.sas[1]!.spi)}`;
-      const action = lost.length ? `moved to epoch ${move.next.epoch} (fresh keys; ${spis}); the peer follows` : `the peer moved to epoch ${move.next.epoch}: followed (${spis})`;
-      return { peer: peer.name, lost, action, recovered: true };
-    }, { timeoutMs: cfg.lockTimeoutMs });
+    return await withLedger(
+      cfg.stateDir,
+      async (txn) => {
+        const now = txn.data.ipsec?.peers[peer.name];
+        // Someone (up, down, rotate, another watch) changed the pair since the look: next round.
+        if (!now || now.key !== seen.key || now.epoch !== seen.epoch || now.rotating) return undefined;
+        // The stranded pair goes first: the new port takes the same inbound SPIs (xfrm states are
+        // unique by daddr, SPI and protocol whatever their netdev). Meanwhile the admission's
+        // `ipsec out reqid` rule drops the VXLAN the missing policy would let out in clear.
+        const present = (sa: SaFacts) => !stranded && !missing.some((m) => m.spi === sa.spi);
+        const move = lost.length
+          ? planRecover(ctx, usable, now, present, missingPols)
+          : planPromote(ctx, usable, now, movedTo!);
+        if (stranded) for (const c of [...now.undo].reverse()) await runner.run(c).catch(() => undefined);
+        const errors = await applyGuarded(
+          txn,
+          move,
+          runner,
+          `ipsec watch: epoch ${move.next.epoch} to ${peer.name} was already used here (a move that failed half-way): on both hosts run vfwire ipsec down --peer X, then vfwire ipsec up --peer X`,
+        );
+        for (const e of errors) log.warn('ipsec watch: delete failed', { peer: peer.name, error: e.message });
+        txn.data.ipsec!.peers[peer.name] = move.next;
+        await txn.save();
+        await kickPeer(runner, log, ctx);
+        const spis = `out ${hex32(move.next.sas[0]!.spi)}, in ${hex32(move.next.sas[1]!.spi)}`;
+        const action = lost.length
+          ? `moved to epoch ${move.next.epoch} (fresh keys; ${spis}); the peer follows`
+          : `the peer moved to epoch ${move.next.epoch}: followed (${spis})`;
+        return { peer: peer.name, lost, action, recovered: true };
+      },
+      { timeoutMs: cfg.lockTimeoutMs },
+    );
   } catch (err) {
     return refuse(`moving to epoch ${seen.epoch + 1} failed: ${(err as Error).message}`);
   }
 }
 
 /** The newest lookahead epoch the peer's traffic arrived on, if any: it moved there. */
-async function peerEpoch(runner: Runner, ctx: PairContext, seed: PeerSeed, seen: PeerSaState): Promise<number | undefined> {
+async function peerEpoch(
+  runner: Runner,
+  ctx: PairContext,
+  seed: PeerSeed,
+  seen: PeerSaState,
+): Promise<number | undefined> {
   for (const { epoch, sa } of lookaheadEpochs(ctx, seed, seen)) {
     if (((await saPackets(runner, ctx.netns, sa)) ?? 0) > 0) return epoch;
   }
@@ -186,19 +259,34 @@ async function peerEpoch(runner: Runner, ctx: PairContext, seed: PeerSeed, seen:
 }
 
 /** While the peer is behind: done once its traffic arrives on this epoch, else kick it again. */
-async function awaitPeer(cfg: Config, runner: Runner, log: Logger, ctx: PairContext, seen: PeerSaState): Promise<WatchFinding | undefined> {
+async function awaitPeer(
+  cfg: Config,
+  runner: Runner,
+  log: Logger,
+  ctx: PairContext,
+  seen: PeerSaState,
+): Promise<WatchFinding | undefined> {
   const inbound = seen.sas.find((sa) => sa.dir === 'in')!;
   if (((await saPackets(runner, ctx.netns, inbound)) ?? 0) === 0) {
     await kickPeer(runner, log, ctx);
     if (Date.now() - Date.parse(seen.installedAt) < FOLLOW_WITHIN_MS) return undefined;
-    return { peer: ctx.peerName, lost: [], action: `nothing received from ${ctx.peerName} on epoch ${seen.epoch} since ${seen.installedAt}: is vfwire ipsec watch running there? (kicking it each round)`, recovered: false };
+    return {
+      peer: ctx.peerName,
+      lost: [],
+      action: `nothing received from ${ctx.peerName} on epoch ${seen.epoch} since ${seen.installedAt}: is vfwire ipsec watch running there? (kicking it each round)`,
+      recovered: false,
+    };
   }
-  await withLedger(cfg.stateDir, async (txn) => {
-    const now = txn.data.ipsec?.peers[ctx.peerName];
-    if (now?.epoch !== seen.epoch || now.key !== seen.key) return;
-    now.confirmed = seen.epoch;
-    await txn.save();
-  }, { timeoutMs: cfg.lockTimeoutMs });
+  await withLedger(
+    cfg.stateDir,
+    async (txn) => {
+      const now = txn.data.ipsec?.peers[ctx.peerName];
+      if (now?.epoch !== seen.epoch || now.key !== seen.key) return;
+      now.confirmed = seen.epoch;
+      await txn.save();
+    },
+    { timeoutMs: cfg.lockTimeoutMs },
+  );
   log.info('ipsec watch: the peer followed', { peer: ctx.peerName, epoch: seen.epoch });
   return undefined;
 }

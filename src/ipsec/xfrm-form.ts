@@ -51,7 +51,11 @@ export interface XfrmHost {
 /** The form for this host, or a one-line refusal naming the limit and the fix. */
 export function xfrmForm(host: XfrmHost, offload: OffloadMode): XfrmForm {
   requireOffloadKernel(host.kernel, host.switchdev, offload);
-  if (offload === 'packet' && !atLeast(host.iproute2, PACKET_IPROUTE2)) throw refusal(`iproute2 ${v(host.iproute2)} cannot say 'offload packet' (needs ${v(PACKET_IPROUTE2)})`, 'apt-get install -t bookworm-backports iproute2');
+  if (offload === 'packet' && !atLeast(host.iproute2, PACKET_IPROUTE2))
+    throw refusal(
+      `iproute2 ${v(host.iproute2)} cannot say 'offload packet' (needs ${v(PACKET_IPROUTE2)})`,
+      'apt-get install -t bookworm-backports iproute2',
+    );
   const saDir = atLeast(host.kernel, SA_DIR_KERNEL) && atLeast(host.iproute2, SA_DIR_IPROUTE2);
   return { offload, saDir, outReplayWindow: saDir ? 0 : INBOUND_REPLAY_WINDOW };
 }
@@ -60,8 +64,13 @@ export function xfrmForm(host: XfrmHost, offload: OffloadMode): XfrmForm {
 export function requireOffloadKernel(kernel: Version, switchdev: boolean, offload: OffloadMode): void {
   if (offload !== 'packet') return;
   const fix = 'boot a newer kernel (bookworm-backports), or set ipsec.offload: crypto or none';
-  if (!atLeast(kernel, PACKET_KERNEL)) throw refusal(`kernel ${v(kernel)} has no IPsec packet offload (needs ${v(PACKET_KERNEL)})`, fix);
-  if (switchdev && !atLeast(kernel, PACKET_SWITCHDEV_KERNEL)) throw refusal(`kernel ${v(kernel)}: mlx5 IPsec packet offload in switchdev mode needs ${v(PACKET_SWITCHDEV_KERNEL)}`, fix);
+  if (!atLeast(kernel, PACKET_KERNEL))
+    throw refusal(`kernel ${v(kernel)} has no IPsec packet offload (needs ${v(PACKET_KERNEL)})`, fix);
+  if (switchdev && !atLeast(kernel, PACKET_SWITCHDEV_KERNEL))
+    throw refusal(
+      `kernel ${v(kernel)}: mlx5 IPsec packet offload in switchdev mode needs ${v(PACKET_SWITCHDEV_KERNEL)}`,
+      fix,
+    );
 }
 
 const v = (x: Version) => x.join('.');

@@ -8,7 +8,13 @@ import type { LedgerData, Lease, VniState } from './types.js';
 /** Record the plan's leases and new VNIs, with the undo of every step the plan will run. */
 export function recordPlan(data: LedgerData, plan: PreparePlan): void {
   for (const { vni, peers, tc } of plan.newVnis) {
-    data.vnis[String(vni)] = { vni, members: [], peers, undo: undoOf(plan, (o) => o.kind === 'vni' && o.vni === vni), ...(tc ? { tc } : {}) };
+    data.vnis[String(vni)] = {
+      vni,
+      members: [],
+      peers,
+      undo: undoOf(plan, (o) => o.kind === 'vni' && o.vni === vni),
+      ...(tc ? { tc } : {}),
+    };
   }
   for (const lease of plan.leases) {
     data.leases[lease.key] = { ...lease, undo: undoOf(plan, (o) => o.kind === 'lease' && o.key === lease.key) };

@@ -14,7 +14,11 @@ const UNDO_TOOLS = ['ip', 'bridge', 'tc', 'nft'] as const;
 function undoToolAllowed(argv: string[]): boolean {
   const inNetns = argv[0] === 'ip' && argv[1] === 'netns' && argv[2] === 'exec';
   const tool = inNetns ? argv[4] : argv[0];
-  return tool !== undefined && (UNDO_TOOLS as readonly string[]).includes(tool) && !(inNetns && tool === 'ip' && argv[5] === 'netns');
+  return (
+    tool !== undefined &&
+    (UNDO_TOOLS as readonly string[]).includes(tool) &&
+    !(inNetns && tool === 'ip' && argv[5] === 'netns')
+  );
 }
 
 const commandSchema = z.strictObject({
@@ -53,10 +57,22 @@ const vniSchema = z.strictObject({
   members: z.array(z.string()),
   peers: z.array(z.string()),
   undo: z.array(commandSchema),
-  tc: z.strictObject({ netns: z.string().optional(), underlayAddress: z.string(), policy: z.enum(['skip_hw', 'none']).optional() }).optional(),
+  tc: z
+    .strictObject({
+      netns: z.string().optional(),
+      underlayAddress: z.string(),
+      policy: z.enum(['skip_hw', 'none']).optional(),
+    })
+    .optional(),
 });
 
-const saFactsSchema = z.strictObject({ dir: z.enum(['out', 'in']), src: z.string(), dst: z.string(), spi: count, reqid: count });
+const saFactsSchema = z.strictObject({
+  dir: z.enum(['out', 'in']),
+  src: z.string(),
+  dst: z.string(),
+  spi: count,
+  reqid: count,
+});
 
 const keyId = z.string().regex(/^[0-9a-f]{16}$/);
 
@@ -66,10 +82,20 @@ const peerSaSchema = z.strictObject({
   sas: z.array(saFactsSchema),
   lookahead: z.array(saFactsSchema).optional(),
   confirmed: z.number().int().nonnegative().optional(),
-  uplink: z.string().regex(/^[A-Za-z0-9_.:-]{1,15}$/).optional(),
+  uplink: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,15}$/)
+    .optional(),
   installedAt: z.string(),
   undo: z.array(commandSchema),
-  rotating: z.strictObject({ key: keyId.optional(), epoch: count, phase: z.enum(['receiving', 'sending']), sas: z.array(saFactsSchema) }).optional(),
+  rotating: z
+    .strictObject({
+      key: keyId.optional(),
+      epoch: count,
+      phase: z.enum(['receiving', 'sending']),
+      sas: z.array(saFactsSchema),
+    })
+    .optional(),
 });
 
 const ipsecSchema = z.strictObject({
@@ -114,16 +140,35 @@ export const ledgerSchema = z
     const used = new Map<string, string>();
     for (const [key, lease] of Object.entries(ledger.leases)) {
       if (!ledger.vnis[String(lease.vni)]?.members.includes(key)) {
-        ctx.addIssue({ code: 'custom', path: ['leases', key, 'vni'], message: `lease is not a member of VNI ${lease.vni}` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['leases', key, 'vni'],
+          message: `lease is not a member of VNI ${lease.vni}`,
+        });
       }
       const vf = `${lease.pf}/${lease.vf}`;
-      if (used.has(vf)) ctx.addIssue({ code: 'custom', path: ['leases', key, 'vf'], message: `${vf} is also leased by ${used.get(vf)}` });
+      if (used.has(vf))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['leases', key, 'vf'],
+          message: `${vf} is also leased by ${used.get(vf)}`,
+        });
       used.set(vf, key);
     }
     for (const [key, vni] of Object.entries(ledger.vnis)) {
-      if (vni.members.length === 0) ctx.addIssue({ code: 'custom', path: ['vnis', key, 'members'], message: 'a VNI without members must not be kept' });
+      if (vni.members.length === 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['vnis', key, 'members'],
+          message: 'a VNI without members must not be kept',
+        });
       for (const m of vni.members) {
-        if (ledger.leases[m]?.vni !== vni.vni) ctx.addIssue({ code: 'custom', path: ['vnis', key, 'members'], message: `member ${m} is not a lease on VNI ${vni.vni}` });
+        if (ledger.leases[m]?.vni !== vni.vni)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['vnis', key, 'members'],
+            message: `member ${m} is not a lease on VNI ${vni.vni}`,
+          });
       }
     }
   }) satisfies z.ZodType<LedgerData>;

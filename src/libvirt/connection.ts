@@ -80,7 +80,11 @@ export class Connection {
     const flags = opts.active === undefined ? 0 : opts.active ? ListFlag.Active : ListFlag.Inactive;
     const { lv } = this;
     const out: [bigint | null] = [null];
-    const count = await this.call('virConnectListAllDomains', (conn) => lv.virConnectListAllDomains(conn, out, flags), isNegative);
+    const count = await this.call(
+      'virConnectListAllDomains',
+      (conn) => lv.virConnectListAllDomains(conn, out, flags),
+      isNegative,
+    );
     const array = out[0];
     if (array === null) return [];
     const ptrs = count > 0 ? (lv.koffi.decode(array, lv.koffi.array('void *', count)) as DomainPtr[]) : [];
@@ -113,7 +117,8 @@ export class Connection {
   call<T>(fn: string, invoke: (conn: ConnectPtr) => Promise<T>, failed: (result: T) => boolean): Promise<T> {
     return this.#serial(async () => {
       const conn = this.#ptr;
-      if (conn === null) throw new LibvirtError(ErrorCode.InvalidConn, 0, `the connection to ${this.uri} is closed`, fn);
+      if (conn === null)
+        throw new LibvirtError(ErrorCode.InvalidConn, 0, `the connection to ${this.uri} is closed`, fn);
       this.lv.virConnResetLastError(conn);
       const result = await invoke(conn);
       if (failed(result)) throw connectionError(this.lv, conn, fn);

@@ -86,7 +86,11 @@ export class Domain {
   /** The metadata element in namespace `uri`, serialized; null when the domain has none. */
   async getMetadata(uri: string, flags: ModifyFlag = ModifyFlag.Current): Promise<string | null> {
     try {
-      return await this.#call('virDomainGetMetadata', (dom) => this.lv.virDomainGetMetadata(dom, METADATA_ELEMENT, uri, flags), isNull);
+      return await this.#call(
+        'virDomainGetMetadata',
+        (dom) => this.lv.virDomainGetMetadata(dom, METADATA_ELEMENT, uri, flags),
+        isNull,
+      );
     } catch (err) {
       if (isLibvirtError(err, ErrorCode.NoDomainMetadata)) return null;
       throw err;
@@ -98,15 +102,27 @@ export class Domain {
    * with `key`), or removes it when `xml` is null.
    */
   async setMetadata(uri: string, key: string, xml: string | null, flags: ModifyFlag): Promise<void> {
-    await this.#call('virDomainSetMetadata', (dom) => this.lv.virDomainSetMetadata(dom, METADATA_ELEMENT, xml, key, uri, flags), isNegative);
+    await this.#call(
+      'virDomainSetMetadata',
+      (dom) => this.lv.virDomainSetMetadata(dom, METADATA_ELEMENT, xml, key, uri, flags),
+      isNegative,
+    );
   }
 
   async attachDevice(xml: string, flags: ModifyFlag): Promise<void> {
-    await this.#call('virDomainAttachDeviceFlags', (dom) => this.lv.virDomainAttachDeviceFlags(dom, xml, flags), isNegative);
+    await this.#call(
+      'virDomainAttachDeviceFlags',
+      (dom) => this.lv.virDomainAttachDeviceFlags(dom, xml, flags),
+      isNegative,
+    );
   }
 
   async detachDevice(xml: string, flags: ModifyFlag): Promise<void> {
-    await this.#call('virDomainDetachDeviceFlags', (dom) => this.lv.virDomainDetachDeviceFlags(dom, xml, flags), isNegative);
+    await this.#call(
+      'virDomainDetachDeviceFlags',
+      (dom) => this.lv.virDomainDetachDeviceFlags(dom, xml, flags),
+      isNegative,
+    );
   }
 
   /** Stops the domain at once, like pulling the plug (virDomainDestroy). */

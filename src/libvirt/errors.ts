@@ -90,7 +90,8 @@ function copyError(lv: Libvirt, call: string, copy: (to: ErrorPtr) => number): L
   try {
     copy(to);
     const raw = lv.koffi.decode(to, lv.virError) as RawError;
-    if (raw.code === 0) return new LibvirtError(ErrorCode.InternalError, 0, `${call} failed and libvirt recorded no error`, call);
+    if (raw.code === 0)
+      return new LibvirtError(ErrorCode.InternalError, 0, `${call} failed and libvirt recorded no error`, call);
     return new LibvirtError(raw.code, raw.domain, raw.message ?? `${call} failed`, call);
   } finally {
     lv.virResetError(to); // frees the strings the copy duplicated

@@ -40,7 +40,14 @@ export interface Libvirt {
   virDomainGetState(dom: DomainPtr, state: [number], reason: [number], flags: number): Promise<number>;
   /** The returned string is malloc'd by libvirt; the binding frees it after copying. */
   virDomainGetMetadata(dom: DomainPtr, type: number, uri: string, flags: number): Promise<string | null>;
-  virDomainSetMetadata(dom: DomainPtr, type: number, metadata: string | null, key: string | null, uri: string, flags: number): Promise<number>;
+  virDomainSetMetadata(
+    dom: DomainPtr,
+    type: number,
+    metadata: string | null,
+    key: string | null,
+    uri: string,
+    flags: number,
+  ): Promise<number>;
   virDomainAttachDeviceFlags(dom: DomainPtr, xml: string, flags: number): Promise<number>;
   virDomainDetachDeviceFlags(dom: DomainPtr, xml: string, flags: number): Promise<number>;
   virDomainDestroy(dom: DomainPtr): Promise<number>;
@@ -119,18 +126,28 @@ async function load(): Promise<Libvirt> {
   const fns = {
     virConnectOpen: async('void *virConnectOpen(const char *name)'),
     virConnectClose: async('int virConnectClose(void *conn)'),
-    virConnectListAllDomains: async('int virConnectListAllDomains(void *conn, _Out_ void **domains, unsigned int flags)'),
+    virConnectListAllDomains: async(
+      'int virConnectListAllDomains(void *conn, _Out_ void **domains, unsigned int flags)',
+    ),
     virDomainLookupByName: async('void *virDomainLookupByName(void *conn, const char *name)'),
     virDomainLookupByUUIDString: async('void *virDomainLookupByUUIDString(void *conn, const char *uuidstr)'),
     // `char *!` is koffi's disposable string: copied to JS, then the C string is free()d.
     virDomainGetXMLDesc: async('char *! virDomainGetXMLDesc(void *domain, unsigned int flags)'),
-    virDomainGetState: async('int virDomainGetState(void *domain, _Out_ int *state, _Out_ int *reason, unsigned int flags)'),
-    virDomainGetMetadata: async('char *! virDomainGetMetadata(void *domain, int type, const char *uri, unsigned int flags)'),
+    virDomainGetState: async(
+      'int virDomainGetState(void *domain, _Out_ int *state, _Out_ int *reason, unsigned int flags)',
+    ),
+    virDomainGetMetadata: async(
+      'char *! virDomainGetMetadata(void *domain, int type, const char *uri, unsigned int flags)',
+    ),
     virDomainSetMetadata: async(
       'int virDomainSetMetadata(void *domain, int type, const char *metadata, const char *key, const char *uri, unsigned int flags)',
     ),
-    virDomainAttachDeviceFlags: async('int virDomainAttachDeviceFlags(void *domain, const char *xml, unsigned int flags)'),
-    virDomainDetachDeviceFlags: async('int virDomainDetachDeviceFlags(void *domain, const char *xml, unsigned int flags)'),
+    virDomainAttachDeviceFlags: async(
+      'int virDomainAttachDeviceFlags(void *domain, const char *xml, unsigned int flags)',
+    ),
+    virDomainDetachDeviceFlags: async(
+      'int virDomainDetachDeviceFlags(void *domain, const char *xml, unsigned int flags)',
+    ),
     virDomainDestroy: async('int virDomainDestroy(void *domain)'),
 
     virConnectOpenSync: sync('void *virConnectOpen(const char *name)'),

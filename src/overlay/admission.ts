@@ -76,7 +76,12 @@ export function admissionScript(vni: number, peers: AdmissionPeer[]): string {
 
 /** Removes the VNI's chains; adds first what it deletes, so it also succeeds when half is gone. */
 export function admissionRemoveScript(vni: number): string {
-  const remove = (c: string, map: string) => [`add chain ${t} ${c}`, `add element ${t} ${map} { ${vni} : jump ${c} }`, `delete element ${t} ${map} { ${vni} }`, `delete chain ${t} ${c}`];
+  const remove = (c: string, map: string) => [
+    `add chain ${t} ${c}`,
+    `add element ${t} ${map} { ${vni} : jump ${c} }`,
+    `delete element ${t} ${map} { ${vni} }`,
+    `delete chain ${t} ${c}`,
+  ];
   return [...base(), ...remove(chainOf(vni), MAP_IN), ...remove(outChainOf(vni), MAP_OUT)].join('; ') + '\n';
 }
 
@@ -85,7 +90,12 @@ export function admissionRemoveScript(vni: number): string {
  * change (a live VNI under a new config, so a removed peer is refused before it loses its FDB
  * entry). Undone with the VNI.
  */
-export function renderAdmission(netns: string | undefined, vni: number, peers: AdmissionPeer[], opts: { withUndo: boolean }): Step {
+export function renderAdmission(
+  netns: string | undefined,
+  vni: number,
+  peers: AdmissionPeer[],
+  opts: { withUndo: boolean },
+): Step {
   return {
     kind: 'admission',
     device: `${t} ${chainOf(vni)}`,
@@ -104,7 +114,10 @@ export interface AdmissionState {
 type NftItem = {
   map?: { name: string; elem?: [unknown, { jump?: { target: string } }][] };
   chain?: { name: string; hook?: string };
-  rule?: { chain: string; expr: { match?: { left?: { payload?: { field?: string } }; right?: unknown }; accept?: null }[] };
+  rule?: {
+    chain: string;
+    expr: { match?: { left?: { payload?: { field?: string } }; right?: unknown }; accept?: null }[];
+  };
 };
 
 export function parseAdmission(json: string): AdmissionState {
@@ -118,7 +131,11 @@ export function parseAdmission(json: string): AdmissionState {
       return typeof saddr === 'string' ? [saddr] : [];
     });
   const mapped = (map: string, chainName: (v: number) => string) =>
-    new Set((items.find((i) => i.map?.name === map)?.map?.elem ?? []).flatMap(([key, verdict]) => (typeof key === 'number' && verdict.jump?.target === chainName(key) && chains.has(chainName(key)) ? [key] : [])));
+    new Set(
+      (items.find((i) => i.map?.name === map)?.map?.elem ?? []).flatMap(([key, verdict]) =>
+        typeof key === 'number' && verdict.jump?.target === chainName(key) && chains.has(chainName(key)) ? [key] : [],
+      ),
+    );
   const outs = mapped(MAP_OUT, outChainOf);
   const vnis = new Map<number, string[]>();
   for (const vni of mapped(MAP_IN, chainOf)) if (outs.has(vni)) vnis.set(vni, accepted(chainOf(vni)));
@@ -136,7 +153,9 @@ export function admissionRemoval(netns: string | undefined, vni: number): Comman
  */
 export async function readAdmission(runner: Runner, netns: string | undefined): Promise<AdmissionState> {
   try {
-    return parseAdmission((await runner.run({ argv: nft(netns, '-j', 'list', 'table', FAMILY, ADMISSION_TABLE) })).stdout);
+    return parseAdmission(
+      (await runner.run({ argv: nft(netns, '-j', 'list', 'table', FAMILY, ADMISSION_TABLE) })).stdout,
+    );
   } catch (err) {
     if (/Error: No such file or directory/.test(String(err))) return { hooked: false, vnis: new Map() };
     throw err;

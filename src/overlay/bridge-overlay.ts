@@ -30,7 +30,23 @@ export function renderVniCreate(host: OverlayHost, vni: number, mtu: number, pee
   const vx = vxlanName(vni);
   const br = bridgeName(vni);
   const owner = { kind: 'vni', vni } as const;
-  const vxlanArgs = ['link', 'add', vx, 'mtu', String(mtu), 'type', 'vxlan', 'id', String(vni), 'dstport', String(VXLAN_PORT), 'local', host.underlayAddress, ...(host.underlayInterface ? ['dev', host.underlayInterface] : []), 'nolearning'];
+  const vxlanArgs = [
+    'link',
+    'add',
+    vx,
+    'mtu',
+    String(mtu),
+    'type',
+    'vxlan',
+    'id',
+    String(vni),
+    'dstport',
+    String(VXLAN_PORT),
+    'local',
+    host.underlayAddress,
+    ...(host.underlayInterface ? ['dev', host.underlayInterface] : []),
+    'nolearning',
+  ];
   const steps: Step[] = [];
   if (host.underlayNetns && host.underlayNetns !== ns) {
     // A VXLAN device keeps its UDP socket in the netns it was created in, wherever it moves:
@@ -38,11 +54,29 @@ export function renderVniCreate(host: OverlayHost, vni: number, mtu: number, pee
     // bridge is in the root namespace). The sim's libvirt host uses this; real hosts do not.
     const u = host.underlayNetns;
     steps.push(
-      { kind: 'vxlan-create', device: vx, owner, do: { argv: ip(u, ...vxlanArgs) }, undo: { argv: ip(u, 'link', 'del', vx) } },
-      { kind: 'vxlan-move', device: vx, owner, do: { argv: ip(u, 'link', 'set', 'dev', vx, 'netns', ns ?? '1') }, undo: { argv: ip(ns, 'link', 'del', vx) } },
+      {
+        kind: 'vxlan-create',
+        device: vx,
+        owner,
+        do: { argv: ip(u, ...vxlanArgs) },
+        undo: { argv: ip(u, 'link', 'del', vx) },
+      },
+      {
+        kind: 'vxlan-move',
+        device: vx,
+        owner,
+        do: { argv: ip(u, 'link', 'set', 'dev', vx, 'netns', ns ?? '1') },
+        undo: { argv: ip(ns, 'link', 'del', vx) },
+      },
     );
   } else {
-    steps.push({ kind: 'vxlan-create', device: vx, owner, do: { argv: ip(ns, ...vxlanArgs) }, undo: { argv: ip(ns, 'link', 'del', vx) } });
+    steps.push({
+      kind: 'vxlan-create',
+      device: vx,
+      owner,
+      do: { argv: ip(ns, ...vxlanArgs) },
+      undo: { argv: ip(ns, 'link', 'del', vx) },
+    });
   }
   steps.push(
     {
@@ -73,8 +107,19 @@ export function renderPeerChanges(host: OverlayHost, vni: number, add: string[],
   const owner = { kind: 'vni', vni } as const;
   const fdb = (peer: string) => ['00:00:00:00:00:00', 'dev', vx, 'dst', peer];
   return [
-    ...add.map((peer): Step => ({ kind: 'vxlan-peer', device: `${vx} ${peer}`, owner, do: { argv: bridge(host.netns, 'fdb', 'append', ...fdb(peer)) }, undo: { argv: bridge(host.netns, 'fdb', 'del', ...fdb(peer)) } })),
-    ...remove.map((peer): Step => ({ kind: 'vxlan-peer-remove', device: `${vx} ${peer}`, owner, do: { argv: bridge(host.netns, 'fdb', 'del', ...fdb(peer)) } })),
+    ...add.map((peer): Step => ({
+      kind: 'vxlan-peer',
+      device: `${vx} ${peer}`,
+      owner,
+      do: { argv: bridge(host.netns, 'fdb', 'append', ...fdb(peer)) },
+      undo: { argv: bridge(host.netns, 'fdb', 'del', ...fdb(peer)) },
+    })),
+    ...remove.map((peer): Step => ({
+      kind: 'vxlan-peer-remove',
+      device: `${vx} ${peer}`,
+      owner,
+      do: { argv: bridge(host.netns, 'fdb', 'del', ...fdb(peer)) },
+    })),
   ];
 }
 
@@ -97,16 +142,29 @@ export function renderMemberJoin(host: OverlayHost, leaseKey: string, rep: strin
  */
 export function bridgeOverlay(cfg: Config): Overlay {
   // failover pf-switch moves the underlay between PFs: a VXLAN device bound to one would keep sending there.
-  const host: OverlayHost = { netns: cfg.netns, underlayNetns: cfg.underlay.netns, underlayInterface: cfg.failover?.mode === 'pf-switch' ? undefined : cfg.underlay.interface, underlayAddress: cfg.underlay.address };
+  const host: OverlayHost = {
+    netns: cfg.netns,
+    underlayNetns: cfg.underlay.netns,
+    underlayInterface: cfg.failover?.mode === 'pf-switch' ? undefined : cfg.underlay.interface,
+    underlayAddress: cfg.underlay.address,
+  };
   const overlayMtu = maxGuestMtu(cfg.underlay.mtu, cfg.ipsec.mode !== 'off');
   const vniSteps = (view: VniView): Omit<JoinResult, 'steps'> & { steps: Step[] } => {
     if (view.plannedHere) return { steps: [] };
-    const admission = (withUndo: boolean) => renderAdmission(vxlanSocketNetns(cfg), view.vni, view.admission, { withUndo });
-    if (!view.live) return { steps: [admission(true), ...renderVniCreate(host, view.vni, overlayMtu, view.peers)], newVni: { peers: view.peers } };
+    const admission = (withUndo: boolean) =>
+      renderAdmission(vxlanSocketNetns(cfg), view.vni, view.admission, { withUndo });
+    if (!view.live)
+      return {
+        steps: [admission(true), ...renderVniCreate(host, view.vni, overlayMtu, view.peers)],
+        newVni: { peers: view.peers },
+      };
     const add = view.peers.filter((a) => !view.live!.peers.includes(a));
     const remove = view.live.peers.filter((a) => !view.peers.includes(a));
     if (add.length === 0 && remove.length === 0) return { steps: [] };
-    return { steps: [admission(false), ...renderPeerChanges(host, view.vni, add, remove)], peerUpdate: { peers: view.peers } };
+    return {
+      steps: [admission(false), ...renderPeerChanges(host, view.vni, add, remove)],
+      peerUpdate: { peers: view.peers },
+    };
   };
   return {
     kind: 'bridge',
@@ -116,7 +174,15 @@ export function bridgeOverlay(cfg: Config): Overlay {
     join(view, member, vfSteps) {
       const vni = vniSteps(view);
       const guard = renderRepGuard(cfg.netns, member.leaseKey, member.rep, member.mac);
-      return { ...vni, steps: [...vni.steps, ...vfSteps, guard, renderMemberJoin(host, member.leaseKey, member.rep, view.vni, member.mtu)] };
+      return {
+        ...vni,
+        steps: [
+          ...vni.steps,
+          ...vfSteps,
+          guard,
+          renderMemberJoin(host, member.leaseKey, member.rep, view.vni, member.mtu),
+        ],
+      };
     },
   };
 }

@@ -29,13 +29,19 @@ function base(): string[] {
 }
 
 export function repGuardScript(rep: string, mac: string): string {
-  return [...base(), `add element ${t} reps { "${rep}" }`, `add element ${t} allowed { "${rep}" . ${mac} }`].join('; ') + '\n';
+  return (
+    [...base(), `add element ${t} reps { "${rep}" }`, `add element ${t} allowed { "${rep}" . ${mac} }`].join('; ') +
+    '\n'
+  );
 }
 
 /** Removes the lease's elements; adds them first, so it also succeeds when they are gone. */
 export function repUnguardScript(rep: string, mac: string): string {
   const els = [`reps { "${rep}" }`, `allowed { "${rep}" . ${mac} }`];
-  return [...base(), ...els.map((e) => `add element ${t} ${e}`), ...els.map((e) => `delete element ${t} ${e}`)].join('; ') + '\n';
+  return (
+    [...base(), ...els.map((e) => `add element ${t} ${e}`), ...els.map((e) => `delete element ${t} ${e}`)].join('; ') +
+    '\n'
+  );
 }
 
 /** Before the representor joins its bridge; undone after it left. */

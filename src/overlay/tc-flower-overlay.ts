@@ -10,30 +10,63 @@ import type { Overlay } from './overlay.js';
 import { ifPresent } from '../exec/if-present.js';
 import { ip, tc } from '../exec/tools.js';
 import { maxGuestMtu } from './mtu.js';
-import { hasIngressQdisc, parseTcHostLink, planTcHost, planTcJoin, renderTcHostCheck, TC_VXLAN_DEVICE, type TcFlowerHost } from './tc-flower.js';
+import {
+  hasIngressQdisc,
+  parseTcHostLink,
+  planTcHost,
+  planTcJoin,
+  renderTcHostCheck,
+  TC_VXLAN_DEVICE,
+  type TcFlowerHost,
+} from './tc-flower.js';
 
 export function tcFlowerOverlay(cfg: Config): Overlay {
   const policy = cfg.tcPolicy === 'skip_sw' ? {} : { policy: cfg.tcPolicy };
   // Rules the NIC never holds (skip_hw) meet no eswitch IPsec rule.
-  const host: TcFlowerHost = { netns: cfg.netns, underlayAddress: cfg.underlay.address, ipsecTx: cfg.ipsec.mode !== 'off' && cfg.tcPolicy !== 'skip_hw', ...policy };
+  const host: TcFlowerHost = {
+    netns: cfg.netns,
+    underlayAddress: cfg.underlay.address,
+    ipsecTx: cfg.ipsec.mode !== 'off' && cfg.tcPolicy !== 'skip_hw',
+    ...policy,
+  };
   return {
     kind: 'tc-flower',
     // mlx5 takes no first SA beside tc rules, and sends their VXLAN in clear once the last SA is gone (ipsec/tc-order.ts).
     sasForEveryStart: cfg.ipsec.mode !== 'off',
     // The one external VXLAN device and its ingress qdisc are host state.
     async hostSteps(runner) {
-      const link = await ifPresent(runner.run({ argv: ip(cfg.netns, '-j', '-d', 'link', 'show', 'dev', TC_VXLAN_DEVICE) }));
-      const qdisc = link ? await ifPresent(runner.run({ argv: tc(cfg.netns, '-j', 'qdisc', 'show', 'dev', TC_VXLAN_DEVICE) })) : undefined;
-      const state = { vxlan: link ? parseTcHostLink(link.stdout) : null, ingressQdisc: qdisc ? hasIngressQdisc(qdisc.stdout, TC_VXLAN_DEVICE) : false };
-      return planTcHost({ netns: cfg.netns, underlayAddress: cfg.underlay.address }, maxGuestMtu(cfg.underlay.mtu, cfg.ipsec.mode !== 'off'), state);
+      const link = await ifPresent(
+        runner.run({ argv: ip(cfg.netns, '-j', '-d', 'link', 'show', 'dev', TC_VXLAN_DEVICE) }),
+      );
+      const qdisc = link
+        ? await ifPresent(runner.run({ argv: tc(cfg.netns, '-j', 'qdisc', 'show', 'dev', TC_VXLAN_DEVICE) }))
+        : undefined;
+      const state = {
+        vxlan: link ? parseTcHostLink(link.stdout) : null,
+        ingressQdisc: qdisc ? hasIngressQdisc(qdisc.stdout, TC_VXLAN_DEVICE) : false,
+      };
+      return planTcHost(
+        { netns: cfg.netns, underlayAddress: cfg.underlay.address },
+        maxGuestMtu(cfg.underlay.mtu, cfg.ipsec.mode !== 'off'),
+        state,
+      );
     },
     join(view, member, vfSteps, firstInPlan) {
       const steps: Step[] = [...vfSteps];
       if (firstInPlan) steps.push(renderTcHostCheck(host, member.leaseKey));
       const creates = !view.live && !view.plannedHere;
       if (creates) steps.push(renderAdmission(vxlanSocketNetns(cfg), view.vni, view.admission, { withUndo: true }));
-      steps.push(...planTcJoin(host, { vni: view.vni, peers: view.live?.peers ?? view.peers, members: view.members }, [member]));
-      return { steps, ...(creates ? { newVni: { peers: view.peers, tc: { netns: cfg.netns, underlayAddress: cfg.underlay.address, ...policy } } } : {}) };
+      steps.push(
+        ...planTcJoin(host, { vni: view.vni, peers: view.live?.peers ?? view.peers, members: view.members }, [member]),
+      );
+      return {
+        steps,
+        ...(creates
+          ? {
+              newVni: { peers: view.peers, tc: { netns: cfg.netns, underlayAddress: cfg.underlay.address, ...policy } },
+            }
+          : {}),
+      };
     },
   };
 }

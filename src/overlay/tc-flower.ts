@@ -166,18 +166,41 @@ export function planTcHost(host: TcFlowerHost, mtu: number, current: TcHostState
       kind: 'tcf-vxlan-create',
       device: vx,
       owner,
-      do: { argv: ip(ns, 'link', 'add', vx, 'mtu', String(mtu), 'type', 'vxlan', 'dstport', String(VXLAN_PORT), 'external') },
+      do: {
+        argv: ip(ns, 'link', 'add', vx, 'mtu', String(mtu), 'type', 'vxlan', 'dstport', String(VXLAN_PORT), 'external'),
+      },
       undo: { argv: ip(ns, 'link', 'del', vx) },
     });
   } else if (!cur.external || cur.port !== VXLAN_PORT) {
-    throw new ValidationError(`host setup: ${vx} exists but is not an external VXLAN device on UDP ${VXLAN_PORT} (external ${cur.external}, port ${cur.port}); remove it (ip link del ${vx}) and run host setup again`);
+    throw new ValidationError(
+      `host setup: ${vx} exists but is not an external VXLAN device on UDP ${VXLAN_PORT} (external ${cur.external}, port ${cur.port}); remove it (ip link del ${vx}) and run host setup again`,
+    );
   } else if (cur.mtu !== mtu) {
-    steps.push({ kind: 'tcf-vxlan-mtu', device: vx, owner, do: { argv: ip(ns, 'link', 'set', 'dev', vx, 'mtu', String(mtu)) }, undo: { argv: ip(ns, 'link', 'set', 'dev', vx, 'mtu', String(cur.mtu)) } });
+    steps.push({
+      kind: 'tcf-vxlan-mtu',
+      device: vx,
+      owner,
+      do: { argv: ip(ns, 'link', 'set', 'dev', vx, 'mtu', String(mtu)) },
+      undo: { argv: ip(ns, 'link', 'set', 'dev', vx, 'mtu', String(cur.mtu)) },
+    });
   }
-  if (!cur?.up) steps.push({ kind: 'tcf-vxlan-up', device: vx, owner, do: { argv: ip(ns, 'link', 'set', 'dev', vx, 'up') }, undo: { argv: ip(ns, 'link', 'set', 'dev', vx, 'down') } });
+  if (!cur?.up)
+    steps.push({
+      kind: 'tcf-vxlan-up',
+      device: vx,
+      owner,
+      do: { argv: ip(ns, 'link', 'set', 'dev', vx, 'up') },
+      undo: { argv: ip(ns, 'link', 'set', 'dev', vx, 'down') },
+    });
   // A new device has no qdisc, whatever was read about the old one.
   if (!cur || !current.ingressQdisc) {
-    steps.push({ kind: 'tcf-qdisc', device: vx, owner, do: { argv: tc(ns, 'qdisc', 'add', 'dev', vx, 'ingress') }, undo: { argv: tc(ns, 'qdisc', 'del', 'dev', vx, 'ingress') } });
+    steps.push({
+      kind: 'tcf-qdisc',
+      device: vx,
+      owner,
+      do: { argv: tc(ns, 'qdisc', 'add', 'dev', vx, 'ingress') },
+      undo: { argv: tc(ns, 'qdisc', 'del', 'dev', vx, 'ingress') },
+    });
   }
   return steps;
 }
@@ -185,23 +208,42 @@ export function planTcHost(host: TcFlowerHost, mtu: number, current: TcHostState
 /** `ip -j -d link show vfwvxlan` (iproute2 ip/iplink_vxlan.c: info_data.external, info_data.port). */
 export function parseTcHostLink(json: string, dev = TC_VXLAN_DEVICE): NonNullable<TcHostState['vxlan']> {
   const link = parseJsonArray(json, `ip link show ${dev}`)[0] as
-    | { mtu?: number; flags?: string[]; linkinfo?: { info_kind?: string; info_data?: { external?: boolean; port?: number } } }
+    | {
+        mtu?: number;
+        flags?: string[];
+        linkinfo?: { info_kind?: string; info_data?: { external?: boolean; port?: number } };
+      }
     | undefined;
   if (!link) throw new ValidationError(`ip link show ${dev}: no such link in the output`);
-  if (link.linkinfo?.info_kind !== 'vxlan') throw new ValidationError(`ip link show ${dev}: not a VXLAN device (${link.linkinfo?.info_kind ?? 'no linkinfo; was -d given?'})`);
+  if (link.linkinfo?.info_kind !== 'vxlan')
+    throw new ValidationError(
+      `ip link show ${dev}: not a VXLAN device (${link.linkinfo?.info_kind ?? 'no linkinfo; was -d given?'})`,
+    );
   const d = link.linkinfo.info_data ?? {};
-  return { external: d.external === true, port: d.port ?? 0, mtu: link.mtu ?? 0, up: link.flags?.includes('UP') ?? false };
+  return {
+    external: d.external === true,
+    port: d.port ?? 0,
+    mtu: link.mtu ?? 0,
+    up: link.flags?.includes('UP') ?? false,
+  };
 }
 
 /** `tc -j qdisc show dev D`: is there an ingress (or clsact) qdisc? */
 export function hasIngressQdisc(json: string, dev = 'device'): boolean {
-  return parseJsonArray(json, `tc qdisc show dev ${dev}`).some((q) => (q as { kind?: string }).kind === 'ingress' || (q as { kind?: string }).kind === 'clsact');
+  return parseJsonArray(json, `tc qdisc show dev ${dev}`).some(
+    (q) => (q as { kind?: string }).kind === 'ingress' || (q as { kind?: string }).kind === 'clsact',
+  );
 }
 
 /** A cheap check for a VM's start: the shared device exists (fail closed with a clear step name). */
 export function renderTcHostCheck(host: TcFlowerHost, leaseKey: string): Step {
   const vx = vxlanDev(host);
-  return { kind: 'tcf-vxlan-check', device: vx, owner: { kind: 'lease', key: leaseKey }, do: { argv: ip(host.netns, 'link', 'show', 'dev', vx) } };
+  return {
+    kind: 'tcf-vxlan-check',
+    device: vx,
+    owner: { kind: 'lease', key: leaseKey },
+    do: { argv: ip(host.netns, 'link', 'show', 'dev', vx) },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -213,29 +255,88 @@ export function tcVniRules(host: TcFlowerHost, state: TcVniState): TcRule[] {
   const vx = vxlanDev(host);
   const { vni, peers, members } = state;
   const rules: TcRule[] = [];
-  const encap = (peer: string) => ['action', 'tunnel_key', 'set', 'id', String(vni), 'src_ip', host.underlayAddress, 'dst_ip', peer, 'dst_port', String(VXLAN_PORT), 'nocsum'];
+  const encap = (peer: string) => [
+    'action',
+    'tunnel_key',
+    'set',
+    'id',
+    String(vni),
+    'src_ip',
+    host.underlayAddress,
+    'dst_ip',
+    peer,
+    'dst_port',
+    String(VXLAN_PORT),
+    'nocsum',
+  ];
 
   for (const m of members) {
     const others = members.filter((o) => o !== m);
     const from = ['src_mac', m.mac];
     for (const o of others) {
-      rules.push({ dev: m.rep, pref: REP_PREF.local, handle: vfBits(o.pci), spec: [...from, 'dst_mac', o.mac, ...replicate([{ rep: o.rep }])], scope: 'vni', about: `${m.rep} -> ${o.rep} (${o.mac})` });
+      rules.push({
+        dev: m.rep,
+        pref: REP_PREF.local,
+        handle: vfBits(o.pci),
+        spec: [...from, 'dst_mac', o.mac, ...replicate([{ rep: o.rep }])],
+        scope: 'vni',
+        about: `${m.rep} -> ${o.rep} (${o.mac})`,
+      });
     }
     // With no other local member BUM goes where unknown unicast goes: the pref 3 rule covers it.
     if (others.length > 0) {
       const dests = [...others.map((o) => ({ rep: o.rep })), ...peers.map((p) => ({ peer: p }))];
       checkFanout(host, vni, m.rep, others.length, peers.length);
-      rules.push({ dev: m.rep, pref: REP_PREF.bum, handle: 1, spec: [...from, 'dst_mac', MULTICAST, ...replicate(dests, encap, vx)], scope: 'vni', about: `${m.rep} BUM -> ${dests.length} destination(s)` });
+      rules.push({
+        dev: m.rep,
+        pref: REP_PREF.bum,
+        handle: 1,
+        spec: [...from, 'dst_mac', MULTICAST, ...replicate(dests, encap, vx)],
+        scope: 'vni',
+        about: `${m.rep} BUM -> ${dests.length} destination(s)`,
+      });
     }
     if (peers.length > 0) {
       checkFanout(host, vni, m.rep, 0, peers.length);
-      rules.push({ dev: m.rep, pref: REP_PREF.flood, handle: 1, spec: [...from, ...replicate(peers.map((p) => ({ peer: p })), encap, vx)], scope: 'lease', leaseKey: m.leaseKey, about: `${m.rep} -> VNI ${vni} peers` });
+      rules.push({
+        dev: m.rep,
+        pref: REP_PREF.flood,
+        handle: 1,
+        spec: [
+          ...from,
+          ...replicate(
+            peers.map((p) => ({ peer: p })),
+            encap,
+            vx,
+          ),
+        ],
+        scope: 'lease',
+        leaseKey: m.leaseKey,
+        about: `${m.rep} -> VNI ${vni} peers`,
+      });
     }
-    rules.push({ dev: m.rep, pref: REP_PREF.drop, handle: 1, spec: ['action', 'drop'], scope: 'lease', leaseKey: m.leaseKey, about: `${m.rep} drop the rest` });
+    rules.push({
+      dev: m.rep,
+      pref: REP_PREF.drop,
+      handle: 1,
+      spec: ['action', 'drop'],
+      scope: 'lease',
+      leaseKey: m.leaseKey,
+      about: `${m.rep} drop the rest`,
+    });
   }
 
   peers.forEach((peer, p) => {
-    const outer = ['enc_key_id', String(vni), 'enc_src_ip', peer, 'enc_dst_ip', host.underlayAddress, 'enc_dst_port', String(VXLAN_PORT)];
+    const outer = [
+      'enc_key_id',
+      String(vni),
+      'enc_src_ip',
+      peer,
+      'enc_dst_ip',
+      host.underlayAddress,
+      'enc_dst_port',
+      String(VXLAN_PORT),
+    ];
     for (const m of members) {
       rules.push({
         dev: vx,
@@ -253,7 +354,15 @@ export function tcVniRules(host: TcFlowerHost, state: TcVniState): TcRule[] {
         dev: vx,
         pref: VXLAN_PREF.bum,
         handle: vni * 256 + p,
-        spec: [...outer, 'dst_mac', MULTICAST, 'action', 'tunnel_key', 'unset', ...replicate(members.map((m) => ({ rep: m.rep })))],
+        spec: [
+          ...outer,
+          'dst_mac',
+          MULTICAST,
+          'action',
+          'tunnel_key',
+          'unset',
+          ...replicate(members.map((m) => ({ rep: m.rep }))),
+        ],
         scope: 'vni',
         about: `VNI ${vni} BUM from ${peer} -> ${members.length} member(s)`,
       });
@@ -277,21 +386,63 @@ function replicate(dests: Dest[], encap?: (peer: string) => string[], vx?: strin
 
 function addRule(host: TcFlowerHost, r: TcRule, verb: 'add' | 'replace'): Command {
   const flag = host.policy === 'none' ? [] : [host.policy ?? 'skip_sw'];
-  return { argv: tc(host.netns, 'filter', verb, 'dev', r.dev, 'ingress', 'pref', String(r.pref), 'handle', hex(r.handle), 'protocol', 'all', 'flower', ...flag, ...r.spec) };
+  return {
+    argv: tc(
+      host.netns,
+      'filter',
+      verb,
+      'dev',
+      r.dev,
+      'ingress',
+      'pref',
+      String(r.pref),
+      'handle',
+      hex(r.handle),
+      'protocol',
+      'all',
+      'flower',
+      ...flag,
+      ...r.spec,
+    ),
+  };
 }
 
 function delRule(host: TcFlowerHost, r: Pick<TcRule, 'dev' | 'pref' | 'handle'>): Command {
-  return { argv: tc(host.netns, 'filter', 'del', 'dev', r.dev, 'ingress', 'pref', String(r.pref), 'handle', hex(r.handle), 'flower') };
+  return {
+    argv: tc(
+      host.netns,
+      'filter',
+      'del',
+      'dev',
+      r.dev,
+      'ingress',
+      'pref',
+      String(r.pref),
+      'handle',
+      hex(r.handle),
+      'flower',
+    ),
+  };
 }
 
 /** Every rule of these VNIs removed (tolerant callers: some may be gone already); qdiscs stay. */
 export function renderTcRulesDown(host: TcFlowerHost, rules: TcRule[]): Step[] {
-  return rules.map((r) => ({ kind: 'tcf-ipsec-down', device: ruleId(r), owner: TC_UNRECORDED_OWNER, do: delRule(host, r) }));
+  return rules.map((r) => ({
+    kind: 'tcf-ipsec-down',
+    device: ruleId(r),
+    owner: TC_UNRECORDED_OWNER,
+    do: delRule(host, r),
+  }));
 }
 
 /** Every rule put (back) in place: `replace` creates a missing rule and rewrites a present one. */
 export function renderTcRulesUp(host: TcFlowerHost, rules: TcRule[]): Step[] {
-  return rules.map((r) => ({ kind: 'tcf-ipsec-up', device: ruleId(r), owner: TC_UNRECORDED_OWNER, do: addRule(host, r, 'replace') }));
+  return rules.map((r) => ({
+    kind: 'tcf-ipsec-up',
+    device: ruleId(r),
+    owner: TC_UNRECORDED_OWNER,
+    do: addRule(host, r, 'replace'),
+  }));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -315,7 +466,13 @@ export function planTcJoin(host: TcFlowerHost, before: TcVniState, joining: TcMe
   const steps: Step[] = [];
   for (const m of joining) {
     const owner = { kind: 'lease', key: m.leaseKey } as const;
-    steps.push({ kind: 'tcf-rep-qdisc', device: m.rep, owner, do: { argv: tc(host.netns, 'qdisc', 'add', 'dev', m.rep, 'ingress') }, undo: { argv: tc(host.netns, 'qdisc', 'del', 'dev', m.rep, 'ingress') } });
+    steps.push({
+      kind: 'tcf-rep-qdisc',
+      device: m.rep,
+      owner,
+      do: { argv: tc(host.netns, 'qdisc', 'add', 'dev', m.rep, 'ingress') },
+      undo: { argv: tc(host.netns, 'qdisc', 'del', 'dev', m.rep, 'ingress') },
+    });
     for (const r of rules.filter((x) => x.scope === 'lease' && x.leaseKey === m.leaseKey)) {
       steps.push({ kind: 'tcf-rule', device: ruleId(r), owner, do: addRule(host, r, 'add'), undo: delRule(host, r) });
     }
@@ -353,12 +510,33 @@ function syncSteps(host: TcFlowerHost, old: TcRule[], now: TcRule[]): Step[] {
   const replaces: Step[] = [];
   const adds: Step[] = [];
   for (const [k, r] of oldV) {
-    if (!nowV.has(k)) dels.push({ kind: 'tcf-sync-del', device: ruleId(r), owner, do: delRule(host, r), undo: addRule(host, r, 'add') });
+    if (!nowV.has(k))
+      dels.push({
+        kind: 'tcf-sync-del',
+        device: ruleId(r),
+        owner,
+        do: delRule(host, r),
+        undo: addRule(host, r, 'add'),
+      });
   }
   for (const [k, r] of nowV) {
     const was = oldV.get(k);
-    if (!was) adds.push({ kind: 'tcf-sync-add', device: ruleId(r), owner, do: addRule(host, r, 'add'), undo: delRule(host, r) });
-    else if (was.spec.join(' ') !== r.spec.join(' ')) replaces.push({ kind: 'tcf-sync-replace', device: ruleId(r), owner, do: addRule(host, r, 'replace'), undo: addRule(host, was, 'replace') });
+    if (!was)
+      adds.push({
+        kind: 'tcf-sync-add',
+        device: ruleId(r),
+        owner,
+        do: addRule(host, r, 'add'),
+        undo: delRule(host, r),
+      });
+    else if (was.spec.join(' ') !== r.spec.join(' '))
+      replaces.push({
+        kind: 'tcf-sync-replace',
+        device: ruleId(r),
+        owner,
+        do: addRule(host, r, 'replace'),
+        undo: addRule(host, was, 'replace'),
+      });
   }
   return [...dels, ...replaces, ...adds];
 }
@@ -425,13 +603,30 @@ export interface TcRuleCheck {
  * shows per device. `in_hw` needs the flag and, where reported, a non-zero in_hw_count; a
  * flower filter reported without either flag (kernels before 4.15) counts as not in hardware.
  */
-export function checkTcOffload(expected: Pick<TcRule, 'dev' | 'pref' | 'handle' | 'about'>[], shown: Map<string, TcFilterStatus[]>): TcRuleCheck[] {
+export function checkTcOffload(
+  expected: Pick<TcRule, 'dev' | 'pref' | 'handle' | 'about'>[],
+  shown: Map<string, TcFilterStatus[]>,
+): TcRuleCheck[] {
   return expected.map((r) => {
     const f = shown.get(r.dev)?.find((x) => x.pref === r.pref && x.handle === r.handle && x.kind === 'flower');
     const base = { dev: r.dev, pref: r.pref, handle: r.handle, about: r.about };
-    if (!f) return { ...base, state: 'missing' as const, detail: `${ruleId(r)}: missing (${r.about}); vfwire gc, or restart the VM to re-plan its rules` };
-    if (f.inHw && f.inHwCount !== 0) return { ...base, state: 'in_hw' as const, detail: `${ruleId(r)}: in_hw${f.inHwCount === undefined ? '' : ` (count ${f.inHwCount})`}` };
-    return { ...base, state: 'not_in_hw' as const, detail: `${ruleId(r)}: not_in_hw (${r.about}); check switchdev mode, the VXLAN port offload (ethtool --show-tunnels) and dmesg for mlx5 messages` };
+    if (!f)
+      return {
+        ...base,
+        state: 'missing' as const,
+        detail: `${ruleId(r)}: missing (${r.about}); vfwire gc, or restart the VM to re-plan its rules`,
+      };
+    if (f.inHw && f.inHwCount !== 0)
+      return {
+        ...base,
+        state: 'in_hw' as const,
+        detail: `${ruleId(r)}: in_hw${f.inHwCount === undefined ? '' : ` (count ${f.inHwCount})`}`,
+      };
+    return {
+      ...base,
+      state: 'not_in_hw' as const,
+      detail: `${ruleId(r)}: not_in_hw (${r.about}); check switchdev mode, the VXLAN port offload (ethtool --show-tunnels) and dmesg for mlx5 messages`,
+    };
   });
 }
 
@@ -470,18 +665,23 @@ export function vfBits(pci: string): number {
 }
 
 function validateState(s: TcVniState): void {
-  if (!Number.isInteger(s.vni) || s.vni < VNI_MIN || s.vni > VNI_MAX) throw new ValidationError(`vni: ${s.vni} is not a VXLAN VNI (${VNI_MIN}..${VNI_MAX})`);
-  if (s.peers.length > MAX_PEERS) throw new ValidationError(`VNI ${s.vni}: ${s.peers.length} peers, at most ${MAX_PEERS} fit the rule handles`);
+  if (!Number.isInteger(s.vni) || s.vni < VNI_MIN || s.vni > VNI_MAX)
+    throw new ValidationError(`vni: ${s.vni} is not a VXLAN VNI (${VNI_MIN}..${VNI_MAX})`);
+  if (s.peers.length > MAX_PEERS)
+    throw new ValidationError(`VNI ${s.vni}: ${s.peers.length} peers, at most ${MAX_PEERS} fit the rule handles`);
   if (new Set(s.peers).size !== s.peers.length) throw new ValidationError(`VNI ${s.vni}: a peer is listed twice`);
   for (const m of s.members) {
-    if (!normalizeMac(m.mac) || !isUnicastMac(m.mac)) throw new ValidationError(`VNI ${s.vni}: ${m.rep}: mac ${JSON.stringify(m.mac)} is not a unicast MAC`);
+    if (!normalizeMac(m.mac) || !isUnicastMac(m.mac))
+      throw new ValidationError(`VNI ${s.vni}: ${m.rep}: mac ${JSON.stringify(m.mac)} is not a unicast MAC`);
   }
 }
 
 function checkFanout(host: TcFlowerHost, vni: number, dev: string, locals: number, peers: number): void {
   const n = locals + peers;
   if (n > MLX5_MAX_FWD_DESTS) {
-    throw new ValidationError(`VNI ${vni}: ${dev} would replicate to ${n} destinations; mlx5 offloads at most ${MLX5_MAX_FWD_DESTS} per rule (fewer peers or members on this VNI)`);
+    throw new ValidationError(
+      `VNI ${vni}: ${dev} would replicate to ${n} destinations; mlx5 offloads at most ${MLX5_MAX_FWD_DESTS} per rule (fewer peers or members on this VNI)`,
+    );
   }
   // With IPsec TX tables on the uplink, a rule that encapsulates to it must have no other
   // destination (drivers/net/ethernet/mellanox/mlx5/core/eswitch_offloads.c esw_flow_dests_fwd_ipsec_check).
@@ -497,7 +697,10 @@ function checkUniqueHandles(rules: TcRule[]): void {
   for (const r of rules) {
     const k = ruleKey(r);
     const other = seen.get(k);
-    if (other) throw new ValidationError(`tc rule handle collision on ${ruleId(r)}: ${other.about} / ${r.about} (VFs on different PCI domains with the same bus:device.function?)`);
+    if (other)
+      throw new ValidationError(
+        `tc rule handle collision on ${ruleId(r)}: ${other.about} / ${r.about} (VFs on different PCI domains with the same bus:device.function?)`,
+      );
     seen.set(k, r);
   }
 }

@@ -12,10 +12,21 @@ export interface Choice {
 }
 
 /** `taken` holds `pf/vf` of VFs already chosen earlier in the same plan. */
-export function chooseVf(vm: string, index: number, wantPf: string | undefined, inv: Inventory, ledger: LedgerData, cfg: Config, taken: Set<string>): Choice {
+export function chooseVf(
+  vm: string,
+  index: number,
+  wantPf: string | undefined,
+  inv: Inventory,
+  ledger: LedgerData,
+  cfg: Config,
+  taken: Set<string>,
+): Choice {
   const pools = wantPf ? cfg.pfs.filter((p) => p.name === wantPf) : cfg.pfs;
   if (wantPf && pools.length === 0) {
-    throw new ValidationError(`interface ${index}: pf: "${wantPf}" is not a PF in ${cfg.path} (have: ${cfg.pfs.map((p) => p.name).join(', ')})`, { vm });
+    throw new ValidationError(
+      `interface ${index}: pf: "${wantPf}" is not a PF in ${cfg.path} (have: ${cfg.pfs.map((p) => p.name).join(', ')})`,
+      { vm },
+    );
   }
   const used = new Set(Object.values(ledger.leases).map((l) => `${l.pf}/${l.vf}`));
   let usable = 0;
@@ -31,5 +42,8 @@ export function chooseVf(vm: string, index: number, wantPf: string | undefined, 
     }
   }
   const where = pools.map((p) => p.name).join(', ');
-  throw new ResourceError(`interface ${index}: no free VF on ${where} (${usable} usable, all leased; see vfwire status)`, { vm });
+  throw new ResourceError(
+    `interface ${index}: no free VF on ${where} (${usable} usable, all leased; see vfwire status)`,
+    { vm },
+  );
 }

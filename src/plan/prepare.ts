@@ -29,7 +29,13 @@ export interface PreparePlan {
   steps: Step[];
 }
 
-export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerData, cfg: Config, now = new Date()): PreparePlan {
+export function planPrepare(
+  req: DomainRequest,
+  inv: Inventory,
+  ledger: LedgerData,
+  cfg: Config,
+  now = new Date(),
+): PreparePlan {
   const ifaces = req.interfaces ?? [];
   const overlay = overlayFor(cfg);
   const overlayMtu = maxGuestMtu(cfg.underlay.mtu, cfg.ipsec.mode !== 'off');
@@ -48,8 +54,21 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
     const { pf, vf } = chooseVf(req.name, spec.index, spec.pf, inv, ledger, cfg, taken);
     taken.add(`${pf.name}/${vf.index}`);
 
-    const vfSteps = renderVfConfig(cfg.backend, cfg.netns, { leaseKey: key, pf: pf.name, vf: vf.index, vfDev: vf.netdev, mac: spec.mac, mtu, origMac: cfg.backend === 'real' ? vf.adminMac : vf.mac });
-    const joined = overlay.join(vniView(ledger, plan, spec.vni, peers, cfg), { leaseKey: key, rep: vf.rep!, mac: spec.mac, pci: vf.pci, mtu }, vfSteps, plan.leases.length === 0);
+    const vfSteps = renderVfConfig(cfg.backend, cfg.netns, {
+      leaseKey: key,
+      pf: pf.name,
+      vf: vf.index,
+      vfDev: vf.netdev,
+      mac: spec.mac,
+      mtu,
+      origMac: cfg.backend === 'real' ? vf.adminMac : vf.mac,
+    });
+    const joined = overlay.join(
+      vniView(ledger, plan, spec.vni, peers, cfg),
+      { leaseKey: key, rep: vf.rep!, mac: spec.mac, pci: vf.pci, mtu },
+      vfSteps,
+      plan.leases.length === 0,
+    );
     plan.steps.push(...joined.steps);
     if (joined.newVni) plan.newVnis.push({ vni: spec.vni, ...joined.newVni });
     if (joined.peerUpdate) plan.peerUpdates.push({ vni: spec.vni, ...joined.peerUpdate });
@@ -65,16 +84,32 @@ export function planPrepare(req: DomainRequest, inv: Inventory, ledger: LedgerDa
 function admissionPeers(cfg: Config, peers: PeerConfig[]): AdmissionPeer[] {
   const ipsec = cfg.ipsec.mode !== 'off';
   const local = cfg.underlay.address;
-  return peers.map((p) => ({ address: p.address, ...(ipsec ? { reqids: { in: inboundReqid(local, p.address), out: outboundReqid(local, p.address) } } : {}) }));
+  return peers.map((p) => ({
+    address: p.address,
+    ...(ipsec ? { reqids: { in: inboundReqid(local, p.address), out: outboundReqid(local, p.address) } } : {}),
+  }));
 }
 
 // Two guests with one MAC on one L2 segment break each other (a clone that kept an explicit MAC).
 function checkMacFree(vm: string, spec: InterfaceSpec, ledger: LedgerData): void {
   const holder = Object.values(ledger.leases).find((l) => l.mac === spec.mac && l.vni === spec.vni);
-  if (holder) throw new ValidationError(`interface ${spec.index}: mac: ${spec.mac} is already used on VNI ${spec.vni} by vm ${holder.vm}`, { vm });
+  if (holder)
+    throw new ValidationError(
+      `interface ${spec.index}: mac: ${spec.mac} is already used on VNI ${spec.vni} by vm ${holder.vm}`,
+      { vm },
+    );
 }
 
-function newLease(req: DomainRequest, spec: InterfaceSpec, key: string, pf: string, vf: VfInfo, mtu: number, cfg: Config, now: Date): Lease {
+function newLease(
+  req: DomainRequest,
+  spec: InterfaceSpec,
+  key: string,
+  pf: string,
+  vf: VfInfo,
+  mtu: number,
+  cfg: Config,
+  now: Date,
+): Lease {
   return {
     key,
     vm: req.name,
@@ -99,7 +134,13 @@ function newLease(req: DomainRequest, spec: InterfaceSpec, key: string, pf: stri
 function vniView(ledger: LedgerData, plan: PreparePlan, vni: number, peers: PeerConfig[], cfg: Config): VniView {
   const live = ledger.vnis[String(vni)];
   const fromLedger = (live?.members ?? []).flatMap((k) => (ledger.leases[k] ? [ledger.leases[k]] : []));
-  const members = [...fromLedger, ...plan.leases.filter((l) => l.vni === vni)].map((l) => ({ leaseKey: l.key, rep: l.rep, mac: l.mac, pci: l.pci, mtu: l.mtu }));
+  const members = [...fromLedger, ...plan.leases.filter((l) => l.vni === vni)].map((l) => ({
+    leaseKey: l.key,
+    rep: l.rep,
+    mac: l.mac,
+    pci: l.pci,
+    mtu: l.mtu,
+  }));
   return {
     vni,
     ...(live ? { live: { peers: live.peers } } : {}),
@@ -114,14 +155,21 @@ function vniView(ledger: LedgerData, plan: PreparePlan, vni: number, peers: Peer
 // between them without a word (no router is there to send "fragmentation needed").
 function checkMtuMatches(vm: string, spec: InterfaceSpec, mtu: number, ledger: LedgerData, planned: Lease[]): void {
   const other = [...Object.values(ledger.leases), ...planned].find((l) => l.vni === spec.vni && l.mtu !== mtu);
-  if (other) throw new ValidationError(`interface ${spec.index}: mtu: ${mtu} differs from the ${other.mtu} of vm ${other.vm} on VNI ${spec.vni} (one L2 segment needs one MTU)`, { vm });
+  if (other)
+    throw new ValidationError(
+      `interface ${spec.index}: mtu: ${mtu} differs from the ${other.mtu} of vm ${other.vm} on VNI ${spec.vni} (one L2 segment needs one MTU)`,
+      { vm },
+    );
 }
 
 function guestMtu(vm: string, spec: InterfaceSpec, cfg: Config, overlayMtu: number): number {
   if (spec.mtu === undefined) return defaultGuestMtu(cfg.vfMtu, cfg.underlay.mtu, cfg.ipsec.mode !== 'off');
   if (spec.mtu > overlayMtu) {
     const why = `underlay ${cfg.underlay.mtu} - VXLAN${cfg.ipsec.mode !== 'off' ? ' - ESP' : ''} overhead`;
-    throw new ValidationError(`interface ${spec.index}: mtu: ${spec.mtu} does not fit the overlay (at most ${overlayMtu}: ${why})`, { vm });
+    throw new ValidationError(
+      `interface ${spec.index}: mtu: ${spec.mtu} does not fit the overlay (at most ${overlayMtu}: ${why})`,
+      { vm },
+    );
   }
   return spec.mtu;
 }
@@ -133,10 +181,22 @@ function guestMtu(vm: string, spec: InterfaceSpec, cfg: Config, overlayMtu: numb
 //
 // On a tc-flower host with IPsec every start needs its VNI's SAs, encrypt="off" too: tc rules
 // may exist only while the SAs do (ipsec/tc-order.ts), and none while they are taken down.
-function encryptionChecks(vm: string, spec: InterfaceSpec, cfg: Config, overlay: Overlay, peers: PeerConfig[], ledger: LedgerData, leaseKey: string, checked: Set<string>): Step[] {
+function encryptionChecks(
+  vm: string,
+  spec: InterfaceSpec,
+  cfg: Config,
+  overlay: Overlay,
+  peers: PeerConfig[],
+  ledger: LedgerData,
+  leaseKey: string,
+  checked: Set<string>,
+): Step[] {
   const tcIpsec = overlay.sasForEveryStart;
   if (tcIpsec && ledger.ipsec?.tcRulesDown) {
-    throw new ValidationError(`interface ${spec.index}: the tc-flower rules are down until IPsec is back (mlx5 takes no first SA beside tc rules): run vfwire ipsec up, or let vfwire ipsec watch recover`, { vm });
+    throw new ValidationError(
+      `interface ${spec.index}: the tc-flower rules are down until IPsec is back (mlx5 takes no first SA beside tc rules): run vfwire ipsec up, or let vfwire ipsec watch recover`,
+      { vm },
+    );
   }
   if ((spec.encrypt !== 'required' && !tcIpsec) || peers.length === 0) return [];
   const names = peers.map((p) => p.name).join(', ');
@@ -149,10 +209,16 @@ function encryptionChecks(vm: string, spec: InterfaceSpec, cfg: Config, overlay:
   }
   const down = peers.filter((p) => !ledger.ipsec?.peers[p.name]);
   if (down.length) {
-    const why = spec.encrypt === 'required' ? 'encrypt: required' : 'overlay tc-flower with IPsec (tc rules only after the SAs)';
-    throw new ValidationError(`interface ${spec.index}: ${why}, but no IPsec SAs to ${down.map((p) => p.name).join(', ')} are up (run: vfwire ipsec up)`, { vm });
+    const why =
+      spec.encrypt === 'required' ? 'encrypt: required' : 'overlay tc-flower with IPsec (tc rules only after the SAs)';
+    throw new ValidationError(
+      `interface ${spec.index}: ${why}, but no IPsec SAs to ${down.map((p) => p.name).join(', ')} are up (run: vfwire ipsec up)`,
+      { vm },
+    );
   }
   const unchecked = peers.filter((p) => !checked.has(p.name));
   for (const p of unchecked) checked.add(p.name);
-  return unchecked.flatMap((p) => renderPeerCheck(p.name, underlayNetns(cfg), ledger.ipsec!.peers[p.name]!.sas, leaseKey));
+  return unchecked.flatMap((p) =>
+    renderPeerCheck(p.name, underlayNetns(cfg), ledger.ipsec!.peers[p.name]!.sas, leaseKey),
+  );
 }

@@ -14,7 +14,10 @@ export interface ReleasePlan {
 }
 
 export function planRelease(data: LedgerData, uuid: string): ReleasePlan {
-  return planReleaseKeys(data, leasesOf(data, uuid).map((l) => l.key));
+  return planReleaseKeys(
+    data,
+    leasesOf(data, uuid).map((l) => l.key),
+  );
 }
 
 export function planReleaseKeys(data: LedgerData, keys: string[]): ReleasePlan {
@@ -25,7 +28,13 @@ export function planReleaseKeys(data: LedgerData, keys: string[]): ReleasePlan {
     const state = data.vnis[String(vni)];
     // Rules taken down for IPsec stay down: a rewrite would put encap rules back without SAs.
     if (!state?.tc || data.ipsec?.tcRulesDown) continue;
-    commands.push(...planTcLeave(state.tc, tcVniStateOf(data, vni), keys.filter((k) => data.leases[k]?.vni === vni)).map((s) => s.do));
+    commands.push(
+      ...planTcLeave(
+        state.tc,
+        tcVniStateOf(data, vni),
+        keys.filter((k) => data.leases[k]?.vni === vni),
+      ).map((s) => s.do),
+    );
   }
   for (const key of [...keys].reverse()) commands.push(...[...(data.leases[key]?.undo ?? [])].reverse());
   for (const vni of vnis) {

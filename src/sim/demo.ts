@@ -23,7 +23,9 @@ export interface DemoIo {
 
 /** Part 1: netns guests and the isolation proof. Part 2 (sim/libvirt-demo.ts): libvirt + QEMU. */
 export async function runDemo(opts: SimOptions, runner: Runner, io: DemoIo, keep = false): Promise<boolean> {
-  io.say(`1. Two simulated hosts (netns ${opts.prefix}-a, ${opts.prefix}-b), ${opts.vfs} VFs each, underlay 198.18.0.1 <-> 198.18.0.2`);
+  io.say(
+    `1. Two simulated hosts (netns ${opts.prefix}-a, ${opts.prefix}-b), ${opts.vfs} VFs each, underlay 198.18.0.1 <-> 198.18.0.2`,
+  );
   await simUp(opts, runner);
   let ok = false;
   try {
@@ -47,14 +49,22 @@ export async function runDemo(opts: SimOptions, runner: Runner, io: DemoIo, keep
     io.say('4. Isolation proof: every guest pings every other');
     const probes = await probeAll(opts, DEMO_GUESTS, runner);
     const t = makeTable(['FROM', 'TO', 'SAME VNI', 'REACHED', '']);
-    for (const p of probes) t.push([p.from, `${p.to} (${p.toIp})`, p.expected ? 'yes' : 'no', p.reached ? 'yes' : 'no', p.reached === p.expected ? 'ok' : 'WRONG']);
+    for (const p of probes)
+      t.push([
+        p.from,
+        `${p.to} (${p.toIp})`,
+        p.expected ? 'yes' : 'no',
+        p.reached ? 'yes' : 'no',
+        p.reached === p.expected ? 'ok' : 'WRONG',
+      ]);
     io.say(t.toString());
     ok = probes.every((p) => p.reached === p.expected);
     io.say(ok ? '   same VNI reaches across hosts; other VNIs are unreachable.' : '   ISOLATION PROOF FAILED');
   } finally {
     if (!keep) {
       io.say('5. Stopping guests (stop hooks release everything), then removing the sim');
-      for (const g of DEMO_GUESTS) await stopGuest(opts, g.name, runner).catch((err) => io.say(`   stop ${g.name}: ${oneLine(err)}`));
+      for (const g of DEMO_GUESTS)
+        await stopGuest(opts, g.name, runner).catch((err) => io.say(`   stop ${g.name}: ${oneLine(err)}`));
       io.say('   host a:');
       await io.status('a');
       io.say('   host b:');
@@ -64,7 +74,9 @@ export async function runDemo(opts: SimOptions, runner: Runner, io: DemoIo, keep
       io.say(left.length ? `   left behind: ${left.join(' ')}` : '   nothing left behind.');
       ok &&= left.length === 0;
     } else {
-      io.say(`5. Left running (--keep). Try: ip netns exec ${opts.prefix}-g-web1 ping 198.19.100.2; remove with: vfwire sim down`);
+      io.say(
+        `5. Left running (--keep). Try: ip netns exec ${opts.prefix}-g-web1 ping 198.19.100.2; remove with: vfwire sim down`,
+      );
     }
   }
   return ok;

@@ -32,19 +32,34 @@ export class SimDevlinkRunner implements Runner {
     const dev = args.find((a) => a.startsWith('pci/'));
     if (!dev) throw new CommandError(`${formatCommand(cmd)}: sim devlink: no pci/ device`);
     const pciDir = join(this.sysfsRoot, 'bus/pci/devices', dev.slice(4));
-    const state = JSON.parse(await readFile(join(pciDir, SIM_DEVLINK_FILE), 'utf8').catch(() => {
-      throw new CommandError(`${formatCommand(cmd)}: exit code 1: kernel answers: No such device`);
-    })) as SimDevlinkState;
+    const state = JSON.parse(
+      await readFile(join(pciDir, SIM_DEVLINK_FILE), 'utf8').catch(() => {
+        throw new CommandError(`${formatCommand(cmd)}: exit code 1: kernel answers: No such device`);
+      }),
+    ) as SimDevlinkState;
     const verb = args.slice(0, 3).join(' ');
     const value = (key: string) => args[args.indexOf(key) + 1];
     switch (verb) {
       case 'dev eswitch show':
         return out({ dev: { [dev]: { mode: state.mode, 'inline-mode': 'none', 'encap-mode': 'basic' } } });
       case 'dev param show':
-        return out({ param: { [dev]: [{ name: 'flow_steering_mode', type: 'driver-specific', values: [{ cmode: 'runtime', value: state.flow_steering_mode }] }] } });
+        return out({
+          param: {
+            [dev]: [
+              {
+                name: 'flow_steering_mode',
+                type: 'driver-specific',
+                values: [{ cmode: 'runtime', value: state.flow_steering_mode }],
+              },
+            ],
+          },
+        });
       case 'dev eswitch set': {
         const numvfs = Number((await readFile(join(pciDir, 'sriov_numvfs'), 'utf8')).trim());
-        if (numvfs !== 0 && value('mode') !== state.mode) throw new CommandError(`${formatCommand(cmd)}: exit code 1: Error: mlx5_core: Can't change mode while VFs are enabled.`);
+        if (numvfs !== 0 && value('mode') !== state.mode)
+          throw new CommandError(
+            `${formatCommand(cmd)}: exit code 1: Error: mlx5_core: Can't change mode while VFs are enabled.`,
+          );
         state.mode = value('mode') as EswitchMode;
         break;
       }

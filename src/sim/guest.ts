@@ -53,7 +53,9 @@ export async function startGuest(opts: SimOptions, spec: GuestSpec, runner: Runn
     await runner.run({ argv: ['ip', '-n', host.netns, 'link', 'set', 'dev', lease.vfDev, 'netns', netns] });
     await runner.run({
       argv: ['ip', '-n', netns, '-batch', '-'],
-      stdin: [`link set dev lo up`, `addr add ${spec.ip} dev ${lease.vfDev}`, `link set dev ${lease.vfDev} up`].join('\n') + '\n',
+      stdin:
+        [`link set dev lo up`, `addr add ${spec.ip} dev ${lease.vfDev}`, `link set dev ${lease.vfDev} up`].join('\n') +
+        '\n',
     });
     return rec;
   } catch (err) {
@@ -70,7 +72,10 @@ export async function stopGuest(opts: SimOptions, name: string, runner: Runner):
     const host = hostOf(opts, rec.host);
     if ((await listNetns(runner)).includes(netns)) {
       // The VF must leave before the netns goes: deleting a netns destroys the veths inside it.
-      if (rec.vfDev) await runner.run({ argv: ['ip', '-n', netns, 'link', 'set', 'dev', rec.vfDev, 'netns', host.netns] }).catch(() => undefined);
+      if (rec.vfDev)
+        await runner
+          .run({ argv: ['ip', '-n', netns, 'link', 'set', 'dev', rec.vfDev, 'netns', host.netns] })
+          .catch(() => undefined);
       await runner.run({ argv: ['ip', 'netns', 'del', netns] });
     }
     const xml = domainXml(rec, rec.uuid);
@@ -91,11 +96,18 @@ async function runHook(host: SimHost, vm: string, [op, sub]: [string, string], x
     return;
   }
   const res = await callHook(host.configPath, vm, op, sub, xml);
-  if (res.code !== 0) throw new VfwireError(`hook ${op}/${sub} refused: ${(res.stderr || res.stdout || `exit ${res.code}`).trim()}`);
+  if (res.code !== 0)
+    throw new VfwireError(`hook ${op}/${sub} refused: ${(res.stderr || res.stdout || `exit ${res.code}`).trim()}`);
 }
 
 function domainXml(spec: GuestSpec, uuid: string): string {
-  const attrs = [`vni="${spec.vni}"`, spec.encrypt ? `encrypt="${spec.encrypt}"` : '', spec.mtu ? `mtu="${spec.mtu}"` : ''].filter(Boolean).join(' ');
+  const attrs = [
+    `vni="${spec.vni}"`,
+    spec.encrypt ? `encrypt="${spec.encrypt}"` : '',
+    spec.mtu ? `mtu="${spec.mtu}"` : '',
+  ]
+    .filter(Boolean)
+    .join(' ');
   return hookDomainXml(spec.name, uuid, [attrs]);
 }
 
@@ -118,11 +130,15 @@ function hostOf(opts: SimOptions, id: 'a' | 'b'): SimHost {
 }
 
 function validateGuest(spec: GuestSpec): void {
-  if (!/^[a-z][a-z0-9-]{0,19}$/.test(spec.name)) throw new ValidationError(`sim guest name "${spec.name}": use 1-20 of a-z 0-9 -, starting with a letter`);
+  if (!/^[a-z][a-z0-9-]{0,19}$/.test(spec.name))
+    throw new ValidationError(`sim guest name "${spec.name}": use 1-20 of a-z 0-9 -, starting with a letter`);
   if (spec.host !== 'a' && spec.host !== 'b') throw new ValidationError(`sim guest ${spec.name}: host must be a or b`);
   const m = /^198\.(1[89])\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(spec.ip);
   if (!m || Number(m[2]) > 255 || Number(m[3]) > 255 || Number(m[4]) < 8 || Number(m[4]) > 30) {
-    throw new ValidationError(`sim guest ${spec.name}: ip "${spec.ip}" must be an address with prefix length in 198.18.0.0/15 (e.g. 198.19.100.1/24)`);
+    throw new ValidationError(
+      `sim guest ${spec.name}: ip "${spec.ip}" must be an address with prefix length in 198.18.0.0/15 (e.g. 198.19.100.1/24)`,
+    );
   }
-  if (spec.ip.startsWith('198.18.0.')) throw new ValidationError(`sim guest ${spec.name}: 198.18.0.0/24 is the sim underlay; pick another subnet`);
+  if (spec.ip.startsWith('198.18.0.'))
+    throw new ValidationError(`sim guest ${spec.name}: 198.18.0.0/24 is the sim underlay; pick another subnet`);
 }

@@ -14,8 +14,21 @@ export interface HookResult {
   stderr: string;
 }
 
-export async function callHook(configPath: string, vm: string, op: string, sub: string, xml: string, env: Record<string, string> = {}, timeoutMs = 120_000): Promise<HookResult> {
-  const res = await execa(HOOK_SCRIPT, [vm, op, sub, '-'], { input: xml, reject: false, timeout: timeoutMs, env: { VFWIRE_CONFIG: configPath, ...env } });
+export async function callHook(
+  configPath: string,
+  vm: string,
+  op: string,
+  sub: string,
+  xml: string,
+  env: Record<string, string> = {},
+  timeoutMs = 120_000,
+): Promise<HookResult> {
+  const res = await execa(HOOK_SCRIPT, [vm, op, sub, '-'], {
+    input: xml,
+    reject: false,
+    timeout: timeoutMs,
+    env: { VFWIRE_CONFIG: configPath, ...env },
+  });
   return { code: res.exitCode ?? -1, stdout: res.stdout, stderr: res.stderr };
 }
 

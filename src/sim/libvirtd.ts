@@ -11,7 +11,8 @@ import { HOOK_SCRIPT, vfwireNetXml } from './hook-call.js';
 export const LIBVIRT_URI = 'qemu:///system';
 const HOOK_DIR = '/etc/libvirt/hooks/qemu.d';
 
-export const virsh = (...args: string[]) => execa('virsh', ['-c', LIBVIRT_URI, ...args], { reject: false, timeout: 120_000 });
+export const virsh = (...args: string[]) =>
+  execa('virsh', ['-c', LIBVIRT_URI, ...args], { reject: false, timeout: 120_000 });
 
 export async function libvirtReachable(): Promise<boolean> {
   return (await virsh('version').catch(() => ({ exitCode: 1 }))).exitCode === 0;
@@ -25,7 +26,11 @@ export async function installSimHook(name: string, configPath: string): Promise<
   if (!/^[a-z0-9-]{1,40}$/.test(name)) throw new Error(`hook name "${name}"`);
   mkdirSync(HOOK_DIR, { recursive: true });
   const path = join(HOOK_DIR, name);
-  writeFileSync(path, `#!/bin/sh\n# vfwire sim hook, removed with the sim that wrote it\nexport VFWIRE_CONFIG='${configPath}'\nexec '${HOOK_SCRIPT}' "$@"\n`, { mode: 0o755 });
+  writeFileSync(
+    path,
+    `#!/bin/sh\n# vfwire sim hook, removed with the sim that wrote it\nexport VFWIRE_CONFIG='${configPath}'\nexec '${HOOK_SCRIPT}' "$@"\n`,
+    { mode: 0o755 },
+  );
   try {
     await restartLibvirtd();
   } catch (err) {
@@ -41,16 +46,27 @@ export async function removeSimHook(path: string): Promise<void> {
 }
 
 export async function restartLibvirtd(): Promise<void> {
-  const systemd = existsSync('/run/systemd/system') && (await execa('systemctl', ['is-active', '--quiet', 'libvirtd'], { reject: false })).exitCode === 0;
+  const systemd =
+    existsSync('/run/systemd/system') &&
+    (await execa('systemctl', ['is-active', '--quiet', 'libvirtd'], { reject: false })).exitCode === 0;
   if (systemd) {
     await execa('systemctl', ['restart', 'libvirtd']);
   } else {
     await execa('pkill', ['-x', 'libvirtd'], { reject: false });
     // A daemon slow to exit gets 10 s; a second one then fails to start and says so.
-    await waitFor('libvirtd to exit', async () => ((await execa('pgrep', ['-x', 'libvirtd'], { reject: false })).exitCode === 0 ? undefined : true), 10_000, 100).catch(() => undefined);
+    await waitFor(
+      'libvirtd to exit',
+      async () => ((await execa('pgrep', ['-x', 'libvirtd'], { reject: false })).exitCode === 0 ? undefined : true),
+      10_000,
+      100,
+    ).catch(() => undefined);
     await execa('libvirtd', ['-d']);
   }
-  await waitFor('libvirtd to come back after a restart', async () => ((await libvirtReachable()) ? true : undefined), 20_000);
+  await waitFor(
+    'libvirtd to come back after a restart',
+    async () => ((await libvirtReachable()) ? true : undefined),
+    20_000,
+  );
 }
 
 /** KVM when libvirt can use it here, TCG otherwise. */
@@ -98,4 +114,3 @@ export async function removeDomain(name: string): Promise<void> {
   await virsh('destroy', name);
   await virsh('undefine', name);
 }
-

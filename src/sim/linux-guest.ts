@@ -54,8 +54,24 @@ export async function guestVirtType(img: GuestImage): Promise<'kvm' | 'qemu'> {
 async function kvmBootsLinux(img: GuestImage): Promise<boolean> {
   const res = await execa(
     'qemu-system-x86_64',
-    ['-machine', 'pc,accel=kvm', '-m', '128', '-nodefaults', '-display', 'none', '-no-reboot', '-serial', 'stdio',
-      '-kernel', img.kernel, '-initrd', img.initrd, '-append', 'console=ttyS0 quiet loglevel=3 vfw.nicwait=0 vfw.poweroff=1'],
+    [
+      '-machine',
+      'pc,accel=kvm',
+      '-m',
+      '128',
+      '-nodefaults',
+      '-display',
+      'none',
+      '-no-reboot',
+      '-serial',
+      'stdio',
+      '-kernel',
+      img.kernel,
+      '-initrd',
+      img.initrd,
+      '-append',
+      'console=ttyS0 quiet loglevel=3 vfw.nicwait=0 vfw.poweroff=1',
+    ],
     { reject: false, timeout: 20_000, stdin: 'ignore' },
   );
   return res.stdout.includes('VFW-BOOT');
@@ -81,8 +97,14 @@ export interface GuestVm {
  */
 function guestDomainXml(g: GuestVm): string {
   // loglevel=1: kernel messages would interleave with init's lines on the one console.
-  const cmdline = ['console=ttyS0', 'quiet', 'loglevel=1', ...Object.entries(g.params).map(([k, v]) => `vfw.${k}=${v}`)].join(' ');
-  if (/[<>&'"]/.test(cmdline)) throw new Error(`guest ${g.name}: kernel command line must not need XML escaping: ${cmdline}`);
+  const cmdline = [
+    'console=ttyS0',
+    'quiet',
+    'loglevel=1',
+    ...Object.entries(g.params).map(([k, v]) => `vfw.${k}=${v}`),
+  ].join(' ');
+  if (/[<>&'"]/.test(cmdline))
+    throw new Error(`guest ${g.name}: kernel command line must not need XML escaping: ${cmdline}`);
   return `<domain type="${g.type}">
   <name>${g.name}</name>
   <metadata>${vfwireNetXml(g.ifaces)}</metadata>
@@ -138,7 +160,9 @@ function parseConsole(text: string): VfwLine[] {
 
 /** The last `n` lines of a console, for a failure report. */
 export function consoleTail(path: string, n = 25): string {
-  return existsSync(path) ? readFileSync(path, 'utf8').replace(/\r/g, '').split('\n').slice(-n).join('\n') : '(no console file)';
+  return existsSync(path)
+    ? readFileSync(path, 'utf8').replace(/\r/g, '').split('\n').slice(-n).join('\n')
+    : '(no console file)';
 }
 
 export function readConsole(path: string): VfwLine[] {
@@ -146,7 +170,12 @@ export function readConsole(path: string): VfwLine[] {
 }
 
 /** Waits until the console holds a line for which `match` is true; returns it. */
-export async function waitForConsole(path: string, what: string, match: (l: VfwLine, all: VfwLine[]) => boolean, ms = 90_000): Promise<VfwLine> {
+export async function waitForConsole(
+  path: string,
+  what: string,
+  match: (l: VfwLine, all: VfwLine[]) => boolean,
+  ms = 90_000,
+): Promise<VfwLine> {
   const seen = async () => {
     const all = readConsole(path);
     return all.find((l) => match(l, all));

@@ -35,7 +35,9 @@ export async function probeAll(opts: SimOptions, guests: Pingable[], runner: Run
 export async function ping(netns: string, ip: string, runner: Runner, count = 2): Promise<boolean> {
   if (!/^198\.1[89]\./.test(ip)) throw new Error(`refusing to ping ${ip}: sim traffic stays in 198.18.0.0/15`);
   try {
-    await runner.run({ argv: ['ip', 'netns', 'exec', netns, 'ping', '-n', '-q', '-c', String(count), '-i', '0.2', '-W', '1', ip] });
+    await runner.run({
+      argv: ['ip', 'netns', 'exec', netns, 'ping', '-n', '-q', '-c', String(count), '-i', '0.2', '-W', '1', ip],
+    });
     return true;
   } catch {
     return false;

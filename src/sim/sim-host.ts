@@ -14,7 +14,18 @@ import { SimDevlinkRunner } from './devlink-emulator.js';
 import { readLedger } from '../ledger/store.js';
 import { planReleaseKeys } from '../plan/release.js';
 import { writeSysfsTree } from './sysfs-tree.js';
-import { MAX_SIM_VFS, repNetdev, simHosts, switchNetns, switchPort, UNDERLAY_MTU, UNDERLAY_PREFIX_LEN, vfNetdev, type SimHost, type SimOptions } from './topology.js';
+import {
+  MAX_SIM_VFS,
+  repNetdev,
+  simHosts,
+  switchNetns,
+  switchPort,
+  UNDERLAY_MTU,
+  UNDERLAY_PREFIX_LEN,
+  vfNetdev,
+  type SimHost,
+  type SimOptions,
+} from './topology.js';
 
 const STATE_FILE = 'sim.json';
 
@@ -28,7 +39,9 @@ export async function simUp(opts: SimOptions, runner: Runner, setup = true): Pro
   const hosts = simHosts(opts);
   const existing = await listNetns(runner);
   if (hosts.some((h) => existing.includes(h.netns))) {
-    throw new VfwireError(`sim "${opts.prefix}" is already up (run: vfwire sim down${opts.prefix === 'vfwsim' ? '' : ` --prefix ${opts.prefix}`})`);
+    throw new VfwireError(
+      `sim "${opts.prefix}" is already up (run: vfwire sim down${opts.prefix === 'vfwsim' ? '' : ` --prefix ${opts.prefix}`})`,
+    );
   }
   await mkdir(opts.dir, { recursive: true, mode: 0o700 });
   await writeFile(join(opts.dir, STATE_FILE), JSON.stringify(opts) + '\n', { mode: 0o600 });
@@ -37,7 +50,25 @@ export async function simUp(opts: SimOptions, runner: Runner, setup = true): Pro
     const [a, b] = hosts as [SimHost, SimHost];
     if (opts.failover) await buildFabric(opts, hosts, runner);
     // The underlay cable: PF of host A <-> PF of host B.
-    else await runner.run({ argv: ['ip', 'link', 'add', 'name', a.pf, 'netns', a.netns, 'type', 'veth', 'peer', 'name', b.pf, 'netns', b.netns] });
+    else
+      await runner.run({
+        argv: [
+          'ip',
+          'link',
+          'add',
+          'name',
+          a.pf,
+          'netns',
+          a.netns,
+          'type',
+          'veth',
+          'peer',
+          'name',
+          b.pf,
+          'netns',
+          b.netns,
+        ],
+      });
     // The two hosts side by side: each its own netns, tree, config and ledger.
     await Promise.all(hosts.map((h) => buildHost(h, opts, runner)));
     if (setup) await Promise.all(hosts.map((h) => simHostSetup(h.configPath)));
@@ -50,7 +81,11 @@ export async function simUp(opts: SimOptions, runner: Runner, setup = true): Pro
 
 /** `vfwire host setup` on a sim host: its devlink answered from the sim's tree (devlink-emulator.ts). */
 export function simHostSetup(configPath: string): ReturnType<typeof hostSetup> {
-  return hostSetup(configPath, false, (cfg) => new SimDevlinkRunner(cfg.sysfsRoot, new ExecRunner(cfg.commandTimeoutMs)));
+  return hostSetup(
+    configPath,
+    false,
+    (cfg) => new SimDevlinkRunner(cfg.sysfsRoot, new ExecRunner(cfg.commandTimeoutMs)),
+  );
 }
 
 /**
@@ -61,15 +96,29 @@ export function simHostSetup(configPath: string): ReturnType<typeof hostSetup> {
 async function buildFabric(opts: SimOptions, hosts: SimHost[], runner: Runner): Promise<void> {
   const ns = switchNetns(opts);
   await runner.run({ argv: ['ip', 'netns', 'add', ns] });
-  const batch = ['link set dev lo up', 'link add name sw0 type bridge', 'link add name sw1 type bridge', 'link add name isl0 type veth peer name isl1', 'link set dev isl0 master sw0 up', 'link set dev isl1 master sw1 up'];
+  const batch = [
+    'link set dev lo up',
+    'link add name sw0 type bridge',
+    'link add name sw1 type bridge',
+    'link add name isl0 type veth peer name isl1',
+    'link set dev isl0 master sw0 up',
+    'link set dev isl1 master sw1 up',
+  ];
   for (const h of hosts) {
     for (const [i, pf] of [h.pf, h.failover!.pf2].entries()) {
       const port = switchPort(h, i as 0 | 1);
-      await runner.run({ argv: ['ip', 'link', 'add', 'name', pf, 'netns', h.netns, 'type', 'veth', 'peer', 'name', port, 'netns', ns] });
+      await runner.run({
+        argv: ['ip', 'link', 'add', 'name', pf, 'netns', h.netns, 'type', 'veth', 'peer', 'name', port, 'netns', ns],
+      });
       batch.push(`link set dev ${port} mtu ${UNDERLAY_MTU} master sw${i} up`);
     }
   }
-  batch.push(`link set dev isl0 mtu ${UNDERLAY_MTU}`, `link set dev isl1 mtu ${UNDERLAY_MTU}`, 'link set dev sw0 up', 'link set dev sw1 up');
+  batch.push(
+    `link set dev isl0 mtu ${UNDERLAY_MTU}`,
+    `link set dev isl1 mtu ${UNDERLAY_MTU}`,
+    'link set dev sw0 up',
+    'link set dev sw1 up',
+  );
   await runner.run({ argv: ['ip', '-n', ns, '-batch', '-'], stdin: batch.join('\n') + '\n' });
 }
 
@@ -84,7 +133,10 @@ async function buildHost(h: SimHost, opts: SimOptions, runner: Runner): Promise<
   await runner.run({ argv: ['ip', '-n', h.netns, '-batch', '-'], stdin: batch.join('\n') + '\n' });
   if (taps.length) await runner.run({ argv: ['ip', '-batch', '-'], stdin: taps.join('\n') + '\n' });
 
-  const macs = new Map([...(await linkMacs(h.netns, runner)), ...(taps.length ? await linkMacs(undefined, runner) : [])]);
+  const macs = new Map([
+    ...(await linkMacs(h.netns, runner)),
+    ...(taps.length ? await linkMacs(undefined, runner) : []),
+  ]);
   await writeSysfsTree(join(h.dir, 'sys'), h, opts.vfs, macs);
 
   const peer = simHosts(opts).find((p) => p.id !== h.id)!;
@@ -95,19 +147,33 @@ async function buildHost(h: SimHost, opts: SimOptions, runner: Runner): Promise<
     sysfs_root: join(h.dir, 'sys'),
     state_dir: join(h.dir, 'state'),
     log_dir: join(h.dir, 'log'),
-    underlay: { interface: h.failover?.bond ?? h.pf, address: h.underlayIp, prefix_len: UNDERLAY_PREFIX_LEN, mtu: UNDERLAY_MTU, netns: h.tapPrefix ? h.netns : undefined },
+    underlay: {
+      interface: h.failover?.bond ?? h.pf,
+      address: h.underlayIp,
+      prefix_len: UNDERLAY_PREFIX_LEN,
+      mtu: UNDERLAY_MTU,
+      netns: h.tapPrefix ? h.netns : undefined,
+    },
     vf_mtu: 9000,
     pfs: h.failover ? [{ name: h.pf }, { name: h.failover.pf2, num_vfs: 0 }] : [{ name: h.pf }],
-    failover: h.failover ? (h.failover.mode === 'active-backup' ? { mode: 'active-backup', miimon: 100 } : { mode: 'pf-switch' }) : undefined,
+    failover: h.failover
+      ? h.failover.mode === 'active-backup'
+        ? { mode: 'active-backup', miimon: 100 }
+        : { mode: 'pf-switch' }
+      : undefined,
     // pf-switch is ipsec watch's to run: static keys (vfwire ipsec keygen), the CPU's ESP here.
-    ipsec: h.failover?.mode === 'pf-switch' ? { mode: 'static', offload: 'none', key_dir: join(h.dir, 'keys') } : undefined,
+    ipsec:
+      h.failover?.mode === 'pf-switch' ? { mode: 'static', offload: 'none', key_dir: join(h.dir, 'keys') } : undefined,
     peers: [{ name: `sim-${peer.id}`, address: peer.underlayIp }],
   };
   await writeFile(h.configPath, `# sim host ${h.id}, written by vfwire sim up\n` + toYaml(config), { mode: 0o600 });
 }
 
 async function linkMacs(netns: string | undefined, runner: Runner): Promise<Map<string, string>> {
-  const links = JSON.parse((await runner.run({ argv: ip(netns, '-j', 'link', 'show') })).stdout) as { ifname: string; address: string }[];
+  const links = JSON.parse((await runner.run({ argv: ip(netns, '-j', 'link', 'show') })).stdout) as {
+    ifname: string;
+    address: string;
+  }[];
   return new Map(links.map((l) => [l.ifname, l.address]));
 }
 
@@ -122,7 +188,8 @@ export async function simDown(opts: SimOptions, runner: Runner): Promise<void> {
     const data = await readLedger(join(h.dir, 'state')).catch(() => undefined);
     if (data) await undoAll(planReleaseKeys(data, Object.keys(data.leases)).commands, runner);
     if (h.tapPrefix) {
-      for (let i = 0; i < opts.vfs; i++) await runner.run({ argv: ['ip', 'link', 'del', repNetdev(h, i)] }).catch(() => undefined);
+      for (let i = 0; i < opts.vfs; i++)
+        await runner.run({ argv: ['ip', 'link', 'del', repNetdev(h, i)] }).catch(() => undefined);
       await dropIdleGuardTable(runner, undefined).catch(() => undefined);
     }
   }
@@ -149,8 +216,14 @@ export async function listNetns(runner: Runner): Promise<string[]> {
 }
 
 function validateSimOptions(opts: SimOptions): void {
-  if (!/^[a-z][a-z0-9]{0,11}$/.test(opts.prefix)) throw new ValidationError(`sim prefix "${opts.prefix}": use 1-12 lower-case letters and digits, starting with a letter`);
-  if (!Number.isInteger(opts.vfs) || opts.vfs < 1 || opts.vfs > MAX_SIM_VFS) throw new ValidationError(`sim vfs: must be 1..${MAX_SIM_VFS} (got ${opts.vfs})`);
-  if (opts.failover && opts.libvirt) throw new ValidationError('sim: the failover flavour has netns guests only (no libvirt host)');
-  if (!opts.dir.startsWith('/') || opts.dir.split('/').filter(Boolean).length < 2) throw new ValidationError(`sim dir "${opts.dir}": use an absolute path at least two levels deep`);
+  if (!/^[a-z][a-z0-9]{0,11}$/.test(opts.prefix))
+    throw new ValidationError(
+      `sim prefix "${opts.prefix}": use 1-12 lower-case letters and digits, starting with a letter`,
+    );
+  if (!Number.isInteger(opts.vfs) || opts.vfs < 1 || opts.vfs > MAX_SIM_VFS)
+    throw new ValidationError(`sim vfs: must be 1..${MAX_SIM_VFS} (got ${opts.vfs})`);
+  if (opts.failover && opts.libvirt)
+    throw new ValidationError('sim: the failover flavour has netns guests only (no libvirt host)');
+  if (!opts.dir.startsWith('/') || opts.dir.split('/').filter(Boolean).length < 2)
+    throw new ValidationError(`sim dir "${opts.dir}": use an absolute path at least two levels deep`);
 }

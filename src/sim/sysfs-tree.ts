@@ -6,7 +6,12 @@ import { join } from 'node:path';
 import { writeSimDevlinkState } from './devlink-emulator.js';
 import { repNetdev, vfNetdev, vfPci, type SimHost } from './topology.js';
 
-export async function writeSysfsTree(root: string, host: SimHost, vfs: number, macs: Map<string, string>): Promise<void> {
+export async function writeSysfsTree(
+  root: string,
+  host: SimHost,
+  vfs: number,
+  macs: Map<string, string>,
+): Promise<void> {
   const pciDir = (bdf: string) => join(root, 'bus/pci/devices', bdf);
   const netDir = (dev: string) => join(root, 'class/net', dev);
 
@@ -21,8 +26,16 @@ export async function writeSysfsTree(root: string, host: SimHost, vfs: number, m
     // The NIC's second port: a PF of its own with its own eswitch, no VFs of vfwire's.
     const { pf2, pf2Pci } = host.failover;
     await mkdir(pciDir(pf2Pci), { recursive: true });
-    for (const [file, value] of [['sriov_numvfs', 0], ['sriov_totalvfs', 0], ['sriov_drivers_autoprobe', 1]] as const) await writeFile(join(pciDir(pf2Pci), file), `${value}\n`);
-    await netdev(pf2, pf2Pci, { phys_port_name: 'p1', phys_switch_id: host.switchId.replace(/.$/, (c) => (c === 'f' ? 'e' : 'f')) });
+    for (const [file, value] of [
+      ['sriov_numvfs', 0],
+      ['sriov_totalvfs', 0],
+      ['sriov_drivers_autoprobe', 1],
+    ] as const)
+      await writeFile(join(pciDir(pf2Pci), file), `${value}\n`);
+    await netdev(pf2, pf2Pci, {
+      phys_port_name: 'p1',
+      phys_switch_id: host.switchId.replace(/.$/, (c) => (c === 'f' ? 'e' : 'f')),
+    });
     await writeSimDevlinkState(pciDir(pf2Pci), { mode: 'legacy', flow_steering_mode: 'smfs' });
   }
 

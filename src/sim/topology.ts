@@ -62,7 +62,9 @@ export function simHosts(opts: SimOptions): SimHost[] {
     dir: `${opts.dir}/${id}`,
     configPath: `${opts.dir}/${id}/config.yaml`,
     tapPrefix: opts.libvirt && id === 'a' ? `${opts.prefix}t` : undefined,
-    failover: opts.failover ? { mode: opts.failover, pf2: PF2, pf2Pci: PF2_PCI, ...(opts.failover === 'active-backup' ? { bond: BOND } : {}) } : undefined,
+    failover: opts.failover
+      ? { mode: opts.failover, pf2: PF2, pf2Pci: PF2_PCI, ...(opts.failover === 'active-backup' ? { bond: BOND } : {}) }
+      : undefined,
   }));
 }
 
@@ -89,7 +91,9 @@ export function repNetdev(host: SimHost, i: number): string {
 export function vfPci(host: SimHost, i: number): string {
   const fn = i + 2;
   const [domainBus] = host.pfPci.split(/:(?=[0-9a-f]{2}\.)/);
-  return `${domainBus}:${Math.floor(fn / 8).toString(16).padStart(2, '0')}.${fn % 8}`;
+  return `${domainBus}:${Math.floor(fn / 8)
+    .toString(16)
+    .padStart(2, '0')}.${fn % 8}`;
 }
 
 export function guestNetns(opts: SimOptions, guest: string): string {

@@ -4,9 +4,21 @@ import type { Lease } from '../../src/ledger/types.js';
 import { expectGolden } from '../helpers/golden.js';
 
 const lease: Lease = {
-  key: '1f9d3c2e-4b5a-4c6d-8e7f-0a1b2c3d4e5f/0', vm: 'web1', uuid: '1f9d3c2e-4b5a-4c6d-8e7f-0a1b2c3d4e5f', index: 0,
-  pf: 'enp3s0f0np0', vf: 3, pci: '0000:03:00.5', rep: 'enp3s0f0r3', vni: 100, mac: '52:54:00:12:34:56', mtu: 9000,
-  since: '2026-11-26T12:00:00.000Z', state: 'active', attach: 'hostdev', undo: [],
+  key: '1f9d3c2e-4b5a-4c6d-8e7f-0a1b2c3d4e5f/0',
+  vm: 'web1',
+  uuid: '1f9d3c2e-4b5a-4c6d-8e7f-0a1b2c3d4e5f',
+  index: 0,
+  pf: 'enp3s0f0np0',
+  vf: 3,
+  pci: '0000:03:00.5',
+  rep: 'enp3s0f0r3',
+  vni: 100,
+  mac: '52:54:00:12:34:56',
+  mtu: 9000,
+  since: '2026-11-26T12:00:00.000Z',
+  state: 'active',
+  attach: 'hostdev',
+  undo: [],
 };
 
 describe('device XML', () => {
@@ -15,7 +27,10 @@ describe('device XML', () => {
   });
 
   it('sim libvirt host: the representor tap as an unmanaged ethernet interface (golden)', () => {
-    expectGolden('attach/sim-interface.xml', renderDeviceXml({ ...lease, attach: 'ethernet', rep: 'vfwsimt3', index: 1 }));
+    expectGolden(
+      'attach/sim-interface.xml',
+      renderDeviceXml({ ...lease, attach: 'ethernet', rep: 'vfwsimt3', index: 1 }),
+    );
   });
 
   it('marks every device with a user alias per interface', () => {

@@ -16,7 +16,7 @@ describe('vfwire host setup', function () {
   after(() => downTestSim(sim));
   const setup = (...args: string[]) => vfwire(['--config', sim!.a.configPath, 'host', 'setup', ...args]);
 
-  it('--dry-run prints the lab notes\' per-boot steps for the sim PF, in order, and changes nothing', async () => {
+  it("--dry-run prints the lab notes' per-boot steps for the sim PF, in order, and changes nothing", async () => {
     const r = await setup('--dry-run');
     expect(r.code, r.stderr).to.equal(0);
     const ns = sim!.a.netns;
@@ -28,14 +28,15 @@ describe('vfwire host setup', function () {
       `ip -n ${ns} addr add 198.18.0.1/24 dev enp3s0f0np0`,
       `ip -n ${ns} link set dev enp3s0f0np0 mtu 9216 up`,
       // The representors come with the VFs: named by udev, found by phys_port_name, never guessed.
-      '# then, once udev has named the new VFs\' representors (udevadm settle), each found by its phys_port_name: ip link set dev <representor> mtu 9000 up',
+      "# then, once udev has named the new VFs' representors (udevadm settle), each found by its phys_port_name: ip link set dev <representor> mtu 9000 up",
     ]);
     expect((await links(ns)).get('enp3s0f0np0')?.mtu).to.equal(1500);
   });
 
   it('a real run makes the host ready, representors found by phys_port_name; a second run changes nothing', async () => {
     expect((await setup()).stdout).to.include('8 change(s) made');
-    for (const rep of ['enp3s0f0r0', 'enp3s0f0r1']) expect((await links(sim!.a.netns)).get(rep)?.mtu, rep).to.equal(9000);
+    for (const rep of ['enp3s0f0r0', 'enp3s0f0r1'])
+      expect((await links(sim!.a.netns)).get(rep)?.mtu, rep).to.equal(9000);
     expect((await setup()).stdout.trim()).to.equal('host is set up: nothing to change');
     expect((await vfwire(['--config', sim!.a.configPath, 'doctor'])).code).to.equal(0);
     expect((await links(sim!.a.netns)).get('enp3s0f0np0')?.mtu).to.equal(9216);

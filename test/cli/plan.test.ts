@@ -19,7 +19,10 @@ describe('vfwire plan', function () {
 
   it('prints the lease and the exact commands without running them', async () => {
     const xml = join(sim!.opts.dir, 'web1.xml');
-    writeFileSync(xml, domainXml('web1', '00000000-0000-4000-8000-000000000001', ['vni="100" encrypt="off" mac="52:54:00:00:00:01"']));
+    writeFileSync(
+      xml,
+      domainXml('web1', '00000000-0000-4000-8000-000000000001', ['vni="100" encrypt="off" mac="52:54:00:00:00:01"']),
+    );
     const r = await vfwire(['--config', sim!.a.configPath, 'plan', 'web1', '--xml', xml]);
     expect(r.code, r.stderr).to.equal(0);
     const ns = sim!.a.netns;
@@ -46,12 +49,16 @@ describe('vfwire plan', function () {
     writeFileSync(xml, domainXml('plain', '00000000-0000-4000-8000-000000000002'));
     const r = await vfwire(['--config', sim!.a.configPath, 'plan', 'plain', '--xml', xml]);
     expect(r.code).to.equal(1);
-    expect(r.stderr.trim()).to.equal('vfwire: domain plain has no vfwire metadata: nothing to do (tag it with: vfwire vm set plain --vni N)');
+    expect(r.stderr.trim()).to.equal(
+      'vfwire: domain plain has no vfwire metadata: nothing to do (tag it with: vfwire vm set plain --vni N)',
+    );
   });
 
   it('names a missing config and how to get one', async () => {
     const r = await vfwire(['--config', join(sim!.opts.dir, 'nope.yaml'), 'status']);
     expect(r.code).to.equal(1);
-    expect(r.stderr).to.match(/cannot read config .*nope\.yaml \(copy templates\/config\.example\.yaml there, or pass --config\)/);
+    expect(r.stderr).to.match(
+      /cannot read config .*nope\.yaml \(copy templates\/config\.example\.yaml there, or pass --config\)/,
+    );
   });
 });

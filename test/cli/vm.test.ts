@@ -21,7 +21,11 @@ describe('vfwire vm set/show/unset (libvirtd)', function () {
       if (process.env.CI) throw new Error('libvirtd is not reachable at qemu:///system');
       this.skip();
     }
-    await defineDomain(xmlDir, name, `<domain type="qemu"><name>${name}</name><memory unit="MiB">64</memory><os><type arch="x86_64">hvm</type></os></domain>`);
+    await defineDomain(
+      xmlDir,
+      name,
+      `<domain type="qemu"><name>${name}</name><memory unit="MiB">64</memory><os><type arch="x86_64">hvm</type></os></domain>`,
+    );
     uuid = (await virsh('domuuid', name)).stdout.trim();
   });
 
@@ -35,7 +39,9 @@ describe('vfwire vm set/show/unset (libvirtd)', function () {
     expect(set.code, set.stderr).to.equal(0);
     const show = JSON.parse((await vfwire(['vm', 'show', name, '--json'])).stdout);
     expect(show.interfaces).to.deep.equal([{ index: 0, vni: 100, mac: deriveMac(uuid, 0), mtu: 1500, encrypt: 'off' }]);
-    expect((await virsh('dumpxml', '--inactive', name)).stdout).to.match(/<vfwire:net xmlns:vfwire="https:\/\/vfwire.dev\/xmlns\/1.0">\s*<vfwire:interface vni="100"/);
+    expect((await virsh('dumpxml', '--inactive', name)).stdout).to.match(
+      /<vfwire:net xmlns:vfwire="https:\/\/vfwire.dev\/xmlns\/1.0">\s*<vfwire:interface vni="100"/,
+    );
   });
 
   it('adds a second interface at the next index and refuses a gap', async () => {
@@ -61,8 +67,14 @@ describe('vfwire vm set/show/unset (libvirtd)', function () {
 
   it('refuses invalid input with one line naming the field, and changes nothing', async () => {
     const before = (await vfwire(['vm', 'show', name, '--json'])).stdout;
-    for (const [flag, value, field] of [['--vni', '0', 'vni'], ['--vni', '16777216', 'vni'], ['--mac', '01:00:5e:00:00:01', 'mac'], ['--mtu', 'big', 'mtu']] as const) {
-      const args = flag === '--vni' ? ['vm', 'set', name, flag, value] : ['vm', 'set', name, '--vni', '100', flag, value];
+    for (const [flag, value, field] of [
+      ['--vni', '0', 'vni'],
+      ['--vni', '16777216', 'vni'],
+      ['--mac', '01:00:5e:00:00:01', 'mac'],
+      ['--mtu', 'big', 'mtu'],
+    ] as const) {
+      const args =
+        flag === '--vni' ? ['vm', 'set', name, flag, value] : ['vm', 'set', name, '--vni', '100', flag, value];
       const r = await vfwire(args);
       expect(r.code, `${flag} ${value}`).to.equal(1);
       expect(r.stderr.trim().split('\n'), r.stderr).to.have.length(1);
@@ -71,17 +83,25 @@ describe('vfwire vm set/show/unset (libvirtd)', function () {
     expect((await vfwire(['vm', 'show', name, '--json'])).stdout).to.equal(before);
   });
 
-  it('with the host\'s config, shows the MTU each VF gets, and one that does not fit', async () => {
+  it("with the host's config, shows the MTU each VF gets, and one that does not fit", async () => {
     const cfg = join(xmlDir, 'config.yaml');
-    writeFileSync(cfg, `backend: sim\nstate_dir: ${xmlDir}/state\nunderlay: { interface: eth0, address: 198.18.0.1, mtu: 1600 }\npfs: [{ name: eth0 }]\nipsec: { mode: static }\n`, { mode: 0o600 });
+    writeFileSync(
+      cfg,
+      `backend: sim\nstate_dir: ${xmlDir}/state\nunderlay: { interface: eth0, address: 198.18.0.1, mtu: 1600 }\npfs: [{ name: eth0 }]\nipsec: { mode: static }\n`,
+      { mode: 0o600 },
+    );
     // Interface 0 says 1500, interface 1 says 8000: over VXLAN+ESP a 1600 underlay carries 1513.
     const lines = (await vfwire(['--config', cfg, 'vm', 'show', name])).stdout.trim().split('\n');
     expect(lines[0]).to.include('mtu 1500 (from the metadata)');
-    expect(lines[1]).to.include('mtu 8000 (does not fit: at most 1513 over VXLAN+ESP on the 1600 underlay; the start is refused)');
+    expect(lines[1]).to.include(
+      'mtu 8000 (does not fit: at most 1513 over VXLAN+ESP on the 1600 underlay; the start is refused)',
+    );
     expect((await vfwire(['--config', cfg, 'vm', 'set', name, '--index', '2', '--vni', '300'])).code).to.equal(0);
     const show = JSON.parse((await vfwire(['--config', cfg, 'vm', 'show', name, '--json'])).stdout);
     expect(show.interfaces[2]).to.include({ vni: 300, vfMtu: 1513 });
-    expect((await vfwire(['--config', cfg, 'vm', 'show', name])).stdout).to.include('interface 2: vni 300, mac').and.include('mtu 1513 (vf_mtu 9000, at most 1513 over VXLAN+ESP on the 1600 underlay)');
+    expect((await vfwire(['--config', cfg, 'vm', 'show', name])).stdout)
+      .to.include('interface 2: vni 300, mac')
+      .and.include('mtu 1513 (vf_mtu 9000, at most 1513 over VXLAN+ESP on the 1600 underlay)');
   });
 
   it('unsets the metadata', async () => {

@@ -28,8 +28,16 @@ describe('vfwire doctor', function () {
 
   it('passes every check on a freshly built sim host', async () => {
     const { code, results } = await doctor();
-    expect(results.filter((r) => r.status !== 'pass'), JSON.stringify(results)).to.deep.equal([]);
-    expect(results.map((r) => r.check)).to.include.members(['enp3s0f0np0: SR-IOV', 'enp3s0f0np0: eswitch', 'enp3s0f0np0: flow steering', 'enp3s0f0np0: representors']);
+    expect(
+      results.filter((r) => r.status !== 'pass'),
+      JSON.stringify(results),
+    ).to.deep.equal([]);
+    expect(results.map((r) => r.check)).to.include.members([
+      'enp3s0f0np0: SR-IOV',
+      'enp3s0f0np0: eswitch',
+      'enp3s0f0np0: flow steering',
+      'enp3s0f0np0: representors',
+    ]);
     expect(code).to.equal(0);
   });
 
@@ -54,10 +62,29 @@ describe('vfwire doctor', function () {
     const key = '00000000-0000-4000-8000-0000000000d1/0';
     await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
       txn.data.leases[key] = {
-        key, vm: 'flow', uuid: key.slice(0, 36), index: 0, pf: 'enp3s0f0np0', vf: 0, pci: '0000:03:00.2', rep: 'enp3s0f0r0', vni: 100,
-        mac: '52:54:00:00:00:d1', mtu: 9000, since: new Date().toISOString(), state: 'active', attach: 'netns', undo: [],
+        key,
+        vm: 'flow',
+        uuid: key.slice(0, 36),
+        index: 0,
+        pf: 'enp3s0f0np0',
+        vf: 0,
+        pci: '0000:03:00.2',
+        rep: 'enp3s0f0r0',
+        vni: 100,
+        mac: '52:54:00:00:00:d1',
+        mtu: 9000,
+        since: new Date().toISOString(),
+        state: 'active',
+        attach: 'netns',
+        undo: [],
       };
-      txn.data.vnis['100'] = { vni: 100, members: [key], peers: ['198.18.0.2'], undo: [], tc: { netns: sim!.a.netns, underlayAddress: '198.18.0.1' } };
+      txn.data.vnis['100'] = {
+        vni: 100,
+        members: [key],
+        peers: ['198.18.0.2'],
+        undo: [],
+        tc: { netns: sim!.a.netns, underlayAddress: '198.18.0.1' },
+      };
       await txn.save();
     });
     await runner.run({ argv: ['ip', '-n', sim!.a.netns, 'neigh', 'flush', 'dev', 'enp3s0f0np0'] });
@@ -69,10 +96,18 @@ describe('vfwire doctor', function () {
     // The peer's neighbour (flushed above): unresolved until something talks to it, then REACHABLE.
     const unresolved = results.find((r) => r.check === 'neighbour of 198.18.0.2');
     expect(unresolved?.status, JSON.stringify(unresolved)).to.equal('fail');
-    expect(unresolved!.detail).to.match(/^on enp3s0f0np0: (no entry|INCOMPLETE|FAILED); the NIC keeps encap rules to it in its slow path/);
+    expect(unresolved!.detail).to.match(
+      /^on enp3s0f0np0: (no entry|INCOMPLETE|FAILED); the NIC keeps encap rules to it in its slow path/,
+    );
     await runner.run({ argv: ['ip', 'netns', 'exec', sim!.a.netns, 'ping', '-c', '1', '-W', '2', '198.18.0.2'] });
-    expect((await doctor()).results.find((r) => r.check === 'neighbour of 198.18.0.2')).to.include({ status: 'pass', detail: 'on enp3s0f0np0: REACHABLE' });
-    expect(results.find((r) => r.check === 'VF LAG')).to.include({ status: 'fail', detail: 'ip link show enp3s0f0np0: not a bond (veth)' });
+    expect((await doctor()).results.find((r) => r.check === 'neighbour of 198.18.0.2')).to.include({
+      status: 'pass',
+      detail: 'on enp3s0f0np0: REACHABLE',
+    });
+    expect(results.find((r) => r.check === 'VF LAG')).to.include({
+      status: 'fail',
+      detail: 'ip link show enp3s0f0np0: not a bond (veth)',
+    });
     await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
       txn.data.leases = {};
       txn.data.vnis = {};
@@ -89,13 +124,29 @@ describe('vfwire doctor', function () {
     await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
       txn.data.vnis['100'] = { vni: 100, members: [key], peers: ['198.18.0.2'], undo: [] };
       txn.data.leases[key] = {
-        key, vm: 'adm', uuid: key.slice(0, 36), index: 0, pf: 'enp3s0f0np0', vf: 0, pci: '0000:03:00.2', rep: 'enp3s0f0r0', vni: 100,
-        mac: '52:54:00:00:00:d2', mtu: 9000, since: new Date().toISOString(), state: 'active', attach: 'netns', undo: [],
+        key,
+        vm: 'adm',
+        uuid: key.slice(0, 36),
+        index: 0,
+        pf: 'enp3s0f0np0',
+        vf: 0,
+        pci: '0000:03:00.2',
+        rep: 'enp3s0f0r0',
+        vni: 100,
+        mac: '52:54:00:00:00:d2',
+        mtu: 9000,
+        since: new Date().toISOString(),
+        state: 'active',
+        attach: 'netns',
+        undo: [],
       };
       await txn.save();
     });
     const check = async () => (await doctor()).results.find((r) => r.check === 'underlay admission')!;
-    expect(await check()).to.include({ status: 'fail', detail: 'no input/output hooks; VNI(s) 100 take VXLAN from any address and send it in clear' });
+    expect(await check()).to.include({
+      status: 'fail',
+      detail: 'no input/output hooks; VNI(s) 100 take VXLAN from any address and send it in clear',
+    });
     const nftIn = ['ip', 'netns', 'exec', sim!.a.netns, 'nft', '-f', '-'];
     await runner.run({ argv: nftIn, stdin: admissionScript(100, [{ address: '198.18.0.2' }]) });
     try {
@@ -114,7 +165,8 @@ describe('vfwire doctor', function () {
     // /usr/sbin without nft: the tools doctor runs, linked one by one.
     const bin = mkdtempSync(join(tmpdir(), 'vfwt-nonft-'));
     try {
-      for (const tool of ['ip', 'tc', 'bridge', 'devlink', 'ethtool']) symlinkSync(`/usr/sbin/${tool}`, join(bin, tool));
+      for (const tool of ['ip', 'tc', 'bridge', 'devlink', 'ethtool'])
+        symlinkSync(`/usr/sbin/${tool}`, join(bin, tool));
       const { results } = await doctor({ PATH: `${bin}:${dirname(process.execPath)}:/usr/bin:/bin` });
       const check = results.find((r) => r.check === 'underlay admission');
       expect(check, JSON.stringify(results)).to.include({ status: 'fail' });
@@ -135,7 +187,11 @@ describe('vfwire doctor', function () {
     expect(results.find((r) => r.check === 'IPsec to sim-b')!.fix).to.equal('vfwire ipsec up');
     // Debian 12's ip (6.1) cannot say `offload packet`; bookworm-backports' can.
     const old = results.find((r) => r.check === 'xfrm form')!;
-    expect(old).to.include({ status: 'fail', detail: "ipsec.offload: iproute2 6.1 cannot say 'offload packet' (needs 6.2): apt-get install -t bookworm-backports iproute2" });
+    expect(old).to.include({
+      status: 'fail',
+      detail:
+        "ipsec.offload: iproute2 6.1 cannot say 'offload packet' (needs 6.2): apt-get install -t bookworm-backports iproute2",
+    });
     const backports = await doctor({ PATH: `/opt/vfwire/iproute2/bin:${process.env.PATH}` });
     expect(status(backports.results, 'xfrm form')).to.equal('pass');
     expect(backports.results.find((r) => r.check === 'xfrm form')!.detail).to.match(/^offload packet; /);

@@ -44,7 +44,15 @@ describe('normalizeMac', () => {
     expect(normalizeMac('52:54:00:AB:cd:EF')).to.equal('52:54:00:ab:cd:ef');
   });
 
-  for (const text of ['52-54-00-ab-cd-ef', '5254.00ab.cdef', '52:54:00:ab:cd', '52:54:00:ab:cd:ef:01', '2:54:00:ab:cd:ef', ' 52:54:00:ab:cd:ef', '']) {
+  for (const text of [
+    '52-54-00-ab-cd-ef',
+    '5254.00ab.cdef',
+    '52:54:00:ab:cd',
+    '52:54:00:ab:cd:ef:01',
+    '2:54:00:ab:cd:ef',
+    ' 52:54:00:ab:cd:ef',
+    '',
+  ]) {
     it(`refuses ${JSON.stringify(text)}`, () => {
       expect(normalizeMac(text)).to.equal(undefined);
     });

@@ -82,12 +82,18 @@ describe('parseDomainXml', () => {
     });
 
     it('is not bothered by element names that are JavaScript prototype keys elsewhere in the domain', () => {
-      const xml = fixture('single.xml').replace('<devices>', '<devices><__proto__ constructor="1"/><constructor/><toString/>');
+      const xml = fixture('single.xml').replace(
+        '<devices>',
+        '<devices><__proto__ constructor="1"/><constructor/><toString/>',
+      );
       expect(parseDomainXml(xml).interfaces).to.have.length(1);
     });
 
     it('ignores large content outside the vfwire element (the domain cap is 1 MiB)', () => {
-      const xml = fixture('single.xml').replace('<devices>', `<description>${'x'.repeat(200_000)}</description><devices>`);
+      const xml = fixture('single.xml').replace(
+        '<devices>',
+        `<description>${'x'.repeat(200_000)}</description><devices>`,
+      );
       expect(parseDomainXml(xml).interfaces).to.have.length(1);
     });
   });
@@ -122,7 +128,9 @@ describe('parseDomainXml', () => {
     });
 
     it('refuses an ENTITY declaration even outside a DOCTYPE', () => {
-      expect(refuseDomain(`<!ENTITY x "y">${domain('')}`)).to.include('DOCTYPE and ENTITY declarations are not allowed');
+      expect(refuseDomain(`<!ENTITY x "y">${domain('')}`)).to.include(
+        'DOCTYPE and ENTITY declarations are not allowed',
+      );
     });
 
     it('refuses undefined entity references', () => {
@@ -166,7 +174,9 @@ describe('parseDomainXml', () => {
 
   describe('namespace rules', () => {
     it('ignores the vfwire prefix when it is bound to another URI', () => {
-      const xml = domain(`<vfwire:net xmlns:vfwire="https://example.org/not-vfwire"><vfwire:interface vni="0"/></vfwire:net>`);
+      const xml = domain(
+        `<vfwire:net xmlns:vfwire="https://example.org/not-vfwire"><vfwire:interface vni="0"/></vfwire:net>`,
+      );
       expect(parseDomainXml(xml).interfaces).to.equal(null);
     });
 
@@ -194,8 +204,12 @@ describe('parseDomainXml', () => {
     });
 
     it('refuses an interface whose prefix is rebound to another URI', () => {
-      const xml = domain(`<v:net xmlns:v="${VFWIRE_NS}"><v:interface xmlns:v="https://example.org/x" vni="1"/></v:net>`);
-      expect(refuseDomain(xml)).to.match(/^vm web1: net: unexpected element <v:interface> in https:\/\/example.org\/x /);
+      const xml = domain(
+        `<v:net xmlns:v="${VFWIRE_NS}"><v:interface xmlns:v="https://example.org/x" vni="1"/></v:net>`,
+      );
+      expect(refuseDomain(xml)).to.match(
+        /^vm web1: net: unexpected element <v:interface> in https:\/\/example.org\/x /,
+      );
     });
 
     it('refuses an interface that undeclares the default namespace', () => {
@@ -213,9 +227,9 @@ describe('parseDomainXml', () => {
       expect(refuseDomain(domain(`<v:net xmlns:v="${VFWIRE_NS}">vni 100<v:interface vni="1"/></v:net>`))).to.equal(
         'vm web1: net: unexpected text "vni 100"',
       );
-      expect(refuseDomain(domain(`<v:net xmlns:v="${VFWIRE_NS}"><v:interface vni="1"><v:mac/></v:interface></v:net>`))).to.equal(
-        'vm web1: interface 0: unexpected child element <v:mac>',
-      );
+      expect(
+        refuseDomain(domain(`<v:net xmlns:v="${VFWIRE_NS}"><v:interface vni="1"><v:mac/></v:interface></v:net>`)),
+      ).to.equal('vm web1: interface 0: unexpected child element <v:mac>');
     });
   });
 
@@ -225,7 +239,21 @@ describe('parseDomainXml', () => {
       expect(firstIface('vni="16777215"')?.vni).to.equal(16777215);
     });
 
-    const badVnis = ['0', '16777216', '0x10', '1e3', ' 100', '100 ', '100.0', '-1', '+1', '0100', '', '١٠٠', '99999999999'];
+    const badVnis = [
+      '0',
+      '16777216',
+      '0x10',
+      '1e3',
+      ' 100',
+      '100 ',
+      '100.0',
+      '-1',
+      '+1',
+      '0100',
+      '',
+      '١٠٠',
+      '99999999999',
+    ];
     for (const vni of badVnis) {
       it(`refuses vni=${JSON.stringify(vni)}`, () => {
         expect(refuseIface(`vni="${vni}"`)).to.equal(
@@ -235,7 +263,9 @@ describe('parseDomainXml', () => {
     }
 
     it('requires vni', () => {
-      expect(refuseIface('mtu="1500"')).to.equal('vm web1: interface 0: vni: required (must be an integer 1..16777215)');
+      expect(refuseIface('mtu="1500"')).to.equal(
+        'vm web1: interface 0: vni: required (must be an integer 1..16777215)',
+      );
     });
 
     it('names the interface by its position', () => {
@@ -273,7 +303,9 @@ describe('parseDomainXml', () => {
     it('checks pf as an interface name', () => {
       expect(firstIface('vni="1" pf="enp59s0f0np0"')?.pf).to.equal('enp59s0f0np0');
       for (const pf of ['a'.repeat(16), 'eth 0', 'eth0/x', '']) {
-        expect(refuseIface(`vni="1" pf="${pf}"`)).to.match(/^vm web1: interface 0: pf: must be a network interface name/);
+        expect(refuseIface(`vni="1" pf="${pf}"`)).to.match(
+          /^vm web1: interface 0: pf: must be a network interface name/,
+        );
       }
       expect(refuseIface('vni="1" pf=".."')).to.equal(
         'vm web1: interface 0: pf: must be a network interface name, not "." or ".." (got "..")',
@@ -332,7 +364,7 @@ describe('parseDomainXml', () => {
         expect(parseDomainXml(domain(net('vni="1"'), { name: written })).name).to.equal(parsed);
         const err = oneLineRefusal(() => parseDomainXml(domain(net('vni="0"'), { name: written })));
         expect(err.message).to.equal(`vm ${shown}: interface 0: vni: must be an integer 1..16777215 (got "0")`);
-        expect(err.vm, "the raw name, for callers").to.equal(parsed);
+        expect(err.vm, 'the raw name, for callers').to.equal(parsed);
       });
     }
 
@@ -344,7 +376,9 @@ describe('parseDomainXml', () => {
 
     it('cuts very long names', () => {
       const message = refuseDomain(domain(net('vni="0"'), { name: 'n'.repeat(5000) }));
-      expect(message).to.equal(`vm "${'n'.repeat(64)}"… (5000 characters): interface 0: vni: must be an integer 1..16777215 (got "0")`);
+      expect(message).to.equal(
+        `vm "${'n'.repeat(64)}"… (5000 characters): interface 0: vni: must be an integer 1..16777215 (got "0")`,
+      );
     });
 
     it('normalises the UUID to lower case', () => {
@@ -365,7 +399,9 @@ describe('parseDomainXml', () => {
         'vm web1: uuid: must be a canonical UUID, 8-4-4-4-12 hex digits (empty)',
       );
       expect(refuseDomain(`<domain><uuid>${UUID}</uuid></domain>`)).to.equal('domain XML: name: <name> is missing');
-      expect(refuseDomain(`<domain><name> </name><uuid>${UUID}</uuid></domain>`)).to.equal('domain XML: name: <name> is empty');
+      expect(refuseDomain(`<domain><name> </name><uuid>${UUID}</uuid></domain>`)).to.equal(
+        'domain XML: name: <name> is empty',
+      );
     });
   });
 });
@@ -392,15 +428,19 @@ describe('parseMetadataElement', () => {
   });
 
   it('reads the element with a prefix or default namespace declared on it', () => {
-    expect(parse(`<vfwire:net xmlns:vfwire="${VFWIRE_NS}"><vfwire:interface vni="100"/></vfwire:net>`)).to.deep.equal(expected);
+    expect(parse(`<vfwire:net xmlns:vfwire="${VFWIRE_NS}"><vfwire:interface vni="100"/></vfwire:net>`)).to.deep.equal(
+      expected,
+    );
     expect(parse(`<x:net xmlns:x="${VFWIRE_NS}"><x:interface vni="100"/></x:net>`)).to.deep.equal(expected);
     expect(parse(`<net xmlns="${VFWIRE_NS}"><interface vni="100"/></net>`)).to.deep.equal(expected);
   });
 
   it('refuses an element in another namespace or with an undeclared prefix', () => {
-    expect(oneLineRefusal(() => parse(`<vfwire:net xmlns:vfwire="https://example.org/"><vfwire:interface vni="1"/></vfwire:net>`)).message).to.equal(
-      `vm web1: metadata: <vfwire:net> is not in namespace ${VFWIRE_NS} (it is in https://example.org/)`,
-    );
+    expect(
+      oneLineRefusal(() =>
+        parse(`<vfwire:net xmlns:vfwire="https://example.org/"><vfwire:interface vni="1"/></vfwire:net>`),
+      ).message,
+    ).to.equal(`vm web1: metadata: <vfwire:net> is not in namespace ${VFWIRE_NS} (it is in https://example.org/)`);
     expect(oneLineRefusal(() => parse('<v:net><v:interface vni="1"/></v:net>')).message).to.equal(
       `vm web1: metadata: <v:net> is not in namespace ${VFWIRE_NS} (undeclared prefix)`,
     );
@@ -419,7 +459,9 @@ describe('parseMetadataElement', () => {
     expect(oneLineRefusal(() => parse('<!DOCTYPE net><net/>')).message).to.equal(
       'vm web1: metadata: line 1: DOCTYPE and ENTITY declarations are not allowed',
     );
-    expect(oneLineRefusal(() => parse('<net><interface vni="1"></net>')).message).to.match(/^vm web1: metadata: malformed at line 1/);
+    expect(oneLineRefusal(() => parse('<net><interface vni="1"></net>')).message).to.match(
+      /^vm web1: metadata: malformed at line 1/,
+    );
   });
 
   it('checks the UUID it derives MACs from', () => {

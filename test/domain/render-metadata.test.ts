@@ -55,18 +55,27 @@ describe('renderMetadata', () => {
       'interface 0: mtu: must be an integer 68..65535 (got "NaN")',
     );
     expect(refusal(() => renderMetadata([{ vni: 1, pf: 'a"b' }])).message).to.match(/^interface 0: pf: /);
-    expect(refusal(() => renderMetadata([{ vni: 1, mac: '01:00:00:00:00:01' }])).message).to.match(/^interface 0: mac: must not be multicast/);
+    expect(refusal(() => renderMetadata([{ vni: 1, mac: '01:00:00:00:00:01' }])).message).to.match(
+      /^interface 0: mac: must not be multicast/,
+    );
     expect(refusal(() => renderMetadata([])).message).to.match(/^interfaces: at least one/);
     expect(refusal(() => renderMetadata(Array.from({ length: 17 }, (_, i) => ({ vni: i + 1 })))).message).to.equal(
       'interfaces: at most 16 (got 17)',
     );
     expect(
-      refusal(() => renderMetadata([{ vni: 1, mac: '52:54:00:00:00:01' }, { vni: 2, mac: '52:54:00:00:00:01' }])).message,
+      refusal(() =>
+        renderMetadata([
+          { vni: 1, mac: '52:54:00:00:00:01' },
+          { vni: 2, mac: '52:54:00:00:00:01' },
+        ]),
+      ).message,
     ).to.equal('interface 1: mac: same as interface 0 (52:54:00:00:00:01)');
   });
 
   it('prefixes messages with the context it is given', () => {
-    expect(refusal(() => renderMetadata([{ vni: 0 }], { vm: 'web1' })).message).to.match(/^vm web1: interface 0: vni: /);
+    expect(refusal(() => renderMetadata([{ vni: 0 }], { vm: 'web1' })).message).to.match(
+      /^vm web1: interface 0: vni: /,
+    );
   });
 });
 

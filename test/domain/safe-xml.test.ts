@@ -13,9 +13,14 @@ import { refusal } from '../helpers/refusal.js';
 
 describe('parseXml', () => {
   it('returns the root with attributes, text and CDATA, references decoded outside CDATA', () => {
-    const root = parseXml(`<?xml version="1.0"?>\n<!-- c --><r a="1 &amp; 2" b='&#x41;'>x &lt; y<![CDATA[ &amp; ]]></r>`);
+    const root = parseXml(
+      `<?xml version="1.0"?>\n<!-- c --><r a="1 &amp; 2" b='&#x41;'>x &lt; y<![CDATA[ &amp; ]]></r>`,
+    );
     expect(root.name).to.equal('r');
-    expect([...root.attrs]).to.deep.equal([['a', '1 & 2'], ['b', 'A']]);
+    expect([...root.attrs]).to.deep.equal([
+      ['a', '1 & 2'],
+      ['b', 'A'],
+    ]);
     expect(textOf(root)).to.equal('x < y &amp; ');
   });
 
@@ -31,13 +36,19 @@ describe('parseXml', () => {
   });
 
   it('honours maxBytes', () => {
-    expect(refusal(() => parseXml('<r>12345</r>', { maxBytes: 8 })).message).to.equal('XML: too large (at least 12 bytes; at most 8)');
-    expect(refusal(() => parseXml('<r>\u00e9</r>', { maxBytes: 8 })).message).to.equal('XML: too large (9 bytes; at most 8)');
+    expect(refusal(() => parseXml('<r>12345</r>', { maxBytes: 8 })).message).to.equal(
+      'XML: too large (at least 12 bytes; at most 8)',
+    );
+    expect(refusal(() => parseXml('<r>\u00e9</r>', { maxBytes: 8 })).message).to.equal(
+      'XML: too large (9 bytes; at most 8)',
+    );
   });
 
   it('refuses more than one root, duplicate attributes and bad character references', () => {
     expect(refusal(() => parseXml('<a/><b/>')).message).to.equal('XML: expected one root element (found 2)');
-    expect(refusal(() => parseXml('<a x="1" x="2"/>')).message).to.match(/^XML: malformed at line 1, column \d+: Attribute 'x' is repeated/);
+    expect(refusal(() => parseXml('<a x="1" x="2"/>')).message).to.match(
+      /^XML: malformed at line 1, column \d+: Attribute 'x' is repeated/,
+    );
     expect(refusal(() => parseXml('<a x="&#0;"/>')).message).to.equal('XML: invalid character reference "&#0;"');
     expect(refusal(() => parseXml('<a x="a & b"/>')).message).to.equal('XML: "&" must be written as &amp;');
   });

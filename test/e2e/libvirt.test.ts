@@ -9,10 +9,29 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { withLedger } from '../../src/ledger/store.js';
 import { CLI } from '../helpers/cli.js';
-import { defineDiskless, installSimHook, libvirtReachable, removeDomain, removeSimHook, restartLibvirtd, virsh, virtType, type DisklessDomain } from '../../src/sim/libvirtd.js';
+import {
+  defineDiskless,
+  installSimHook,
+  libvirtReachable,
+  removeDomain,
+  removeSimHook,
+  restartLibvirtd,
+  virsh,
+  virtType,
+  type DisklessDomain,
+} from '../../src/sim/libvirtd.js';
 import { waitFor } from '../../src/wait.js';
 import { runHook } from '../helpers/hook.js';
-import { downTestSim, expectHostAClean, leaseOf as leaseOfOn, leasesOn, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
+import {
+  downTestSim,
+  expectHostAClean,
+  leaseOf as leaseOfOn,
+  leasesOn,
+  links,
+  runner,
+  upTestSim,
+  type TestSim,
+} from '../helpers/sim.js';
 
 describe('e2e: libvirtd + QEMU', function () {
   this.timeout(180_000);
@@ -80,8 +99,12 @@ describe('e2e: libvirtd + QEMU', function () {
     expect(readFileSync(join(sim!.a.dir, 'log/vfwire.log'), 'utf8')).not.to.include(vm);
   });
 
-  it('with every VF leased, the next start fails with vfwire\'s one line and leaks nothing', async () => {
-    const [a, b, c] = [await define('full1', { ifaces: [OFF] }), await define('full2', { ifaces: [OFF] }), await define('full3', { ifaces: [OFF] })];
+  it("with every VF leased, the next start fails with vfwire's one line and leaks nothing", async () => {
+    const [a, b, c] = [
+      await define('full1', { ifaces: [OFF] }),
+      await define('full2', { ifaces: [OFF] }),
+      await define('full3', { ifaces: [OFF] }),
+    ];
     for (const vm of [a, b]) expect((await virsh('start', vm)).exitCode).to.equal(0);
     const third = await virsh('start', c);
     expect(third.exitCode).to.not.equal(0);
@@ -109,7 +132,9 @@ describe('e2e: libvirtd + QEMU', function () {
 
     const pid = Number(readFileSync(`/run/libvirt/qemu/${vm}.pid`, 'utf8'));
     await execa('kill', ['-KILL', String(pid)]);
-    await waitFor('libvirt to notice', async () => ((await virsh('domstate', vm)).stdout.trim() === 'shut off' ? true : undefined));
+    await waitFor('libvirt to notice', async () =>
+      (await virsh('domstate', vm)).stdout.trim() === 'shut off' ? true : undefined,
+    );
     await expectNothingLeft();
   });
 
@@ -126,10 +151,14 @@ describe('e2e: libvirtd + QEMU', function () {
     const orphan = `vfwbr${VNI + 1}`;
     await runner.run({ argv: ['ip', 'link', 'add', orphan, 'type', 'bridge'] });
 
-    const gc = (...args: string[]) => execa('node', [CLI, '--config', sim!.a.configPath, 'gc', ...args], { reject: false });
+    const gc = (...args: string[]) =>
+      execa('node', [CLI, '--config', sim!.a.configPath, 'gc', ...args], { reject: false });
     const dry = await gc('--dry-run');
     expect(dry.exitCode, dry.stderr).to.equal(0);
-    expect(dry.stdout).to.include('lease ghost#0: its domain is not running').and.include(`leftover ${orphan}: not in the ledger`).and.include(`ip link del ${orphan}`);
+    expect(dry.stdout)
+      .to.include('lease ghost#0: its domain is not running')
+      .and.include(`leftover ${orphan}: not in the ledger`)
+      .and.include(`ip link del ${orphan}`);
     expect((await leases()).map((l) => l.vm)).to.deep.equal(['ghost']);
     expect((await rootLinks()).has(orphan)).to.equal(true);
 
@@ -145,8 +174,12 @@ describe('e2e: libvirtd + QEMU', function () {
     // Without ACPI the pc machine's PCI bus has no hotplug: libvirt refuses the live attach.
     const vm = await define('nohotplug', { ifaces: [OFF], acpi: false });
     expect((await virsh('start', vm)).exitCode).to.equal(0);
-    await waitFor('the worker to stop the VM', async () => ((await virsh('domstate', vm)).stdout.trim() === 'shut off' ? true : undefined));
+    await waitFor('the worker to stop the VM', async () =>
+      (await virsh('domstate', vm)).stdout.trim() === 'shut off' ? true : undefined,
+    );
     await expectNothingLeft();
-    expect(readFileSync(join(sim!.a.dir, 'log/vfwire.log'), 'utf8')).to.match(/"error":"[^"]*does not support hotplugging".*"message":"attach failed"/);
+    expect(readFileSync(join(sim!.a.dir, 'log/vfwire.log'), 'utf8')).to.match(
+      /"error":"[^"]*does not support hotplugging".*"message":"attach failed"/,
+    );
   });
 });

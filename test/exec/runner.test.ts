@@ -15,8 +15,14 @@ describe('ExecRunner', function () {
 
   const absent: [string, string[]][] = [
     ['ip link del of a missing device', ['ip', '-n', ns, 'link', 'del', 'vfwnope0']],
-    ['ip link set nomaster of a missing device', ['ip', '-n', ns, 'link', 'set', 'dev', 'vfwnope0', 'nomaster', 'down']],
-    ['bridge fdb del on a missing device', ['bridge', '-n', ns, 'fdb', 'del', '00:00:00:00:00:00', 'dev', 'vfwnope0', 'dst', '198.18.0.9']],
+    [
+      'ip link set nomaster of a missing device',
+      ['ip', '-n', ns, 'link', 'set', 'dev', 'vfwnope0', 'nomaster', 'down'],
+    ],
+    [
+      'bridge fdb del on a missing device',
+      ['bridge', '-n', ns, 'fdb', 'del', '00:00:00:00:00:00', 'dev', 'vfwnope0', 'dst', '198.18.0.9'],
+    ],
     ['a command in a netns that is gone', ['ip', '-n', 'vfwt-no-such-netns', 'link', 'del', 'x']],
     ['ip link show of a missing device', ['ip', '-n', ns, '-j', '-d', 'link', 'show', 'dev', 'vfwnope0']],
     ['ip addr show of a missing device', ['ip', '-n', ns, '-j', 'addr', 'show', 'dev', 'vfwnope0']],
@@ -29,15 +35,38 @@ describe('ExecRunner', function () {
   }
 
   it('bridge fdb del of a missing entry on an existing device is NotFound', async () => {
-    await run.run({ argv: ['ip', '-n', ns, 'link', 'add', 'vfwtvx9', 'type', 'vxlan', 'id', '9', 'dstport', '4789', 'local', '198.18.0.1'] });
-    const err = await run.run({ argv: ['bridge', '-n', ns, 'fdb', 'del', '00:00:00:00:00:00', 'dev', 'vfwtvx9', 'dst', '198.18.0.9'] }).catch((e: unknown) => e);
+    await run.run({
+      argv: [
+        'ip',
+        '-n',
+        ns,
+        'link',
+        'add',
+        'vfwtvx9',
+        'type',
+        'vxlan',
+        'id',
+        '9',
+        'dstport',
+        '4789',
+        'local',
+        '198.18.0.1',
+      ],
+    });
+    const err = await run
+      .run({ argv: ['bridge', '-n', ns, 'fdb', 'del', '00:00:00:00:00:00', 'dev', 'vfwtvx9', 'dst', '198.18.0.9'] })
+      .catch((e: unknown) => e);
     expect(err).to.be.instanceOf(NotFoundError);
   });
 
   it('other failures are CommandErrors with the command, exit code and stderr', async () => {
-    const err = (await run.run({ argv: ['ip', '-n', ns, 'link', 'add', 'vfwtvx9', 'type', 'bridge'] }).catch((e: unknown) => e)) as Error;
+    const err = (await run
+      .run({ argv: ['ip', '-n', ns, 'link', 'add', 'vfwtvx9', 'type', 'bridge'] })
+      .catch((e: unknown) => e)) as Error;
     expect(err).to.be.instanceOf(CommandError);
-    expect(err.message).to.match(/^ip -n \S+ link add vfwtvx9 type bridge: exit code 2: RTNETLINK answers: File exists/);
+    expect(err.message).to.match(
+      /^ip -n \S+ link add vfwtvx9 type bridge: exit code 2: RTNETLINK answers: File exists/,
+    );
   });
 
   it('kills a command that hangs, within the bound', async () => {
@@ -58,7 +87,9 @@ describe('ifPresent: absence apart from failure', () => {
   it('answers undefined only for NotFoundError, and throws any other failure', async () => {
     expect(await ifPresent(Promise.resolve(3))).to.equal(3);
     expect(await ifPresent(Promise.reject(new NotFoundError('gone')))).to.equal(undefined);
-    const timedOut = await ifPresent(Promise.reject(new CommandError('ip link show dev x: timed out after 300 ms'))).catch((e: unknown) => e);
+    const timedOut = await ifPresent(
+      Promise.reject(new CommandError('ip link show dev x: timed out after 300 ms')),
+    ).catch((e: unknown) => e);
     expect(timedOut).to.be.instanceOf(CommandError);
   });
 });

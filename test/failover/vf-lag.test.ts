@@ -19,21 +19,41 @@ function input(address: string, failover: boolean): HostSetupInput {
 }
 
 const text = (steps: Step[]) =>
-  '# do\n' + steps.map((s) => show(s.do) + '\n').join('') + '# undo, in reverse order\n' + [...steps].reverse().flatMap((s) => (s.undo ? [show(s.undo) + '\n'] : [])).join('');
+  '# do\n' +
+  steps.map((s) => show(s.do) + '\n').join('') +
+  '# undo, in reverse order\n' +
+  [...steps]
+    .reverse()
+    .flatMap((s) => (s.undo ? [show(s.undo) + '\n'] : []))
+    .join('');
 
 describe('host setup plans (failover/vf-lag)', () => {
   it('pf-switch: no bond; the underlay on underlay.interface, or left on the other PF where the watch moved it', () => {
-    const pfSwitch: HostSetupInput = { ...input('192.168.80.2', false), pfs: [PF0, PF1], failover: { mode: 'pf-switch' } };
+    const pfSwitch: HostSetupInput = {
+      ...input('192.168.80.2', false),
+      pfs: [PF0, PF1],
+      failover: { mode: 'pf-switch' },
+    };
     const fresh = renderHostSetup(pfSwitch).map((s) => show(s.do));
     expect(fresh.filter((c) => / addr /.test(c))).to.deep.equal(['ip addr add 192.168.80.2/24 dev enp3s0f0np0']);
     expect(fresh.filter((c) => /bond|master/.test(c))).to.deep.equal([]);
     expect(fresh).to.include('ip link set dev enp3s0f1np1 mtu 9216 up');
-    const moved: HostState = { pfs: { [PF0.name]: { addresses: [] }, [PF1.name]: { addresses: ['192.168.80.2/24'] } }, reps: {} };
-    expect(planHostSetup(pfSwitch, moved).map((s) => show(s.do)).filter((c) => / addr /.test(c)), 'a second run after a move').to.deep.equal([]);
-    expect(() => planHostSetup({ ...pfSwitch, pfs: [PF0] }, { pfs: {}, reps: {} })).to.throw(/pf-switch moves the underlay between the NIC's two PFs; 1 given/);
+    const moved: HostState = {
+      pfs: { [PF0.name]: { addresses: [] }, [PF1.name]: { addresses: ['192.168.80.2/24'] } },
+      reps: {},
+    };
+    expect(
+      planHostSetup(pfSwitch, moved)
+        .map((s) => show(s.do))
+        .filter((c) => / addr /.test(c)),
+      'a second run after a move',
+    ).to.deep.equal([]);
+    expect(() => planHostSetup({ ...pfSwitch, pfs: [PF0] }, { pfs: {}, reps: {} })).to.throw(
+      /pf-switch moves the underlay between the NIC's two PFs; 1 given/,
+    );
   });
 
-  it('host A without failover: the lab notes\' per-PF steps (golden)', () => {
+  it("host A without failover: the lab notes' per-PF steps (golden)", () => {
     const steps = renderHostSetup(input('192.168.80.2', false));
     expectGolden('failover/host-a-plain.txt', text(steps));
     expect(steps.slice(0, 8).map((s) => show(s.do))).to.deep.equal([
@@ -62,19 +82,26 @@ describe('host setup plans (failover/vf-lag)', () => {
     const at = (re: RegExp) => steps.findIndex((s) => re.test(show(s.do)));
     const last = (re: RegExp) => steps.length - 1 - [...steps].reverse().findIndex((s) => re.test(show(s.do)));
     // Both PFs in switchdev before the bond; the bond before the address; VFs after all of it.
-    expect(last(/eswitch set .* mode switchdev/)).to.be.lessThan(at(/ip link add bond0 type bond mode active-backup miimon 100/));
+    expect(last(/eswitch set .* mode switchdev/)).to.be.lessThan(
+      at(/ip link add bond0 type bond mode active-backup miimon 100/),
+    );
     expect(at(/ip link set dev enp3s0f0np0 down/)).to.be.lessThan(at(/ip link set dev enp3s0f0np0 master bond0/));
     expect(last(/master bond0/)).to.be.lessThan(at(/ip addr add 192\.168\.80\.2\/24 dev bond0/));
     expect(at(/ip link set dev bond0 mtu 9216 up/)).to.be.lessThan(at(/sriov_numvfs <<< 4/));
     expect(steps.filter((s) => /sriov_numvfs <<< 4/.test(show(s.do)))).to.have.length(2);
-    expect(steps.map((s) => show(s.do)).filter((l) => /dev enp3s0f[01]np[01] mtu/.test(l))).to.deep.equal([], 'the bond sets its ports\' MTU');
+    expect(steps.map((s) => show(s.do)).filter((l) => /dev enp3s0f[01]np[01] mtu/.test(l))).to.deep.equal(
+      [],
+      "the bond sets its ports' MTU",
+    );
   });
 
   it('host B with failover differs only in its address (golden)', () => {
     const a = renderHostSetup(input('192.168.80.2', true)).map((s) => show(s.do));
     const b = renderHostSetup(input('192.168.80.3', true));
     expectGolden('failover/host-b-failover.txt', text(b));
-    expect(b.map((s) => show(s.do)).filter((l, i) => l !== a[i])).to.deep.equal(['ip addr add 192.168.80.3/24 dev bond0']);
+    expect(b.map((s) => show(s.do)).filter((l, i) => l !== a[i])).to.deep.equal([
+      'ip addr add 192.168.80.3/24 dev bond0',
+    ]);
   });
 
   for (const failover of [false, true]) {
@@ -111,7 +138,9 @@ describe('host setup plans (failover/vf-lag)', () => {
     const host = new HostModel(want);
     host.run(renderHostSetup(want).map((s) => s.do));
     host.links.get('enp3s0f0r2')!.up = false;
-    expect(planHostSetup(want, host.read()).map((s) => show(s.do))).to.deep.equal(['ip link set dev enp3s0f0r2 mtu 9000 up']);
+    expect(planHostSetup(want, host.read()).map((s) => show(s.do))).to.deep.equal([
+      'ip link set dev enp3s0f0r2 mtu 9000 up',
+    ]);
   });
 
   it('a different VF count goes through 0 (the kernel refuses N -> M), and the representors come back', () => {
@@ -133,8 +162,16 @@ describe('host setup plans (failover/vf-lag)', () => {
     const host = new HostModel(input('192.168.80.2', true));
     host.run(renderHostSetup(input('192.168.80.2', false)).map((s) => s.do));
     const steps = planHostSetup(input('192.168.80.2', true), host.read());
-    expect(steps.map((s) => show(s.do))).to.include.members(['ip addr del 192.168.80.2/24 dev enp3s0f0np0', 'ip link set dev enp3s0f0np0 down', 'ip link set dev enp3s0f0np0 master bond0', 'ip addr add 192.168.80.2/24 dev bond0']);
-    expect(steps.findIndex((s) => show(s.do) === 'tee /sys/class/net/enp3s0f0np0/device/sriov_numvfs <<< 0')).to.equal(0, 'VFs off before the LAG forms');
+    expect(steps.map((s) => show(s.do))).to.include.members([
+      'ip addr del 192.168.80.2/24 dev enp3s0f0np0',
+      'ip link set dev enp3s0f0np0 down',
+      'ip link set dev enp3s0f0np0 master bond0',
+      'ip addr add 192.168.80.2/24 dev bond0',
+    ]);
+    expect(steps.findIndex((s) => show(s.do) === 'tee /sys/class/net/enp3s0f0np0/device/sriov_numvfs <<< 0')).to.equal(
+      0,
+      'VFs off before the LAG forms',
+    );
     host.run(steps.map((s) => s.do));
     expect(planHostSetup(input('192.168.80.2', true), host.read())).to.deep.equal([]);
   });
@@ -143,29 +180,62 @@ describe('host setup plans (failover/vf-lag)', () => {
     const want = input('192.168.80.2', false);
     const host = new HostModel(want);
     const state = { ...host.read(), ipsecActive: true };
-    expect(() => planHostSetup(want, state)).to.throw(ResourceError, /IPsec offload is active, and enp3s0f0np0: eswitch mode legacy -> switchdev.*run vfwire ipsec down, then host setup, then vfwire ipsec up/);
+    expect(() => planHostSetup(want, state)).to.throw(
+      ResourceError,
+      /IPsec offload is active, and enp3s0f0np0: eswitch mode legacy -> switchdev.*run vfwire ipsec down, then host setup, then vfwire ipsec up/,
+    );
     host.run(renderHostSetup(want).map((s) => s.do));
     host.links.get('enp3s0f0r0')!.up = false;
     expect(planHostSetup(want, { ...host.read(), ipsecActive: true }).map((s) => s.kind)).to.deep.equal(['rep-link']);
   });
 
   it('refuses inputs it cannot build', () => {
-    expect(() => renderHostSetup({ ...input('192.168.80.2', true), pfs: [PF0] })).to.throw(ValidationError, /bonds the NIC's two PFs; 1 given/);
-    expect(() => renderHostSetup({ ...input('192.168.80.2', false), underlay: { ...input('192.168.80.2', false).underlay, interface: 'bond0' } })).to.throw(ValidationError, /not one of the PFs/);
-    expect(() => renderHostSetup({ ...input('192.168.80.2', false), pfs: [{ ...PF0, reps: ['only-one'] }] })).to.throw(ValidationError, /4 VFs but 1 representor names/);
-    expect(renderHostSetup({ ...input('192.168.80.2', false), pfs: [{ ...PF0, reps: [] }] }).some((s) => s.kind === 'rep-link')).to.equal(false);
+    expect(() => renderHostSetup({ ...input('192.168.80.2', true), pfs: [PF0] })).to.throw(
+      ValidationError,
+      /bonds the NIC's two PFs; 1 given/,
+    );
+    expect(() =>
+      renderHostSetup({
+        ...input('192.168.80.2', false),
+        underlay: { ...input('192.168.80.2', false).underlay, interface: 'bond0' },
+      }),
+    ).to.throw(ValidationError, /not one of the PFs/);
+    expect(() => renderHostSetup({ ...input('192.168.80.2', false), pfs: [{ ...PF0, reps: ['only-one'] }] })).to.throw(
+      ValidationError,
+      /4 VFs but 1 representor names/,
+    );
+    expect(
+      renderHostSetup({ ...input('192.168.80.2', false), pfs: [{ ...PF0, reps: [] }] }).some(
+        (s) => s.kind === 'rep-link',
+      ),
+    ).to.equal(false);
     const host = new HostModel(input('192.168.80.2', true));
-    const state: HostState = { ...host.read(), bond: { mode: 'balance-rr', miimon: 100, addresses: [], mtu: 1500, up: false } };
-    expect(() => planHostSetup(input('192.168.80.2', true), state)).to.throw(ValidationError, /bond0 exists in mode balance-rr; failover needs active-backup/);
+    const state: HostState = {
+      ...host.read(),
+      bond: { mode: 'balance-rr', miimon: 100, addresses: [], mtu: 1500, up: false },
+    };
+    expect(() => planHostSetup(input('192.168.80.2', true), state)).to.throw(
+      ValidationError,
+      /bond0 exists in mode balance-rr; failover needs active-backup/,
+    );
     const bonded = new HostModel(input('192.168.80.2', true));
     bonded.run(renderHostSetup(input('192.168.80.2', true)).map((s) => s.do));
-    expect(() => planHostSetup(input('192.168.80.2', false), bonded.read())).to.throw(ValidationError, /enp3s0f0np0 is a port of bond0, but failover is off: remove the bond \(ip link del bond0\)/);
+    expect(() => planHostSetup(input('192.168.80.2', false), bonded.read())).to.throw(
+      ValidationError,
+      /enp3s0f0np0 is a port of bond0, but failover is off: remove the bond \(ip link del bond0\)/,
+    );
   });
 
   it('runs in a netns when told, and writes sysfs under the given root', () => {
-    const steps = renderHostSetup({ ...input('198.18.0.1', false), netns: 'vfwsim-a', sysfsRoot: '/run/vfwire-sim/a/sys/' });
+    const steps = renderHostSetup({
+      ...input('198.18.0.1', false),
+      netns: 'vfwsim-a',
+      sysfsRoot: '/run/vfwire-sim/a/sys/',
+    });
     expect(steps[0]!.do.argv).to.deep.equal(['tee', '/run/vfwire-sim/a/sys/class/net/enp3s0f0np0/device/sriov_numvfs']);
-    expect(steps.filter((s) => s.do.argv[0] === 'ip').every((s) => s.do.argv.slice(1, 3).join(' ') === '-n vfwsim-a')).to.equal(true);
+    expect(
+      steps.filter((s) => s.do.argv[0] === 'ip').every((s) => s.do.argv.slice(1, 3).join(' ') === '-n vfwsim-a'),
+    ).to.equal(true);
   });
 });
 
@@ -173,24 +243,73 @@ describe('host setup plans (failover/vf-lag)', () => {
 // via 0, the eswitch mode only without VFs, smfs not in switchdev, a port is enslaved down and
 // only while no PF has VFs (VF LAG activation), adding what exists or deleting what does not fails.
 class HostModel {
-  pfs: { name: string; pci: string; numVfs: number; autoprobe: number; eswitch: 'legacy' | 'switchdev'; fsm: string; addrs: string[]; mtu: number; up: boolean; master: string | null; mtuBefore?: number }[];
+  pfs: {
+    name: string;
+    pci: string;
+    numVfs: number;
+    autoprobe: number;
+    eswitch: 'legacy' | 'switchdev';
+    fsm: string;
+    addrs: string[];
+    mtu: number;
+    up: boolean;
+    master: string | null;
+    mtuBefore?: number;
+  }[];
   links = new Map<string, { mtu: number; up: boolean }>();
   bond: { name: string; mode: string; miimon: number; addrs: string[]; mtu: number; up: boolean } | null = null;
 
   constructor(want: HostSetupInput) {
-    this.pfs = want.pfs.map((p) => ({ name: p.name, pci: p.pci, numVfs: 0, autoprobe: 1, eswitch: 'legacy', fsm: 'dmfs', addrs: [], mtu: 1500, up: false, master: null }));
+    this.pfs = want.pfs.map((p) => ({
+      name: p.name,
+      pci: p.pci,
+      numVfs: 0,
+      autoprobe: 1,
+      eswitch: 'legacy',
+      fsm: 'dmfs',
+      addrs: [],
+      mtu: 1500,
+      up: false,
+      master: null,
+    }));
   }
 
   read(): HostState {
     return {
-      pfs: Object.fromEntries(this.pfs.map((p) => [p.name, { numVfs: p.numVfs, driversAutoprobe: p.autoprobe, eswitchMode: p.eswitch, flowSteeringMode: p.fsm, addresses: [...p.addrs], mtu: p.mtu, up: p.up, master: p.master }])),
+      pfs: Object.fromEntries(
+        this.pfs.map((p) => [
+          p.name,
+          {
+            numVfs: p.numVfs,
+            driversAutoprobe: p.autoprobe,
+            eswitchMode: p.eswitch,
+            flowSteeringMode: p.fsm,
+            addresses: [...p.addrs],
+            mtu: p.mtu,
+            up: p.up,
+            master: p.master,
+          },
+        ]),
+      ),
       reps: Object.fromEntries([...this.links].map(([k, v]) => [k, { ...v }])),
-      bond: this.bond && { mode: this.bond.mode, miimon: this.bond.miimon, addresses: [...this.bond.addrs], mtu: this.bond.mtu, up: this.bond.up },
+      bond: this.bond && {
+        mode: this.bond.mode,
+        miimon: this.bond.miimon,
+        addresses: [...this.bond.addrs],
+        mtu: this.bond.mtu,
+        up: this.bond.up,
+      },
     };
   }
 
   snapshot(): unknown {
-    return JSON.parse(JSON.stringify({ pfs: this.pfs.map((p) => ({ ...p, mtuBefore: undefined })), links: [...this.links], bond: this.bond }));
+    return JSON.parse(
+      JSON.stringify({
+        pfs: this.pfs.map((p) => ({ ...p, mtuBefore: undefined })),
+        links: [...this.links],
+        bond: this.bond,
+      }),
+    );
   }
 
   run(cmds: Command[]): void {
@@ -222,10 +341,12 @@ class HostModel {
       if (pf.numVfs > 0 && n > 0 && n !== pf.numVfs) fail('EBUSY: VFs already enabled');
       for (const r of reps(pf.name.replace(/np\d+$/, ''), pf.numVfs)) this.links.delete(r);
       pf.numVfs = n;
-      if (pf.eswitch === 'switchdev') for (const r of reps(pf.name.replace(/np\d+$/, ''), n)) this.links.set(r, { mtu: 1500, up: false });
+      if (pf.eswitch === 'switchdev')
+        for (const r of reps(pf.name.replace(/np\d+$/, ''), n)) this.links.set(r, { mtu: 1500, up: false });
     } else if ((m = /^devlink dev param set (\S+) name flow_steering_mode value (\S+) cmode runtime$/.exec(cmd))) {
       const pf = this.pf(m[1]!)!;
-      if (m[2] === 'smfs' && pf.eswitch === 'switchdev') fail('Software managed steering is not supported when eswitch offloads enabled');
+      if (m[2] === 'smfs' && pf.eswitch === 'switchdev')
+        fail('Software managed steering is not supported when eswitch offloads enabled');
       pf.fsm = m[2]!;
     } else if ((m = /^devlink dev eswitch set (\S+) mode (\S+)$/.exec(cmd))) {
       const pf = this.pf(m[1]!)!;

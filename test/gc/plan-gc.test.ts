@@ -12,14 +12,27 @@ const NOW = new Date('2026-11-26T12:00:00Z');
 
 function ledgerWith(vms: [string, string, number][], since = LONG_AGO) {
   const ledger = emptyLedger();
-  for (const [name, uuid, vni] of vms) recordPlan(ledger, planPrepare(request(name, uuid, [{ vni }]), inventory(pf(4)), ledger, config(REAL_CONFIG), since));
+  for (const [name, uuid, vni] of vms)
+    recordPlan(
+      ledger,
+      planPrepare(request(name, uuid, [{ vni }]), inventory(pf(4)), ledger, config(REAL_CONFIG), since),
+    );
   return ledger;
 }
 
 describe('planGc', () => {
   it('removes admission chains of a VNI the ledger does not know, never those of a live or released one', () => {
-    const ledger = ledgerWith([['alive', UUID1, 100], ['dead', UUID2, 200]]);
-    const plan = planGc({ ledger, running: new Set([UUID1]), links: [], notBefore: NOW, admission: { netns: 'ns1', vnis: [100, 200, 300] } });
+    const ledger = ledgerWith([
+      ['alive', UUID1, 100],
+      ['dead', UUID2, 200],
+    ]);
+    const plan = planGc({
+      ledger,
+      running: new Set([UUID1]),
+      links: [],
+      notBefore: NOW,
+      admission: { netns: 'ns1', vnis: [100, 200, 300] },
+    });
     expect(plan.leftovers).to.deep.equal(['admission chains of VNI 300: not in the ledger']);
     const removal = plan.commands.filter((c) => c.argv.includes('nft') && c.stdin?.includes('delete chain'));
     // VNI 200's own undo (with its released lease) and VNI 300's leftover; VNI 100 stays.
@@ -28,7 +41,10 @@ describe('planGc', () => {
   });
 
   it('releases the leases of VMs that are not running, keeping the shared overlay of a running one', () => {
-    const ledger = ledgerWith([['alive', UUID1, 100], ['dead', UUID2, 100]]);
+    const ledger = ledgerWith([
+      ['alive', UUID1, 100],
+      ['dead', UUID2, 100],
+    ]);
     const plan = planGc({ ledger, running: new Set([UUID1]), links: [], notBefore: NOW });
     expect(plan.staleLeases).to.deep.equal([{ key: `${UUID2}/0`, vm: 'dead', why: 'its domain is not running' }]);
     expect(plan.commands.map(formatCommand)).to.deep.equal([
@@ -57,29 +73,56 @@ describe('planGc', () => {
       { name: 'vfwbrother' },
     ];
     const plan = planGc({ ledger, running: new Set([UUID1]), links, notBefore: NOW });
-    expect(plan.leftovers).to.deep.equal(['enp3s0f0r3: port of vfwbr100 without a lease', 'vfwbr200: not in the ledger', 'vfwvx200 (netns underlay): not in the ledger']);
-    expect(plan.commands.map(formatCommand)).to.deep.equal(['ip link set dev enp3s0f0r3 nomaster down', 'ip link del vfwbr200', 'ip -n underlay link del vfwvx200']);
+    expect(plan.leftovers).to.deep.equal([
+      'enp3s0f0r3: port of vfwbr100 without a lease',
+      'vfwbr200: not in the ledger',
+      'vfwvx200 (netns underlay): not in the ledger',
+    ]);
+    expect(plan.commands.map(formatCommand)).to.deep.equal([
+      'ip link set dev enp3s0f0r3 nomaster down',
+      'ip link del vfwbr200',
+      'ip -n underlay link del vfwvx200',
+    ]);
   });
 
-  it('does not delete twice what a stale lease\'s release already removes', () => {
+  it("does not delete twice what a stale lease's release already removes", () => {
     const ledger = ledgerWith([['dead', UUID1, 100]]);
-    const plan = planGc({ ledger, running: new Set(), links: [{ name: 'vfwbr100' }, { name: 'vfwvx100', master: 'vfwbr100' }, { name: 'enp3s0f0r0', master: 'vfwbr100' }], notBefore: NOW });
+    const plan = planGc({
+      ledger,
+      running: new Set(),
+      links: [
+        { name: 'vfwbr100' },
+        { name: 'vfwvx100', master: 'vfwbr100' },
+        { name: 'enp3s0f0r0', master: 'vfwbr100' },
+      ],
+      notBefore: NOW,
+    });
     expect(plan.leftovers).to.deep.equal([]);
     expect(plan.commands.filter((c) => c.argv.includes('vfwbr100') && c.argv.includes('del'))).to.have.length(1);
   });
 
   it('frees the lease of a device detached from its running domain, and only that', () => {
-    const ledger = ledgerWith([['detached', UUID1, 100], ['attached', UUID2, 100]]);
+    const ledger = ledgerWith([
+      ['detached', UUID1, 100],
+      ['attached', UUID2, 100],
+    ]);
     for (const l of Object.values(ledger.leases)) l.attachedAt = NOW.toISOString();
     const running = new Set([UUID1, UUID2]);
-    const liveAliases = new Map([[UUID1, new Set<string>()], [UUID2, new Set(['ua-vfwire-0'])]]);
+    const liveAliases = new Map([
+      [UUID1, new Set<string>()],
+      [UUID2, new Set(['ua-vfwire-0'])],
+    ]);
     // Young leases too: a detach is no start in progress.
     const plan = planGc({ ledger, running, links: [], notBefore: LONG_AGO, liveAliases });
-    expect(plan.staleLeases).to.deep.equal([{ key: `${UUID1}/0`, vm: 'detached', why: 'its device ua-vfwire-0 was detached from the running domain' }]);
+    expect(plan.staleLeases).to.deep.equal([
+      { key: `${UUID1}/0`, vm: 'detached', why: 'its device ua-vfwire-0 was detached from the running domain' },
+    ]);
     // Not attached yet (the worker is still at it), or the domain's XML not asked: kept.
     delete ledger.leases[`${UUID1}/0`]!.attachedAt;
     expect(planGc({ ledger, running, links: [], notBefore: LONG_AGO, liveAliases }).staleLeases).to.deep.equal([]);
     ledger.leases[`${UUID1}/0`]!.attachedAt = NOW.toISOString();
-    expect(planGc({ ledger, running, links: [], notBefore: LONG_AGO, liveAliases: new Map() }).staleLeases).to.deep.equal([]);
+    expect(
+      planGc({ ledger, running, links: [], notBefore: LONG_AGO, liveAliases: new Map() }).staleLeases,
+    ).to.deep.equal([]);
   });
 });

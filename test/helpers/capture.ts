@@ -16,7 +16,11 @@ export async function startCapture(netns: string, dev: string): Promise<Capture>
   const dir = mkdtempSync(join(tmpdir(), 'vfwt-pcap-'));
   const file = join(dir, 'wire.pcap');
   // -U: each packet written as it comes, so a stop loses none; -Z root: the file stays writable.
-  const proc: ResultPromise = execa('ip', ['netns', 'exec', netns, 'tcpdump', '-i', dev, '-n', '-U', '-Z', 'root', '-w', file], { reject: false, timeout: 600_000 });
+  const proc: ResultPromise = execa(
+    'ip',
+    ['netns', 'exec', netns, 'tcpdump', '-i', dev, '-n', '-U', '-Z', 'root', '-w', file],
+    { reject: false, timeout: 600_000 },
+  );
   try {
     await new Promise<void>((resolve, reject) => {
       let err = '';
@@ -24,7 +28,9 @@ export async function startCapture(netns: string, dev: string): Promise<Capture>
         err += d.toString();
         if (/listening on /.test(err)) resolve();
       });
-      void proc.then((r) => reject(new Error(`tcpdump on ${netns}/${dev} ended before listening: ${String(r.stderr).trim()}`)));
+      void proc.then((r) =>
+        reject(new Error(`tcpdump on ${netns}/${dev} ended before listening: ${String(r.stderr).trim()}`)),
+      );
     });
   } catch (e) {
     rmSync(dir, { recursive: true, force: true });

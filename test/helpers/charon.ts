@@ -36,13 +36,30 @@ export async function startCharon(c: TestCharon): Promise<Charon> {
   // As /etc/swanctl/swanctl.conf on Debian: vfwire's files are found through conf.d/.
   writeFileSync(join(c.swanctlDir, 'swanctl.conf'), 'include conf.d/*.conf\n');
   // `ip netns exec` enters the host's netns; unshare gives charon a private /run for its pid file.
-  const charon = execa('ip', ['netns', 'exec', c.netns, 'unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs tmpfs /run && exec "$0"', CHARON], {
-    env: c.env,
-    reject: false,
-    all: true,
-  });
+  const charon = execa(
+    'ip',
+    [
+      'netns',
+      'exec',
+      c.netns,
+      'unshare',
+      '--mount',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount -t tmpfs tmpfs /run && exec "$0"',
+      CHARON,
+    ],
+    {
+      env: c.env,
+      reject: false,
+      all: true,
+    },
+  );
   for (let waited = 0; !existsSync(c.socket); waited += 50) {
-    if (charon.exitCode !== null || waited > 10_000) throw new Error(`charon of ${c.name} did not open ${c.socket}: ${(await charon).all}`);
+    if (charon.exitCode !== null || waited > 10_000)
+      throw new Error(`charon of ${c.name} did not open ${c.socket}: ${(await charon).all}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   return { proc: charon };

@@ -69,7 +69,9 @@ export class FakeXfrm {
 
   /** The epoch-independent view: which SPIs a host has, by direction. */
   spis(netns: string, dir: 'out' | 'in'): number[] {
-    return this.host(netns).sas.filter((s) => s.dir === dir).map((s) => s.spi);
+    return this.host(netns)
+      .sas.filter((s) => s.dir === dir)
+      .map((s) => s.spi);
   }
 
   outAdds(netns: string): number[] {
@@ -136,7 +138,11 @@ export class FakeXfrm {
       return ok();
     }
     const sa = h.sas[i]!;
-    return ok(stats ? `src ${sa.src} dst ${sa.dst}\n\tlifetime current:\n\t  ${sa.packets * 100}(bytes), ${sa.packets}(packets)\n\t  add 2026-11-26 16:00:00 use -\n` : '');
+    return ok(
+      stats
+        ? `src ${sa.src} dst ${sa.dst}\n\tlifetime current:\n\t  ${sa.packets * 100}(bytes), ${sa.packets}(packets)\n\t  add 2026-11-26 16:00:00 use -\n`
+        : '',
+    );
   }
 
   private host(netns: string): FakeHost {

@@ -8,7 +8,14 @@ export interface HookRun {
   stderr: string;
 }
 
-export async function runHook(configPath: string, vm: string, op: string, sub: string, xml: string, env: Record<string, string> = {}): Promise<HookRun> {
+export async function runHook(
+  configPath: string,
+  vm: string,
+  op: string,
+  sub: string,
+  xml: string,
+  env: Record<string, string> = {},
+): Promise<HookRun> {
   const { code, stderr } = await callHook(configPath, vm, op, sub, xml, env, 60_000);
   return { code, stderr };
 }

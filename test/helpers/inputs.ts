@@ -61,7 +61,11 @@ export function inventory(...pfs: PfInfo[]): Inventory {
 export const UUID1 = '1f9d3c2e-4b5a-4c6d-8e7f-0a1b2c3d4e5f';
 export const UUID2 = '2a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d';
 
-export function request(name: string, uuid: string, ifaces: Array<Partial<InterfaceSpec> & { vni: number }>): DomainRequest {
+export function request(
+  name: string,
+  uuid: string,
+  ifaces: Array<Partial<InterfaceSpec> & { vni: number }>,
+): DomainRequest {
   return {
     name,
     uuid,

@@ -20,11 +20,17 @@ export interface Counters {
 export async function nftCounters(netns: string, family: 'inet' | 'arp', matches: string[]): Promise<Counters> {
   const t = `${family} vfwtest`;
   const prio = family === 'inet' ? -20 : 0;
-  const script = [`add table ${t}`, `add chain ${t} in { type filter hook input priority ${prio} ; }`, ...matches.map((m) => `add rule ${t} in ${m} counter`)].join('; ');
+  const script = [
+    `add table ${t}`,
+    `add chain ${t} in { type filter hook input priority ${prio} ; }`,
+    ...matches.map((m) => `add rule ${t} in ${m} counter`),
+  ].join('; ');
   await runner.run({ argv: inNetns(netns, '-f', '-'), stdin: `${script}\n` });
   return {
     async read() {
-      const shown = JSON.parse((await runner.run({ argv: inNetns(netns, '-j', 'list', 'table', family, 'vfwtest') })).stdout) as NftJson;
+      const shown = JSON.parse(
+        (await runner.run({ argv: inNetns(netns, '-j', 'list', 'table', family, 'vfwtest') })).stdout,
+      ) as NftJson;
       return shown.nftables.flatMap((i) => i.rule?.expr.flatMap((e) => (e.counter ? [e.counter.packets] : [])) ?? []);
     },
     async remove() {
@@ -34,8 +40,25 @@ export async function nftCounters(netns: string, family: 'inet' | 'arp', matches
 }
 
 /** Packets the drop rule of one of vfwire's chains (table inet vfwire, or bridge vfwire) counted. */
-export async function vfwireDrops(netns: string | undefined, family: 'inet' | 'bridge', chain: string): Promise<number> {
-  const argv = [...(netns ? ['ip', 'netns', 'exec', netns] : []), 'nft', '-j', 'list', 'chain', family, 'vfwire', chain];
+export async function vfwireDrops(
+  netns: string | undefined,
+  family: 'inet' | 'bridge',
+  chain: string,
+): Promise<number> {
+  const argv = [
+    ...(netns ? ['ip', 'netns', 'exec', netns] : []),
+    'nft',
+    '-j',
+    'list',
+    'chain',
+    family,
+    'vfwire',
+    chain,
+  ];
   const shown = JSON.parse((await runner.run({ argv })).stdout) as NftJson;
-  return shown.nftables.flatMap((i) => (i.rule?.expr.some((e) => 'drop' in e) ? i.rule.expr.flatMap((e) => (e.counter ? [e.counter.packets] : [])) : [])).reduce((a, b) => a + b, 0);
+  return shown.nftables
+    .flatMap((i) =>
+      i.rule?.expr.some((e) => 'drop' in e) ? i.rule.expr.flatMap((e) => (e.counter ? [e.counter.packets] : [])) : [],
+    )
+    .reduce((a, b) => a + b, 0);
 }

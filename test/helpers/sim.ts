@@ -23,8 +23,17 @@ export interface TestSim {
   b: SimHost;
 }
 
-export async function upTestSim(vfs = 4, flavour: Pick<SimOptions, 'libvirt' | 'failover'> = {}, setup = true): Promise<TestSim> {
-  const opts: SimOptions = { dir: join(mkdtempSync(join(tmpdir(), 'vfwt-')), 'sim'), prefix: `vfwt${randomBytes(3).toString('hex')}`, vfs, ...flavour };
+export async function upTestSim(
+  vfs = 4,
+  flavour: Pick<SimOptions, 'libvirt' | 'failover'> = {},
+  setup = true,
+): Promise<TestSim> {
+  const opts: SimOptions = {
+    dir: join(mkdtempSync(join(tmpdir(), 'vfwt-')), 'sim'),
+    prefix: `vfwt${randomBytes(3).toString('hex')}`,
+    vfs,
+    ...flavour,
+  };
   await simUp(opts, runner, setup);
   const [a, b] = simHosts(opts) as [SimHost, SimHost];
   return { opts, a, b };
@@ -48,9 +57,17 @@ export function editConfig(path: string, edit: (doc: ConfigDoc) => void): void {
 }
 
 /** Links in a netns (default: the root netns), by name, with their master (bridge) if any. */
-export async function links(netns?: string): Promise<Map<string, { master?: string; operstate: string; mtu: number; address: string }>> {
+export async function links(
+  netns?: string,
+): Promise<Map<string, { master?: string; operstate: string; mtu: number; address: string }>> {
   const out = (await runner.run({ argv: ip(netns, '-j', 'link', 'show') })).stdout;
-  const list = JSON.parse(out) as { ifname: string; master?: string; operstate: string; mtu: number; address: string }[];
+  const list = JSON.parse(out) as {
+    ifname: string;
+    master?: string;
+    operstate: string;
+    mtu: number;
+    address: string;
+  }[];
   return new Map(list.map((l) => [l.ifname, l]));
 }
 
@@ -69,17 +86,25 @@ export async function expectNoVfwireOn(host: SimHost): Promise<void> {
   expect(ledger.leases, 'leases').to.deep.equal({});
   expect(ledger.vnis, 'vnis').to.deep.equal({});
   const netns = await links(host.netns);
-  expect([...netns.keys()].filter((n) => n.startsWith('vfw')), 'vfw links').to.deep.equal([]);
-  expect([...netns.values()].filter((l) => l.master).map((l) => l.master), 'bridge members').to.deep.equal([]);
+  expect(
+    [...netns.keys()].filter((n) => n.startsWith('vfw')),
+    'vfw links',
+  ).to.deep.equal([]);
+  expect(
+    [...netns.values()].filter((l) => l.master).map((l) => l.master),
+    'bridge members',
+  ).to.deep.equal([]);
   expect(await admissionChains(host.netns), 'admission chains').to.deep.equal([]);
 }
 
 /** The VNI chains in nftables' inet vfwire table of a netns (the table itself may stay, empty). */
 export async function admissionChains(netns: string): Promise<string[]> {
-  const r = await runner.run({ argv: ['ip', 'netns', 'exec', netns, 'nft', '-j', 'list', 'table', 'inet', 'vfwire'] }).catch((e: unknown) => {
-    if (/No such file or directory/.test(String(e))) return undefined;
-    throw e;
-  });
+  const r = await runner
+    .run({ argv: ['ip', 'netns', 'exec', netns, 'nft', '-j', 'list', 'table', 'inet', 'vfwire'] })
+    .catch((e: unknown) => {
+      if (/No such file or directory/.test(String(e))) return undefined;
+      throw e;
+    });
   if (!r) return [];
   const items = (JSON.parse(r.stdout) as { nftables: { chain?: { name: string } }[] }).nftables;
   return items.flatMap((i) => (i.chain && i.chain.name.startsWith('vni_') ? [i.chain.name] : []));
@@ -93,12 +118,22 @@ export async function expectHostAClean(sim: TestSim, vnis: number[]): Promise<vo
     expect(host.has(`vfwbr${vni}`), `bridge of ${vni}`).to.equal(false);
     expect(host.has(`vfwvx${vni}`), `vxlan of ${vni}`).to.equal(false);
   }
-  for (let i = 0; i < sim.opts.vfs; i++) expect(host.get(`${sim.a.tapPrefix}${i}`)?.master, `tap ${i} master`).to.equal(undefined);
+  for (let i = 0; i < sim.opts.vfs; i++)
+    expect(host.get(`${sim.a.tapPrefix}${i}`)?.master, `tap ${i} master`).to.equal(undefined);
 }
 
 /** Representors in the bridge overlay's anti-spoofing guard (overlay/rep-guard.ts) of a netns. */
 export async function guardedPorts(netns?: string): Promise<string[]> {
-  const argv = [...(netns ? ['ip', 'netns', 'exec', netns] : []), 'nft', '-j', 'list', 'set', 'bridge', 'vfwire', 'reps'];
+  const argv = [
+    ...(netns ? ['ip', 'netns', 'exec', netns] : []),
+    'nft',
+    '-j',
+    'list',
+    'set',
+    'bridge',
+    'vfwire',
+    'reps',
+  ];
   const r = await runner.run({ argv }).catch((e: unknown) => {
     if (/No such file or directory/.test(String(e))) return undefined;
     throw e;

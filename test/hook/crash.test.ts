@@ -8,7 +8,15 @@ import { libvirtReachable } from '../../src/sim/libvirtd.js';
 import { waitFor } from '../../src/wait.js';
 import { vfwire } from '../helpers/cli.js';
 import { domainXml } from '../helpers/hook.js';
-import { admissionChains, downTestSim, guardedPorts, leasesOn, links, upTestSim, type TestSim } from '../helpers/sim.js';
+import {
+  admissionChains,
+  downTestSim,
+  guardedPorts,
+  leasesOn,
+  links,
+  upTestSim,
+  type TestSim,
+} from '../helpers/sim.js';
 
 describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
   // Each gc waits for the dead hook's lock to go stale (10 s).
@@ -32,14 +40,27 @@ describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
   // rep-guard (nftables, root netns), rep-join.
   for (let k = 0; k < 9; k++) {
     it(`killed before step ${k}: gc leaves nothing behind`, async () => {
-      const xml = domainXml('crashy', `00000000-0000-4000-8000-00000000c${k.toString().padStart(3, '0')}`, [`vni="${VNI}" encrypt="off"`]);
-      const hook = execa(HOOK_SCRIPT, ['crashy', 'prepare', 'begin', '-'], { input: xml, env: { VFWIRE_CONFIG: sim!.a.configPath, VFWIRE_TEST_HANG_STEP: String(k) }, reject: false });
+      const xml = domainXml('crashy', `00000000-0000-4000-8000-00000000c${k.toString().padStart(3, '0')}`, [
+        `vni="${VNI}" encrypt="off"`,
+      ]);
+      const hook = execa(HOOK_SCRIPT, ['crashy', 'prepare', 'begin', '-'], {
+        input: xml,
+        env: { VFWIRE_CONFIG: sim!.a.configPath, VFWIRE_TEST_HANG_STEP: String(k) },
+        reject: false,
+      });
       await waitFor('the hook to record its lease', async () => ((await leasesOn(sim!.a)).length ? true : undefined));
       // Steps before k run once the lease is recorded; the hook then hangs at step k. Wait for
       // what they make rather than a fixed time (each is a process, slower on a loaded machine).
-      const made = async () => [...(await rootLinks()).keys(), ...(await links(sim!.a.netns)).keys()].filter((n) => n === `vfwvx${VNI}` || n === `vfwbr${VNI}`);
+      const made = async () =>
+        [...(await rootLinks()).keys(), ...(await links(sim!.a.netns)).keys()].filter(
+          (n) => n === `vfwvx${VNI}` || n === `vfwbr${VNI}`,
+        );
       const expected = k <= 1 ? 0 : k < 4 ? 1 : 2;
-      await waitFor(`steps before ${k} to make ${expected} object(s)`, async () => ((await made()).length >= expected ? true : undefined), 15_000).catch(() => undefined);
+      await waitFor(
+        `steps before ${k} to make ${expected} object(s)`,
+        async () => ((await made()).length >= expected ? true : undefined),
+        15_000,
+      ).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 300));
       // The shim's `| exec node` runs node in a pipeline child: kill that process, as a crash would.
       await execa('pkill', ['-KILL', '-f', `hook-main.js -- crashy prepare`]);

@@ -6,7 +6,15 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
 import { domainXml, runHook } from '../helpers/hook.js';
-import { downTestSim, expectNoVfwireOn, leasesOn, links, runner as simRunner, upTestSim, type TestSim } from '../helpers/sim.js';
+import {
+  downTestSim,
+  expectNoVfwireOn,
+  leasesOn,
+  links,
+  runner as simRunner,
+  upTestSim,
+  type TestSim,
+} from '../helpers/sim.js';
 
 const U = (n: number) => `00000000-0000-4000-8000-${n.toString().padStart(12, '0')}`;
 const OFF = 'vni="100" encrypt="off"';
@@ -30,7 +38,13 @@ describe('hook on a sim host', function () {
   }
 
   it('an untagged VM starts and stops with no vfwire trace', async () => {
-    for (const [op, sub] of [['prepare', 'begin'], ['start', 'begin'], ['started', 'begin'], ['stopped', 'end'], ['release', 'end']]) {
+    for (const [op, sub] of [
+      ['prepare', 'begin'],
+      ['start', 'begin'],
+      ['started', 'begin'],
+      ['stopped', 'end'],
+      ['release', 'end'],
+    ]) {
       expect(await runHook(cfg, 'plain', op!, sub!, domainXml('plain', U(1)))).to.deep.equal({ code: 0, stderr: '' });
     }
     expect(existsSync(stateDir()), 'state dir').to.equal(false);
@@ -57,18 +71,23 @@ describe('hook on a sim host', function () {
   });
 
   it('a pool of 2 VFs serves two VMs and refuses the third; nothing leaks', async () => {
-    for (const n of [10, 11]) expect((await runHook(cfg, `vm${n}`, 'prepare', 'begin', domainXml(`vm${n}`, U(n), [OFF]))).code).to.equal(0);
+    for (const n of [10, 11])
+      expect((await runHook(cfg, `vm${n}`, 'prepare', 'begin', domainXml(`vm${n}`, U(n), [OFF]))).code).to.equal(0);
     const third = await runHook(cfg, 'vm12', 'prepare', 'begin', domainXml('vm12', U(12), [OFF]));
     expect(third.code).to.equal(1);
     expect(third.stderr).to.match(/^vfwire: vm vm12: interface 0: no free VF on enp3s0f0np0 \(2 usable, all leased/);
     expect(await leasesOn(sim!.a)).to.have.length(2);
-    for (const n of [10, 11, 12]) for (const op of ['stopped', 'release']) expect((await runHook(cfg, `vm${n}`, op, 'end', domainXml(`vm${n}`, U(n), [OFF]))).code).to.equal(0);
+    for (const n of [10, 11, 12])
+      for (const op of ['stopped', 'release'])
+        expect((await runHook(cfg, `vm${n}`, op, 'end', domainXml(`vm${n}`, U(n), [OFF]))).code).to.equal(0);
     await expectClean();
   });
 
   it('parallel starts never share a VF: 6 VMs at once on a pool of 2', async () => {
     const names = [60, 61, 62, 63, 64, 65];
-    const runs = await Promise.all(names.map((n) => runHook(cfg, `par${n}`, 'prepare', 'begin', domainXml(`par${n}`, U(n), [OFF]))));
+    const runs = await Promise.all(
+      names.map((n) => runHook(cfg, `par${n}`, 'prepare', 'begin', domainXml(`par${n}`, U(n), [OFF]))),
+    );
     expect(runs.filter((r) => r.code === 0)).to.have.length(2);
     for (const r of runs.filter((x) => x.code !== 0)) expect(r.stderr).to.match(/no free VF/);
     const leases = await leasesOn(sim!.a);
@@ -81,7 +100,9 @@ describe('hook on a sim host', function () {
   it('rolls back completely when any prepare step fails', async () => {
     const steps = 7; // first lease of a VNI with one peer: see test/fixtures/plans/sim-first-lease.txt
     for (let k = 0; k < steps; k++) {
-      const r = await runHook(cfg, 'flaky', 'prepare', 'begin', domainXml('flaky', U(20), [OFF]), { VFWIRE_TEST_FAIL_STEP: String(k) });
+      const r = await runHook(cfg, 'flaky', 'prepare', 'begin', domainXml('flaky', U(20), [OFF]), {
+        VFWIRE_TEST_FAIL_STEP: String(k),
+      });
       expect(r.code, `step ${k}`).to.equal(1);
       expect(r.stderr, `step ${k}`).to.match(/^vfwire: vm flaky: failed to [a-z-]+ .*injected failure/);
       await expectClean();
@@ -102,7 +123,9 @@ describe('hook on a sim host', function () {
 
   it('releases by UUID even when the metadata became invalid meanwhile', async () => {
     expect((await runHook(cfg, 'edited', 'prepare', 'begin', domainXml('edited', U(31), [OFF]))).code).to.equal(0);
-    expect((await runHook(cfg, 'edited', 'release', 'end', domainXml('edited', U(31), ['vni="nope"']))).code).to.equal(0);
+    expect((await runHook(cfg, 'edited', 'release', 'end', domainXml('edited', U(31), ['vni="nope"']))).code).to.equal(
+      0,
+    );
     await expectClean();
   });
 
@@ -128,8 +151,20 @@ describe('hook on a sim host', function () {
     await withLedger(stateDir(), async (txn) => {
       txn.data.bootId = 'a-boot-long-ago';
       txn.data.leases[old] = {
-        key: old, vm: 'ghost', uuid: U(70), index: 0, pf: 'enp3s0f0np0', vf: 0, pci: '0000:03:00.2', rep: 'enp3s0f0r0',
-        vni: 100, mac: '52:54:00:00:00:70', mtu: 9000, since: '2020-01-01T00:00:00Z', state: 'active', attach: 'ethernet',
+        key: old,
+        vm: 'ghost',
+        uuid: U(70),
+        index: 0,
+        pf: 'enp3s0f0np0',
+        vf: 0,
+        pci: '0000:03:00.2',
+        rep: 'enp3s0f0r0',
+        vni: 100,
+        mac: '52:54:00:00:00:70',
+        mtu: 9000,
+        since: '2020-01-01T00:00:00Z',
+        state: 'active',
+        attach: 'ethernet',
         undo: [{ argv: ['ip', '-n', sim!.a.netns, 'link', 'del', canary] }],
       };
       txn.data.vnis['100'] = { vni: 100, members: [old], peers: [], undo: [] };
@@ -151,7 +186,9 @@ describe('hook on a sim host', function () {
     try {
       expect((await runHook(cfg, 'seed', 'prepare', 'begin', domainXml('seed', U(81), [OFF]))).code).to.equal(0);
       const before = readFileSync(join(stateDir(), 'ledger.json'), 'utf8');
-      await simRunner.run({ argv: ['dd', 'if=/dev/zero', `of=${join(stateDir(), 'filler')}`, 'bs=4k', 'count=64'] }).catch(() => undefined);
+      await simRunner
+        .run({ argv: ['dd', 'if=/dev/zero', `of=${join(stateDir(), 'filler')}`, 'bs=4k', 'count=64'] })
+        .catch(() => undefined);
       const r = await runHook(cfg, 'full', 'prepare', 'begin', xml);
       expect(r.code).to.equal(1);
       expect(r.stderr).to.match(/^vfwire: .*(ENOSPC|no space left)/i);
@@ -178,7 +215,10 @@ describe('hook on a sim host', function () {
     expect((await runHook(cfg, 'kept', 'prepare', 'begin', xml)).code).to.equal(0);
     expect((await runHook(cfg, 'kept', 'reconnect', 'begin', xml)).code).to.equal(0);
     expect((await leasesOn(sim!.a)).map((l) => l.vm)).to.deep.equal(['kept']);
-    expect((await runHook(cfg, 'kept', 'reconnect', 'begin', `<domain xmlns:v="${'https://vfwire.dev/xmlns/1.0'}"><oops`)).code).to.equal(0);
+    expect(
+      (await runHook(cfg, 'kept', 'reconnect', 'begin', `<domain xmlns:v="${'https://vfwire.dev/xmlns/1.0'}"><oops`))
+        .code,
+    ).to.equal(0);
     expect((await runHook(cfg, 'kept', 'release', 'end', xml)).code).to.equal(0);
     await expectClean();
   });

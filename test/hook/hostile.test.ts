@@ -63,16 +63,26 @@ describe('hostile input corpus', function () {
 
   for (const [file, reason] of Object.entries(DOMAIN_REASONS)) {
     it(`domains/${file}: refused in one line, nothing done`, async () => {
-      const r = await runHook(sim!.a.configPath, 'vm1', 'prepare', 'begin', readFileSync(join(CORPUS, 'domains', file), 'utf8'));
+      const r = await runHook(
+        sim!.a.configPath,
+        'vm1',
+        'prepare',
+        'begin',
+        readFileSync(join(CORPUS, 'domains', file), 'utf8'),
+      );
       expect(r.code).to.equal(1);
       expect(r.stderr.split('\n'), r.stderr).to.have.length(1);
-      expect(r.stderr).to.match(/^vfwire: /).and.match(reason);
+      expect(r.stderr)
+        .to.match(/^vfwire: /)
+        .and.match(reason);
       await expectNoTrace();
     });
   }
 
   it('several megabytes of metadata: refused quickly, without echoing them', async () => {
-    const huge = domainXml('vm1', '00000000-0000-4000-8000-000000000099', [`vni="100" pf="${'x'.repeat(3 * 1024 * 1024)}"`]);
+    const huge = domainXml('vm1', '00000000-0000-4000-8000-000000000099', [
+      `vni="100" pf="${'x'.repeat(3 * 1024 * 1024)}"`,
+    ]);
     const t0 = Date.now();
     const r = await runHook(sim!.a.configPath, 'vm1', 'prepare', 'begin', huge);
     expect(r.code).to.equal(1);
@@ -82,7 +92,17 @@ describe('hostile input corpus', function () {
   });
 
   it('17 interfaces: refused, naming the limit', async () => {
-    const r = await runHook(sim!.a.configPath, 'vm1', 'prepare', 'begin', domainXml('vm1', '00000000-0000-4000-8000-000000000098', Array.from({ length: 17 }, () => 'vni="100"')));
+    const r = await runHook(
+      sim!.a.configPath,
+      'vm1',
+      'prepare',
+      'begin',
+      domainXml(
+        'vm1',
+        '00000000-0000-4000-8000-000000000098',
+        Array.from({ length: 17 }, () => 'vni="100"'),
+      ),
+    );
     expect(r.code).to.equal(1);
     expect(r.stderr).to.match(/interfaces: at most 16/);
   });
@@ -92,7 +112,9 @@ describe('hostile input corpus', function () {
       const r = await vfwire(['--config', join(CORPUS, 'configs', file), 'status']);
       expect(r.code).to.equal(1);
       expect(r.stderr.trim().split('\n'), r.stderr).to.have.length(1);
-      expect(r.stderr).to.match(/^vfwire: config /).and.match(reason);
+      expect(r.stderr)
+        .to.match(/^vfwire: config /)
+        .and.match(reason);
     });
   }
 });

@@ -7,12 +7,17 @@ const PCI = '0000:03:00.0';
 
 describe('devlink state', () => {
   it('reads the mode from devlink JSON', () => {
-    expect(parseEswitchShow(`{"dev":{"pci/${PCI}":{"mode":"switchdev","inline-mode":"none","encap-mode":"basic"}}}`, PCI)).to.equal('switchdev');
+    expect(
+      parseEswitchShow(`{"dev":{"pci/${PCI}":{"mode":"switchdev","inline-mode":"none","encap-mode":"basic"}}}`, PCI),
+    ).to.equal('switchdev');
     expect(parseEswitchShow(`{"dev":{"pci/${PCI}":{"mode":"legacy"}}}`, PCI)).to.equal('legacy');
   });
 
   it('refuses output for another device, without a mode, or not JSON', () => {
-    expect(() => parseEswitchShow(`{"dev":{"pci/0000:03:00.1":{"mode":"switchdev"}}}`, PCI)).to.throw(VfwireError, /no eswitch mode/);
+    expect(() => parseEswitchShow(`{"dev":{"pci/0000:03:00.1":{"mode":"switchdev"}}}`, PCI)).to.throw(
+      VfwireError,
+      /no eswitch mode/,
+    );
     expect(() => parseEswitchShow(`{"dev":{"pci/${PCI}":{}}}`, PCI)).to.throw(VfwireError, /no eswitch mode/);
     expect(() => parseEswitchShow('kernel answers: Operation not supported', PCI)).to.throw(VfwireError, /not JSON/);
   });
@@ -32,7 +37,10 @@ describe('devlink state', () => {
         return { stdout: `{"dev":{"pci/${PCI}":{"mode":"switchdev"}}}`, stderr: '' };
       },
     };
-    expect(await readDevlinkState(runner, PCI)).to.deep.equal({ eswitchMode: 'switchdev', flowSteeringMode: undefined });
+    expect(await readDevlinkState(runner, PCI)).to.deep.equal({
+      eswitchMode: 'switchdev',
+      flowSteeringMode: undefined,
+    });
     expect(seen).to.deep.equal([
       ['devlink', '-j', 'dev', 'eswitch', 'show', `pci/${PCI}`],
       ['devlink', '-j', 'dev', 'param', 'show', `pci/${PCI}`, 'name', 'flow_steering_mode'],

@@ -23,7 +23,13 @@ describe('inventory', () => {
 
   it('finds the PF, its VFs with PCI address, netdev, MAC and representor', async () => {
     const pf = (await readInventory(root, ['enp3s0f0np0'])).get('enp3s0f0np0')!;
-    expect(pf).to.include({ name: 'enp3s0f0np0', pci: '0000:03:00.0', numVfs: 3, totalVfs: 3, switchId: host.switchId });
+    expect(pf).to.include({
+      name: 'enp3s0f0np0',
+      pci: '0000:03:00.0',
+      numVfs: 3,
+      totalVfs: 3,
+      switchId: host.switchId,
+    });
     expect(pf.vfs.map((v) => [v.index, v.pci, v.netdev, v.rep])).to.deep.equal([
       [0, '0000:03:00.2', 'enp3s0f0v0', 'enp3s0f0r0'],
       [1, '0000:03:00.3', 'enp3s0f0v1', 'enp3s0f0r1'],
@@ -42,11 +48,17 @@ describe('inventory', () => {
 
   it('names a PF that is missing or has no SR-IOV', async () => {
     let err = await readInventory(root, ['eth7']).catch((e: unknown) => e);
-    expect(err).to.be.instanceOf(VfwireError).with.property('message').match(/PF eth7 not found under .*class\/net/);
+    expect(err)
+      .to.be.instanceOf(VfwireError)
+      .with.property('message')
+      .match(/PF eth7 not found under .*class\/net/);
     mkdirSync(join(root, 'bus/pci/devices/0000:00:1f.6'), { recursive: true });
     mkdirSync(join(root, 'class/net/eno1'));
     symlinkSync('../../../bus/pci/devices/0000:00:1f.6', join(root, 'class/net/eno1/device'));
     err = await readInventory(root, ['eno1']).catch((e: unknown) => e);
-    expect(err).to.be.instanceOf(VfwireError).with.property('message').match(/PF eno1 \(0000:00:1f\.6\) has no SR-IOV capability/);
+    expect(err)
+      .to.be.instanceOf(VfwireError)
+      .with.property('message')
+      .match(/PF eno1 \(0000:00:1f\.6\) has no SR-IOV capability/);
   });
 });

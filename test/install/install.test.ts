@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 
 const SRC = join(dirname(fileURLToPath(import.meta.url)), '../../..');
-const install = (root: string, ...args: string[]) => execa(join(SRC, 'install.sh'), ['--root', root, ...args], { reject: false });
+const install = (root: string, ...args: string[]) =>
+  execa(join(SRC, 'install.sh'), ['--root', root, ...args], { reject: false });
 
 /** Files and symlinks under root, relative, outside node_modules. */
 function files(root: string): string[] {
@@ -26,7 +27,13 @@ function files(root: string): string[] {
 }
 
 function expectedProgramFiles(): string[] {
-  const program = files(SRC).filter((f) => (f.startsWith('dist/src/') && f.endsWith('.js')) || f.startsWith('hooks/') || f.startsWith('templates/') || f === 'package.json');
+  const program = files(SRC).filter(
+    (f) =>
+      (f.startsWith('dist/src/') && f.endsWith('.js')) ||
+      f.startsWith('hooks/') ||
+      f.startsWith('templates/') ||
+      f === 'package.json',
+  );
   return program.map((f) => `usr/local/lib/vfwire/${f}`);
 }
 
@@ -42,13 +49,20 @@ describe('install.sh --root', function () {
     const first = await install(root, '--hook-style', 'qemu.d');
     expect(first.exitCode, first.stderr).to.equal(0);
     expect(first.stdout).to.include('restart libvirtd');
-    const expected = [...expectedProgramFiles(), 'etc/libvirt/hooks/qemu.d/vfwire', 'etc/vfwire/config.yaml', 'usr/local/bin/vfwire'].sort();
+    const expected = [
+      ...expectedProgramFiles(),
+      'etc/libvirt/hooks/qemu.d/vfwire',
+      'etc/vfwire/config.yaml',
+      'usr/local/bin/vfwire',
+    ].sort();
     expect(files(root)).to.deep.equal(expected);
     expect(statSync(join(root, 'etc/vfwire/config.yaml')).mode & 0o777).to.equal(0o600);
     expect(statSync(join(root, 'etc/libvirt/hooks/qemu.d/vfwire')).mode & 0o777).to.equal(0o755);
     expect(statSync(join(root, 'var/lib/vfwire')).mode & 0o777).to.equal(0o700);
     expect(lstatSync(join(root, 'usr/local/bin/vfwire')).isSymbolicLink()).to.equal(true);
-    expect(readFileSync(join(root, 'etc/libvirt/hooks/qemu.d/vfwire'), 'utf8')).to.include('VFWIRE_HOOK=/usr/local/lib/vfwire/dist/src/hook-main.js');
+    expect(readFileSync(join(root, 'etc/libvirt/hooks/qemu.d/vfwire'), 'utf8')).to.include(
+      'VFWIRE_HOOK=/usr/local/lib/vfwire/dist/src/hook-main.js',
+    );
 
     const stamp = (f: string) => statSync(join(root, f)).mtimeMs;
     const before = expected.filter((f) => !f.endsWith('bin/vfwire')).map(stamp);

@@ -38,11 +38,21 @@ describe('static IPsec: a pair recovers from lost SAs by moving to a fresh epoch
       const hostDir = join(dir, h.id);
       mkdirSync(join(hostDir, 'keys'), { recursive: true, mode: 0o700 });
       const file = join(hostDir, 'vfwire.yaml');
-      writeFileSync(file, stringify({
-        backend: 'sim', netns: h.ns, sysfs_root: join(hostDir, 'sys'), state_dir: join(hostDir, 'state'), log_dir: join(hostDir, 'log'),
-        underlay: { interface: 'p0', address: h.address }, pfs: [{ name: 'p0' }], peers: [{ name: h.peer, address: h.peerAddress }],
-        ipsec: { mode: 'static', key_dir: join(hostDir, 'keys') },
-      }), { mode: 0o600 });
+      writeFileSync(
+        file,
+        stringify({
+          backend: 'sim',
+          netns: h.ns,
+          sysfs_root: join(hostDir, 'sys'),
+          state_dir: join(hostDir, 'state'),
+          log_dir: join(hostDir, 'log'),
+          underlay: { interface: 'p0', address: h.address },
+          pfs: [{ name: 'p0' }],
+          peers: [{ name: h.peer, address: h.peerAddress }],
+          ipsec: { mode: 'static', key_dir: join(hostDir, 'keys') },
+        }),
+        { mode: 0o600 },
+      );
       cfg[h.id] = await loadConfig(configPath(file));
       await writeKeyFile(keyFilePath(join(hostDir, 'keys'), h.peer), h.peer, seed);
     }
@@ -64,23 +74,33 @@ describe('static IPsec: a pair recovers from lost SAs by moving to a fresh epoch
     expectTraffic();
     // One watch round each: both hear the other on epoch 1 (the steady state).
     expect(await settle()).to.equal(1);
-    for (const id of ['a', 'b'] as const) expect((await readLedger(cfg[id].stateDir)).ipsec!.peers[HOSTS.find((h) => h.id === id)!.peer]).to.include({ confirmed: 1 });
+    for (const id of ['a', 'b'] as const)
+      expect((await readLedger(cfg[id].stateDir)).ipsec!.peers[HOSTS.find((h) => h.id === id)!.peer]).to.include({
+        confirmed: 1,
+      });
   });
 
   const watch = (id: 'a' | 'b'): Promise<WatchFinding[]> => watchOnce(cfg[id], kernel.runner(), log);
-  const epoch = async (id: 'a' | 'b') => (await readLedger(cfg[id].stateDir)).ipsec!.peers[HOSTS.find((h) => h.id === id)!.peer]!.epoch;
+  const epoch = async (id: 'a' | 'b') =>
+    (await readLedger(cfg[id].stateDir)).ipsec!.peers[HOSTS.find((h) => h.id === id)!.peer]!.epoch;
   function expectTraffic(): void {
     expect(kernel.send('fx-a'), 'a -> b').to.equal(true);
     expect(kernel.send('fx-b'), 'b -> a').to.equal(true);
   }
   function expectNoOutboundTwice(): void {
-    for (const h of HOSTS) expect(new Set(kernel.outAdds(h.ns)).size, `${h.id}: an outbound SA installed twice`).to.equal(kernel.outAdds(h.ns).length);
+    for (const h of HOSTS)
+      expect(new Set(kernel.outAdds(h.ns)).size, `${h.id}: an outbound SA installed twice`).to.equal(
+        kernel.outAdds(h.ns).length,
+      );
   }
   /** Watch rounds on both hosts until a round finds nothing; returns how many it took. */
   async function settle(max = 6): Promise<number> {
     for (let round = 1; round <= max; round++) {
       const found = [...(await watch('a')), ...(await watch('b'))];
-      expect(found.filter((f) => !f.recovered), JSON.stringify(found)).to.deep.equal([]);
+      expect(
+        found.filter((f) => !f.recovered),
+        JSON.stringify(found),
+      ).to.deep.equal([]);
       if (found.length === 0) return round;
     }
     throw new Error(`no steady state after ${max} rounds`);
@@ -91,8 +111,14 @@ describe('static IPsec: a pair recovers from lost SAs by moving to a fresh epoch
     expect(kernel.send('fx-b'), 'a lost everything').to.equal(false);
     const [moved] = await watch('a');
     expect(moved).to.include({ peer: 'fx-b', recovered: true });
-    expect(moved!.lost).to.have.members([...moved!.lost.filter((l) => /^(out|in) 0x/.test(l)), 'policy out', 'policy in']);
-    expect(moved!.action).to.match(/^moved to epoch 2 \(fresh keys; out 0x[0-9a-f]{8}, in 0x[0-9a-f]{8}\); the peer follows$/);
+    expect(moved!.lost).to.have.members([
+      ...moved!.lost.filter((l) => /^(out|in) 0x/.test(l)),
+      'policy out',
+      'policy in',
+    ]);
+    expect(moved!.action).to.match(
+      /^moved to epoch 2 \(fresh keys; out 0x[0-9a-f]{8}, in 0x[0-9a-f]{8}\); the peer follows$/,
+    );
     expect(kernel.send('fx-a'), 'b already receives epoch 2 (its lookahead)').to.equal(true);
     const [followed] = await watch('b');
     expect(followed).to.include({ recovered: true, action: followed!.action });
@@ -109,7 +135,10 @@ describe('static IPsec: a pair recovers from lost SAs by moving to a fresh epoch
   it('a read that failed is not a loss: the watch round fails and no epoch moves', async () => {
     kernel.getsTimeOut = true;
     try {
-      const round = await watch('a').then(() => 'finished', (e: Error) => e.message);
+      const round = await watch('a').then(
+        () => 'finished',
+        (e: Error) => e.message,
+      );
       expect(round).to.match(/timed out/);
     } finally {
       kernel.getsTimeOut = false;
@@ -118,7 +147,7 @@ describe('static IPsec: a pair recovers from lost SAs by moving to a fresh epoch
     expectTraffic();
   });
 
-  it('the old epoch\'s inbound SA is never installed again (its replay window would start over)', async () => {
+  it("the old epoch's inbound SA is never installed again (its replay window would start over)", async () => {
     const before = kernel.spis('fx-a', 'in');
     kernel.flush('fx-a');
     await settle();
@@ -160,7 +189,9 @@ describe('static IPsec: a pair recovers from lost SAs by moving to a fresh epoch
     kernel.flush('fx-a');
     const [refused] = await watch('a');
     expect(refused).to.include({ recovered: false });
-    expect(refused!.action).to.match(/moving to epoch 4 failed: epoch 4 is more than 2 past epoch 1, the last the peer was heard on/);
+    expect(refused!.action).to.match(
+      /moving to epoch 4 failed: epoch 4 is more than 2 past epoch 1, the last the peer was heard on/,
+    );
     expect(await epoch('a')).to.equal(3);
     expectNoOutboundTwice();
   });
@@ -188,7 +219,9 @@ describe('static IPsec: a pair recovers from lost SAs by moving to a fresh epoch
     });
     const [late] = await watch('a');
     expect(late).to.include({ peer: 'fx-b', recovered: false });
-    expect(late!.action).to.match(/^nothing received from fx-b on epoch 2 since .*: is vfwire ipsec watch running there\?/);
+    expect(late!.action).to.match(
+      /^nothing received from fx-b on epoch 2 since .*: is vfwire ipsec watch running there\?/,
+    );
     kernel.wireDown = false;
     await watch('a');
     expect((await watch('b'))[0]!.action).to.match(/^the peer moved to epoch 2/);
@@ -203,14 +236,25 @@ describe('static IPsec: a pair recovers from lost SAs by moving to a fresh epoch
     });
     kernel.flush('fx-a');
     const [found] = await watch('a');
-    expect(found).to.deep.equal({ peer: 'fx-b', lost: [], action: 'recorded in an earlier boot: run vfwire ipsec up', recovered: false });
+    expect(found).to.deep.equal({
+      peer: 'fx-b',
+      lost: [],
+      action: 'recorded in an earlier boot: run vfwire ipsec up',
+      recovered: false,
+    });
     expect(kernel.spis('fx-a', 'out')).to.deep.equal([]);
   });
 
   it('a move the NIC refuses is reported, leaves the epoch unused, and succeeds next round', async () => {
     const state = (await readLedger(cfg.a.stateDir)).ipsec!;
     const seed = await readKeyFile(keyFilePath(cfg.a.ipsec.keyDir, 'fx-b'));
-    kernel.failAdd = planRecover(pairContext(cfg.a, cfg.a.peers[0]!, CURRENT_FORM), seed, state.peers['fx-b']!, () => false, []).next.sas[0]!.spi;
+    kernel.failAdd = planRecover(
+      pairContext(cfg.a, cfg.a.peers[0]!, CURRENT_FORM),
+      seed,
+      state.peers['fx-b']!,
+      () => false,
+      [],
+    ).next.sas[0]!.spi;
     kernel.flush('fx-a');
     const [failed] = await watch('a');
     expect(failed).to.include({ recovered: false });
@@ -230,7 +274,9 @@ describe('static IPsec: a pair recovers from lost SAs by moving to a fresh epoch
         txn.data.ipsec!.peers = {};
         await txn.save();
       });
-      expect(await ipsecUp({ cfg: cfg[h.id], runner: kernel.runner(), log }, {})).to.deep.equal([{ peer: h.peer, result: 'up (epoch 2)' }]);
+      expect(await ipsecUp({ cfg: cfg[h.id], runner: kernel.runner(), log }, {})).to.deep.equal([
+        { peer: h.peer, result: 'up (epoch 2)' },
+      ]);
     }
     expectTraffic();
     expectNoOutboundTwice();

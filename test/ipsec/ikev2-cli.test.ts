@@ -26,12 +26,19 @@ describe('ipsec mode ikev2 (real charon)', function () {
   let charon: Charon | undefined;
 
   const writeConfig = (ipsec: Record<string, unknown>) =>
-    writeFileSync(cfgPath, stringify({
-      backend: 'sim', sysfs_root: join(root, 'sys'), state_dir: join(root, 'state'), log_dir: join(root, 'log'),
-      underlay: { interface: 'up0', address: '198.18.77.1' }, pfs: [{ name: 'enp3s0f0np0' }],
-      peers: [{ name: 'hostb', address: '198.18.77.2' }],
-      ipsec: { mode: 'ikev2', key_dir: join(root, 'keys'), swanctl_dir: swan, vici_uri: uri, ...ipsec },
-    }));
+    writeFileSync(
+      cfgPath,
+      stringify({
+        backend: 'sim',
+        sysfs_root: join(root, 'sys'),
+        state_dir: join(root, 'state'),
+        log_dir: join(root, 'log'),
+        underlay: { interface: 'up0', address: '198.18.77.1' },
+        pfs: [{ name: 'enp3s0f0np0' }],
+        peers: [{ name: 'hostb', address: '198.18.77.2' }],
+        ipsec: { mode: 'ikev2', key_dir: join(root, 'keys'), swanctl_dir: swan, vici_uri: uri, ...ipsec },
+      }),
+    );
 
   before(async function () {
     if (![CHARON, '/usr/sbin/swanctl'].every(existsSync)) {
@@ -71,10 +78,12 @@ describe('ipsec mode ikev2 (real charon)', function () {
   it('refuses packet offload (the default) on strongSwan 5.9.8 in one line naming ipsec.offload: crypto', async () => {
     const r = await vfwire(['--config', cfgPath, 'ipsec', 'up', '--dry-run']);
     expect(r.code).to.equal(1);
-    expect(r.stderr).to.match(/strongSwan 5\.9\.\d+ cannot program IPsec packet offload \(hw_offload = packet needs strongSwan >= 5\.9\.10\)/);
+    expect(r.stderr).to.match(
+      /strongSwan 5\.9\.\d+ cannot program IPsec packet offload \(hw_offload = packet needs strongSwan >= 5\.9\.10\)/,
+    );
   });
 
-  it('loads vfwire\'s connection into charon, records the peer, never prints the PSK', async () => {
+  it("loads vfwire's connection into charon, records the peer, never prints the PSK", async () => {
     writeConfig({ offload: 'crypto' });
     const dry = await vfwire(['--config', cfgPath, 'ipsec', 'up', '--dry-run']);
     expect(dry.code, dry.stderr).to.equal(0);
@@ -84,21 +93,28 @@ describe('ipsec mode ikev2 (real charon)', function () {
     const conns = await execa('swanctl', ['--list-conns', '--uri', uri], { reject: false });
     expect(conns.stdout).to.include('vfwire-hostb: IKEv2');
     expect((await readLedger(join(root, 'state'))).ipsec?.peers).to.have.property('hostb');
-    for (const text of [dry.stdout, dry.stderr, up.stdout, up.stderr, conns.stdout]) expect(text.includes(psk())).to.equal(false);
+    for (const text of [dry.stdout, dry.stderr, up.stdout, up.stderr, conns.stdout])
+      expect(text.includes(psk())).to.equal(false);
     // No peer answers: the children are not INSTALLED, so an encrypted start would be refused.
-    expect(await checkIkeChildren(await loadConfig(cfgPath), new ExecRunner(), [{ name: 'hostb', address: '198.18.77.2' }])).to.deep.equal(['vfwire-hostb-out', 'vfwire-hostb-in']);
+    expect(
+      await checkIkeChildren(await loadConfig(cfgPath), new ExecRunner(), [{ name: 'hostb', address: '198.18.77.2' }]),
+    ).to.deep.equal(['vfwire-hostb-out', 'vfwire-hostb-in']);
   });
 
   it('ipsec watch asks strongSwan for new CHILD_SAs when they are not INSTALLED', async () => {
     const r = await vfwire(['--config', cfgPath, 'ipsec', 'watch', '--once']);
     expect(r.code).to.equal(1);
-    expect(r.stdout).to.include('hostb: lost vfwire-hostb-out, vfwire-hostb-in: asked strongSwan to negotiate new CHILD_SAs (fresh keys)');
+    expect(r.stdout).to.include(
+      'hostb: lost vfwire-hostb-out, vfwire-hostb-in: asked strongSwan to negotiate new CHILD_SAs (fresh keys)',
+    );
   });
 
   it('down unloads it and forgets the peer', async () => {
     const down = await vfwire(['--config', cfgPath, 'ipsec', 'down']);
     expect(down.code, down.stderr).to.equal(0);
-    expect((await execa('swanctl', ['--list-conns', '--uri', uri], { reject: false })).stdout).not.to.include('vfwire-hostb');
+    expect((await execa('swanctl', ['--list-conns', '--uri', uri], { reject: false })).stdout).not.to.include(
+      'vfwire-hostb',
+    );
     expect((await readLedger(join(root, 'state'))).ipsec?.peers).to.deep.equal({});
   });
 });

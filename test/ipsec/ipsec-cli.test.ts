@@ -44,9 +44,15 @@ describe('ipsec on a sim host', function () {
     return [seed, ...derived];
   }
   function expectNoKeys(...texts: string[]): void {
-    const read = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((f) => statSync(join(dir, f)).isFile()).map((f) => readFileSync(join(dir, f), 'utf8')) : []);
+    const read = (dir: string) =>
+      existsSync(dir)
+        ? readdirSync(dir)
+            .filter((f) => statSync(join(dir, f)).isFile())
+            .map((f) => readFileSync(join(dir, f), 'utf8'))
+        : [];
     const stored = [...read(join(sim!.a.dir, 'log')), ...read(stateDir())];
-    for (const k of keyHex()) for (const t of [...texts, ...stored]) expect(t.includes(k), 'key bytes leaked').to.equal(false);
+    for (const k of keyHex())
+      for (const t of [...texts, ...stored]) expect(t.includes(k), 'key bytes leaked').to.equal(false);
   }
 
   it('keygen writes a 0600 key file and refuses to overwrite it without --force', async () => {
@@ -77,12 +83,16 @@ describe('ipsec on a sim host', function () {
     const lines = r.stdout.trim().split('\n');
     expect(lines).to.have.length(6);
     expect(lines[0]).to.match(/xfrm state add src 198\.18\.0\.2 dst 198\.18\.0\.1 proto esp .* sel /);
-    expect(lines[1], 'the next epochs received ahead').to.match(/xfrm state add src 198\.18\.0\.2 dst 198\.18\.0\.1 proto esp .* sel /);
+    expect(lines[1], 'the next epochs received ahead').to.match(
+      /xfrm state add src 198\.18\.0\.2 dst 198\.18\.0\.1 proto esp .* sel /,
+    );
     expect(lines[2]).to.match(/xfrm state add src 198\.18\.0\.2 dst 198\.18\.0\.1 proto esp .* sel /);
     expect(lines[3]).to.match(/xfrm policy update .* dir out /);
     // The outbound SA last: a failure before it leaves its key unused.
     // Debian 12's iproute2 (6.1) knows no SA direction: the lab notes' form, a window on both SAs.
-    expect(lines[5]).to.match(/^ip -n \S+ -batch - <<< 'xfrm state add src 198\.18\.0\.1 dst 198\.18\.0\.2 proto esp spi 0x[0-9a-f]{8} .* aead rfc4106\(gcm\(aes\)\) <key> 128 sel src 198\.18\.0\.1 dst 198\.18\.0\.2 flag esn replay-window 64'$/);
+    expect(lines[5]).to.match(
+      /^ip -n \S+ -batch - <<< 'xfrm state add src 198\.18\.0\.1 dst 198\.18\.0\.2 proto esp spi 0x[0-9a-f]{8} .* aead rfc4106\(gcm\(aes\)\) <key> 128 sel src 198\.18\.0\.1 dst 198\.18\.0\.2 flag esn replay-window 64'$/,
+    );
     expect(r.stdout).not.to.include('offload');
     expectNoKeys(r.stdout, r.stderr);
   });
@@ -96,7 +106,9 @@ describe('ipsec on a sim host', function () {
       doc.ipsec!.offload = 'none';
     });
     expect(r.code).to.equal(1);
-    expect(r.stderr).to.equal("vfwire: ipsec.offload: iproute2 6.1 cannot say 'offload packet' (needs 6.2): apt-get install -t bookworm-backports iproute2");
+    expect(r.stderr).to.equal(
+      "vfwire: ipsec.offload: iproute2 6.1 cannot say 'offload packet' (needs 6.2): apt-get install -t bookworm-backports iproute2",
+    );
     expect((await readLedger(stateDir())).ipsec?.used ?? []).to.deep.equal([]);
   });
 
@@ -112,23 +124,35 @@ describe('ipsec on a sim host', function () {
 
   it('never installs an outbound SA used before: AES-GCM nonces would repeat', async () => {
     const seed = await readKeyFile(keyFile());
-    const [out1] = peerSas({ local: '198.18.0.1', peer: '198.18.0.2', keys: epochKeys(seed, 1, ['198.18.0.1', '198.18.0.2']) });
+    const [out1] = peerSas({
+      local: '198.18.0.1',
+      peer: '198.18.0.2',
+      keys: epochKeys(seed, 1, ['198.18.0.1', '198.18.0.2']),
+    });
     await withLedger(stateDir(), async (txn) => {
       txn.data.ipsec = { peers: {}, used: [guardId(out1)] };
       await txn.save();
     });
     const again = await vfwire(['--config', cfg, 'ipsec', 'up', '--epoch', '1']);
     expect(again.code).to.equal(1);
-    expect(again.stderr).to.include('epoch 1 of the key for peer sim-b was already used; installing it again would reuse AES-GCM nonces');
+    expect(again.stderr).to.include(
+      'epoch 1 of the key for peer sim-b was already used; installing it again would reuse AES-GCM nonces',
+    );
     // Without --epoch, up takes the next epoch (as after a reboot): fresh keys, new SPIs.
-    const [out2] = peerSas({ local: '198.18.0.1', peer: '198.18.0.2', keys: epochKeys(seed, 2, ['198.18.0.1', '198.18.0.2']) });
+    const [out2] = peerSas({
+      local: '198.18.0.1',
+      peer: '198.18.0.2',
+      keys: epochKeys(seed, 2, ['198.18.0.1', '198.18.0.2']),
+    });
     const plan = await vfwire(['--config', cfg, 'ipsec', 'up', '--dry-run']);
     expect(plan.stdout.trim().split('\n').at(-1)).to.include(`spi ${hex32(out2.spi)}`);
     const next = await vfwire(['--config', cfg, 'ipsec', 'up']);
     expect(next.stderr).not.to.include('already used');
     expect(next.stderr).to.match(/failed to xfrm-state-in .*spi 0x/);
     expect((await readLedger(stateDir())).ipsec?.used).to.deep.equal([guardId(out1)]);
-    expect((await vfwire(['--config', cfg, 'ipsec', 'up', '--epoch', '0'])).stderr).to.include("option '--epoch <n>' argument '0' is invalid");
+    expect((await vfwire(['--config', cfg, 'ipsec', 'up', '--epoch', '0'])).stderr).to.include(
+      "option '--epoch <n>' argument '0' is invalid",
+    );
     expectNoKeys(again.stderr, plan.stdout, next.stderr);
   });
 
@@ -136,7 +160,13 @@ describe('ipsec on a sim host', function () {
     editConfig(cfg, (doc) => {
       doc.ipsec!.offload = 'packet';
     });
-    const r = await runHook(cfg, 'secret', 'prepare', 'begin', domainXml('secret', '00000000-0000-4000-8000-0000000000e1', ['vni="100"']));
+    const r = await runHook(
+      cfg,
+      'secret',
+      'prepare',
+      'begin',
+      domainXml('secret', '00000000-0000-4000-8000-0000000000e1', ['vni="100"']),
+    );
     expect(r.code).to.equal(1);
     // The sim's veth has no ESP offload: refused before anything else.
     expect(r.stderr).to.match(/^vfwire: vm secret: encrypt: required, but enp3s0f0np0 has no ESP offload/);
@@ -148,10 +178,17 @@ describe('ipsec on a sim host', function () {
     });
     const xml = domainXml('secret', '00000000-0000-4000-8000-0000000000e1', ['vni="100"']);
     const down = await runHook(cfg, 'secret', 'prepare', 'begin', xml);
-    expect(down.stderr).to.match(/interface 0: encrypt: required, but no IPsec SAs to sim-b are up \(run: vfwire ipsec up\)/);
+    expect(down.stderr).to.match(
+      /interface 0: encrypt: required, but no IPsec SAs to sim-b are up \(run: vfwire ipsec up\)/,
+    );
     // The ledger says up, but the kernel has no such SA (as after a link flap): still refused.
     await withLedger(stateDir(), async (txn) => {
-      txn.data.ipsec!.peers['sim-b'] = { epoch: 9, sas: [{ dir: 'out', src: '198.18.0.1', dst: '198.18.0.2', spi: 0x1234, reqid: 1 }], installedAt: new Date().toISOString(), undo: [] };
+      txn.data.ipsec!.peers['sim-b'] = {
+        epoch: 9,
+        sas: [{ dir: 'out', src: '198.18.0.1', dst: '198.18.0.2', spi: 0x1234, reqid: 1 }],
+        installedAt: new Date().toISOString(),
+        undo: [],
+      };
       await txn.save();
     });
     const gone = await runHook(cfg, 'secret', 'prepare', 'begin', xml);
@@ -171,7 +208,9 @@ describe('ipsec on a sim host', function () {
     const r = await vfwire(['--config', cfg, 'ipsec', 'watch', '--once']);
     expect(r.code).to.equal(1);
     const spis = [...up.sas, ...up.lookahead!].map((sa) => `${sa.dir} ${hex32(sa.spi)}`).join(', ');
-    expect(r.stdout).to.include(`sim-b: lost ${spis}, policy out, policy in: moving to epoch 6 failed: failed to xfrm-state-in`);
+    expect(r.stdout).to.include(
+      `sim-b: lost ${spis}, policy out, policy in: moving to epoch 6 failed: failed to xfrm-state-in`,
+    );
     const after = await readLedger(stateDir());
     expect(after.ipsec!.used).to.deep.equal([]);
     expect(after.ipsec!.peers['sim-b']!.epoch).to.equal(5);

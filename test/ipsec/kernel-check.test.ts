@@ -36,11 +36,27 @@ describe('static IPsec commands on this kernel (iproute2 >= 6.2)', function () {
 
   // The form vfwire picks for this kernel and that ip, in packet mode.
   const render = async () => {
-    const form = xfrmForm({ kernel: parseKernelRelease(release()), iproute2: parseIproute2Version((await execa(NEW_IP, ['-V'])).stdout), switchdev: false }, 'packet');
-    return renderPeerSas({ peerName: 'sim-b', local: '198.18.0.1', peer: '198.18.0.2', uplink: 'enp3s0f0np0', keys: KEYS, lookahead: [epochKeys(SEED, 4, ['198.18.0.1', '198.18.0.2'])], priority: 12, form });
+    const form = xfrmForm(
+      {
+        kernel: parseKernelRelease(release()),
+        iproute2: parseIproute2Version((await execa(NEW_IP, ['-V'])).stdout),
+        switchdev: false,
+      },
+      'packet',
+    );
+    return renderPeerSas({
+      peerName: 'sim-b',
+      local: '198.18.0.1',
+      peer: '198.18.0.2',
+      uplink: 'enp3s0f0np0',
+      keys: KEYS,
+      lookahead: [epochKeys(SEED, 4, ['198.18.0.1', '198.18.0.2'])],
+      priority: 12,
+      form,
+    });
   };
 
-  it('each SA parses and passes the kernel\'s checks up to the missing AES-GCM', async () => {
+  it("each SA parses and passes the kernel's checks up to the missing AES-GCM", async () => {
     for (const s of (await render()).filter((x) => x.kind.startsWith('xfrm-state'))) {
       const r = await run(['-batch', '-'], s.do.stdin);
       expect(r.stderr, s.kind).to.include('Requested AEAD algorithm not found');
@@ -57,7 +73,8 @@ describe('static IPsec commands on this kernel (iproute2 >= 6.2)', function () {
     const list = (await run(['xfrm', 'policy', 'list'])).stdout;
     expect(list).to.match(/src 198\.18\.0\.1\/32 dst 198\.18\.0\.2\/32 proto udp dport 4789\s+dir out priority 12/);
     expect(list).to.match(/src 198\.18\.0\.2\/32 dst 198\.18\.0\.1\/32 proto udp dport 4789\s+dir in priority 12/);
-    for (const s of steps.filter((x) => x.kind.startsWith('xfrm-policy'))) expect((await run(s.undo!.argv.slice(1))).exitCode).to.equal(0);
+    for (const s of steps.filter((x) => x.kind.startsWith('xfrm-policy')))
+      expect((await run(s.undo!.argv.slice(1))).exitCode).to.equal(0);
     expect((await run(['xfrm', 'policy', 'list'])).stdout.trim()).to.equal('');
   });
 });

@@ -13,17 +13,29 @@ const A = '192.168.80.2';
 const B = '192.168.80.3';
 const KEYS = epochKeys(SEED, 1, [A, B]);
 const text = (local: string, peer: string, peerName: string, form: XfrmForm = CURRENT_FORM) =>
-  renderPeerSas({ peerName, local, peer, uplink: 'enp3s0f0np0', keys: KEYS, lookahead: [epochKeys(SEED, 2, [A, B]), epochKeys(SEED, 3, [A, B])], priority: 12, form })
+  renderPeerSas({
+    peerName,
+    local,
+    peer,
+    uplink: 'enp3s0f0np0',
+    keys: KEYS,
+    lookahead: [epochKeys(SEED, 2, [A, B]), epochKeys(SEED, 3, [A, B])],
+    priority: 12,
+    form,
+  })
     .map((s) => formatCommand({ argv: s.do.argv }) + (s.do.stdin ? ` <<< ${s.do.stdin}` : '\n'))
     .join('');
 
 describe('static IPsec plans', () => {
-  it('host A to host B, the lab notes\' form made safe, with the next epoch\'s inbound SA ahead (golden)', () => {
+  it("host A to host B, the lab notes' form made safe, with the next epoch's inbound SA ahead (golden)", () => {
     expectGolden('ipsec/host-a.txt', text(A, B, 'hostb'));
   });
 
-  it('the lab notes\' own form where the kernel or iproute2 predates the SA direction: a window on both SAs (golden)', () => {
-    expectGolden('ipsec/host-a-kernel-6.6.txt', text(A, B, 'hostb', xfrmForm({ kernel: [6, 6], iproute2: [6, 6], switchdev: true }, 'packet')));
+  it("the lab notes' own form where the kernel or iproute2 predates the SA direction: a window on both SAs (golden)", () => {
+    expectGolden(
+      'ipsec/host-a-kernel-6.6.txt',
+      text(A, B, 'hostb', xfrmForm({ kernel: [6, 6], iproute2: [6, 6], switchdev: true }, 'packet')),
+    );
   });
 
   it('crypto offload puts only the states in the NIC; none leaves all of ESP to the kernel', () => {
@@ -33,12 +45,15 @@ describe('static IPsec plans', () => {
     const none = text(A, B, 'hostb', xfrmForm({ kernel: [6, 12], iproute2: [6, 15], switchdev: false }, 'none'));
     expect(none).not.to.include('offload');
     // Both new: the SA direction is named, and the output SA has no replay window.
-    expect(none).to.match(/spi 0x[0-9a-f]+ reqid 0x[0-9a-f]+ mode transport aead \S+ 0x[0-9a-f]+ 128 dir out sel src 192\.168\.80\.2 dst 192\.168\.80\.3 flag esn replay-window 0\n/);
+    expect(none).to.match(
+      /spi 0x[0-9a-f]+ reqid 0x[0-9a-f]+ mode transport aead \S+ 0x[0-9a-f]+ 128 dir out sel src 192\.168\.80\.2 dst 192\.168\.80\.3 flag esn replay-window 0\n/,
+    );
     const oldKernel = text(A, B, 'hostb', xfrmForm({ kernel: [6, 1], iproute2: [6, 15], switchdev: false }, 'none'));
-    for (const state of oldKernel.split('\n').filter((l) => l.includes('state add'))) expect(state).not.to.match(/ dir (in|out) |replay-window 0/);
+    for (const state of oldKernel.split('\n').filter((l) => l.includes('state add')))
+      expect(state).not.to.match(/ dir (in|out) |replay-window 0/);
   });
 
-  it('never puts an upper protocol in a state\'s selector (mlx5 would steer ESP as UDP); the policies keep UDP 4789', () => {
+  it("never puts an upper protocol in a state's selector (mlx5 would steer ESP as UDP); the policies keep UDP 4789", () => {
     for (const line of text(A, B, 'hostb').trim().split('\n')) {
       if (line.includes('xfrm state add')) expect(line).to.match(/ sel src \S+ dst \S+ flag /);
       else expect(line).to.include('proto udp dport 4789');
@@ -56,7 +71,16 @@ describe('static IPsec plans', () => {
 
   it('keeps keys out of every argv: they travel on stdin only', () => {
     const hex = [KEYS.lowToHigh, KEYS.highToLow].map((k) => k.toString('hex'));
-    for (const step of renderPeerSas({ peerName: 'hostb', local: A, peer: B, uplink: 'p0', keys: KEYS, lookahead: [epochKeys(SEED, 2, [A, B]), epochKeys(SEED, 3, [A, B])], priority: 12, form: CURRENT_FORM })) {
+    for (const step of renderPeerSas({
+      peerName: 'hostb',
+      local: A,
+      peer: B,
+      uplink: 'p0',
+      keys: KEYS,
+      lookahead: [epochKeys(SEED, 2, [A, B]), epochKeys(SEED, 3, [A, B])],
+      priority: 12,
+      form: CURRENT_FORM,
+    })) {
       for (const h of hex) {
         expect(step.do.argv.join(' ')).not.to.include(h);
         expect(step.undo?.argv.join(' ') ?? '').not.to.include(h);
@@ -67,8 +91,12 @@ describe('static IPsec plans', () => {
 
   it('binds the keys to the address pair: a renumbered host or a copied key file never gets a used key', () => {
     const other = epochKeys(SEED, 1, [A, '192.168.80.1']);
-    for (const k of [other.lowToHigh, other.highToLow]) expect([KEYS.lowToHigh, KEYS.highToLow].some((x) => x.equals(k))).to.equal(false);
-    expect(epochKeys(SEED, 1, [B, A]).lowToHigh.equals(KEYS.lowToHigh), 'the order of the pair does not matter').to.equal(true);
+    for (const k of [other.lowToHigh, other.highToLow])
+      expect([KEYS.lowToHigh, KEYS.highToLow].some((x) => x.equals(k))).to.equal(false);
+    expect(
+      epochKeys(SEED, 1, [B, A]).lowToHigh.equals(KEYS.lowToHigh),
+      'the order of the pair does not matter',
+    ).to.equal(true);
   });
 
   it('derives SPIs and reqids from the ordered pair, the key, the epoch and the direction', () => {

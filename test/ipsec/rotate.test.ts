@@ -26,10 +26,11 @@ describe('ipsec rotate (static keys)', function () {
   const rotate = (...args: string[]) => vfwire(['--config', cfg(), 'ipsec', 'rotate', '--peer', 'sim-b', ...args]);
   const seed = () => readKeyFile(keyFilePath(keyDir(), 'sim-b'));
   const sasOf = (s: PeerSeed, epoch: number) => peerSas({ ...ctx, keys: epochKeys(s, epoch, [ctx.local, ctx.peer]) });
-  const setPeer = (p: PeerSaState) => withLedger(state(), async (txn) => {
-    (txn.data.ipsec ??= { peers: {}, used: [] }).peers['sim-b'] = p;
-    await txn.save();
-  });
+  const setPeer = (p: PeerSaState) =>
+    withLedger(state(), async (txn) => {
+      (txn.data.ipsec ??= { peers: {}, used: [] }).peers['sim-b'] = p;
+      await txn.save();
+    });
 
   before(async () => {
     sim = await upTestSim(1);
@@ -49,11 +50,13 @@ describe('ipsec rotate (static keys)', function () {
     oldSeed = await seed();
     up = planUp(ctx, oldSeed, 4).next;
     await setPeer(up);
-    expect((await rotate('--dry-run')).stderr).to.include(`the key file of sim-b is the key in use (${oldSeed.id}): make the next key first`);
-    expect((await rotate('--commit', '--dry-run')).stderr).to.include('no rotation of sim-b to its key file\'s key');
+    expect((await rotate('--dry-run')).stderr).to.include(
+      `the key file of sim-b is the key in use (${oldSeed.id}): make the next key first`,
+    );
+    expect((await rotate('--commit', '--dry-run')).stderr).to.include("no rotation of sim-b to its key file's key");
   });
 
-  it('step 1 adds the new key\'s inbound SA only; the old ones stay', async () => {
+  it("step 1 adds the new key's inbound SA only; the old ones stay", async () => {
     expect((await vfwire(['--config', cfg(), 'ipsec', 'keygen', '--peer', 'sim-b', '--force'])).code).to.equal(0);
     const [, newIn] = sasOf(await seed(), 1);
     expect(newIn.reqid).to.equal(up.sas[1]!.reqid);
@@ -61,7 +64,11 @@ describe('ipsec rotate (static keys)', function () {
     expect(r.code, r.stderr).to.equal(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).to.have.length(1);
-    expect(lines[0]).to.match(new RegExp(`^ip -n ${ns()} -batch - <<< 'xfrm state add src 198\\.18\\.0\\.2 dst 198\\.18\\.0\\.1 proto esp spi ${hex32(newIn.spi)} .* <key> 128 sel .*replay-window 64'$`));
+    expect(lines[0]).to.match(
+      new RegExp(
+        `^ip -n ${ns()} -batch - <<< 'xfrm state add src 198\\.18\\.0\\.2 dst 198\\.18\\.0\\.1 proto esp spi ${hex32(newIn.spi)} .* <key> 128 sel .*replay-window 64'$`,
+      ),
+    );
     expect((await rotate('--finish', '--dry-run')).stderr).to.include('no rotation of sim-b');
   });
 
@@ -72,19 +79,33 @@ describe('ipsec rotate (static keys)', function () {
     expect((await rotate('--dry-run')).stderr).to.include(`already rotating to key ${s.id} (next: --commit)`);
     expect((await rotate('--finish', '--dry-run')).stderr).to.include('does not send with the new key yet');
     const lines = (await rotate('--commit', '--dry-run')).stdout.trim().split('\n');
-    expect(lines[0]).to.match(new RegExp(`xfrm state add src 198\\.18\\.0\\.1 dst 198\\.18\\.0\\.2 proto esp spi ${hex32(out.spi)} .* sel .*replay-window 64'$`));
-    expect(lines[1]).to.equal(`ip -n ${ns()} xfrm state delete src 198.18.0.1 dst 198.18.0.2 proto esp spi ${hex32(up.sas[0]!.spi)}`);
+    expect(lines[0]).to.match(
+      new RegExp(
+        `xfrm state add src 198\\.18\\.0\\.1 dst 198\\.18\\.0\\.2 proto esp spi ${hex32(out.spi)} .* sel .*replay-window 64'$`,
+      ),
+    );
+    expect(lines[1]).to.equal(
+      `ip -n ${ns()} xfrm state delete src 198.18.0.1 dst 198.18.0.2 proto esp spi ${hex32(up.sas[0]!.spi)}`,
+    );
   });
 
-  it('step 3 drops the old key\'s inbound SAs and installs the new key\'s next epochs ahead', async () => {
+  it("step 3 drops the old key's inbound SAs and installs the new key's next epochs ahead", async () => {
     const s = await seed();
     const facts = sasOf(s, 1).map(saFacts);
     await setPeer({ ...up, rotating: { key: s.id, epoch: 1, phase: 'sending', sas: facts } });
     const lines = (await rotate('--finish', '--dry-run')).stdout.trim().split('\n');
     for (const [i, epoch] of [2, 3].entries()) {
-      expect(lines[i]).to.match(new RegExp(`xfrm state add src 198\\.18\\.0\\.2 dst 198\\.18\\.0\\.1 proto esp spi ${hex32(sasOf(s, epoch)[1].spi)} .* sel `));
+      expect(lines[i]).to.match(
+        new RegExp(
+          `xfrm state add src 198\\.18\\.0\\.2 dst 198\\.18\\.0\\.1 proto esp spi ${hex32(sasOf(s, epoch)[1].spi)} .* sel `,
+        ),
+      );
     }
-    expect(lines.slice(2)).to.deep.equal([up.sas[1]!, ...up.lookahead!].map((sa) => `ip -n ${ns()} xfrm state delete src 198.18.0.2 dst 198.18.0.1 proto esp spi ${hex32(sa.spi)}`));
+    expect(lines.slice(2)).to.deep.equal(
+      [up.sas[1]!, ...up.lookahead!].map(
+        (sa) => `ip -n ${ns()} xfrm state delete src 198.18.0.2 dst 198.18.0.1 proto esp spi ${hex32(sa.spi)}`,
+      ),
+    );
   });
 
   it('a real step 1 fails in this kernel and leaves the new key unused', async () => {

@@ -1,5 +1,16 @@
 import { expect } from 'chai';
-import { chmodSync, lstatSync, mkdtempSync, readlinkSync, rmSync, statSync, symlinkSync, writeFileSync, existsSync, readFileSync } from 'node:fs';
+import {
+  chmodSync,
+  lstatSync,
+  mkdtempSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+  existsSync,
+  readFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ValidationError } from '../../src/errors.js';
@@ -33,7 +44,8 @@ const pair = (local: string, peer: string, peerName: string, over: Partial<Swanc
 /** The selectors of each child, from rendered text: { 'vfwire-hostb-out': { local, remote }, ... }. */
 function childSelectors(conf: string): Record<string, { local: string; remote: string }> {
   const out: Record<string, { local: string; remote: string }> = {};
-  for (const m of conf.matchAll(/(vfwire-[\w-]+-(?:out|in)) \{\s*local_ts = (\S+)\s*remote_ts = (\S+)/g)) out[m[1]!] = { local: m[2]!, remote: m[3]! };
+  for (const m of conf.matchAll(/(vfwire-[\w-]+-(?:out|in)) \{\s*local_ts = (\S+)\s*remote_ts = (\S+)/g))
+    out[m[1]!] = { local: m[2]!, remote: m[3]! };
   return out;
 }
 
@@ -44,14 +56,20 @@ describe('swanctl.conf for IKEv2 mode', () => {
     expect(r.privateKeys).to.deep.equal([]);
   });
 
-  it('host B mirrors host A (golden): each side\'s -out is the other\'s -in, and only the lower address starts', () => {
+  it("host B mirrors host A (golden): each side's -out is the other's -in, and only the lower address starts", () => {
     const a = renderSwanctlConf(pair(A, B, 'hostb')).conf;
     const b = renderSwanctlConf(pair(B, A, 'hosta')).conf;
     expectGolden('ipsec/swanctl-host-b.conf', b);
     const [ta, tb] = [childSelectors(a), childSelectors(b)];
     expect(ta['vfwire-hostb-out']).to.deep.equal({ local: `${A}/32[udp]`, remote: `${B}/32[udp/4789]` });
-    expect(ta['vfwire-hostb-out']).to.deep.equal({ local: tb['vfwire-hosta-in']!.remote, remote: tb['vfwire-hosta-in']!.local });
-    expect(ta['vfwire-hostb-in']).to.deep.equal({ local: tb['vfwire-hosta-out']!.remote, remote: tb['vfwire-hosta-out']!.local });
+    expect(ta['vfwire-hostb-out']).to.deep.equal({
+      local: tb['vfwire-hosta-in']!.remote,
+      remote: tb['vfwire-hosta-in']!.local,
+    });
+    expect(ta['vfwire-hostb-in']).to.deep.equal({
+      local: tb['vfwire-hosta-out']!.remote,
+      remote: tb['vfwire-hosta-out']!.local,
+    });
     expect(a.match(/start_action = trap\|start/g)).to.have.length(2);
     expect(b).not.to.include('start_action = trap|start');
     expect(b.match(/start_action = trap$/gm)).to.have.length(2);
@@ -61,27 +79,54 @@ describe('swanctl.conf for IKEv2 mode', () => {
     const { conf } = renderSwanctlConf(pair(A, B, 'hostb', { offload: 'crypto' }));
     expect(conf.match(/mode = transport/g)).to.have.length(2);
     expect(conf.match(/esp_proposals = aes128gcm16-esn$/gm)).to.have.length(2);
-    expect(conf).to.include('proposals = aes128gcm16-prfsha256-ecp256').and.include('dpd_delay = 30s').and.include('version = 2');
+    expect(conf)
+      .to.include('proposals = aes128gcm16-prfsha256-ecp256')
+      .and.include('dpd_delay = 30s')
+      .and.include('version = 2');
     // crypto offload is `yes`: the only spelling strongSwan < 5.9.10 accepts, the same meaning after.
     expect(conf.match(/hw_offload = yes$/gm)).to.have.length(2);
-    expect(renderSwanctlConf(pair(A, B, 'hostb', { offload: 'none' })).conf.match(/hw_offload = no$/gm)).to.have.length(2);
+    expect(renderSwanctlConf(pair(A, B, 'hostb', { offload: 'none' })).conf.match(/hw_offload = no$/gm)).to.have.length(
+      2,
+    );
   });
 
   it('rekeys every child after ipsec.rekey_time, with time to finish before the old SA ends, and refuses a time under 10 s', () => {
-    const lifetimes = (rekeyTime: number) => [...renderSwanctlConf(pair(A, B, 'hostb', { rekeyTime })).conf.matchAll(/^ +(rekey_time|life_time|rand_time) = (\d+)s$/gm)].map((m) => `${m[1]} ${m[2]}`);
+    const lifetimes = (rekeyTime: number) =>
+      [
+        ...renderSwanctlConf(pair(A, B, 'hostb', { rekeyTime })).conf.matchAll(
+          /^ +(rekey_time|life_time|rand_time) = (\d+)s$/gm,
+        ),
+      ].map((m) => `${m[1]} ${m[2]}`);
     // An hour: strongSwan's own defaults (life 110%, rand the difference), for both children.
-    expect(lifetimes(3600)).to.deep.equal(['rekey_time 3600', 'life_time 3960', 'rand_time 360', 'rekey_time 3600', 'life_time 3960', 'rand_time 360']);
+    expect(lifetimes(3600)).to.deep.equal([
+      'rekey_time 3600',
+      'life_time 3960',
+      'rand_time 360',
+      'rekey_time 3600',
+      'life_time 3960',
+      'rand_time 360',
+    ]);
     // Short: the old SA lives 30 s past the rekey, not 10%.
     expect(lifetimes(15).slice(0, 3)).to.deep.equal(['rekey_time 15', 'life_time 45', 'rand_time 2']);
-    expect(() => renderSwanctlConf(pair(A, B, 'hostb', { rekeyTime: 5 }))).to.throw(/rekey_time: 5 must be a whole number of seconds, at least 10/);
+    expect(() => renderSwanctlConf(pair(A, B, 'hostb', { rekeyTime: 5 }))).to.throw(
+      /rekey_time: 5 must be a whole number of seconds, at least 10/,
+    );
   });
 
   it('certificates: cert and CA paths in the conf, the key to be linked into private/ (golden)', () => {
     const input = pair(A, B, 'hostb', {
       offload: 'crypto',
       peers: [
-        { name: 'hostb', address: B, auth: { cert: '/etc/vfwire/ike/hosta.crt', key: '/etc/vfwire/ike/hosta.key', ca: '/etc/vfwire/ike/ca.crt' } },
-        { name: 'hostc', address: '192.168.80.4', auth: { cert: '/etc/vfwire/ike/hosta.crt', key: '/etc/vfwire/ike/hosta.key', ca: '/etc/vfwire/ike/ca.crt' } },
+        {
+          name: 'hostb',
+          address: B,
+          auth: { cert: '/etc/vfwire/ike/hosta.crt', key: '/etc/vfwire/ike/hosta.key', ca: '/etc/vfwire/ike/ca.crt' },
+        },
+        {
+          name: 'hostc',
+          address: '192.168.80.4',
+          auth: { cert: '/etc/vfwire/ike/hosta.crt', key: '/etc/vfwire/ike/hosta.key', ca: '/etc/vfwire/ike/ca.crt' },
+        },
       ],
     });
     const r = renderSwanctlConf(input);
@@ -105,7 +150,9 @@ describe('swanctl.conf for IKEv2 mode', () => {
     } catch (e) {
       err = e;
     }
-    expect(err).to.be.instanceOf(ValidationError).with.property('message', 'ipsec: no pre-shared key read for peer hostb');
+    expect(err)
+      .to.be.instanceOf(ValidationError)
+      .with.property('message', 'ipsec: no pre-shared key read for peer hostb');
   });
 
   it('refuses values that would break swanctl.conf or its meaning, naming the field', () => {
@@ -113,18 +160,34 @@ describe('swanctl.conf for IKEv2 mode', () => {
       [{ peers: [{ name: 'host.b', address: B, auth: { pskFile: '/k' } }] }, /peers\.0\.name: "host\.b" .*no dots/],
       [{ peers: [{ name: 'hostb', address: '192.168.80.300', auth: { pskFile: '/k' } }] }, /peers\.0\.address/],
       [{ peers: [{ name: 'hostb', address: A, auth: { pskFile: '/k' } }] }, /own underlay address/],
-      [{ peers: [{ name: 'hostb', address: B, auth: { pskFile: 'keys/hostb.psk' } }] }, /peers\.0\.psk_file: .*absolute path/],
+      [
+        { peers: [{ name: 'hostb', address: B, auth: { pskFile: 'keys/hostb.psk' } }] },
+        /peers\.0\.psk_file: .*absolute path/,
+      ],
       [{ peers: [{ name: 'hostb', address: B, auth: { cert: '/a b.crt', key: '/k', ca: '/c' } }] }, /peers\.0\.cert:/],
       [{ peers: [{ name: 'hostb', address: B, auth: { cert: '/a.crt', key: '/k', ca: '/c1,/c2' } }] }, /peers\.0\.ca:/],
-      [{ peers: [{ name: 'hostb', address: B, auth: { pskFile: '/k' } }, { name: 'hostb', address: '192.168.80.9', auth: { pskFile: '/k' } }] }, /peers\.1: "hostb" is listed twice/],
+      [
+        {
+          peers: [
+            { name: 'hostb', address: B, auth: { pskFile: '/k' } },
+            { name: 'hostb', address: '192.168.80.9', auth: { pskFile: '/k' } },
+          ],
+        },
+        /peers\.1: "hostb" is listed twice/,
+      ],
       [{ localAddress: 'hosta' }, /underlay\.address/],
       [{ offload: 'full' as never }, /offload: "full"/],
     ];
-    for (const [over, re] of cases) expect(() => renderSwanctlConf(pair(A, B, 'hostb', over)), re.source).to.throw(ValidationError, re);
+    for (const [over, re] of cases)
+      expect(() => renderSwanctlConf(pair(A, B, 'hostb', over)), re.source).to.throw(ValidationError, re);
   });
 
-  it('names a peer\'s connection and children for swanctl --initiate', () => {
-    expect(swanctlNames('hostb')).to.deep.equal({ conn: 'vfwire-hostb', out: 'vfwire-hostb-out', in: 'vfwire-hostb-in' });
+  it("names a peer's connection and children for swanctl --initiate", () => {
+    expect(swanctlNames('hostb')).to.deep.equal({
+      conn: 'vfwire-hostb',
+      out: 'vfwire-hostb-out',
+      in: 'vfwire-hostb-in',
+    });
   });
 });
 
@@ -134,20 +197,37 @@ describe('strongSwan version and offload policy', () => {
     expect(parseStrongSwanVersion('strongSwan 5.9.13 charon (Linux, 6.1.0-18-amd64, x86_64)\n')).to.equal('5.9.13');
     expect(parseStrongSwanVersion('Linux strongSwan 6.0.1\n')).to.equal('6.0.1');
     expect(parseStrongSwanVersion('strongSwan 5.9.10rc1 swanctl')).to.equal('5.9.10rc1');
-    expect(() => parseStrongSwanVersion('command not found')).to.throw(ValidationError, /cannot find a strongSwan version in "command not found"/);
+    expect(() => parseStrongSwanVersion('command not found')).to.throw(
+      ValidationError,
+      /cannot find a strongSwan version in "command not found"/,
+    );
   });
 
   it('packet offload from 5.9.10 on', () => {
-    const table: [string, boolean][] = [['5.9.8', false], ['5.9.9', false], ['5.9.10rc1', true], ['5.9.10', true], ['5.9.14', true], ['5.10.0', true], ['6.0.0', true], ['5.8.4', false], ['nonsense', false]];
+    const table: [string, boolean][] = [
+      ['5.9.8', false],
+      ['5.9.9', false],
+      ['5.9.10rc1', true],
+      ['5.9.10', true],
+      ['5.9.14', true],
+      ['5.10.0', true],
+      ['6.0.0', true],
+      ['5.8.4', false],
+      ['nonsense', false],
+    ];
     for (const [v, ok] of table) expect(strongSwanSupportsPacketOffload(v), v).to.equal(ok);
   });
 
-  it('the config\'s offload mode where this strongSwan can program it; packet before 5.9.10 is refused in one line naming the fix', () => {
+  it("the config's offload mode where this strongSwan can program it; packet before 5.9.10 is refused in one line naming the fix", () => {
     expect(chooseOffload('5.9.13', 'packet')).to.deep.equal({ offload: 'packet' });
     expect(chooseOffload('5.9.8', 'crypto')).to.deep.equal({ offload: 'crypto' });
     expect(chooseOffload('5.9.8', 'none')).to.deep.equal({ offload: 'none' });
     const refused = chooseOffload('5.9.8', 'packet');
-    expect(refused).to.have.property('refused').that.matches(/^strongSwan 5\.9\.8 cannot program IPsec packet offload \(hw_offload = packet needs strongSwan >= 5\.9\.10\): upgrade strongSwan, or set ipsec\.offload: crypto/);
+    expect(refused)
+      .to.have.property('refused')
+      .that.matches(
+        /^strongSwan 5\.9\.8 cannot program IPsec packet offload \(hw_offload = packet needs strongSwan >= 5\.9\.10\): upgrade strongSwan, or set ipsec\.offload: crypto/,
+      );
   });
 
   it('asks the running daemon first, then the installed charon', async () => {
@@ -162,22 +242,37 @@ describe('strongSwan version and offload policy', () => {
         return { stdout: 'Linux strongSwan 5.9.7', stderr: "plugin 'ldap': failed to load" };
       },
     });
-    expect(await readStrongSwanVersion({ runner: fake(true), uri: 'unix:///x.vici' })).to.deep.equal({ version: '5.9.8', from: 'daemon' });
+    expect(await readStrongSwanVersion({ runner: fake(true), uri: 'unix:///x.vici' })).to.deep.equal({
+      version: '5.9.8',
+      from: 'daemon',
+    });
     expect(calls).to.deep.equal(['swanctl --version --daemon --uri unix:///x.vici']);
     // Any existing file stands in for the charon binary: the runner is fake.
-    expect(await readStrongSwanVersion({ runner: fake(false), charonPaths: ['/nonexistent/charon', process.execPath] })).to.deep.equal({ version: '5.9.7', from: 'charon' });
+    expect(
+      await readStrongSwanVersion({ runner: fake(false), charonPaths: ['/nonexistent/charon', process.execPath] }),
+    ).to.deep.equal({ version: '5.9.7', from: 'charon' });
     let err: unknown;
     try {
       await readStrongSwanVersion({ runner: fake(false), charonPaths: ['/nonexistent/charon'] });
     } catch (e) {
       err = e;
     }
-    expect(err).to.be.instanceOf(ValidationError).with.property('message').that.matches(/cannot tell which strongSwan.*install strongswan-charon/);
+    expect(err)
+      .to.be.instanceOf(ValidationError)
+      .with.property('message')
+      .that.matches(/cannot tell which strongSwan.*install strongswan-charon/);
   });
 
   it('loads through the system swanctl.conf unless told another directory', () => {
     expect(loadAllArgv()).to.deep.equal(['swanctl', '--load-all']);
-    expect(loadAllArgv({ swanctlDir: '/tmp/x', uri: 'unix:///tmp/x/charon.vici' })).to.deep.equal(['swanctl', '--load-all', '--file', '/tmp/x/swanctl.conf', '--uri', 'unix:///tmp/x/charon.vici']);
+    expect(loadAllArgv({ swanctlDir: '/tmp/x', uri: 'unix:///tmp/x/charon.vici' })).to.deep.equal([
+      'swanctl',
+      '--load-all',
+      '--file',
+      '/tmp/x/swanctl.conf',
+      '--uri',
+      'unix:///tmp/x/charon.vici',
+    ]);
   });
 });
 
@@ -208,7 +303,9 @@ describe('swanctl files on disk', () => {
   it('writes the conf 0644, the secrets 0600, links the keys and removes what is no longer wanted', async () => {
     const key = join(dir, 'hosta.key');
     writeFileSync(key, 'not a key', { mode: 0o600 });
-    const input = pair(A, B, 'hostb', { peers: [{ name: 'hostb', address: B, auth: { cert: '/etc/c.crt', key, ca: '/etc/ca.crt' } }] });
+    const input = pair(A, B, 'hostb', {
+      peers: [{ name: 'hostb', address: B, auth: { cert: '/etc/c.crt', key, ca: '/etc/ca.crt' } }],
+    });
     const rendered = renderSwanctlConf(input);
     await writeSwanctlFiles(dir, rendered, 'secrets {\n}\n');
     await writeSwanctlFiles(dir, rendered, 'secrets {\n}\n'); // twice: same result

@@ -16,13 +16,18 @@ export const SUITES_DIR = join(CHECKOUT, 'dist/test/lab/suites');
 
 /** The kernels the outer suite boots: VFWIRE_LAB_KERNELS=6.12 (comma-separated) narrows it. */
 export function labKernels(): string[] {
-  return (process.env.VFWIRE_LAB_KERNELS ?? '6.1,6.12').split(',').map((k) => k.trim()).filter(Boolean);
+  return (process.env.VFWIRE_LAB_KERNELS ?? '6.1,6.12')
+    .split(',')
+    .map((k) => k.trim())
+    .filter(Boolean);
 }
 
 /** The compiled inner suites, sorted; VFWIRE_LAB_SUITES=static-ipsec,... (comma-separated) narrows them. */
 export function labSuites(): string[] {
   if (!existsSync(SUITES_DIR)) return [];
-  const want = process.env.VFWIRE_LAB_SUITES?.split(',').map((s) => s.trim()).filter(Boolean);
+  const want = process.env.VFWIRE_LAB_SUITES?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   return readdirSync(SUITES_DIR)
     .filter((f) => f.endsWith('.lab.js') && (!want?.length || want.includes(f.slice(0, -'.lab.js'.length))))
     .sort()
@@ -42,7 +47,8 @@ export function insideLabVm(): boolean {
 
 /** For inner suites: refuses to run anywhere but in a lab VM, as root. */
 export function requireLabVm(): string {
-  if (!insideLabVm()) throw new Error('not inside a kernel lab VM (VFWIRE_LAB unset): run it with lab/run.sh KVER FILE');
+  if (!insideLabVm())
+    throw new Error('not inside a kernel lab VM (VFWIRE_LAB unset): run it with lab/run.sh KVER FILE');
   if (process.getuid?.() !== 0) throw new Error(`lab VM ${process.env.VFWIRE_LAB}: inner suites run as root`);
   return release();
 }
@@ -105,12 +111,21 @@ function innerTests(json: MochaJson): InnerTest[] {
   const seen = new Set<string>();
   for (const t of json.tests) {
     const failed = t.err !== undefined && Object.keys(t.err).length > 0;
-    out.push({ fullTitle: t.fullTitle, file: t.file, state: failed ? 'failed' : 'passed', durationMs: t.duration, ...(failed ? { message: firstLine(t.err?.message) } : {}) });
+    out.push({
+      fullTitle: t.fullTitle,
+      file: t.file,
+      state: failed ? 'failed' : 'passed',
+      durationMs: t.duration,
+      ...(failed ? { message: firstLine(t.err?.message) } : {}),
+    });
     seen.add(t.fullTitle);
   }
   // Hook failures ("before all" hook ...) are failures without a test.
-  for (const t of json.failures) if (!seen.has(t.fullTitle)) out.push({ fullTitle: t.fullTitle, file: t.file, state: 'failed', message: firstLine(t.err?.message) });
-  for (const t of json.pending) if (!seen.has(t.fullTitle)) out.push({ fullTitle: t.fullTitle, file: t.file, state: 'pending' });
+  for (const t of json.failures)
+    if (!seen.has(t.fullTitle))
+      out.push({ fullTitle: t.fullTitle, file: t.file, state: 'failed', message: firstLine(t.err?.message) });
+  for (const t of json.pending)
+    if (!seen.has(t.fullTitle)) out.push({ fullTitle: t.fullTitle, file: t.file, state: 'pending' });
   return out;
 }
 
@@ -127,7 +142,9 @@ export async function runLab(kernel: string, suites: string[]): Promise<LabRun> 
     // run.sh bounds the VM itself (VFWIRE_LAB_TIMEOUT); this bound only catches run.sh hanging.
     const limitMs = (Number(process.env.VFWIRE_LAB_TIMEOUT ?? 900) + 60) * 1000;
     const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) => {
-      const child = spawn(RUN_SH, ['--quiet', '--results', dir, kernel, ...suites], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(RUN_SH, ['--quiet', '--results', dir, kernel, ...suites], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       let err = '';
       child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
       const timer = setTimeout(() => child.kill('SIGTERM'), limitMs);
@@ -137,11 +154,23 @@ export async function runLab(kernel: string, suites: string[]): Promise<LabRun> 
       });
       child.on('close', (c, sig) => {
         clearTimeout(timer);
-        resolve({ code: c ?? 128, stderr: err + (sig ? `\nlab: run.sh killed by ${sig} after ${limitMs / 1000} s` : '') });
+        resolve({
+          code: c ?? 128,
+          stderr: err + (sig ? `\nlab: run.sh killed by ${sig} after ${limitMs / 1000} s` : ''),
+        });
       });
     });
-    const line = stderr.trim().split('\n').filter((l) => l.startsWith('lab: ')).pop() ?? `lab: run.sh exited ${code}: ${stderr.trim().split('\n').pop() ?? ''}`;
-    const timing = JSON.parse(read(join(dir, 'timing.json')) ?? '{}') as { kver?: string; boot_ms?: number | null; total_ms?: number };
+    const line =
+      stderr
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('lab: '))
+        .pop() ?? `lab: run.sh exited ${code}: ${stderr.trim().split('\n').pop() ?? ''}`;
+    const timing = JSON.parse(read(join(dir, 'timing.json')) ?? '{}') as {
+      kver?: string;
+      boot_ms?: number | null;
+      total_ms?: number;
+    };
     const results = read(join(dir, 'results.json'));
     const failed = read(join(dir, 'fail'));
     const consoleText = (read(join(dir, 'console.log')) ?? '').replace(/\r/g, '');
@@ -156,7 +185,11 @@ export async function runLab(kernel: string, suites: string[]): Promise<LabRun> 
       ...(failed !== undefined || results === undefined ? { failure: line } : {}),
       tests: results ? innerTests(JSON.parse(results) as MochaJson) : [],
       reports: (read(join(dir, 'report.txt')) ?? '').split('\n').filter(Boolean),
-      consoleTail: consoleText.split('\n').filter((l) => l.trim()).slice(-20).join('\n'),
+      consoleTail: consoleText
+        .split('\n')
+        .filter((l) => l.trim())
+        .slice(-20)
+        .join('\n'),
     };
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -5,24 +5,41 @@
 // on purpose.
 
 import { basename } from 'node:path';
-import { insideLabVm, labKernels, labOff, labSuites, runLab, SUITES_DIR, type InnerTest, type LabRun } from './lab-runner.js';
+import {
+  insideLabVm,
+  labKernels,
+  labOff,
+  labSuites,
+  runLab,
+  SUITES_DIR,
+  type InnerTest,
+  type LabRun,
+} from './lab-runner.js';
 
 const secs = (ms: number | undefined) => (ms === undefined ? '?' : (ms / 1000).toFixed(1));
 
 function report(run: LabRun, suite: string, tests: InnerTest[]): void {
   if (!run.kver) return;
   const ms = tests.reduce((sum, t) => sum + (t.durationMs ?? 0), 0);
-  console.log(`        ${run.kver}: ${basename(suite, '.lab.js')}'s tests ${secs(ms)} s (the boot: ${secs(run.bootMs)} s to stage 2, ${secs(run.totalMs)} s in all)`);
+  console.log(
+    `        ${run.kver}: ${basename(suite, '.lab.js')}'s tests ${secs(ms)} s (the boot: ${secs(run.bootMs)} s to stage 2, ${secs(run.totalMs)} s in all)`,
+  );
   for (const t of tests) {
     const mark = t.state === 'passed' ? '✓' : t.state === 'failed' ? '✗' : '-';
-    console.log(`          ${mark} ${t.fullTitle}${t.durationMs !== undefined ? ` (${t.durationMs} ms)` : ''}${t.message ? `: ${t.message}` : ''}`);
+    console.log(
+      `          ${mark} ${t.fullTitle}${t.durationMs !== undefined ? ` (${t.durationMs} ms)` : ''}${t.message ? `: ${t.message}` : ''}`,
+    );
   }
   const name = `${basename(suite, '.lab.js')}: `;
   for (const r of run.reports) if (r.startsWith(name)) console.log(`          ${r.slice(name.length)}`);
 }
 
 describe('lab: Debian kernels under QEMU', function () {
-  const skip = labOff() ? 'VFWIRE_LAB=off' : insideLabVm() ? `already inside lab VM ${process.env.VFWIRE_LAB}` : undefined;
+  const skip = labOff()
+    ? 'VFWIRE_LAB=off'
+    : insideLabVm()
+      ? `already inside lab VM ${process.env.VFWIRE_LAB}`
+      : undefined;
   if (skip) {
     it('skipped', function () {
       console.log(`      lab tier skipped: ${skip}`);
@@ -34,7 +51,9 @@ describe('lab: Debian kernels under QEMU', function () {
   const suites = labSuites();
   if (suites.length === 0) {
     it('has inner suites', () => {
-      throw new Error(`no inner suites (*.lab.js) in ${SUITES_DIR}${process.env.VFWIRE_LAB_SUITES ? ` named by VFWIRE_LAB_SUITES=${process.env.VFWIRE_LAB_SUITES}` : ''}: run npm run build`);
+      throw new Error(
+        `no inner suites (*.lab.js) in ${SUITES_DIR}${process.env.VFWIRE_LAB_SUITES ? ` named by VFWIRE_LAB_SUITES=${process.env.VFWIRE_LAB_SUITES}` : ''}: run npm run build`,
+      );
     });
     return;
   }
@@ -53,17 +72,23 @@ describe('lab: Debian kernels under QEMU', function () {
       suites.forEach((suite, i) => {
         it(basename(suite, '.js'), () => {
           if (run.failure) {
-            throw new Error(run.consoleTail && run.kver ? `${run.failure}\nconsole ends with:\n${run.consoleTail}` : run.failure);
+            throw new Error(
+              run.consoleTail && run.kver ? `${run.failure}\nconsole ends with:\n${run.consoleTail}` : run.failure,
+            );
           }
           const tests = run.tests.filter((t) => t.file === suite);
           report(run, suite, tests);
           const failed = tests.filter((t) => t.state === 'failed');
           if (failed.length) {
-            throw new Error(`${failed.length} of ${tests.length} inner tests failed on ${run.kver}:\n${failed.map((t) => `  ${t.fullTitle}: ${t.message}`).join('\n')}`);
+            throw new Error(
+              `${failed.length} of ${tests.length} inner tests failed on ${run.kver}:\n${failed.map((t) => `  ${t.fullTitle}: ${t.message}`).join('\n')}`,
+            );
           }
-          if (tests.filter((t) => t.state === 'passed').length === 0) throw new Error(`no inner test of ${basename(suite)} passed on ${run.kver}: ${run.line}`);
+          if (tests.filter((t) => t.state === 'passed').length === 0)
+            throw new Error(`no inner test of ${basename(suite)} passed on ${run.kver}: ${run.line}`);
           // mocha's status counts every suite's failures: only the last suite says so, once.
-          if (i === suites.length - 1 && run.exitCode !== 0 && !run.tests.some((t) => t.state === 'failed')) throw new Error(`${run.line} (no inner test failed)`);
+          if (i === suites.length - 1 && run.exitCode !== 0 && !run.tests.some((t) => t.state === 'failed'))
+            throw new Error(`${run.line} (no inner test failed)`);
         });
       });
     });

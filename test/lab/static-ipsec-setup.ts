@@ -51,7 +51,9 @@ export async function withIpsecDeps<T>(sim: TestSim, h: SimHostId, fn: (d: Ipsec
 export async function tearDown(sim: TestSim | undefined, guests: string[]): Promise<void> {
   if (sim) {
     await Promise.all(guests.map((g) => stopGuest(sim.opts, g, runner).catch(() => undefined)));
-    await Promise.all((['a', 'b'] as const).map((h) => withIpsecDeps(sim, h, (d) => ipsecDown(d, {})).catch(() => undefined)));
+    await Promise.all(
+      (['a', 'b'] as const).map((h) => withIpsecDeps(sim, h, (d) => ipsecDown(d, {})).catch(() => undefined)),
+    );
   }
   await downTestSim(sim);
 }

@@ -54,12 +54,36 @@ describe('ledger schema', () => {
     expect(() => decodeLedger({ ...emptyLedger(), schema: 0 }, 'ledger.json')).to.throw(VfwireError, /schema/);
   });
 
-  it('replays only vfwire\'s own tools, also behind ip netns exec', () => {
-    const withUndo = (argv: string[]) => ({ schema: LEDGER_SCHEMA, leases: {}, vnis: {}, ipsec: { used: [], peers: { b: { epoch: 1, sas: [], installedAt: '2025-01-01T00:00:00.000Z', undo: [{ argv, stdin: 'x\n', inputShown: true }] } } } });
-    for (const ok of [['nft', '-f', '-'], ['ip', 'netns', 'exec', 'vfwsim-a', 'nft', '-f', '-'], ['tc', 'filter', 'del']]) {
+  it("replays only vfwire's own tools, also behind ip netns exec", () => {
+    const withUndo = (argv: string[]) => ({
+      schema: LEDGER_SCHEMA,
+      leases: {},
+      vnis: {},
+      ipsec: {
+        used: [],
+        peers: {
+          b: {
+            epoch: 1,
+            sas: [],
+            installedAt: '2025-01-01T00:00:00.000Z',
+            undo: [{ argv, stdin: 'x\n', inputShown: true }],
+          },
+        },
+      },
+    });
+    for (const ok of [
+      ['nft', '-f', '-'],
+      ['ip', 'netns', 'exec', 'vfwsim-a', 'nft', '-f', '-'],
+      ['tc', 'filter', 'del'],
+    ]) {
       expect(() => decodeLedger(withUndo(ok), 'ledger.json'), ok.join(' ')).not.to.throw();
     }
-    for (const bad of [['sh', '-c', 'id'], ['ip', 'netns', 'exec', 'vfwsim-a', 'sh', '-c', 'id'], ['ip', 'netns', 'exec', 'a', 'ip', 'netns', 'exec', 'b', 'sh'], ['ip', 'netns', 'exec', 'a']]) {
+    for (const bad of [
+      ['sh', '-c', 'id'],
+      ['ip', 'netns', 'exec', 'vfwsim-a', 'sh', '-c', 'id'],
+      ['ip', 'netns', 'exec', 'a', 'ip', 'netns', 'exec', 'b', 'sh'],
+      ['ip', 'netns', 'exec', 'a'],
+    ]) {
       expect(() => decodeLedger(withUndo(bad), 'ledger.json'), bad.join(' ')).to.throw(VfwireError, /must run one of/);
     }
   });

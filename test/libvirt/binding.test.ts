@@ -20,7 +20,14 @@ import {
   type Connection,
   type Domain,
 } from '../../src/libvirt/index.js';
-import { defineDiskless, defineDomain, LIBVIRT_URI, libvirtReachable, removeDomain, virsh } from '../../src/sim/libvirtd.js';
+import {
+  defineDiskless,
+  defineDomain,
+  LIBVIRT_URI,
+  libvirtReachable,
+  removeDomain,
+  virsh,
+} from '../../src/sim/libvirtd.js';
 
 const NS = 'https://vfwire.dev/xmlns/1.0';
 const QEMU = '/usr/bin/qemu-system-x86_64';
@@ -48,10 +55,16 @@ describe('libvirt binding (libvirtd)', function () {
     if (!(await libvirtReachable())) {
       // CI starts libvirtd (scripts/bootstrap.sh); elsewhere say why this suite did not run.
       if (process.env.CI) throw new Error('libvirtd is not reachable at qemu:///system');
-      console.log('    (skipped: libvirtd is not reachable at qemu:///system; start it with `virtlogd -d; libvirtd -d`)');
+      console.log(
+        '    (skipped: libvirtd is not reachable at qemu:///system; start it with `virtlogd -d; libvirtd -d`)',
+      );
       this.skip();
     }
-    await defineDomain(xmlDir, name, `<domain type="qemu"><name>${name}</name><memory unit="MiB">64</memory><os><type arch="x86_64">hvm</type></os></domain>`);
+    await defineDomain(
+      xmlDir,
+      name,
+      `<domain type="qemu"><name>${name}</name><memory unit="MiB">64</memory><os><type arch="x86_64">hvm</type></os></domain>`,
+    );
     conn = await openConnection(LIBVIRT_URI);
     dom = await conn.lookupDomainByName(name);
   });
@@ -83,7 +96,7 @@ describe('libvirt binding (libvirtd)', function () {
     }
   });
 
-  it('throws LibvirtError(NoDomain) with libvirt\'s message for a missing domain', async () => {
+  it("throws LibvirtError(NoDomain) with libvirt's message for a missing domain", async () => {
     const err = await rejection(conn.lookupDomainByName(`${name}-missing`));
     expect(err.code).to.equal(ErrorCode.NoDomain).and.to.equal(42);
     expect(err.domain).to.be.greaterThan(0);
@@ -106,7 +119,9 @@ describe('libvirt binding (libvirtd)', function () {
     await dom.setMetadata(NS, 'vfwire', '<net><interface vni="100"/></net>', ModifyFlag.Config);
     const md = await dom.getMetadata(NS, ModifyFlag.Config);
     expect(md?.replace(/\s+/g, '')).to.equal('<net><interfacevni="100"/></net>');
-    expect(await dom.xmlDesc(XmlFlag.Inactive)).to.match(/<vfwire:net xmlns:vfwire="https:\/\/vfwire.dev\/xmlns\/1.0">/);
+    expect(await dom.xmlDesc(XmlFlag.Inactive)).to.match(
+      /<vfwire:net xmlns:vfwire="https:\/\/vfwire.dev\/xmlns\/1.0">/,
+    );
     await dom.setMetadata(NS, 'vfwire', null, ModifyFlag.Config);
     expect(await dom.getMetadata(NS)).to.equal(null);
     expect(await dom.xmlDesc(XmlFlag.Inactive)).not.to.include(NS);
@@ -120,7 +135,9 @@ describe('libvirt binding (libvirtd)', function () {
   });
 
   it('refuses a LIVE attach on a shut-off domain with OperationInvalid', async () => {
-    const err = await rejection(dom.attachDevice('<interface type="ethernet"><model type="virtio"/></interface>', ModifyFlag.Live));
+    const err = await rejection(
+      dom.attachDevice('<interface type="ethernet"><model type="virtio"/></interface>', ModifyFlag.Live),
+    );
     expect(err.code).to.equal(ErrorCode.OperationInvalid);
     expect(err.message).to.match(/domain is not running/);
     expect(err.call).to.equal('virDomainAttachDeviceFlags');
@@ -168,7 +185,12 @@ describe('libvirt binding (libvirtd)', function () {
     order.push('all calls');
     expect(order).to.deep.equal(['event loop', 'all calls']);
     results.forEach((r, i) => {
-      const want = [`42 Domain not found: no domain with matching name '${name}-missing-${i}'`, 'xml', `${ErrorCode.OperationInvalid}`, name][i % 4];
+      const want = [
+        `42 Domain not found: no domain with matching name '${name}-missing-${i}'`,
+        'xml',
+        `${ErrorCode.OperationInvalid}`,
+        name,
+      ][i % 4];
       expect(r, `call ${i}`).to.equal(want);
     });
   });
@@ -192,7 +214,9 @@ describe('libvirt binding (libvirtd)', function () {
     const pending = d.xmlDesc();
     d.free(); // calls made before free() still complete
     expect(await pending).to.include(name);
-    expect(() => d.name()).to.throw(LibvirtError).with.property('code', ErrorCode.InvalidDomain);
+    expect(() => d.name())
+      .to.throw(LibvirtError)
+      .with.property('code', ErrorCode.InvalidDomain);
     expect((await rejection(d.state())).code).to.equal(ErrorCode.InvalidDomain);
     d.free(); // idempotent
 
@@ -204,7 +228,7 @@ describe('libvirt binding (libvirtd)', function () {
     await other.close(); // idempotent
   });
 
-  it('reports a failed open with libvirt\'s error', async () => {
+  it("reports a failed open with libvirt's error", async () => {
     const err = await rejection(openConnection('vfwt-bogus:///'));
     expect(err.code).to.equal(ErrorCode.NoConnect);
     expect(err.message).to.match(/no connection driver available for vfwt-bogus:\/\/\//);
@@ -238,7 +262,10 @@ describe('libvirt binding (libvirtd)', function () {
     it('attaches an interface LIVE and destroys the domain', async () => {
       const d = ldom as Domain;
       expect((await d.state()).state).to.equal('running');
-      await d.attachDevice(`<interface type="ethernet"><target dev="${tap}" managed="no"/><model type="virtio"/></interface>`, ModifyFlag.Live);
+      await d.attachDevice(
+        `<interface type="ethernet"><target dev="${tap}" managed="no"/><model type="virtio"/></interface>`,
+        ModifyFlag.Live,
+      );
       expect(await d.xmlDesc()).to.include(`<target dev='${tap}' managed='no'/>`);
       expect(await d.xmlDesc(XmlFlag.Inactive)).not.to.include(tap);
       expect((await conn.listDomains({ active: true })).map((x) => x.name)).to.include(live);

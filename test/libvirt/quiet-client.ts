@@ -7,7 +7,11 @@
 import { ModifyFlag, openConnection, type LibvirtError } from '../../src/libvirt/index.js';
 
 const [uri = 'qemu:///system', name = ''] = process.argv.slice(2);
-const codeOf = (p: Promise<unknown>) => p.then(() => 0, (err: LibvirtError) => err.code);
+const codeOf = (p: Promise<unknown>) =>
+  p.then(
+    () => 0,
+    (err: LibvirtError) => err.code,
+  );
 
 const conn = await openConnection(uri);
 const dom = await conn.lookupDomainByName(name);

@@ -25,18 +25,34 @@ const doHalf = (text: string) => commandsFromPlanText(text.split('# undo')[0]!);
 
 /** A ConnectX-6 Dx after a boot: eswitch legacy, SR-IOV off, PF down, no address. */
 function freshHost(kernel: string, iproute2: string): Mlx5Host {
-  return new Mlx5Host({ kernel, iproute2, pfs: [{ name: PF, pci: '0000:03:00.0', totalVfs: 4, numVfs: 0, eswitch: 'legacy', up: false }] });
+  return new Mlx5Host({
+    kernel,
+    iproute2,
+    pfs: [{ name: PF, pci: '0000:03:00.0', totalVfs: 4, numVfs: 0, eswitch: 'legacy', up: false }],
+  });
 }
 
 function expectAccepted(host: Mlx5Host, commands: Command[], what: string): void {
   const r = replay(host, commands);
-  if (!r.ok) expect.fail(`${what}: command ${r.index} refused (${r.refusal.rule}): ${r.command.argv.join(' ')}: ${r.refusal.message}`);
+  if (!r.ok)
+    expect.fail(
+      `${what}: command ${r.index} refused (${r.refusal.rule}): ${r.command.argv.join(' ')}: ${r.refusal.message}`,
+    );
 }
 
 function ipsecUp(kernel: [number, number], iproute2: [number, number]): Command[] {
   const form = xfrmForm({ kernel, iproute2, switchdev: true }, 'packet');
   const keys = epochKeys(SEED, 1, [A, B]);
-  return renderPeerSas({ peerName: 'hostb', local: A, peer: B, uplink: PF, keys, lookahead: [epochKeys(SEED, 2, [A, B])], priority: 12, form }).map((s) => s.do);
+  return renderPeerSas({
+    peerName: 'hostb',
+    local: A,
+    peer: B,
+    uplink: PF,
+    keys,
+    lookahead: [epochKeys(SEED, 2, [A, B])],
+    priority: 12,
+    form,
+  }).map((s) => s.do);
 }
 
 describe('real-host plans through the strict mlx5 model', () => {
@@ -53,13 +69,46 @@ describe('real-host plans through the strict mlx5 model', () => {
   it('the golden static SA plans of both hosts are what their host accepts', () => {
     for (const name of ['ipsec/host-a.txt', 'ipsec/host-b.txt']) {
       const host = freshHost('6.12', '6.15');
-      expectAccepted(host, doHalf(fixture(name.replace('ipsec/host-', 'failover/host-').replace('.txt', '-plain.txt'))), 'host setup');
+      expectAccepted(
+        host,
+        doHalf(fixture(name.replace('ipsec/host-', 'failover/host-').replace('.txt', '-plain.txt'))),
+        'host setup',
+      );
       expectAccepted(host, commandsFromPlanText(fixture(name)), name);
     }
   });
 
   it('whatever xfrm form vfwire renders for a kernel and iproute2, that host accepts', () => {
-    const hosts: [[number, number], [number, number]][] = [[[6, 6], [6, 6]], [[6, 8], [6, 8]], [[6, 10], [6, 10]], [[6, 10], [6, 11]], [[6, 12], [6, 10]], [[6, 6], [6, 15]], [[6, 12], [6, 15]]];
+    const hosts: [[number, number], [number, number]][] = [
+      [
+        [6, 6],
+        [6, 6],
+      ],
+      [
+        [6, 8],
+        [6, 8],
+      ],
+      [
+        [6, 10],
+        [6, 10],
+      ],
+      [
+        [6, 10],
+        [6, 11],
+      ],
+      [
+        [6, 12],
+        [6, 10],
+      ],
+      [
+        [6, 6],
+        [6, 15],
+      ],
+      [
+        [6, 12],
+        [6, 15],
+      ],
+    ];
     for (const [k, i] of hosts) {
       const host = freshHost(k.join('.'), i.join('.'));
       expectAccepted(host, doHalf(fixture('failover/host-a-plain.txt')), `host setup on ${k.join('.')}/${i.join('.')}`);
@@ -74,17 +123,24 @@ describe('real-host plans through the strict mlx5 model', () => {
     const newForm = ipsecUp([6, 12], [6, 15]);
     const r = replay(host, newForm);
     expect(r.ok ? 'accepted' : r.refusal.rule).to.equal('iproute2.xfrm-state.esn-needs-replay-window');
-    expect(() => xfrmForm({ kernel: [6, 5], iproute2: [6, 15], switchdev: true }, 'packet')).to.throw(/switchdev mode needs 6\.6/);
+    expect(() => xfrmForm({ kernel: [6, 5], iproute2: [6, 15], switchdev: true }, 'packet')).to.throw(
+      /switchdev mode needs 6\.6/,
+    );
     const old = freshHost('6.5', '6.15');
     expectAccepted(old, doHalf(fixture('failover/host-a-plain.txt')), 'host setup on 6.5');
     const pre66 = replay(old, ipsecUp([6, 6], [6, 15]));
-    expect(pre66.ok ? 'accepted' : pre66.refusal.rule, 'packet offload in switchdev on 6.5').to.equal('mlx5.ipsec.switchdev-needs-6.6');
+    expect(pre66.ok ? 'accepted' : pre66.refusal.rule, 'packet offload in switchdev on 6.5').to.equal(
+      'mlx5.ipsec.switchdev-needs-6.6',
+    );
   });
 
   it('the old VF plan (spoofchk on, trust off) fails on a switchdev PF after the MAC was applied, as the review found', () => {
     const host = freshHost('6.12', '6.15');
     expectAccepted(host, doHalf(fixture('failover/host-a-plain.txt')), 'host setup');
-    const r = replay(host, commandsFromPlanText(`ip link set dev ${PF} vf 0 mac 52:54:00:00:00:01 spoofchk on trust off`));
+    const r = replay(
+      host,
+      commandsFromPlanText(`ip link set dev ${PF} vf 0 mac 52:54:00:00:00:01 spoofchk on trust off`),
+    );
     expect(r.ok).to.equal(false);
     if (!r.ok) expect(r.refusal.rule).to.equal('mlx5.esw.spoofchk-legacy-only');
     expect(host.state().pfs[PF]!.vfs[0]!.mac, 'rtnetlink applied the MAC first').to.equal('52:54:00:00:00:01');
@@ -103,6 +159,9 @@ describe('real-host plans through the strict mlx5 model', () => {
     expectAccepted(two, commandsFromPlanText(tcHost), 'tc host setup');
     const r = replay(two, commandsFromPlanText(fixture('tc/two-vfs-two-peers.txt')));
     expect(r.ok).to.equal(false);
-    if (!r.ok) expect(r.refusal.rule, `${r.command.argv.join(' ')}: ${r.refusal.message}`).to.equal('mlx5.tc.ipsec-encap-multi-dest');
+    if (!r.ok)
+      expect(r.refusal.rule, `${r.command.argv.join(' ')}: ${r.refusal.message}`).to.equal(
+        'mlx5.tc.ipsec-encap-multi-dest',
+      );
   });
 });

@@ -27,8 +27,15 @@ const PF = 'enp3s0f0np0';
 describe('ipsec up, watch and down on a tc-flower host, run against the mlx5 model', function () {
   this.timeout(20_000);
   const dir = mkdtempSync(join(tmpdir(), 'vfwt-model-'));
-  const cfg = config(REAL_CONFIG + `overlay: tc-flower\nstate_dir: ${dir}/state\nlog_dir: ${dir}/log\nipsec: { mode: static, key_dir: ${dir}/keys }\n`);
-  const host = new Mlx5Host({ kernel: '6.12', iproute2: '6.15', pfs: [{ name: PF, pci: '0000:03:00.0', totalVfs: 4, numVfs: 0, eswitch: 'legacy', up: false }] });
+  const cfg = config(
+    REAL_CONFIG +
+      `overlay: tc-flower\nstate_dir: ${dir}/state\nlog_dir: ${dir}/log\nipsec: { mode: static, key_dir: ${dir}/keys }\n`,
+  );
+  const host = new Mlx5Host({
+    kernel: '6.12',
+    iproute2: '6.15',
+    pfs: [{ name: PF, pci: '0000:03:00.0', totalVfs: 4, numVfs: 0, eswitch: 'legacy', up: false }],
+  });
   const runner = new ModelRunner(host);
   const log = createLogger(join(dir, 'log'), 'test');
   const deps = { cfg, runner, log };
@@ -40,7 +47,10 @@ describe('ipsec up, watch and down on a tc-flower host, run against the mlx5 mod
   before(async () => {
     mkdirSync(cfg.ipsec.keyDir, { recursive: true, mode: 0o700 });
     for (const p of cfg.peers) await writeKeyFile(keyFilePath(cfg.ipsec.keyDir, p.name), p.name, generateSeed());
-    const setup = [...commandsFromPlanText(readFileSync(join(FIXTURES, 'failover/host-a-plain.txt'), 'utf8').split('# undo')[0]!), ...renderTcHost({ underlayAddress: cfg.underlay.address }, 9166).map((s) => s.do)];
+    const setup = [
+      ...commandsFromPlanText(readFileSync(join(FIXTURES, 'failover/host-a-plain.txt'), 'utf8').split('# undo')[0]!),
+      ...renderTcHost({ underlayAddress: cfg.underlay.address }, 9166).map((s) => s.do),
+    ];
     const r = replay(host, setup);
     if (!r.ok) throw new Error(`host setup refused: ${r.refusal.message}`);
   });
@@ -55,7 +65,10 @@ describe('ipsec up, watch and down on a tc-flower host, run against the mlx5 mod
       const plan = planPrepare(request('web1', UUID1, [{ vni: 100 }]), inventory(pf(4)), txn.data, cfg);
       recordPlan(txn.data, plan);
       await applySteps(plan.steps, runner);
-      markActive(txn.data, plan.leases.map((l) => l.key));
+      markActive(
+        txn.data,
+        plan.leases.map((l) => l.key),
+      );
       await txn.save();
     });
     expect(encap()).to.deep.equal({ rules: 1, clear: 0 });
@@ -66,14 +79,21 @@ describe('ipsec up, watch and down on a tc-flower host, run against the mlx5 mod
     host.run({ argv: ['ip', 'link', 'set', 'dev', PF, 'up'] });
     expect(encap(), 'the NIC pointed the rule at the plain uplink').to.deep.equal({ rules: 1, clear: 1 });
     const findings = await watchOnce(cfg, runner, log);
-    expect(findings.map((f) => [f.peer, f.recovered])).to.deep.equal([['hostb', true], ['hostc', true], ['tc-flower rules', true]]);
+    expect(findings.map((f) => [f.peer, f.recovered])).to.deep.equal([
+      ['hostb', true],
+      ['hostc', true],
+      ['tc-flower rules', true],
+    ]);
     expect(encap()).to.deep.equal({ rules: 1, clear: 0 });
     expect((await readLedger(cfg.stateDir)).ipsec!.tcRulesDown).to.equal(undefined);
     expect(await watchOnce(cfg, runner, log), 'a second round finds nothing').to.deep.equal([]);
   });
 
   it('ipsec down of one peer the rules reach is refused; down for all takes the rules down first', async () => {
-    const one = await ipsecDown(deps, { peer: 'hostb' }).then(() => 'done', (e: Error) => e.message);
+    const one = await ipsecDown(deps, { peer: 'hostb' }).then(
+      () => 'done',
+      (e: Error) => e.message,
+    );
     expect(one).to.match(/ipsec down --peer hostb: tc-flower rules encapsulate to it/);
     expect((await ipsecDown(deps, {})).map((o) => o.result)).to.deep.equal(['down', 'down']);
     expect(encap()).to.deep.equal({ rules: 0, clear: 0 });
@@ -81,9 +101,13 @@ describe('ipsec up, watch and down on a tc-flower host, run against the mlx5 mod
     expect((await readLedger(cfg.stateDir)).ipsec!.tcRulesDown).to.equal(true);
   });
 
-  it('ipsec up again (the epoch after the watch\'s) brings the rules back over the new SAs', async () => {
+  it("ipsec up again (the epoch after the watch's) brings the rules back over the new SAs", async () => {
     const out = await ipsecUp(deps, {});
-    expect(out.map((o) => `${o.peer}: ${o.result}`)).to.deep.equal(['hostb: up (epoch 3)', 'hostc: up (epoch 3)', 'tc-flower rules: back (4)']);
+    expect(out.map((o) => `${o.peer}: ${o.result}`)).to.deep.equal([
+      'hostb: up (epoch 3)',
+      'hostc: up (epoch 3)',
+      'tc-flower rules: back (4)',
+    ]);
     expect(encap()).to.deep.equal({ rules: 1, clear: 0 });
   });
 });

@@ -49,7 +49,10 @@ function testHost(yaml: string, pfs: ConstructorParameters<typeof Mlx5Host>[0]['
         const plan = planPrepare(request(vm, uuid, [{ vni, encrypt: 'required' }]), inv, txn.data, cfg);
         recordPlan(txn.data, plan);
         await applySteps(plan.steps, runner);
-        markActive(txn.data, plan.leases.map((l) => l.key));
+        markActive(
+          txn.data,
+          plan.leases.map((l) => l.key),
+        );
         await txn.save();
       });
     },
@@ -57,7 +60,10 @@ function testHost(yaml: string, pfs: ConstructorParameters<typeof Mlx5Host>[0]['
       await withLedger(cfg.stateDir, async (txn) => {
         const plan = planRelease(txn.data, uuid);
         const errors = await undoAll(plan.commands, runner);
-        expect(errors.map((e) => e.message), 'release errors').to.deep.equal([]);
+        expect(
+          errors.map((e) => e.message),
+          'release errors',
+        ).to.deep.equal([]);
         dropLeases(txn.data, plan.keys);
         await txn.save();
       });
@@ -86,7 +92,10 @@ function testHost(yaml: string, pfs: ConstructorParameters<typeof Mlx5Host>[0]['
 describe('the bridge overlay with packet offload and VMs running, through the mlx5 model', function () {
   this.timeout(20_000);
   const t = testHost(
-    `backend: real\nunderlay: { interface: ${PF0}, address: 192.168.80.2 }\npfs: [{ name: ${PF0} }]\npeers: [{ name: hostb, address: 192.168.80.3 }]\nipsec: { mode: static, offload: packet, key_dir: KEYS }\n`.replace('KEYS', join(tmpdir(), `vfwt-keys-${process.pid}`)),
+    `backend: real\nunderlay: { interface: ${PF0}, address: 192.168.80.2 }\npfs: [{ name: ${PF0} }]\npeers: [{ name: hostb, address: 192.168.80.3 }]\nipsec: { mode: static, offload: packet, key_dir: KEYS }\n`.replace(
+      'KEYS',
+      join(tmpdir(), `vfwt-keys-${process.pid}`),
+    ),
     [{ name: PF0, pci: '0000:03:00.0', totalVfs: 4, numVfs: 0, eswitch: 'legacy', up: false }],
     inventory(pf(4)),
   );
@@ -122,7 +131,10 @@ describe('the bridge overlay with packet offload and VMs running, through the ml
     expect(results[1]).to.equal('rotating: sending with the new key');
     expect(results[2]).to.match(/^rotated to key [0-9a-f]{16}, epoch 1$/);
     const s = t.host.state();
-    expect(s.states.every((x) => x.offload?.dev === PF0 && x.offload.type === 'packet'), 'every SA in the NIC').to.equal(true);
+    expect(
+      s.states.every((x) => x.offload?.dev === PF0 && x.offload.type === 'packet'),
+      'every SA in the NIC',
+    ).to.equal(true);
   });
 
   it('a PF link flap with the VMs running: flushed with the link, the watch puts fresh SAs back', async () => {
@@ -132,7 +144,12 @@ describe('the bridge overlay with packet offload and VMs running, through the ml
     t.host.run({ argv: ['ip', 'link', 'set', 'dev', PF0, 'up'] });
     const findings = await watchOnce(t.cfg, t.runner, t.log);
     expect(findings.map((f) => [f.peer, f.recovered])).to.deep.equal([['hostb', true]]);
-    expect(t.host.state().policies.map((p) => p.dir).sort()).to.deep.equal(['in', 'out']);
+    expect(
+      t.host
+        .state()
+        .policies.map((p) => p.dir)
+        .sort(),
+    ).to.deep.equal(['in', 'out']);
     expect(await t.clearTextVnis()).to.deep.equal([]);
   });
 
@@ -149,7 +166,10 @@ describe('the bridge overlay with packet offload and VMs running, through the ml
 describe('VF LAG (offload none) with a VM running, through the mlx5 model', function () {
   this.timeout(20_000);
   const t = testHost(
-    `backend: real\nunderlay: { interface: bond0, address: 192.168.80.2 }\npfs: [{ name: ${PF0} }, { name: ${PF1} }]\nfailover: { mode: active-backup }\npeers: [{ name: hostb, address: 192.168.80.3 }]\nipsec: { mode: static, offload: none, key_dir: KEYS }\n`.replace('KEYS', join(tmpdir(), `vfwt-keys-lag-${process.pid}`)),
+    `backend: real\nunderlay: { interface: bond0, address: 192.168.80.2 }\npfs: [{ name: ${PF0} }, { name: ${PF1} }]\nfailover: { mode: active-backup }\npeers: [{ name: hostb, address: 192.168.80.3 }]\nipsec: { mode: static, offload: none, key_dir: KEYS }\n`.replace(
+      'KEYS',
+      join(tmpdir(), `vfwt-keys-lag-${process.pid}`),
+    ),
     [
       { name: PF0, pci: '0000:03:00.0', totalVfs: 4, numVfs: 0, eswitch: 'legacy', up: false },
       { name: PF1, pci: '0000:03:00.1', totalVfs: 4, numVfs: 0, eswitch: 'legacy', up: false },
@@ -168,10 +188,16 @@ describe('VF LAG (offload none) with a VM running, through the mlx5 model', func
 
   it('the VF LAG host setup plan forms the LAG; ipsec up puts CPU SAs on the bond; a VM starts', async () => {
     const r = replay(t.host, doHalf('failover/host-a-failover.txt'));
-    if (!r.ok) expect.fail(`VF LAG host setup: command ${r.index} refused (${r.refusal.rule}): ${r.command.argv.join(' ')}: ${r.refusal.message}`);
+    if (!r.ok)
+      expect.fail(
+        `VF LAG host setup: command ${r.index} refused (${r.refusal.rule}): ${r.command.argv.join(' ')}: ${r.refusal.message}`,
+      );
     expect(t.host.state().lag).to.not.equal(null);
     expect((await ipsecUp(t.deps, {})).map((o) => o.result)).to.deep.equal(['up (epoch 1)']);
-    expect(t.host.state().states.every((s) => s.offload === undefined), 'no SA offloaded').to.equal(true);
+    expect(
+      t.host.state().states.every((s) => s.offload === undefined),
+      'no SA offloaded',
+    ).to.equal(true);
     await t.start('web1', UUID1, 100);
     expect(await t.clearTextVnis()).to.deep.equal([]);
   });

@@ -15,7 +15,17 @@ const KEY128 = '0xc0af116b109abc6a7571594e96eebf724c80b5ac'; // 128-bit AES key 
 const KEY256 = `0x${'ab'.repeat(36)}`; // 256-bit AES key + 32-bit salt
 
 function pf0(o: Partial<PfFacts> = {}): PfFacts {
-  return { name: PF0, pci: '0000:03:00.0', totalVfs: 8, numVfs: 2, eswitch: 'switchdev', up: true, mtu: 9216, addresses: [`${A}/24`], ...o };
+  return {
+    name: PF0,
+    pci: '0000:03:00.0',
+    totalVfs: 8,
+    numVfs: 2,
+    eswitch: 'switchdev',
+    up: true,
+    mtu: 9216,
+    addresses: [`${A}/24`],
+    ...o,
+  };
 }
 
 function pf1(o: Partial<PfFacts> = {}): PfFacts {
@@ -90,14 +100,22 @@ function policy(o: PolOpts = {}): string {
   const dir = o.dir ?? 'out';
   const [src, dst] = dir === 'out' ? [A, B] : [B, A];
   const sel = o.sel ?? `src ${src}/32 dst ${dst}/32 proto udp dport 4789`;
-  const tmpl = o.tmpl ?? `tmpl src ${src} dst ${dst} proto esp reqid ${dir === 'out' ? '0x63dfc0a7' : '0x9a1ecd92'} mode transport`;
+  const tmpl =
+    o.tmpl ??
+    `tmpl src ${src} dst ${dst} proto esp reqid ${dir === 'out' ? '0x63dfc0a7' : '0x9a1ecd92'} mode transport`;
   return `ip xfrm policy ${o.verb ?? 'update'} ${sel} offload packet dev ${o.dev ?? PF0} dir ${dir} ${tmpl} priority ${o.priority ?? '12'}`;
 }
 
 // --- tc builders (test/fixtures/tc shapes)
 
-const TC_SETUP = ['ip link add vfwvxlan mtu 9166 type vxlan dstport 4789 external', 'ip link set dev vfwvxlan up', 'tc qdisc add dev vfwvxlan ingress', 'tc qdisc add dev enp3s0f0r0 ingress'];
-const encapTo = (peer: string, mode = 'redirect') => `action tunnel_key set id 100 src_ip ${A} dst_ip ${peer} dst_port 4789 nocsum action mirred egress ${mode} dev vfwvxlan`;
+const TC_SETUP = [
+  'ip link add vfwvxlan mtu 9166 type vxlan dstport 4789 external',
+  'ip link set dev vfwvxlan up',
+  'tc qdisc add dev vfwvxlan ingress',
+  'tc qdisc add dev enp3s0f0r0 ingress',
+];
+const encapTo = (peer: string, mode = 'redirect') =>
+  `action tunnel_key set id 100 src_ip ${A} dst_ip ${peer} dst_port 4789 nocsum action mirred egress ${mode} dev vfwvxlan`;
 const TC_ENCAP_ONE = `tc filter add dev enp3s0f0r0 ingress pref 3 handle 0x1 protocol all flower skip_sw src_mac 52:54:00:12:34:01 ${encapTo(B)}`;
 const TC_ENCAP_TWO = `tc filter add dev enp3s0f0r0 ingress pref 3 handle 0x1 protocol all flower skip_sw src_mac 52:54:00:12:34:01 ${encapTo(B, 'mirror')} ${encapTo('192.168.80.4')}`;
 const TC_DECAP = `tc filter add dev vfwvxlan ingress pref 1 handle 0x30200 protocol all flower skip_sw enc_key_id 100 enc_src_ip ${B} enc_dst_ip ${A} enc_dst_port 4789 dst_mac 52:54:00:12:34:01 action tunnel_key unset action mirred egress redirect dev enp3s0f0r0`;
@@ -116,7 +134,12 @@ describe('mlx5 model', () => {
 
     it('refuses spoofchk in switchdev with EOPNOTSUPP, and the MAC of the same command stays applied (do_setvfinfo order)', () => {
       const h = host();
-      const r = refused(h, `ip link set dev ${PF0} vf 1 mac 52:54:00:00:00:02 spoofchk off`, 'mlx5.esw.spoofchk-legacy-only', 'EOPNOTSUPP');
+      const r = refused(
+        h,
+        `ip link set dev ${PF0} vf 1 mac 52:54:00:00:00:02 spoofchk off`,
+        'mlx5.esw.spoofchk-legacy-only',
+        'EOPNOTSUPP',
+      );
       expect(r.stderr).to.equal('RTNETLINK answers: Operation not supported');
       expect(r.exitCode).to.equal(2);
       expect(h.state().pfs[PF0]!.vfs[1]!.mac).to.equal('52:54:00:00:00:02');
@@ -143,12 +166,20 @@ describe('mlx5 model', () => {
       const h = host();
       run(h, sa(), saOut());
       const st = h.state();
-      expect(st.states.map((s) => [s.offload?.dir, s.saDir, s.replayWindow])).to.deep.equal([['in', 'in', 64], ['out', 'out', 0]]);
+      expect(st.states.map((s) => [s.offload?.dir, s.saDir, s.replayWindow])).to.deep.equal([
+        ['in', 'in', 64],
+        ['out', 'out', 0],
+      ]);
       expect(st.pfs[PF0]!.ipsecTables).to.deep.equal({ rx4: 1, rx6: 0, tx: 1 });
     });
 
     it('refuses an output SA with a replay window once the kernel knows the SA direction (verify_replay, 6.10)', () => {
-      const r = refused(host(), saOut({ flags: 'flag esn replay-window 64' }), 'xfrm.sa-dir-out-replay-window', 'EINVAL');
+      const r = refused(
+        host(),
+        saOut({ flags: 'flag esn replay-window 64' }),
+        'xfrm.sa-dir-out-replay-window',
+        'EINVAL',
+      );
       expect(r.stderr).to.equal('Error: Replay window should be 0 for output SA.\nCommand failed -:1');
       expect(r.exitCode).to.equal(1);
     });
@@ -170,7 +201,12 @@ describe('mlx5 model', () => {
 
     it('packet offload needs iproute2 6.2 and kernel 6.2', () => {
       refused(host({ kernel: '6.12', iproute2: '6.1' }), sa(), 'iproute2.xfrm-state.offload-packet-needs-6.2', null);
-      refused(host({ kernel: '6.1', iproute2: '6.15' }, { eswitch: 'legacy' }), sa(), 'xfrm.packet-offload-needs-6.2', 'EINVAL');
+      refused(
+        host({ kernel: '6.1', iproute2: '6.15' }, { eswitch: 'legacy' }),
+        sa(),
+        'xfrm.packet-offload-needs-6.2',
+        'EINVAL',
+      );
     });
 
     it('refuses a duplicate SA (EEXIST) and deleting a missing one (ESRCH)', () => {
@@ -196,7 +232,12 @@ describe('mlx5 model', () => {
 
     it('takes 128- and 256-bit keys (plus salt), not 192', () => {
       run(host(), sa({ aead: `rfc4106(gcm(aes)) ${KEY256} 128` }));
-      refused(host(), sa({ aead: `rfc4106(gcm(aes)) 0x${'cd'.repeat(28)} 128` }), 'mlx5.ipsec.state-key-length', 'EINVAL');
+      refused(
+        host(),
+        sa({ aead: `rfc4106(gcm(aes)) 0x${'cd'.repeat(28)} 128` }),
+        'mlx5.ipsec.state-key-length',
+        'EINVAL',
+      );
     });
 
     it('takes transport and tunnel mode only', () => {
@@ -214,17 +255,27 @@ describe('mlx5 model', () => {
       refused(host(), sa({ reqid: '0' }), 'mlx5.ipsec.state-reqid', 'EINVAL');
     });
 
-    it("selector upper protocol: TCP/UDP from 6.6, UDP on TX only in 6.3-6.5", () => {
+    it('selector upper protocol: TCP/UDP from 6.6, UDP on TX only in 6.3-6.5', () => {
       run(host(), sa({ sel: `src ${B} dst ${A} proto udp dport 4789` }));
       refused(host(), sa({ sel: `src ${B} dst ${A} proto icmp` }), 'mlx5.ipsec.state-upper-proto', 'EINVAL');
       const legacy63 = (): Mlx5Host => host({ kernel: '6.3' }, { eswitch: 'legacy' });
-      refused(legacy63(), sa({ sel: `src ${B} dst ${A} proto udp dport 4789` }), 'mlx5.ipsec.state-upper-proto', 'EINVAL');
+      refused(
+        legacy63(),
+        sa({ sel: `src ${B} dst ${A} proto udp dport 4789` }),
+        'mlx5.ipsec.state-upper-proto',
+        'EINVAL',
+      );
       run(legacy63(), saOut({ sel: `src ${A} dst ${B} proto udp dport 4789`, flags: 'flag esn replay-window 64' }));
     });
 
     it('UDP encapsulation: espinudp in transport mode only', () => {
       run(host(), sa({ extra: 'encap espinudp 4500 4500 0.0.0.0' }));
-      refused(host(), sa({ mode: 'tunnel', extra: 'encap espinudp 4500 4500 0.0.0.0' }), 'mlx5.ipsec.state-encap', 'EINVAL');
+      refused(
+        host(),
+        sa({ mode: 'tunnel', extra: 'encap espinudp 4500 4500 0.0.0.0' }),
+        'mlx5.ipsec.state-encap',
+        'EINVAL',
+      );
     });
 
     it('ESN needs the ESN capability, packet offload the packet capability', () => {
@@ -249,7 +300,10 @@ describe('mlx5 model', () => {
     it('accepts the golden policies, and update replaces', () => {
       const h = host();
       run(h, policy(), policy({ dir: 'in' }), policy({ priority: '13' }));
-      expect(h.state().policies.map((p) => [p.dir, p.priority])).to.deep.equal([['in', 12], ['out', 13]]);
+      expect(h.state().policies.map((p) => [p.dir, p.priority])).to.deep.equal([
+        ['in', 12],
+        ['out', 13],
+      ]);
       expect(h.state().pfs[PF0]!.ipsecTables).to.deep.equal({ rx4: 1, rx6: 0, tx: 1 });
     });
 
@@ -258,11 +312,21 @@ describe('mlx5 model', () => {
       run(h, policy({ verb: 'add' }));
       refused(h, policy({ verb: 'add' }), 'xfrm.policy-exists', 'EEXIST');
       run(h, `ip xfrm policy delete src ${A}/32 dst ${B}/32 proto udp dport 4789 dir out`);
-      refused(h, `ip xfrm policy delete src ${A}/32 dst ${B}/32 proto udp dport 4789 dir out`, 'xfrm.policy-not-found', 'ENOENT');
+      refused(
+        h,
+        `ip xfrm policy delete src ${A}/32 dst ${B}/32 proto udp dport 4789 dir out`,
+        'xfrm.policy-not-found',
+        'ENOENT',
+      );
     });
 
     it('refuses dir fwd, two templates, and the reserved priority', () => {
-      refused(host(), policy({ dir: 'fwd', tmpl: `tmpl src ${B} dst ${A} proto esp reqid 1 mode transport` }), 'mlx5.ipsec.policy-no-fwd', 'EINVAL');
+      refused(
+        host(),
+        policy({ dir: 'fwd', tmpl: `tmpl src ${B} dst ${A} proto esp reqid 1 mode transport` }),
+        'mlx5.ipsec.policy-no-fwd',
+        'EINVAL',
+      );
       const two = `tmpl src ${A} dst ${B} proto esp reqid 1 mode transport tmpl src ${A} dst ${B} proto esp reqid 2 mode transport`;
       refused(host(), policy({ tmpl: two }), 'mlx5.ipsec.policy-one-template', 'EINVAL');
       refused(host(), policy({ priority: '4294967295' }), 'mlx5.ipsec.policy-prio', 'EINVAL');
@@ -271,13 +335,28 @@ describe('mlx5 model', () => {
 
     it('reqid: required before 6.4; from 6.4 reqid 0 needs addresses or an upper protocol', () => {
       const noReqid = `tmpl src ${A} dst ${B} proto esp mode transport`;
-      refused(host({ kernel: '6.3' }, { eswitch: 'legacy' }), policy({ tmpl: noReqid, sel: `src ${A}/32 dst ${B}/32` }), 'mlx5.ipsec.policy-reqid', 'EINVAL');
+      refused(
+        host({ kernel: '6.3' }, { eswitch: 'legacy' }),
+        policy({ tmpl: noReqid, sel: `src ${A}/32 dst ${B}/32` }),
+        'mlx5.ipsec.policy-reqid',
+        'EINVAL',
+      );
       run(host(), policy({ tmpl: noReqid }));
-      refused(host(), policy({ tmpl: noReqid, sel: 'src 0.0.0.0/0 dst 0.0.0.0/0' }), 'mlx5.ipsec.policy-reqid', 'EINVAL');
+      refused(
+        host(),
+        policy({ tmpl: noReqid, sel: 'src 0.0.0.0/0 dst 0.0.0.0/0' }),
+        'mlx5.ipsec.policy-reqid',
+        'EINVAL',
+      );
     });
 
     it('upper protocol: UDP on out only in 6.3-6.5, TCP/UDP both ways from 6.6', () => {
-      refused(host({ kernel: '6.3' }, { eswitch: 'legacy' }), policy({ dir: 'in' }), 'mlx5.ipsec.policy-upper-proto', 'EINVAL');
+      refused(
+        host({ kernel: '6.3' }, { eswitch: 'legacy' }),
+        policy({ dir: 'in' }),
+        'mlx5.ipsec.policy-upper-proto',
+        'EINVAL',
+      );
       run(host({ kernel: '6.3' }, { eswitch: 'legacy' }), policy({ dir: 'out' }));
       run(host(), policy({ dir: 'in' }));
       refused(host(), policy({ sel: `src ${A}/32 dst ${B}/32 proto icmp` }), 'mlx5.ipsec.policy-upper-proto', 'EINVAL');
@@ -310,7 +389,10 @@ describe('mlx5 model', () => {
       run(h, sa(), saOut(), policy(), policy({ dir: 'in' }));
       withTc(h, TC_ENCAP_ONE, TC_DECAP);
       const f = h.state().filters;
-      expect(f.map((x) => [x.dev, x.inHw, x.viaIpsecTx])).to.deep.equal([['enp3s0f0r0', true, true], ['vfwvxlan', true, false]]);
+      expect(f.map((x) => [x.dev, x.inHw, x.viaIpsecTx])).to.deep.equal([
+        ['enp3s0f0r0', true, true],
+        ['vfwvxlan', true, false],
+      ]);
     });
 
     it('refuses a rule forwarding to the encrypted uplink and elsewhere (esw_flow_dests_fwd_ipsec_check, EOPNOTSUPP)', () => {
@@ -338,9 +420,18 @@ describe('mlx5 model', () => {
     it('TC and IPsec packet offload exclude each other on the same netdev', () => {
       const h = host();
       run(h, sa(), `tc qdisc add dev ${PF0} ingress`);
-      refused(h, `tc filter add dev ${PF0} ingress pref 1 handle 0x1 protocol all flower skip_sw dst_mac 52:54:00:12:34:01 action mirred egress redirect dev enp3s0f0r0`, 'mlx5.tc.ipsec-on-same-netdev', 'EBUSY');
+      refused(
+        h,
+        `tc filter add dev ${PF0} ingress pref 1 handle 0x1 protocol all flower skip_sw dst_mac 52:54:00:12:34:01 action mirred egress redirect dev enp3s0f0r0`,
+        'mlx5.tc.ipsec-on-same-netdev',
+        'EBUSY',
+      );
       const h2 = host();
-      run(h2, `tc qdisc add dev ${PF0} ingress`, `tc filter add dev ${PF0} ingress pref 1 handle 0x1 protocol all flower skip_sw dst_mac 52:54:00:12:34:01 action mirred egress redirect dev enp3s0f0r0`);
+      run(
+        h2,
+        `tc qdisc add dev ${PF0} ingress`,
+        `tc filter add dev ${PF0} ingress pref 1 handle 0x1 protocol all flower skip_sw dst_mac 52:54:00:12:34:01 action mirred egress redirect dev enp3s0f0r0`,
+      );
       refused(h2, sa(), 'mlx5.ipsec.tc-on-same-netdev', 'EBUSY');
     });
   });
@@ -349,7 +440,10 @@ describe('mlx5 model', () => {
     it('setLinkDown on the PF flushes its offloaded SAs and policies and restores the TC encap rules to the uplink', () => {
       const h = host();
       run(h, sa(), saOut(), policy(), policy({ dir: 'in' }), ...TC_SETUP, TC_ENCAP_ONE);
-      run(h, `ip xfrm state add src ${A} dst 192.168.80.9 proto esp spi 0x10 reqid 1 mode transport aead rfc4106(gcm(aes)) ${KEY128} 128`);
+      run(
+        h,
+        `ip xfrm state add src ${A} dst 192.168.80.9 proto esp spi 0x10 reqid 1 mode transport aead rfc4106(gcm(aes)) ${KEY128} 128`,
+      );
       h.setLinkDown(PF0);
       const st = h.state();
       expect(st.states.map((s) => s.spi)).to.deep.equal([0x10]); // the software SA stays
@@ -369,9 +463,17 @@ describe('mlx5 model', () => {
 
     it('an active-backup bond going down flushes what was offloaded through it; others stay', () => {
       const h = new Mlx5Host({ kernel: '6.12', iproute2: '6.15', pfs: [pf0({ up: false, addresses: [] }), pf1()] });
-      run(h, 'ip link add bond0 type bond mode active-backup miimon 100', `ip link set dev ${PF0} master bond0`, 'ip link set dev bond0 up');
+      run(
+        h,
+        'ip link add bond0 type bond mode active-backup miimon 100',
+        `ip link set dev ${PF0} master bond0`,
+        'ip link set dev bond0 up',
+      );
       run(h, sa({ dev: 'bond0' }), saOut({ dev: PF0 }));
-      expect(h.state().states.map((s) => [s.offload?.dev, s.offload?.pf])).to.deep.equal([['bond0', PF0], [PF0, PF0]]);
+      expect(h.state().states.map((s) => [s.offload?.dev, s.offload?.pf])).to.deep.equal([
+        ['bond0', PF0],
+        [PF0, PF0],
+      ]);
       h.setLinkDown('bond0');
       expect(h.state().states.map((s) => s.offload?.dev)).to.deep.equal([PF0]);
     });
@@ -400,8 +502,17 @@ describe('mlx5 model', () => {
       expect(h.state().lag).to.deep.equal({ bond: 'bond0', active: false });
       run(h, `ip link set dev ${PF1} master bond0`);
       expect(h.state().lag).to.deep.equal({ bond: 'bond0', active: true });
-      const mixed = new Mlx5Host({ kernel: '6.12', iproute2: '6.15', pfs: [pf0({ up: false }), pf1({ eswitch: 'legacy' })] });
-      run(mixed, 'ip link add bond0 type bond mode active-backup miimon 100', `ip link set dev ${PF0} master bond0`, `ip link set dev ${PF1} master bond0`);
+      const mixed = new Mlx5Host({
+        kernel: '6.12',
+        iproute2: '6.15',
+        pfs: [pf0({ up: false }), pf1({ eswitch: 'legacy' })],
+      });
+      run(
+        mixed,
+        'ip link add bond0 type bond mode active-backup miimon 100',
+        `ip link set dev ${PF0} master bond0`,
+        `ip link set dev ${PF1} master bond0`,
+      );
       expect(mixed.state().lag).to.deep.equal({ bond: 'bond0', active: false });
     });
   });
@@ -415,13 +526,19 @@ describe('mlx5 model', () => {
       expect(r.stderr).to.equal('Error: Filter already exists.\nWe have an error talking to the kernel');
       run(h, TC_ENCAP_ONE.replace('filter add', 'filter replace'));
       run(h, 'tc filter del dev enp3s0f0r0 ingress pref 3 handle 0x1 protocol all flower');
-      refused(h, 'tc filter del dev enp3s0f0r0 ingress pref 3 handle 0x1 protocol all flower', 'tc.filter-not-found', 'ENOENT');
+      refused(
+        h,
+        'tc filter del dev enp3s0f0r0 ingress pref 3 handle 0x1 protocol all flower',
+        'tc.filter-not-found',
+        'ENOENT',
+      );
     });
 
-    it('skip_sw makes a driver refusal the filter\'s; without it the filter stays in software (not in_hw)', () => {
+    it("skip_sw makes a driver refusal the filter's; without it the filter stays in software (not in_hw)", () => {
       const h = host();
       run(h, ...TC_SETUP, 'ip link add vfwbr100 type bridge');
-      const line = 'tc filter add dev enp3s0f0r0 ingress pref 5 handle 0x1 protocol all flower skip_sw action mirred egress redirect dev vfwbr100';
+      const line =
+        'tc filter add dev enp3s0f0r0 ingress pref 5 handle 0x1 protocol all flower skip_sw action mirred egress redirect dev vfwbr100';
       refused(h, line, 'mlx5.tc.mirred-not-same-switch', 'EOPNOTSUPP');
       run(h, line.replace(' skip_sw', ''));
       expect(h.state().filters[0]).to.include({ inHw: false, skipSw: false });
@@ -437,9 +554,15 @@ describe('mlx5 model', () => {
     it('at most 32 forward destinations (MLX5_MAX_FLOW_FWD_VPORTS)', () => {
       const h = host({}, { totalVfs: 40, numVfs: 34 });
       run(h, 'tc qdisc add dev enp3s0f0r33 ingress');
-      const to = (n: number) => Array.from({ length: n }, (_, i) => `action mirred egress mirror dev enp3s0f0r${i}`).join(' ');
+      const to = (n: number) =>
+        Array.from({ length: n }, (_, i) => `action mirred egress mirror dev enp3s0f0r${i}`).join(' ');
       run(h, `tc filter add dev enp3s0f0r33 ingress pref 1 handle 0x1 protocol all flower skip_sw ${to(32)}`);
-      refused(h, `tc filter add dev enp3s0f0r33 ingress pref 2 handle 0x1 protocol all flower skip_sw ${to(33)}`, 'mlx5.tc.max-fwd-dests', 'EOPNOTSUPP');
+      refused(
+        h,
+        `tc filter add dev enp3s0f0r33 ingress pref 2 handle 0x1 protocol all flower skip_sw ${to(33)}`,
+        'mlx5.tc.max-fwd-dests',
+        'EOPNOTSUPP',
+      );
     });
   });
 
@@ -447,11 +570,23 @@ describe('mlx5 model', () => {
     it('refuses an eswitch mode change while TC flows are offloaded (EBUSY) or IPsec rules exist (EOPNOTSUPP)', () => {
       const h = host();
       run(h, ...TC_SETUP, TC_ENCAP_ONE);
-      const r = refused(h, 'devlink dev eswitch set pci/0000:03:00.0 mode legacy', 'mlx5.esw.mode-busy-tc-flows', 'EBUSY');
-      expect(r.stderr).to.equal("Error: mlx5_core: Can't change mode, E-Switch is busy.\nkernel answers: Device or resource busy");
+      const r = refused(
+        h,
+        'devlink dev eswitch set pci/0000:03:00.0 mode legacy',
+        'mlx5.esw.mode-busy-tc-flows',
+        'EBUSY',
+      );
+      expect(r.stderr).to.equal(
+        "Error: mlx5_core: Can't change mode, E-Switch is busy.\nkernel answers: Device or resource busy",
+      );
       const i = host();
       run(i, sa());
-      refused(i, 'devlink dev eswitch set pci/0000:03:00.0 mode legacy', 'mlx5.esw.mode-blocked-by-ipsec', 'EOPNOTSUPP');
+      refused(
+        i,
+        'devlink dev eswitch set pci/0000:03:00.0 mode legacy',
+        'mlx5.esw.mode-blocked-by-ipsec',
+        'EOPNOTSUPP',
+      );
       run(host(), 'devlink dev eswitch set pci/0000:03:00.0 mode legacy');
     });
 
@@ -460,11 +595,17 @@ describe('mlx5 model', () => {
       expect(h.state().links['enp3s0f0r0']).to.equal(undefined);
       run(h, 'devlink dev eswitch set pci/0000:03:00.0 mode switchdev');
       expect(h.state().links['enp3s0f0r1']!.kind).to.equal('rep');
-      refused(host({ kernel: '5.8' }, { eswitch: 'legacy', numVfs: 0 }), 'devlink dev eswitch set pci/0000:03:00.0 mode switchdev', 'mlx5.esw.switchdev-needs-sriov-pre-5.9', 'EINVAL');
+      refused(
+        host({ kernel: '5.8' }, { eswitch: 'legacy', numVfs: 0 }),
+        'devlink dev eswitch set pci/0000:03:00.0 mode switchdev',
+        'mlx5.esw.switchdev-needs-sriov-pre-5.9',
+        'EINVAL',
+      );
     });
 
     it('flow_steering_mode: smfs refused in switchdev; from 6.17 no change at all in switchdev', () => {
-      const set = (v: string) => `devlink dev param set pci/0000:03:00.0 name flow_steering_mode value ${v} cmode runtime`;
+      const set = (v: string) =>
+        `devlink dev param set pci/0000:03:00.0 name flow_steering_mode value ${v} cmode runtime`;
       refused(host(), set('smfs'), 'mlx5.fs-mode.smfs-in-switchdev', 'EOPNOTSUPP');
       run(host(), set('dmfs'));
       refused(host({ kernel: '6.17' }), set('dmfs'), 'mlx5.fs-mode.switchdev-locked', 'EOPNOTSUPP');
@@ -514,7 +655,10 @@ describe('mlx5 model', () => {
 
     it('ip -batch - stops at the first failed line and names it', () => {
       const h = host();
-      const lines = [sa().replace('ip -batch - <<< ', ''), saOut({ flags: 'flag esn replay-window 64' }).replace('ip -batch - <<< ', '')];
+      const lines = [
+        sa().replace('ip -batch - <<< ', ''),
+        saOut({ flags: 'flag esn replay-window 64' }).replace('ip -batch - <<< ', ''),
+      ];
       try {
         h.run({ argv: ['ip', '-batch', '-'], stdin: `${lines.join('\n')}\n` });
         expect.fail('accepted');
@@ -527,7 +671,10 @@ describe('mlx5 model', () => {
     it('replay() returns the final state, or the first refusal with its index and the state then', () => {
       const ok = replay(host(), commandsFromPlanText(`# ipsec\n${sa()}\n${saOut()}\n`));
       expect(ok.ok).to.equal(true);
-      const bad = replay(host(), commandsFromPlanText([sa(), `ip link set dev ${PF0} vf 0 spoofchk off`, saOut()].join('\n')));
+      const bad = replay(
+        host(),
+        commandsFromPlanText([sa(), `ip link set dev ${PF0} vf 0 spoofchk off`, saOut()].join('\n')),
+      );
       expect(bad.ok).to.equal(false);
       if (bad.ok) return;
       expect(bad.index).to.equal(1);

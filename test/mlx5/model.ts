@@ -80,7 +80,15 @@ export interface Netdev {
   ingress: boolean;
   /** The cable: false after setCarrier(name, false). Absent: true. */
   carrier?: boolean;
-  vxlan?: { id?: number; external: boolean; dstport: number; local?: string; dev?: string; learning: boolean; fdb: { mac: string; dst: string }[] };
+  vxlan?: {
+    id?: number;
+    external: boolean;
+    dstport: number;
+    local?: string;
+    dev?: string;
+    learning: boolean;
+    fdb: { mac: string; dst: string }[];
+  };
   bond?: { mode: string; miimon: number; slaves: string[] };
 }
 
@@ -189,8 +197,26 @@ export class Mlx5Host {
     for (const f of facts.pfs) {
       const numVfs = f.numVfs ?? 0;
       if (numVfs > f.totalVfs) throw new Error(`mlx5 model: ${f.name} has ${numVfs} VFs but totalVfs ${f.totalVfs}`);
-      this.pfs.set(f.name, { name: f.name, pci: f.pci, totalVfs: f.totalVfs, numVfs, eswitch: f.eswitch ?? 'legacy', steering: f.steering ?? 'dmfs', driversAutoprobe: f.driversAutoprobe ?? true, vfs: {}, ipsecTables: { rx4: 0, rx6: 0, tx: 0 } });
-      this.links.set(f.name, { name: f.name, kind: 'pf', up: f.up ?? false, mtu: f.mtu ?? DEFAULT_MTU, addresses: [...(f.addresses ?? [])], pf: f.name, ingress: false });
+      this.pfs.set(f.name, {
+        name: f.name,
+        pci: f.pci,
+        totalVfs: f.totalVfs,
+        numVfs,
+        eswitch: f.eswitch ?? 'legacy',
+        steering: f.steering ?? 'dmfs',
+        driversAutoprobe: f.driversAutoprobe ?? true,
+        vfs: {},
+        ipsecTables: { rx4: 0, rx6: 0, tx: 0 },
+      });
+      this.links.set(f.name, {
+        name: f.name,
+        kind: 'pf',
+        up: f.up ?? false,
+        mtu: f.mtu ?? DEFAULT_MTU,
+        addresses: [...(f.addresses ?? [])],
+        pf: f.name,
+        ingress: false,
+      });
       for (let i = 0; i < numVfs; i++) this.pfs.get(f.name)!.vfs[i] = { mac: '00:00:00:00:00:00' };
       if ((f.eswitch ?? 'legacy') === 'switchdev') this.createReps(f.name);
     }
@@ -260,10 +286,12 @@ export class Mlx5Host {
 
   private stripNetns(args: string[], tool: string): string[] {
     if (args[0] === '-n') {
-      if (args[1] !== this.netns) throw new UnmodeledCommand(`${tool} -n ${args[1]} (the host's netns is ${this.netns ?? 'the root one'})`);
+      if (args[1] !== this.netns)
+        throw new UnmodeledCommand(`${tool} -n ${args[1]} (the host's netns is ${this.netns ?? 'the root one'})`);
       return args.slice(2);
     }
-    if (this.netns !== undefined) throw new UnmodeledCommand(`${tool} without -n ${this.netns} on a host whose links live there`);
+    if (this.netns !== undefined)
+      throw new UnmodeledCommand(`${tool} without -n ${this.netns} on a host whose links live there`);
     return args;
   }
 
@@ -276,7 +304,8 @@ export class Mlx5Host {
     }
     for (const o of opts) if (!['-j', '-d', '-s'].includes(o)) throw new UnmodeledCommand(`ip option ${o}`);
     if (args[0] === '-batch') {
-      if (args[1] !== '-' || args.length !== 2 || stdin === undefined) throw new UnmodeledCommand('ip -batch other than "-batch -" with stdin');
+      if (args[1] !== '-' || args.length !== 2 || stdin === undefined)
+        throw new UnmodeledCommand('ip -batch other than "-batch -" with stdin');
       return this.ipBatch(stdin);
     }
     if (stdin !== undefined) throw new UnmodeledCommand('ip with stdin outside -batch');
@@ -294,7 +323,8 @@ export class Mlx5Host {
         out.push(this.ipCommand(argv, new Set()));
       } catch (e) {
         // a parser's exit(-1) ends ip at once; a failed command gets "Command failed -:N" (lib/utils.c do_batch)
-        if (e instanceof Mlx5Refusal && e.exitCode !== 255) throw new Mlx5Refusal(e.rule, e.errno, `${e.stderr}\nCommand failed -:${n + 1}`, 1);
+        if (e instanceof Mlx5Refusal && e.exitCode !== 255)
+          throw new Mlx5Refusal(e.rule, e.errno, `${e.stderr}\nCommand failed -:${n + 1}`, 1);
         throw e;
       }
     }
@@ -304,7 +334,8 @@ export class Mlx5Host {
   private ipCommand(args: string[], opts: Set<string>): string {
     const [obj, verb, ...rest] = args;
     if (obj === 'link') return this.ipLink(verb, rest, opts);
-    if (obj === 'addr' || obj === 'address') return verb === 'show' ? this.ipAddrShow(rest, opts) : this.ipAddr(verb, rest);
+    if (obj === 'addr' || obj === 'address')
+      return verb === 'show' ? this.ipAddrShow(rest, opts) : this.ipAddr(verb, rest);
     if (obj === 'xfrm') return this.ipXfrm(verb, rest);
     throw new UnmodeledCommand(`ip ${args.slice(0, 2).join(' ')}`);
   }
@@ -322,7 +353,11 @@ export class Mlx5Host {
       const d = this.links.get(args[1]!);
       // ip/ipaddress.c ipaddr_list_flush_or_save: an unknown filter device
       if (!d) throw new Mlx5Refusal('iproute2.no-such-device', null, `Device "${args[1]}" does not exist.`, 1);
-      return opts.has('-j') ? JSON.stringify([{ ifname: d.name, mtu: d.mtu, operstate: d.up ? 'UP' : 'DOWN', ...(d.master ? { master: d.master } : {}) }]) + '\n' : `${d.name}: mtu ${d.mtu} state ${d.up ? 'UP' : 'DOWN'}\n`;
+      return opts.has('-j')
+        ? JSON.stringify([
+            { ifname: d.name, mtu: d.mtu, operstate: d.up ? 'UP' : 'DOWN', ...(d.master ? { master: d.master } : {}) },
+          ]) + '\n'
+        : `${d.name}: mtu ${d.mtu} state ${d.up ? 'UP' : 'DOWN'}\n`;
     }
     if (verb === 'add') return this.linkAdd(args);
     if (verb === 'del' || verb === 'delete') {
@@ -374,7 +409,8 @@ export class Mlx5Host {
         else if (opts[j] === 'miimon') bond.miimon = Number(opts[++j]);
         else throw new UnmodeledCommand(`the bond option ${opts[j]}`);
       }
-      if (!['active-backup', '802.3ad', 'balance-rr', 'balance-xor'].includes(bond.mode)) throw new UnmodeledCommand(`bond mode ${bond.mode}`);
+      if (!['active-backup', '802.3ad', 'balance-rr', 'balance-xor'].includes(bond.mode))
+        throw new UnmodeledCommand(`bond mode ${bond.mode}`);
       d.bond = bond;
     } else {
       throw new UnmodeledCommand(`ip link add type ${type}`);
@@ -418,7 +454,10 @@ export class Mlx5Host {
       else throw new UnmodeledCommand(`ip link set ${d.name} ${t}`);
     }
     const m = typeof master === 'string' ? this.link(master) : undefined;
-    if (m?.kind === 'bond' && updown === 'up') throw new UnmodeledCommand('enslaving to a bond and "up" in one command (rtnetlink order of master and flags is not modeled)');
+    if (m?.kind === 'bond' && updown === 'up')
+      throw new UnmodeledCommand(
+        'enslaving to a bond and "up" in one command (rtnetlink order of master and flags is not modeled)',
+      );
     if (mtu !== undefined) {
       if (!Number.isInteger(mtu) || mtu < 68) throw new UnmodeledCommand(`mtu ${mtu}`);
       d.mtu = mtu;
@@ -436,7 +475,8 @@ export class Mlx5Host {
       d.master = m.name;
       return;
     }
-    if (m.kind !== 'bond' || d.kind !== 'pf') throw new UnmodeledCommand(`${d.kind} ${d.name} as a port of the ${m.kind} ${m.name}`);
+    if (m.kind !== 'bond' || d.kind !== 'pf')
+      throw new UnmodeledCommand(`${d.kind} ${d.name} as a port of the ${m.kind} ${m.name}`);
     if (d.master === m.name) return;
     // drivers/net/bonding/bond_main.c bond_enslave: "Device can not be enslaved while up", EPERM
     if (d.up) throw netlinkError('bonding.enslave-while-up', 'EPERM', 'Device can not be enslaved while up');
@@ -466,7 +506,8 @@ export class Mlx5Host {
     }
     const inLag = bond.bond!.slaves.length === 2 && pfNames.every((p) => bond.bond!.slaves.includes(p));
     const pfs = pfNames.map((p) => this.pfs.get(p)!);
-    const prereq = pfs.every((p) => !(p.numVfs > 0 && p.eswitch !== 'switchdev')) && pfs[0]!.eswitch === pfs[1]!.eswitch;
+    const prereq =
+      pfs.every((p) => !(p.numVfs > 0 && p.eswitch !== 'switchdev')) && pfs[0]!.eswitch === pfs[1]!.eswitch;
     const txTypeOk = bond.bond!.mode === 'active-backup';
     if (inLag && bond.bond!.mode !== 'active-backup') {
       // only active-backup's tx type is sourced here (bonding's mode -> netdev_lag_tx_type mapping is not)
@@ -475,7 +516,9 @@ export class Mlx5Host {
     const active = inLag && prereq && txTypeOk;
     if (active && pfs.some((p) => p.numVfs > 0)) {
       // lag/lag.c mlx5_activate_lag: the firmware refuses "Make sure all VFs are unbound prior to VF LAG activation or deactivation"
-      this.warnings.push('mlx5_core: Failed to activate VF LAG\nMake sure all VFs are unbound prior to VF LAG activation or deactivation (the model does not know which VFs are bound)');
+      this.warnings.push(
+        'mlx5_core: Failed to activate VF LAG\nMake sure all VFs are unbound prior to VF LAG activation or deactivation (the model does not know which VFs are bound)',
+      );
     }
     this.lag = { bond: bond.name, active };
   }
@@ -534,15 +577,31 @@ export class Mlx5Host {
 
   // ip/ipaddress.c ipaddr_list_flush_or_save with -j: the link's flags (LOWER_UP from the carrier) and its addresses
   private ipAddrShow(args: string[], opts: Set<string>): string {
-    if (!opts.has('-j') || args.length !== 2 || args[0] !== 'dev') throw new UnmodeledCommand(`ip addr show ${args.join(' ')} without -j dev NAME`);
+    if (!opts.has('-j') || args.length !== 2 || args[0] !== 'dev')
+      throw new UnmodeledCommand(`ip addr show ${args.join(' ')} without -j dev NAME`);
     const d = this.link(args[1]);
     const flags = [...(d.up ? ['UP'] : []), ...(d.up && d.carrier !== false ? ['LOWER_UP'] : [])];
-    const addrInfo = d.addresses.map((cidr) => ({ family: 'inet', local: cidr.split('/')[0], prefixlen: Number(cidr.split('/')[1]) }));
-    return JSON.stringify([{ ifname: d.name, flags, mtu: d.mtu, operstate: d.up && d.carrier !== false ? 'UP' : 'DOWN', addr_info: addrInfo }]) + '\n';
+    const addrInfo = d.addresses.map((cidr) => ({
+      family: 'inet',
+      local: cidr.split('/')[0],
+      prefixlen: Number(cidr.split('/')[1]),
+    }));
+    return (
+      JSON.stringify([
+        {
+          ifname: d.name,
+          flags,
+          mtu: d.mtu,
+          operstate: d.up && d.carrier !== false ? 'UP' : 'DOWN',
+          addr_info: addrInfo,
+        },
+      ]) + '\n'
+    );
   }
 
   private ipAddr(verb: string | undefined, args: string[]): string {
-    if ((verb !== 'add' && verb !== 'del') || args.length !== 3 || args[1] !== 'dev') throw new UnmodeledCommand(`ip addr ${verb} ${args.join(' ')}`);
+    if ((verb !== 'add' && verb !== 'del') || args.length !== 3 || args[1] !== 'dev')
+      throw new UnmodeledCommand(`ip addr ${verb} ${args.join(' ')}`);
     const d = this.link(args[2]);
     const cidr = args[0]!;
     if (verb === 'add') {
@@ -581,7 +640,8 @@ export class Mlx5Host {
     if (!d) throw toolError('iproute2.xfrm.offload-dev', `Error: argument "${devName}" is wrong: Invalid device name`);
     if (policy) {
       // net/xfrm/xfrm_device.c xfrm_dev_policy_add: a netdev without xdo_dev_policy_add (bond_xfrmdev_ops has none) -> EINVAL
-      if (d.kind !== 'pf') throw netlinkError('xfrm.policy-offload-unsupported-dev', 'EINVAL', 'Policy offload is not supported');
+      if (d.kind !== 'pf')
+        throw netlinkError('xfrm.policy-offload-unsupported-dev', 'EINVAL', 'Policy offload is not supported');
       return { pf: this.pfs.get(d.name)! };
     }
     if (d.kind === 'bond') {
@@ -605,11 +665,17 @@ export class Mlx5Host {
     const failed = mlx5(`Device failed to offload this ${what}`);
     // en_accel/ipsec.c; packet offload in switchdev came with c6c2bf5db4ea/1762f132d542 (v6.6); NVIDIA's IPsec Packet Offload page: "requires Linux kernel v6.6"
     if (pf.eswitch === 'switchdev' && packet && !atLeast(this.kernel, '6.6')) {
-      throw new Mlx5Refusal('mlx5.ipsec.switchdev-needs-6.6', null, 'mlx5 model: IPsec packet offload in switchdev mode needs kernel >= 6.6; what an older kernel answers is not modeled', 2);
+      throw new Mlx5Refusal(
+        'mlx5.ipsec.switchdev-needs-6.6',
+        null,
+        'mlx5 model: IPsec packet offload in switchdev mode needs kernel >= 6.6; what an older kernel answers is not modeled',
+        2,
+      );
     }
     if (atLeast(this.kernel, '6.6') && packet) {
       // en_accel/ipsec_fs.c mlx5e_ipsec_block_tc_offload (c8e350e62fc5, v6.6): no IPsec packet offload on a netdev with its own TC rules
-      if (this.filters.some((f) => f.dev === pf.name && f.inHw)) throw netlinkError('mlx5.ipsec.tc-on-same-netdev', 'EBUSY', failed);
+      if (this.filters.some((f) => f.dev === pf.name && f.inHw))
+        throw netlinkError('mlx5.ipsec.tc-on-same-netdev', 'EBUSY', failed);
     }
     const t = pf.ipsecTables;
     const first = dirIn ? (family === 4 ? t.rx4 : t.rx6) === 0 : t.tx === 0;
@@ -620,7 +686,9 @@ export class Mlx5Host {
     }
     if (pf.eswitch === 'switchdev' && packet && this.lag?.active) {
       // bdf788cf224f (v6.7, 6.6.y): "IPSec packet offload in switchdev mode is not supported with LAG"; where it is enforced is not established
-      this.warnings.push(`mlx5 model: IPsec packet offload on ${pf.name} in switchdev with VF LAG active is not supported by mlx5 (bdf788cf224f)`);
+      this.warnings.push(
+        `mlx5 model: IPsec packet offload on ${pf.name} in switchdev with VF LAG active is not supported by mlx5 (bdf788cf224f)`,
+      );
     }
   }
 
@@ -653,11 +721,20 @@ export class Mlx5Host {
       offload = { dev: req.offload.dev, pf: pf.name, dir: req.offload.inbound ? 'in' : 'out', type: 'packet' };
     }
     // net/xfrm/xfrm_state.c xfrm_state_add: an SA with the same daddr/spi/proto exists -> EEXIST (after the driver accepted it; it is then deleted again)
-    if (this.states.some((s) => s.dst === req.dst && s.spi === req.spi && s.proto === req.proto)) throw netlinkError('xfrm.state-exists', 'EEXIST');
+    if (this.states.some((s) => s.dst === req.dst && s.spi === req.spi && s.proto === req.proto))
+      throw netlinkError('xfrm.state-exists', 'EEXIST');
     if (offload) this.takeTables(this.pfs.get(offload.pf)!, offload.dir === 'in', req.family, 1);
     this.states.push({
-      src: req.src, dst: req.dst, proto: req.proto, spi: req.spi, reqid: req.reqid, mode: req.mode,
-      ...(req.saDir ? { saDir: req.saDir } : {}), esn: req.esn, replayWindow: req.replayWindow, sel: req.sel,
+      src: req.src,
+      dst: req.dst,
+      proto: req.proto,
+      spi: req.spi,
+      reqid: req.reqid,
+      mode: req.mode,
+      ...(req.saDir ? { saDir: req.saDir } : {}),
+      esn: req.esn,
+      replayWindow: req.replayWindow,
+      sel: req.sel,
       ...(offload ? { offload } : {}),
     });
     return '';
@@ -668,14 +745,16 @@ export class Mlx5Host {
     // net/xfrm/xfrm_user.c xfrm_user_state_lookup: by daddr/spi/proto; none -> ESRCH
     const s = this.states.find((x) => x.dst === id.dst && x.spi === id.spi && x.proto === id.proto);
     if (!s) throw netlinkError('xfrm.state-not-found', 'ESRCH');
-    if (verb === 'get') return `src ${s.src} dst ${s.dst}\n\tproto ${protoName(s.proto)} spi 0x${s.spi.toString(16).padStart(8, '0')} reqid ${s.reqid} mode ${s.mode}\n`;
+    if (verb === 'get')
+      return `src ${s.src} dst ${s.dst}\n\tproto ${protoName(s.proto)} spi 0x${s.spi.toString(16).padStart(8, '0')} reqid ${s.reqid} mode ${s.mode}\n`;
     this.removeState(s);
     return '';
   }
 
   private removeState(s: SaState): void {
     this.states = this.states.filter((x) => x !== s);
-    if (s.offload) this.takeTables(this.pfs.get(s.offload.pf)!, s.offload.dir === 'in', s.src.includes(':') ? 6 : 4, -1);
+    if (s.offload)
+      this.takeTables(this.pfs.get(s.offload.pf)!, s.offload.dir === 'in', s.src.includes(':') ? 6 : 4, -1);
   }
 
   private policyAdd(req: PolicyRequest): string {
@@ -683,7 +762,9 @@ export class Mlx5Host {
     if (req.offload) {
       if (!atLeast(this.kernel, '6.2')) {
         // 919e43fad516 (v6.2) made xfrm_policy_construct read XFRMA_OFFLOAD_DEV; before it the attribute is ignored
-        this.warnings.push(`kernel ${this.kernel.join('.')}: the policy's offload attribute is ignored, the policy is software only`);
+        this.warnings.push(
+          `kernel ${this.kernel.join('.')}: the policy's offload attribute is ignored, the policy is software only`,
+        );
       } else {
         const { pf } = this.offloadTarget(req.offload.dev, true);
         const v = mlx5ValidatePolicy(req, this.caps, this.kernel);
@@ -697,7 +778,13 @@ export class Mlx5Host {
     if (old && req.verb === 'add') throw netlinkError('xfrm.policy-exists', 'EEXIST');
     if (offload) this.takeTables(this.pfs.get(offload.pf)!, req.dir === 'in', this.selFamily(req.sel), 1);
     if (old) this.removePolicy(old);
-    this.policies.push({ sel: req.sel, dir: req.dir, priority: req.priority, reqid: req.tmpls[0]?.reqid ?? 0, ...(offload ? { offload } : {}) });
+    this.policies.push({
+      sel: req.sel,
+      dir: req.dir,
+      priority: req.priority,
+      reqid: req.tmpls[0]?.reqid ?? 0,
+      ...(offload ? { offload } : {}),
+    });
     return '';
   }
 
@@ -710,7 +797,8 @@ export class Mlx5Host {
     // net/xfrm/xfrm_user.c xfrm_get_policy: no policy with that selector and dir -> ENOENT
     const p = this.policies.find((x) => x.dir === id.dir && sameSelector(x.sel, id.sel));
     if (!p) throw netlinkError('xfrm.policy-not-found', 'ENOENT');
-    if (verb === 'get') return `src ${p.sel.src ?? '0.0.0.0/0'} dst ${p.sel.dst ?? '0.0.0.0/0'}\n\tdir ${p.dir} priority ${p.priority}\n`;
+    if (verb === 'get')
+      return `src ${p.sel.src ?? '0.0.0.0/0'} dst ${p.sel.dst ?? '0.0.0.0/0'}\n\tdir ${p.dir} priority ${p.priority}\n`;
     this.removePolicy(p);
     return '';
   }
@@ -749,7 +837,8 @@ export class Mlx5Host {
 
   private tcQdisc(args: string[]): string {
     const [verb, dev, name, kind, ...extra] = args;
-    if ((verb !== 'add' && verb !== 'del') || dev !== 'dev' || kind !== 'ingress' || extra.length) throw new UnmodeledCommand(`tc qdisc ${args.join(' ')}`);
+    if ((verb !== 'add' && verb !== 'del') || dev !== 'dev' || kind !== 'ingress' || extra.length)
+      throw new UnmodeledCommand(`tc qdisc ${args.join(' ')}`);
     const d = this.link(name);
     if (verb === 'add') {
       if (d.ingress) throw new UnmodeledCommand(`a second ingress qdisc on ${d.name}`);
@@ -772,7 +861,8 @@ export class Mlx5Host {
     const old = same.find((x) => x.handle === f.handle);
     if (f.verb === 'del') {
       // net/sched/cls_api.c tc_del_tfilter: no filter at that prio -> ENOENT; no such handle -> ENOENT
-      if (!same.length) throw netlinkError('tc.filter-not-found', 'ENOENT', 'Filter with specified priority/protocol not found', 'tc');
+      if (!same.length)
+        throw netlinkError('tc.filter-not-found', 'ENOENT', 'Filter with specified priority/protocol not found', 'tc');
       if (!old) throw netlinkError('tc.filter-not-found', 'ENOENT', 'Specified filter handle not found', 'tc');
       this.removeFilter(old);
       return '';
@@ -780,7 +870,9 @@ export class Mlx5Host {
     // net/sched/cls_api.c tc_new_tfilter: "tc filter add" sends NLM_F_EXCL: an existing handle -> "Filter already exists", EEXIST
     if (old && f.verb === 'add') throw netlinkError('tc.filter-exists', 'EEXIST', 'Filter already exists', 'tc');
     if (f.skipSw && f.skipHw) throw new UnmodeledCommand('a filter with both skip_sw and skip_hw');
-    const placed = f.skipHw ? { pf: undefined, dests: [] as Destination[], viaIpsecTx: false } : this.offloadFlower(f, d);
+    const placed = f.skipHw
+      ? { pf: undefined, dests: [] as Destination[], viaIpsecTx: false }
+      : this.offloadFlower(f, d);
     if ('refusal' in placed) {
       // net/sched/cls_flower.c fl_hw_replace_filter: with skip_sw the driver's error is the filter's; without it the filter stays in software only
       if (f.skipSw) throw placed.refusal;
@@ -791,9 +883,25 @@ export class Mlx5Host {
     return '';
   }
 
-  private putFilter(f: FlowerFilter, old: FilterState | undefined, p: { pf?: string; dests: Destination[]; viaIpsecTx: boolean }, inHw: boolean): void {
+  private putFilter(
+    f: FlowerFilter,
+    old: FilterState | undefined,
+    p: { pf?: string; dests: Destination[]; viaIpsecTx: boolean },
+    inHw: boolean,
+  ): void {
     if (old) this.removeFilter(old);
-    this.filters.push({ dev: f.dev, pref: f.pref, handle: f.handle, protocol: f.protocol, skipSw: f.skipSw, inHw, ...(p.pf ? { pf: p.pf } : {}), dests: p.dests, viaIpsecTx: p.viaIpsecTx, spec: f });
+    this.filters.push({
+      dev: f.dev,
+      pref: f.pref,
+      handle: f.handle,
+      protocol: f.protocol,
+      skipSw: f.skipSw,
+      inHw,
+      ...(p.pf ? { pf: p.pf } : {}),
+      dests: p.dests,
+      viaIpsecTx: p.viaIpsecTx,
+      spec: f,
+    });
   }
 
   private removeFilter(f: FilterState): void {
@@ -801,17 +909,25 @@ export class Mlx5Host {
   }
 
   /** What mlx5 does with a flower filter (en_tc.c mlx5e_configure_flower and the eswitch FDB code). */
-  private offloadFlower(f: FlowerFilter, d: Netdev): { pf?: string; dests: Destination[]; viaIpsecTx: boolean } | { refusal: Mlx5Refusal } {
-    const refuse = (rule: string, errno: 'EOPNOTSUPP' | 'EBUSY' | 'EINVAL', msg?: string) => ({ refusal: netlinkError(rule, errno, msg, 'tc') });
+  private offloadFlower(
+    f: FlowerFilter,
+    d: Netdev,
+  ): { pf?: string; dests: Destination[]; viaIpsecTx: boolean } | { refusal: Mlx5Refusal } {
+    const refuse = (rule: string, errno: 'EOPNOTSUPP' | 'EBUSY' | 'EINVAL', msg?: string) => ({
+      refusal: netlinkError(rule, errno, msg, 'tc'),
+    });
     let owner: string | undefined;
     if (d.kind === 'rep' || d.kind === 'pf') owner = d.pf!;
-    else if (d.kind === 'vxlan') owner = undefined; // indirect block: decided by the destinations below
+    else if (d.kind === 'vxlan')
+      owner = undefined; // indirect block: decided by the destinations below
     else throw new UnmodeledCommand(`offloading a filter on the ${d.kind} ${d.name}`);
-    if (owner && this.pfs.get(owner)!.eswitch !== 'switchdev') throw new UnmodeledCommand(`a flower filter on ${d.name} with its eswitch in legacy mode (NIC flows)`);
+    if (owner && this.pfs.get(owner)!.eswitch !== 'switchdev')
+      throw new UnmodeledCommand(`a flower filter on ${d.name} with its eswitch in legacy mode (NIC flows)`);
     if (d.kind === 'pf' && atLeast(this.kernel, '6.6')) {
       // en_tc.c mlx5e_tc_block_ipsec_offload (c8e350e62fc5, v6.6): no TC rule on a netdev that has IPsec packet offload
       const pf = this.pfs.get(d.name)!;
-      if (pf.ipsecTables.rx4 + pf.ipsecTables.rx6 + pf.ipsecTables.tx > 0) return refuse('mlx5.tc.ipsec-on-same-netdev', 'EBUSY');
+      if (pf.ipsecTables.rx4 + pf.ipsecTables.rx6 + pf.ipsecTables.tx > 0)
+        return refuse('mlx5.tc.ipsec-on-same-netdev', 'EBUSY');
     }
     const dests: Destination[] = [];
     let encap: Extract<FlowerFilter['actions'][number], { kind: 'encap' }> | undefined;
@@ -829,11 +945,17 @@ export class Mlx5Host {
       const out = this.links.get(a.dev);
       if (!out) throw new UnmodeledCommand(`mirred to the unknown netdev ${a.dev}`);
       // en/tc/act/mirred.c tc_act_can_offload_mirred: at most MLX5_MAX_FLOW_FWD_VPORTS (32 since 5.16) destinations
-      if (dests.length >= 32) return refuse('mlx5.tc.max-fwd-dests', 'EOPNOTSUPP', mlx5("can't support more output ports, can't offload forwarding"));
+      if (dests.length >= 32)
+        return refuse(
+          'mlx5.tc.max-fwd-dests',
+          'EOPNOTSUPP',
+          mlx5("can't support more output ports, can't offload forwarding"),
+        );
       if (encap) {
         if (out.kind !== 'vxlan') throw new UnmodeledCommand(`an encap to the ${out.kind} ${out.name}`);
         // en/tc_tun_vxlan.c mlx5e_tc_tun_init_encap_attr_vxlan: the UDP port must be known to the NIC; lib/vxlan.c mlx5_vxlan_create pre-registers 4789
-        if (encap.dstPort !== 4789) throw new UnmodeledCommand(`a VXLAN encap to UDP port ${encap.dstPort} (only 4789 is known registered)`);
+        if (encap.dstPort !== 4789)
+          throw new UnmodeledCommand(`a VXLAN encap to UDP port ${encap.dstPort} (only 4789 is known registered)`);
         const uplink = this.routeUplink(encap.dst);
         if (!uplink) throw new UnmodeledCommand(`an encap to ${encap.dst}, which no mlx5 uplink of the model routes`);
         if (owner && uplink !== owner) throw new UnmodeledCommand(`an encap from ${owner}'s eswitch out of ${uplink}`);
@@ -849,16 +971,27 @@ export class Mlx5Host {
         continue;
       }
       // en/tc/act/mirred.c tc_act_can_offload_mirred: a mirred to a netdev of no eswitch, without encap, on the filter's own device
-      if (d.kind !== 'vxlan') return refuse('mlx5.tc.mirred-not-same-switch', 'EOPNOTSUPP', mlx5("devices are not on same switch HW, can't offload forwarding"));
+      if (d.kind !== 'vxlan')
+        return refuse(
+          'mlx5.tc.mirred-not-same-switch',
+          'EOPNOTSUPP',
+          mlx5("devices are not on same switch HW, can't offload forwarding"),
+        );
       throw new UnmodeledCommand(`an indirect filter forwarding to the ${out.kind} ${out.name}`);
     }
     if (encap) throw new UnmodeledCommand('a tunnel_key set without a mirred after it');
     if (d.kind === 'vxlan') {
       if (!decap) throw new UnmodeledCommand('a filter on a VXLAN device without tunnel_key unset');
       // en/tc_tun.c mlx5e_tc_tun_parse_udp_ports: a VXLAN decap filter must match the full enc_dst_port
-      if (f.match.enc_dst_port === undefined) return refuse('mlx5.tc.decap-needs-enc-dst-port', 'EOPNOTSUPP', mlx5('VXLAN decap filter must include enc_dst_port condition'));
+      if (f.match.enc_dst_port === undefined)
+        return refuse(
+          'mlx5.tc.decap-needs-enc-dst-port',
+          'EOPNOTSUPP',
+          mlx5('VXLAN decap filter must include enc_dst_port condition'),
+        );
       // en/tc_tun_vxlan.c mlx5e_tc_tun_check_udp_dport_vxlan: the port must be registered (4789 always is, lib/vxlan.c)
-      if (Number(f.match.enc_dst_port) !== 4789) throw new UnmodeledCommand(`a decap on UDP port ${f.match.enc_dst_port} (only 4789 is known registered)`);
+      if (Number(f.match.enc_dst_port) !== 4789)
+        throw new UnmodeledCommand(`a decap on UDP port ${f.match.enc_dst_port} (only 4789 is known registered)`);
       if (!owner) throw new UnmodeledCommand('an indirect decap filter without a destination');
     } else if (decap) {
       throw new UnmodeledCommand('tunnel_key unset on a filter outside a tunnel device');
@@ -890,7 +1023,16 @@ export class Mlx5Host {
 
   private bridge(args: string[]): string {
     const [obj, verb, mac, devKw, dev, dstKw, dst, ...extra] = args;
-    if (obj !== 'fdb' || (verb !== 'append' && verb !== 'del') || devKw !== 'dev' || dstKw !== 'dst' || extra.length || !mac || !dst) throw new UnmodeledCommand(`bridge ${args.join(' ')}`);
+    if (
+      obj !== 'fdb' ||
+      (verb !== 'append' && verb !== 'del') ||
+      devKw !== 'dev' ||
+      dstKw !== 'dst' ||
+      extra.length ||
+      !mac ||
+      !dst
+    )
+      throw new UnmodeledCommand(`bridge ${args.join(' ')}`);
     const d = this.link(dev);
     if (!d.vxlan) throw new UnmodeledCommand(`bridge fdb on the ${d.kind} ${d.name}`);
     const i = d.vxlan.fdb.findIndex((e) => e.mac === mac && e.dst === dst);
@@ -926,13 +1068,24 @@ export class Mlx5Host {
     // eswitch_offloads.c esw_mode_from_devlink: legacy or switchdev (devlink's own parser also knows only these)
     if (mode !== 'legacy' && mode !== 'switchdev') throw new UnmodeledCommand(`eswitch mode ${mode}`);
     // eswitch_offloads.c mlx5_devlink_eswitch_mode_set -> eswitch.c mlx5_esw_try_lock: offloaded TC flows hold the eswitch, EBUSY (5.13, "Protect changing mode while adding rules")
-    if (atLeast(this.kernel, '5.13') && this.tcFlows(pf.name) > 0) throw devlinkError('mlx5.esw.mode-busy-tc-flows', 'EBUSY', mlx5("Can't change mode, E-Switch is busy"));
+    if (atLeast(this.kernel, '5.13') && this.tcFlows(pf.name) > 0)
+      throw devlinkError('mlx5.esw.mode-busy-tc-flows', 'EBUSY', mlx5("Can't change mode, E-Switch is busy"));
     if (pf.eswitch === mode) return '';
     const t = pf.ipsecTables;
     // eswitch_offloads.c mlx5_devlink_eswitch_mode_set: no mode change while IPsec rules exist (366e46242b8e, v6.6)
-    if (atLeast(this.kernel, '6.6') && t.rx4 + t.rx6 + t.tx > 0) throw devlinkError('mlx5.esw.mode-blocked-by-ipsec', 'EOPNOTSUPP', mlx5("Can't change eswitch mode when IPsec SA and/or policies are configured"));
+    if (atLeast(this.kernel, '6.6') && t.rx4 + t.rx6 + t.tx > 0)
+      throw devlinkError(
+        'mlx5.esw.mode-blocked-by-ipsec',
+        'EOPNOTSUPP',
+        mlx5("Can't change eswitch mode when IPsec SA and/or policies are configured"),
+      );
     // eswitch_offloads.c esw_offloads_start: before "E-switch, Reduce dependency on num_vfs during mode set" (v5.9) switchdev needed SR-IOV on
-    if (mode === 'switchdev' && pf.numVfs === 0 && !atLeast(this.kernel, '5.9')) throw devlinkError('mlx5.esw.switchdev-needs-sriov-pre-5.9', 'EINVAL', mlx5("Can't set offloads mode, SRIOV legacy not enabled"));
+    if (mode === 'switchdev' && pf.numVfs === 0 && !atLeast(this.kernel, '5.9'))
+      throw devlinkError(
+        'mlx5.esw.switchdev-needs-sriov-pre-5.9',
+        'EINVAL',
+        mlx5("Can't set offloads mode, SRIOV legacy not enabled"),
+      );
     if (mode === 'legacy') this.destroyReps(pf.name);
     pf.eswitch = mode;
     if (mode === 'switchdev') this.createReps(pf.name);
@@ -943,7 +1096,11 @@ export class Mlx5Host {
   private fsModeSet(pf: PfState, value: string): string {
     if (atLeast(this.kernel, '6.17') && pf.eswitch === 'switchdev') {
       // fs_core.c mlx5_fs_mode_validate since cf9a8627b9a3 (v6.17, backported to 6.16.y): no steering change at all in switchdev
-      throw devlinkError('mlx5.fs-mode.switchdev-locked', 'EOPNOTSUPP', mlx5('Changing fs mode is not supported when eswitch offloads enabled.'));
+      throw devlinkError(
+        'mlx5.fs-mode.switchdev-locked',
+        'EOPNOTSUPP',
+        mlx5('Changing fs mode is not supported when eswitch offloads enabled.'),
+      );
     }
     if (value === 'dmfs') {
       // fs_core.c mlx5_fs_mode_validate (before cf9a8627b9a3): dmfs is always accepted
@@ -952,7 +1109,12 @@ export class Mlx5Host {
     }
     if (value === 'smfs') {
       // fs_core.c mlx5_fs_mode_validate: smfs is refused in switchdev; smfs capability is not modeled
-      if (pf.eswitch === 'switchdev') throw devlinkError('mlx5.fs-mode.smfs-in-switchdev', 'EOPNOTSUPP', mlx5('Software managed steering is not supported when eswitch offloads enabled.'));
+      if (pf.eswitch === 'switchdev')
+        throw devlinkError(
+          'mlx5.fs-mode.smfs-in-switchdev',
+          'EOPNOTSUPP',
+          mlx5('Software managed steering is not supported when eswitch offloads enabled.'),
+        );
       pf.steering = value;
       return '';
     }
@@ -971,12 +1133,19 @@ export class Mlx5Host {
     for (const raw of stdin.split(/;\s+(?![^{]*})/)) {
       const c = raw.trim();
       // inet vfwire: underlay admission; bridge vfwire: the representors' anti-spoofing guard.
-      if (!/^(add|flush|delete) (table|map|set|chain|rule|element) (inet|bridge) vfwire\b/.test(c)) throw new UnmodeledCommand(`the nft command ${JSON.stringify(c)}`);
+      if (!/^(add|flush|delete) (table|map|set|chain|rule|element) (inet|bridge) vfwire\b/.test(c))
+        throw new UnmodeledCommand(`the nft command ${JSON.stringify(c)}`);
       const m = /^(add|delete) chain inet vfwire vni_(\d+)$/.exec(c);
       if (!m) continue;
       const vni = Number(m[2]);
       if (m[1] === 'add') next.add(vni);
-      else if (!next.delete(vni)) throw new Mlx5Refusal('nft.no-such-chain', 'ENOENT', `Error: Could not process rule: No such file or directory\n${c}`, 1);
+      else if (!next.delete(vni))
+        throw new Mlx5Refusal(
+          'nft.no-such-chain',
+          'ENOENT',
+          `Error: Could not process rule: No such file or directory\n${c}`,
+          1,
+        );
     }
     this.admission.clear();
     for (const v of next) this.admission.add(v);
@@ -994,7 +1163,10 @@ export class Mlx5Host {
     if (!pf) throw new UnmodeledCommand(`writing ${path} (no such PF in the model)`);
     if (m[3] === 'sriov_drivers_autoprobe') {
       // drivers/pci/iov.c sriov_drivers_autoprobe_store: kstrtobool() failure -> EINVAL
-      if (/^[tTfF]/.test(stdin)) throw new UnmodeledCommand(`writing ${JSON.stringify(stdin)} to sriov_drivers_autoprobe (kstrtobool t/f depends on the kernel)`);
+      if (/^[tTfF]/.test(stdin))
+        throw new UnmodeledCommand(
+          `writing ${JSON.stringify(stdin)} to sriov_drivers_autoprobe (kstrtobool t/f depends on the kernel)`,
+        );
       const b = kstrtobool(stdin);
       if (b === undefined) throw teeError('pci.sriov-autoprobe-value', 'EINVAL', path);
       pf.driversAutoprobe = b;
@@ -1027,14 +1199,16 @@ export class Mlx5Host {
     const p = this.pfs.get(pf)!;
     for (let vf = 0; vf < p.numVfs; vf++) {
       const name = this.repName(pf, vf);
-      if (!this.links.has(name)) this.links.set(name, { name, kind: 'rep', up: false, mtu: DEFAULT_MTU, addresses: [], pf, vf, ingress: false });
+      if (!this.links.has(name))
+        this.links.set(name, { name, kind: 'rep', up: false, mtu: DEFAULT_MTU, addresses: [], pf, vf, ingress: false });
     }
   }
 
   private destroyReps(pf: string): void {
     for (const l of [...this.links.values()]) {
       if (l.kind !== 'rep' || l.pf !== pf) continue;
-      for (const f of this.filters.filter((x) => x.dev === l.name || x.dests.some((dd) => dd.dev === l.name))) this.removeFilter(f);
+      for (const f of this.filters.filter((x) => x.dev === l.name || x.dests.some((dd) => dd.dev === l.name)))
+        this.removeFilter(f);
       this.links.delete(l.name);
     }
   }

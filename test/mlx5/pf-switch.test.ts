@@ -59,7 +59,10 @@ ipsec: { mode: static, key_dir: ${dir}/keys, offload: packet }
       sysfsRoot: '/sys',
       failover: { mode: 'pf-switch' },
     });
-    const r = replay(host, plan.map((s) => s.do));
+    const r = replay(
+      host,
+      plan.map((s) => s.do),
+    );
     if (!r.ok) throw new Error(`host setup refused: ${r.refusal.message}`);
   });
   after(async () => {
@@ -80,7 +83,10 @@ ipsec: { mode: static, key_dir: ${dir}/keys, offload: packet }
     host.setCarrier(PF0, false);
     expect(offloadedTo(), 'a lost carrier flushes nothing').to.deep.equal([PF0]);
     const findings = await watchOnce(cfg, runner, log);
-    expect(findings.map((f) => [f.peer, f.recovered])).to.deep.equal([[UNDERLAY, true], ['hostb', true]]);
+    expect(findings.map((f) => [f.peer, f.recovered])).to.deep.equal([
+      [UNDERLAY, true],
+      ['hostb', true],
+    ]);
     expect(findings[1]!.lost).to.deep.equal([`SAs and policies offloaded to ${PF0}, the underlay is on ${PF1}`]);
     expect(findings[1]!.action).to.match(/^moved to epoch 2/);
     const s = host.state();

@@ -32,7 +32,10 @@ const NOW = new Date('2026-01-01T00:00:00Z');
 
 function accept(host: Mlx5Host, commands: Command[], what: string): void {
   const r = replay(host, commands);
-  if (!r.ok) expect.fail(`${what}: command ${r.index} refused (${r.refusal.rule}): ${r.command.argv.join(' ')}: ${r.refusal.message}`);
+  if (!r.ok)
+    expect.fail(
+      `${what}: command ${r.index} refused (${r.refusal.rule}): ${r.command.argv.join(' ')}: ${r.refusal.message}`,
+    );
 }
 
 /** Encap rules the eswitch holds in hardware, and how many of them bypass the IPsec TX tables. */
@@ -43,28 +46,57 @@ function encap(host: Mlx5Host): { rules: number; clear: number } {
 
 /** Host setup, ipsec up, web1 on VNI 100 (one peer): the ledger and the host as vfwire leaves them. */
 function running(): { host: Mlx5Host; ledger: LedgerData } {
-  const host = new Mlx5Host({ kernel: '6.12', iproute2: '6.15', pfs: [{ name: PF, pci: '0000:03:00.0', totalVfs: 4, numVfs: 0, eswitch: 'legacy', up: false }] });
-  accept(host, commandsFromPlanText(readFileSync(join(FIXTURES, 'failover/host-a-plain.txt'), 'utf8').split('# undo')[0]!), 'host setup');
-  accept(host, renderTcHost({ underlayAddress: CFG.underlay.address }, 9166).map((s) => s.do), 'tc host setup');
+  const host = new Mlx5Host({
+    kernel: '6.12',
+    iproute2: '6.15',
+    pfs: [{ name: PF, pci: '0000:03:00.0', totalVfs: 4, numVfs: 0, eswitch: 'legacy', up: false }],
+  });
+  accept(
+    host,
+    commandsFromPlanText(readFileSync(join(FIXTURES, 'failover/host-a-plain.txt'), 'utf8').split('# undo')[0]!),
+    'host setup',
+  );
+  accept(
+    host,
+    renderTcHost({ underlayAddress: CFG.underlay.address }, 9166).map((s) => s.do),
+    'tc host setup',
+  );
   const up = planUp(CTX, SEED, 1);
-  accept(host, up.steps.map((s) => s.do), 'ipsec up');
+  accept(
+    host,
+    up.steps.map((s) => s.do),
+    'ipsec up',
+  );
   const ledger = emptyLedger();
   ledger.ipsec = { peers: { hostb: up.next }, used: [] };
   const plan = planPrepare(request('web1', UUID1, [{ vni: 100 }]), inventory(pf(4)), ledger, CFG, NOW);
-  accept(host, plan.steps.map((s) => s.do), 'VM start');
+  accept(
+    host,
+    plan.steps.map((s) => s.do),
+    'VM start',
+  );
   recordPlan(ledger, plan);
-  markActive(ledger, plan.leases.map((l) => l.key));
+  markActive(
+    ledger,
+    plan.leases.map((l) => l.key),
+  );
   return { host, ledger };
 }
 
 /** What the watch installs for a pair whose SAs and policies were all flushed. */
 function recovery(ledger: LedgerData): Command[] {
   const state = ledger.ipsec!.peers.hostb!;
-  return planRecover(CTX, SEED, state, () => false, state.sas.map((sa) => ({ src: sa.src, dst: sa.dst, dir: sa.dir }))).steps.map((s) => s.do);
+  return planRecover(
+    CTX,
+    SEED,
+    state,
+    () => false,
+    state.sas.map((sa) => ({ src: sa.src, dst: sa.dst, dir: sa.dir })),
+  ).steps.map((s) => s.do);
 }
 
 describe('tc-flower with IPsec packet offload: the order of rules and SAs, through the mlx5 model', () => {
-  it('a VM\'s encap rules, made after ipsec up, go through the IPsec TX tables', () => {
+  it("a VM's encap rules, made after ipsec up, go through the IPsec TX tables", () => {
     const { host } = running();
     expect(encap(host)).to.deep.equal({ rules: 1, clear: 0 });
   });
@@ -78,16 +110,24 @@ describe('tc-flower with IPsec packet offload: the order of rules and SAs, throu
     expect(r.ok ? 'accepted' : r.refusal.rule).to.equal('mlx5.ipsec.first-rule-while-tc-flows');
   });
 
-  it('vfwire\'s recovery: rules down, SAs in, rules back over them', () => {
+  it("vfwire's recovery: rules down, SAs in, rules back over them", () => {
     const { host, ledger } = running();
     host.setLinkDown(PF);
     accept(host, commandsFromPlanText(`ip link set dev ${PF} up`), 'link up');
-    accept(host, tcRulesDown(ledger).map((s) => s.do), 'rules down');
+    accept(
+      host,
+      tcRulesDown(ledger).map((s) => s.do),
+      'rules down',
+    );
     expect(encap(host), 'nothing leaves while they are down').to.deep.equal({ rules: 0, clear: 0 });
     accept(host, recovery(ledger), 'SAs of the next epoch');
     const back = tcRulesUp(ledger, new Set([B]));
     if ('missing' in back) expect.fail(`rules kept down: ${back.missing.join(', ')}`);
-    accept(host, back.steps.map((s) => s.do), 'rules back');
+    accept(
+      host,
+      back.steps.map((s) => s.do),
+      'rules back',
+    );
     expect(encap(host)).to.deep.equal({ rules: 1, clear: 0 });
   });
 
@@ -98,7 +138,11 @@ describe('tc-flower with IPsec packet offload: the order of rules and SAs, throu
 
   it('ipsec down: rules first, then the SAs; nothing is left to send in clear', () => {
     const { host, ledger } = running();
-    accept(host, tcRulesDown(ledger).map((s) => s.do), 'rules down');
+    accept(
+      host,
+      tcRulesDown(ledger).map((s) => s.do),
+      'rules down',
+    );
     accept(host, [...ledger.ipsec!.peers.hostb!.undo].reverse(), 'SAs and policies down');
     expect(encap(host)).to.deep.equal({ rules: 0, clear: 0 });
     expect(host.state().states).to.deep.equal([]);

@@ -41,7 +41,8 @@ export function parseFlower(argv: string[]): FlowerFilter {
     return t;
   };
   const verb = next('verb');
-  if (verb !== 'add' && verb !== 'replace' && verb !== 'del' && verb !== 'delete') throw new UnmodeledCommand(`tc filter ${verb}`);
+  if (verb !== 'add' && verb !== 'replace' && verb !== 'del' && verb !== 'delete')
+    throw new UnmodeledCommand(`tc filter ${verb}`);
   let dev: string | undefined;
   let pref: number | undefined;
   let handle: number | undefined;
@@ -68,8 +69,19 @@ export function parseFlower(argv: string[]): FlowerFilter {
   }
   const kind = next('filter kind');
   if (kind !== 'flower') throw new UnmodeledCommand(`the tc filter kind ${kind}`);
-  if (!dev || !ingress || pref === undefined || handle === undefined) throw new UnmodeledCommand('a tc filter without dev, ingress, pref and handle');
-  const f: FlowerFilter = { verb: verb === 'delete' ? 'del' : verb, dev, pref, handle, protocol, skipSw: false, skipHw: false, match: {}, actions: [] };
+  if (!dev || !ingress || pref === undefined || handle === undefined)
+    throw new UnmodeledCommand('a tc filter without dev, ingress, pref and handle');
+  const f: FlowerFilter = {
+    verb: verb === 'delete' ? 'del' : verb,
+    dev,
+    pref,
+    handle,
+    protocol,
+    skipSw: false,
+    skipHw: false,
+    match: {},
+    actions: [],
+  };
   if (f.verb === 'del') {
     if (i !== a.length) throw new UnmodeledCommand('a tc filter del with flower options');
     return f;
@@ -100,14 +112,16 @@ export function parseFlower(argv: string[]): FlowerFilter {
           else if (k === 'csum') e.csum = true;
           else throw new UnmodeledCommand(`the tunnel_key option ${JSON.stringify(k)}`);
         }
-        if (e.vni === undefined || !e.src || !e.dst || e.dstPort === undefined) throw new UnmodeledCommand('a tunnel_key set without id, src_ip, dst_ip and dst_port');
+        if (e.vni === undefined || !e.src || !e.dst || e.dstPort === undefined)
+          throw new UnmodeledCommand('a tunnel_key set without id, src_ip, dst_ip and dst_port');
         f.actions.push({ kind: 'encap', vni: e.vni, src: e.src, dst: e.dst, dstPort: e.dstPort, csum: e.csum });
       } else throw new UnmodeledCommand(`tunnel_key ${op}`);
     } else if (t === 'mirred') {
       const dir = next('mirred direction');
       const mode = next('mirred mode');
       const d = next('mirred dev');
-      if (dir !== 'egress' || (mode !== 'redirect' && mode !== 'mirror') || d !== 'dev') throw new UnmodeledCommand(`mirred ${dir} ${mode} ${d}`);
+      if (dir !== 'egress' || (mode !== 'redirect' && mode !== 'mirror') || d !== 'dev')
+        throw new UnmodeledCommand(`mirred ${dir} ${mode} ${d}`);
       f.actions.push({ kind: 'mirred', mode, dev: next('mirred dev') });
     } else if (t === 'drop') {
       f.actions.push({ kind: 'drop' });

@@ -131,7 +131,8 @@ function parseSelector(args: Args, allowLeadingUnknown: boolean): Selector {
     } else if (t === 'dev') {
       throw new UnmodeledCommand('a selector with dev');
     } else {
-      if (!allowLeadingUnknown && sel.src === undefined && sel.dst === undefined && sel.proto === 0) throw new UnmodeledCommand(`selector token ${JSON.stringify(t)}`);
+      if (!allowLeadingUnknown && sel.src === undefined && sel.dst === undefined && sel.proto === 0)
+        throw new UnmodeledCommand(`selector token ${JSON.stringify(t)}`);
       return sel;
     }
   }
@@ -140,7 +141,16 @@ function parseSelector(args: Args, allowLeadingUnknown: boolean): Selector {
 /** `xfrm state add|update ...` (argv after "xfrm state"), as iproute2 `iproute2` parses it. */
 export function parseStateAdd(verb: 'add' | 'update', argv: string[], iproute2: Version): SaRequest {
   const args = new Args(argv);
-  const req: Partial<SaRequest> & { otherAlgs: string[]; esn: boolean; replayWindow: number; tfcpad: number } = { verb, otherAlgs: [], esn: false, replayWindow: 0, tfcpad: 0, reqid: 0, mode: 'transport', sel: { proto: 0 } };
+  const req: Partial<SaRequest> & { otherAlgs: string[]; esn: boolean; replayWindow: number; tfcpad: number } = {
+    verb,
+    otherAlgs: [],
+    esn: false,
+    replayWindow: 0,
+    tfcpad: 0,
+    reqid: 0,
+    mode: 'transport',
+    sel: { proto: 0 },
+  };
   let dir: 'in' | 'out' | undefined;
   let offload: { dev: string; packet: boolean } | undefined;
   let haveId = false;
@@ -174,9 +184,14 @@ export function parseStateAdd(verb: 'add' | 'update', argv: string[], iproute2: 
       let f = args.next('flag');
       for (;;) {
         if (f === 'esn') req.esn = true;
-        else if (!['noecn', 'decap-dscp', 'nopmtudisc', 'wildrecv', 'icmp', 'af-unspec', 'align4'].includes(f)) throw new UnmodeledCommand(`state flag ${f}`);
+        else if (!['noecn', 'decap-dscp', 'nopmtudisc', 'wildrecv', 'icmp', 'af-unspec', 'align4'].includes(f))
+          throw new UnmodeledCommand(`state flag ${f}`);
         const n = args.peek();
-        if (n === undefined || !['esn', 'noecn', 'decap-dscp', 'nopmtudisc', 'wildrecv', 'icmp', 'af-unspec', 'align4'].includes(n)) break;
+        if (
+          n === undefined ||
+          !['esn', 'noecn', 'decap-dscp', 'nopmtudisc', 'wildrecv', 'icmp', 'af-unspec', 'align4'].includes(n)
+        )
+          break;
         f = args.next('flag');
       }
     } else if (t === 'sel') {
@@ -198,24 +213,39 @@ export function parseStateAdd(verb: 'add' | 'update', argv: string[], iproute2: 
       let packet = false;
       if (!atLeast(iproute2, '6.2')) {
         // before a6e740ff the token after "offload" must be "dev" or "dir": "packet" fails there
-        if (mode !== 'dev') throw toolError('iproute2.xfrm-state.offload-packet-needs-6.2', `Error: argument "${mode}" is wrong: value after "offload dir" is invalid`);
+        if (mode !== 'dev')
+          throw toolError(
+            'iproute2.xfrm-state.offload-packet-needs-6.2',
+            `Error: argument "${mode}" is wrong: value after "offload dir" is invalid`,
+          );
       } else if (mode === 'crypto' || mode === 'packet') {
         packet = mode === 'packet';
         mode = args.next('offload');
       }
-      if (mode !== 'dev') throw toolError('iproute2.xfrm-state.offload-syntax', `Error: argument "${mode}" is wrong: Missing dev keyword`);
+      if (mode !== 'dev')
+        throw toolError(
+          'iproute2.xfrm-state.offload-syntax',
+          `Error: argument "${mode}" is wrong: Missing dev keyword`,
+        );
       const dev = args.next('offload dev');
       const d = args.next('offload');
-      if (d !== 'dir') throw toolError('iproute2.xfrm-state.offload-syntax', `Error: argument "${d}" is wrong: Missing DIR keyword`);
+      if (d !== 'dir')
+        throw toolError('iproute2.xfrm-state.offload-syntax', `Error: argument "${d}" is wrong: Missing DIR keyword`);
       const v = args.next('offload dir');
-      if (v !== 'in' && v !== 'out') throw toolError('iproute2.xfrm-state.offload-syntax', `Error: argument "${v}" is wrong: DIR value is invalid`);
+      if (v !== 'in' && v !== 'out')
+        throw toolError('iproute2.xfrm-state.offload-syntax', `Error: argument "${v}" is wrong: DIR value is invalid`);
       dir = v;
       offload = { dev, packet };
     } else if (t === 'dir') {
       // ip/xfrm_state.c: the SA "dir" keyword came with iproute2 7f7726a7 (first in v6.11.0)
-      if (!atLeast(iproute2, '6.11')) throw toolError('iproute2.xfrm-state.dir-needs-6.11', 'Error: argument "dir" is wrong: unknown');
+      if (!atLeast(iproute2, '6.11'))
+        throw toolError('iproute2.xfrm-state.dir-needs-6.11', 'Error: argument "dir" is wrong: unknown');
       const v = args.next('dir');
-      if (v !== 'in' && v !== 'out') throw toolError('iproute2.xfrm-state.dir-value', `Error: argument "${v}" is wrong: DIR value is not "in" or "out"`);
+      if (v !== 'in' && v !== 'out')
+        throw toolError(
+          'iproute2.xfrm-state.dir-value',
+          `Error: argument "${v}" is wrong: DIR value is not "in" or "out"`,
+        );
       dir = v;
     } else if (t === 'encap') {
       req.encap = args.next('encap type');
@@ -228,7 +258,8 @@ export function parseStateAdd(verb: 'add' | 'update', argv: string[], iproute2: 
       throw new UnmodeledCommand(`the xfrm state keyword ${JSON.stringify(t)}`);
     }
   }
-  if (!haveId || req.src === undefined || req.dst === undefined || req.proto === undefined || req.spi === undefined) throw new UnmodeledCommand('an xfrm state without src, dst, proto and spi');
+  if (!haveId || req.src === undefined || req.dst === undefined || req.proto === undefined || req.spi === undefined)
+    throw new UnmodeledCommand('an xfrm state without src, dst, proto and spi');
   // ip/xfrm_state.c xfrm_state_modify: ESN needs a window; iproute2 >= 6.11 (7f7726a7) waives it for "dir out"
   if (req.esn && req.replayWindow === 0 && !(atLeast(iproute2, '6.11') && dir === 'out')) {
     throw toolError('iproute2.xfrm-state.esn-needs-replay-window', 'Error: esn flag set without replay-window.');
@@ -257,7 +288,8 @@ export function parseStateId(argv: string[]): SaId {
     else if (t === 'spi') id.spi = num(v, 'spi');
     else throw new UnmodeledCommand(`xfrm state id token ${t}`);
   }
-  if (id.src === undefined || id.dst === undefined || id.proto === undefined || id.spi === undefined) throw new UnmodeledCommand('an xfrm state id without src, dst, proto and spi');
+  if (id.src === undefined || id.dst === undefined || id.proto === undefined || id.spi === undefined)
+    throw new UnmodeledCommand('an xfrm state id without src, dst, proto and spi');
   return id as SaId;
 }
 
@@ -276,7 +308,8 @@ export function parsePolicyAdd(verb: 'add' | 'update', argv: string[], iproute2:
     if (t === 'dir') {
       args.next('dir');
       const v = args.next('dir');
-      if (v !== 'in' && v !== 'out' && v !== 'fwd') throw toolError('iproute2.xfrm-policy.dir-value', `Error: argument "${v}" is wrong: DIR value is invalid`);
+      if (v !== 'in' && v !== 'out' && v !== 'fwd')
+        throw toolError('iproute2.xfrm-policy.dir-value', `Error: argument "${v}" is wrong: DIR value is invalid`);
       dir = v;
     } else if (t === 'priority') {
       args.next('priority');
@@ -320,15 +353,22 @@ export function parsePolicyAdd(verb: 'add' | 'update', argv: string[], iproute2:
     } else if (t === 'offload') {
       // ip/xfrm_policy.c: "offload packet dev DEV" came with iproute2 3422c62d (v6.2.0); before it the
       // token falls to the selector branch, which is already taken: duparg("unknown", "offload")
-      if (!atLeast(iproute2, '6.2')) throw toolError('iproute2.xfrm-policy.offload-needs-6.2', 'Error: duplicate "unknown": "offload" is the second value.');
+      if (!atLeast(iproute2, '6.2'))
+        throw toolError(
+          'iproute2.xfrm-policy.offload-needs-6.2',
+          'Error: duplicate "unknown": "offload" is the second value.',
+        );
       args.next('offload');
       const m = args.next('offload');
-      if (m !== 'packet') throw toolError('iproute2.xfrm-policy.offload-syntax', `Error: argument "${m}" is wrong: Invalid offload mode`);
+      if (m !== 'packet')
+        throw toolError('iproute2.xfrm-policy.offload-syntax', `Error: argument "${m}" is wrong: Invalid offload mode`);
       const d = args.next('offload');
-      if (d !== 'dev') throw toolError('iproute2.xfrm-policy.offload-syntax', `Error: argument "${d}" is wrong: Missing dev keyword`);
+      if (d !== 'dev')
+        throw toolError('iproute2.xfrm-policy.offload-syntax', `Error: argument "${d}" is wrong: Missing dev keyword`);
       offload = { dev: args.next('offload dev') };
     } else if (t === 'src' || t === 'dst' || t === 'proto') {
-      if (sel) throw toolError('iproute2.xfrm-policy.unknown-arg', `Error: duplicate "unknown": "${t}" is the second value.`);
+      if (sel)
+        throw toolError('iproute2.xfrm-policy.unknown-arg', `Error: duplicate "unknown": "${t}" is the second value.`);
       sel = parseSelector(args, false);
     } else {
       throw new UnmodeledCommand(`the xfrm policy keyword ${JSON.stringify(t)}`);
@@ -359,7 +399,13 @@ export function parsePolicyId(argv: string[]): PolicyId {
 }
 
 export function sameSelector(a: Selector, b: Selector): boolean {
-  return a.src === b.src && a.dst === b.dst && a.proto === b.proto && (a.sport ?? 0) === (b.sport ?? 0) && (a.dport ?? 0) === (b.dport ?? 0);
+  return (
+    a.src === b.src &&
+    a.dst === b.dst &&
+    a.proto === b.proto &&
+    (a.sport ?? 0) === (b.sport ?? 0) &&
+    (a.dport ?? 0) === (b.dport ?? 0)
+  );
 }
 
 /**
@@ -378,14 +424,18 @@ export function kernelView(req: SaRequest, kernel: Version): SaRequest {
 /** The xfrm core's checks of a new SA (as kernelView() parsed it) before any driver sees it; null when it passes. */
 export function xfrmCoreStateCheck(req: SaRequest, kernel: Version): Mlx5Refusal | null {
   // net/xfrm/xfrm_user.c verify_newsa_info/verify_replay (a4a87fa4e96c, v6.10): an output SA carries no replay window
-  if (req.saDir === 'out' && req.replayWindow !== 0) return netlinkError('xfrm.sa-dir-out-replay-window', 'EINVAL', 'Replay window should be 0 for output SA');
+  if (req.saDir === 'out' && req.replayWindow !== 0)
+    return netlinkError('xfrm.sa-dir-out-replay-window', 'EINVAL', 'Replay window should be 0 for output SA');
   // net/xfrm/xfrm_replay.c xfrm_init_replay: ESN needs a window; since a4a87fa4e96c (v6.10) except on an SA with dir out
-  if (req.esn && req.replayWindow === 0 && !(atLeast(kernel, '6.10') && req.saDir === 'out')) return netlinkError('xfrm.esn-replay-window', 'EINVAL', 'ESN replay window must be > 0');
+  if (req.esn && req.replayWindow === 0 && !(atLeast(kernel, '6.10') && req.saDir === 'out'))
+    return netlinkError('xfrm.esn-replay-window', 'EINVAL', 'ESN replay window must be > 0');
   if (req.offload) {
     // net/xfrm/xfrm_device.c xfrm_dev_state_add: XFRM_OFFLOAD_PACKET is a known flag only since d14f28b8c1de (v6.2)
-    if (req.offload.packet && !atLeast(kernel, '6.2')) return netlinkError('xfrm.packet-offload-needs-6.2', 'EINVAL', 'Unrecognized flags in offload request');
+    if (req.offload.packet && !atLeast(kernel, '6.2'))
+      return netlinkError('xfrm.packet-offload-needs-6.2', 'EINVAL', 'Unrecognized flags in offload request');
     // net/xfrm/xfrm_device.c xfrm_dev_state_add (a4a87fa4e96c, v6.10): XFRMA_SA_DIR must match XFRM_OFFLOAD_INBOUND
-    if (req.saDir && (req.saDir === 'in') !== req.offload.inbound) return netlinkError('xfrm.sa-dir-offload-mismatch', 'EINVAL', 'Mismatched SA and offload direction');
+    if (req.saDir && (req.saDir === 'in') !== req.offload.inbound)
+      return netlinkError('xfrm.sa-dir-offload-mismatch', 'EINVAL', 'Mismatched SA and offload direction');
     // net/xfrm/xfrm_device.c xfrm_dev_state_add: TFC padding is never offloaded
     if (req.tfcpad) return netlinkError('xfrm.tfcpad-offload', 'EINVAL', "TFC padding can't be offloaded");
   }
@@ -415,14 +465,21 @@ export function mlx5ValidateState(req: SaRequest, caps: IpsecCaps, kernel: Versi
   const packet = req.offload?.packet ?? false;
   const dirIn = req.offload?.inbound ?? false;
   // mlx5e_xfrm_validate_state: no authentication algorithm beside the AEAD
-  if (req.otherAlgs.some((a) => a.startsWith('auth'))) return bad('mlx5.ipsec.state-no-auth', 'Cannot offload authenticated xfrm states');
+  if (req.otherAlgs.some((a) => a.startsWith('auth')))
+    return bad('mlx5.ipsec.state-no-auth', 'Cannot offload authenticated xfrm states');
   // mlx5e_xfrm_validate_state: props.ealgo must be SADB_X_EALG_AES_GCM_ICV16; net/xfrm/xfrm_algo.c aead_list gives
   // rfc4106(gcm(aes)) with ICV 64/96/128 the ids ICV8/12/16, so only rfc4106(gcm(aes)) with a 128-bit ICV passes
-  if (!req.aead || req.aead.name !== 'rfc4106(gcm(aes))' || req.aead.icvBits !== 128 || req.otherAlgs.some((a) => a.startsWith('enc'))) {
+  if (
+    !req.aead ||
+    req.aead.name !== 'rfc4106(gcm(aes))' ||
+    req.aead.icvBits !== 128 ||
+    req.otherAlgs.some((a) => a.startsWith('enc'))
+  ) {
     return bad('mlx5.ipsec.state-aes-gcm-icv16', 'Only AES-GCM-ICV16 xfrm state may be offloaded');
   }
   // mlx5e_xfrm_validate_state: no compression
-  if (req.otherAlgs.some((a) => a.startsWith('comp'))) return bad('mlx5.ipsec.state-no-comp', 'Cannot offload compressed xfrm states');
+  if (req.otherAlgs.some((a) => a.startsWith('comp')))
+    return bad('mlx5.ipsec.state-no-comp', 'Cannot offload compressed xfrm states');
   // mlx5e_xfrm_validate_state: ESN only with MLX5_IPSEC_CAP_ESN
   if (req.esn && !caps.esn) return bad('mlx5.ipsec.state-esn-cap', 'Cannot offload ESN xfrm states');
   // mlx5e_xfrm_validate_state: ESP only
@@ -432,19 +489,27 @@ export function mlx5ValidateState(req: SaRequest, caps: IpsecCaps, kernel: Versi
     if (!caps.espInUdp) return bad('mlx5.ipsec.state-encap', 'Encapsulation is not supported');
     if (req.encap !== 'espinudp') return bad('mlx5.ipsec.state-encap', 'Encapsulation other than UDP is not supported');
     if (!packet) return bad('mlx5.ipsec.state-encap', 'Encapsulation is supported in packet offload mode only');
-    if (req.mode !== 'transport') return bad('mlx5.ipsec.state-encap', 'Encapsulation is supported in transport mode only');
+    if (req.mode !== 'transport')
+      return bad('mlx5.ipsec.state-encap', 'Encapsulation is supported in transport mode only');
   }
   // mlx5e_xfrm_validate_state: 128- or 256-bit AES key plus the 32-bit salt
-  if (req.aead.keyBits !== 128 + 32 && req.aead.keyBits !== 256 + 32) return bad('mlx5.ipsec.state-key-length', 'Cannot offload xfrm states with AEAD key length other than 128/256 bit');
+  if (req.aead.keyBits !== 128 + 32 && req.aead.keyBits !== 256 + 32)
+    return bad('mlx5.ipsec.state-key-length', 'Cannot offload xfrm states with AEAD key length other than 128/256 bit');
   // mlx5e_xfrm_validate_state: upper protocol. None before 6.3; UDP and TX only from "IPsec, support upper protocol
   // selector field offload" (v6.3); UDP both ways from c94f442c (v6.6); TCP too from 189e0787 (v6.6)
   if (atLeast(kernel, '6.6')) {
-    if (req.sel.proto !== 0 && req.sel.proto !== 17 && req.sel.proto !== 6) return bad('mlx5.ipsec.state-upper-proto', 'Device does not support upper protocol other than TCP/UDP');
+    if (req.sel.proto !== 0 && req.sel.proto !== 17 && req.sel.proto !== 6)
+      return bad('mlx5.ipsec.state-upper-proto', 'Device does not support upper protocol other than TCP/UDP');
   } else if (atLeast(kernel, '6.3')) {
-    if (req.sel.proto !== 0 && (req.sel.proto !== 17 || dirIn)) return bad('mlx5.ipsec.state-upper-proto', 'Device does not support upper protocol other than UDP, and only Tx direction');
+    if (req.sel.proto !== 0 && (req.sel.proto !== 17 || dirIn))
+      return bad(
+        'mlx5.ipsec.state-upper-proto',
+        'Device does not support upper protocol other than UDP, and only Tx direction',
+      );
   }
   // mlx5e_xfrm_validate_state: transport and tunnel modes only
-  if (req.mode !== 'transport' && req.mode !== 'tunnel') return bad('mlx5.ipsec.state-mode', 'Only transport and tunnel xfrm states may be offloaded');
+  if (req.mode !== 'transport' && req.mode !== 'tunnel')
+    return bad('mlx5.ipsec.state-mode', 'Only transport and tunnel xfrm states may be offloaded');
   if (!packet) {
     // mlx5e_xfrm_validate_state: crypto offload needs MLX5_IPSEC_CAP_CRYPTO
     if (!caps.crypto) return bad('mlx5.ipsec.state-crypto-cap', 'Crypto offload is not supported');
@@ -453,9 +518,11 @@ export function mlx5ValidateState(req: SaRequest, caps: IpsecCaps, kernel: Versi
   // mlx5e_xfrm_validate_state: packet offload needs MLX5_IPSEC_CAP_PACKET_OFFLOAD
   if (!caps.packet) return bad('mlx5.ipsec.state-packet-cap', 'Packet offload is not supported');
   // mlx5e_xfrm_validate_state: tunnel mode in packet offload needs MLX5_IPSEC_CAP_TUNNEL
-  if (req.mode === 'tunnel' && !caps.tunnel) return bad('mlx5.ipsec.state-tunnel-cap', 'Packet offload is not supported for tunnel mode');
+  if (req.mode === 'tunnel' && !caps.tunnel)
+    return bad('mlx5.ipsec.state-tunnel-cap', 'Packet offload is not supported for tunnel mode');
   // mlx5e_xfrm_validate_state: an inbound packet-offload SA with replay state needs a window of 32/64/128/256
-  if ((req.esn || req.replayWindow > 32) && dirIn && ![32, 64, 128, 256].includes(req.replayWindow)) return bad('mlx5.ipsec.state-replay-window', 'Unsupported replay window size');
+  if ((req.esn || req.replayWindow > 32) && dirIn && ![32, 64, 128, 256].includes(req.replayWindow))
+    return bad('mlx5.ipsec.state-replay-window', 'Unsupported replay window size');
   // mlx5e_xfrm_validate_state: packet offload needs a reqid (it steers SA and policy together)
   if (!req.reqid) return bad('mlx5.ipsec.state-reqid', 'Cannot offload without reqid');
   // the lifetime checks (soft < hard, neither 0) pass: the parser refuses "limit", so iproute2 sends XFRM_INF
@@ -474,21 +541,31 @@ export function mlx5ValidatePolicy(req: PolicyRequest, caps: IpsecCaps, kernel: 
   const reqid = req.tmpls[0]?.reqid ?? 0;
   if (atLeast(kernel, '6.4')) {
     // mlx5e_xfrm_validate_policy since cbcadde3 "Allow policies with reqid 0" (xfrm-next 2023-03, v6.4)
-    if (!reqid && req.sel.proto === 0 && zeroAddr(req.sel.src) && zeroAddr(req.sel.dst)) return bad('mlx5.ipsec.policy-reqid', 'Unsupported policy with reqid 0 without at least one of upper protocol or ip addr(s) different than 0');
+    if (!reqid && req.sel.proto === 0 && zeroAddr(req.sel.src) && zeroAddr(req.sel.dst))
+      return bad(
+        'mlx5.ipsec.policy-reqid',
+        'Unsupported policy with reqid 0 without at least one of upper protocol or ip addr(s) different than 0',
+      );
   } else if (!reqid) {
     // mlx5e_xfrm_validate_policy before cbcadde3: a reqid is required
     return bad('mlx5.ipsec.policy-reqid', 'Cannot offload policy without reqid');
   }
   // mlx5e_xfrm_validate_policy: same upper-protocol steps as the state (v6.3 UDP/TX only, v6.6 UDP/TCP both ways)
   if (atLeast(kernel, '6.6')) {
-    if (req.sel.proto !== 0 && req.sel.proto !== 17 && req.sel.proto !== 6) return bad('mlx5.ipsec.policy-upper-proto', 'Device does not support upper protocol other than TCP/UDP');
+    if (req.sel.proto !== 0 && req.sel.proto !== 17 && req.sel.proto !== 6)
+      return bad('mlx5.ipsec.policy-upper-proto', 'Device does not support upper protocol other than TCP/UDP');
   } else if (atLeast(kernel, '6.3')) {
-    if (req.sel.proto !== 0 && (req.sel.proto !== 17 || req.dir !== 'out')) return bad('mlx5.ipsec.policy-upper-proto', 'Device does not support upper protocol other than UDP, and only Tx direction');
+    if (req.sel.proto !== 0 && (req.sel.proto !== 17 || req.dir !== 'out'))
+      return bad(
+        'mlx5.ipsec.policy-upper-proto',
+        'Device does not support upper protocol other than UDP, and only Tx direction',
+      );
   }
   if (req.priority) {
     // mlx5e_xfrm_validate_policy: a priority needs MLX5_IPSEC_CAP_PRIO, and U32_MAX is reserved
     if (!caps.prio) return bad('mlx5.ipsec.policy-prio', 'Device does not support policy priority');
-    if (req.priority === 0xffffffff) return bad('mlx5.ipsec.policy-prio', 'Device does not support requested policy priority');
+    if (req.priority === 0xffffffff)
+      return bad('mlx5.ipsec.policy-prio', 'Device does not support requested policy priority');
   }
   // mlx5e_xfrm_validate_policy: packet offload capability
   if (!caps.packet) return bad('mlx5.ipsec.policy-packet-cap', 'Packet offload is not supported');

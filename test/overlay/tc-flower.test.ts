@@ -28,8 +28,18 @@ const B = '192.168.80.3';
 const C = '192.168.80.4';
 const HOST_A: TcFlowerHost = { underlayAddress: A };
 const HOST_B: TcFlowerHost = { underlayAddress: B };
-const WEB1: TcMember = { leaseKey: '1f9d3c2e-4b5a-4c6d-8e7f-0a1b2c3d4e5f/0', rep: 'enp3s0f0r0', mac: '52:54:00:12:34:01', pci: '0000:03:00.2' };
-const WEB2: TcMember = { leaseKey: '2a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d/0', rep: 'enp3s0f0r1', mac: '52:54:00:12:34:02', pci: '0000:03:00.3' };
+const WEB1: TcMember = {
+  leaseKey: '1f9d3c2e-4b5a-4c6d-8e7f-0a1b2c3d4e5f/0',
+  rep: 'enp3s0f0r0',
+  mac: '52:54:00:12:34:01',
+  pci: '0000:03:00.2',
+};
+const WEB2: TcMember = {
+  leaseKey: '2a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d/0',
+  rep: 'enp3s0f0r1',
+  mac: '52:54:00:12:34:02',
+  pci: '0000:03:00.3',
+};
 const OVERLAY_MTU = 9216 - 50;
 
 const fixture = (name: string) => readFileSync(join(FIXTURES, 'tc', name), 'utf8');
@@ -38,29 +48,53 @@ const empty = (vni: number, peers: string[]): TcVniState => ({ vni, peers, membe
 
 describe('tc-flower overlay plans', () => {
   it('one VF, one peer, host A: host state, then the lease (golden)', () => {
-    const text = '# host setup\n' + lines(renderTcHost(HOST_A, OVERLAY_MTU)) + '# web1 joins VNI 100\n' + lines(planTcJoin(HOST_A, empty(100, [B]), [WEB1]));
+    const text =
+      '# host setup\n' +
+      lines(renderTcHost(HOST_A, OVERLAY_MTU)) +
+      '# web1 joins VNI 100\n' +
+      lines(planTcJoin(HOST_A, empty(100, [B]), [WEB1]));
     expectGolden('tc/one-vf-one-peer-host-a.txt', text);
   });
 
   it('one VF, one peer, host B mirrors host A: same VNI, addresses swapped (golden)', () => {
-    const vm: TcMember = { leaseKey: '3c4d5e6f-0000-4000-8000-000000000001/0', rep: 'enp3s0f0r0', mac: '52:54:00:56:78:01', pci: '0000:03:00.2' };
+    const vm: TcMember = {
+      leaseKey: '3c4d5e6f-0000-4000-8000-000000000001/0',
+      rep: 'enp3s0f0r0',
+      mac: '52:54:00:56:78:01',
+      pci: '0000:03:00.2',
+    };
     const steps = planTcJoin(HOST_B, empty(100, [A]), [vm]);
-    expectGolden('tc/one-vf-one-peer-host-b.txt', '# host setup\n' + lines(renderTcHost(HOST_B, OVERLAY_MTU)) + '# vm joins VNI 100\n' + lines(steps));
+    expectGolden(
+      'tc/one-vf-one-peer-host-b.txt',
+      '# host setup\n' + lines(renderTcHost(HOST_B, OVERLAY_MTU)) + '# vm joins VNI 100\n' + lines(steps),
+    );
     const encap = steps.find((s) => s.device === 'enp3s0f0r0 pref 3 handle 0x1')!.do.argv.join(' ');
-    expect(encap).to.include(`tunnel_key set id 100 src_ip ${B} dst_ip ${A} dst_port 4789 nocsum action mirred egress redirect dev vfwvxlan`);
+    expect(encap).to.include(
+      `tunnel_key set id 100 src_ip ${B} dst_ip ${A} dst_port 4789 nocsum action mirred egress redirect dev vfwvxlan`,
+    );
     const decap = steps.find((s) => s.device === 'vfwvxlan pref 1 handle 0x30200')!.do.argv.join(' ');
-    expect(decap).to.include(`enc_key_id 100 enc_src_ip ${A} enc_dst_ip ${B} enc_dst_port 4789 dst_mac 52:54:00:56:78:01 action tunnel_key unset action mirred egress redirect dev enp3s0f0r0`);
+    expect(decap).to.include(
+      `enc_key_id 100 enc_src_ip ${A} enc_dst_ip ${B} enc_dst_port 4789 dst_mac 52:54:00:56:78:01 action tunnel_key unset action mirred egress redirect dev enp3s0f0r0`,
+    );
   });
 
   it('two VFs on one VNI with two peers: BUM replicated to the other VF and both peers (golden)', () => {
     const first = planTcJoin(HOST_A, empty(100, [B, C]), [WEB1]);
     const second = planTcJoin(HOST_A, { vni: 100, peers: [B, C], members: [WEB1] }, [WEB2]);
-    expectGolden('tc/two-vfs-two-peers.txt', '# web1 joins VNI 100 (peers B, C)\n' + lines(first) + '# web2 joins VNI 100\n' + lines(second));
+    expectGolden(
+      'tc/two-vfs-two-peers.txt',
+      '# web1 joins VNI 100 (peers B, C)\n' + lines(first) + '# web2 joins VNI 100\n' + lines(second),
+    );
 
     const bum = second.find((s) => s.device === 'enp3s0f0r1 pref 2 handle 0x1')!.do.argv.join(' ');
-    expect(bum).to.match(/dst_mac 01:00:00:00:00:00\/01:00:00:00:00:00 action mirred egress mirror dev enp3s0f0r0 action tunnel_key set id 100 src_ip 192\.168\.80\.2 dst_ip 192\.168\.80\.3 .* action mirred egress mirror dev vfwvxlan action tunnel_key set id 100 src_ip 192\.168\.80\.2 dst_ip 192\.168\.80\.4 .* action mirred egress redirect dev vfwvxlan$/);
+    expect(bum).to.match(
+      /dst_mac 01:00:00:00:00:00\/01:00:00:00:00:00 action mirred egress mirror dev enp3s0f0r0 action tunnel_key set id 100 src_ip 192\.168\.80\.2 dst_ip 192\.168\.80\.3 .* action mirred egress mirror dev vfwvxlan action tunnel_key set id 100 src_ip 192\.168\.80\.2 dst_ip 192\.168\.80\.4 .* action mirred egress redirect dev vfwvxlan$/,
+    );
     // web1's BUM list and the decap BUM lists are rewritten in place, not deleted and re-added.
-    expect(second.filter((s) => s.kind === 'tcf-sync-replace').map((s) => s.device)).to.deep.equal(['vfwvxlan pref 2 handle 0x6400', 'vfwvxlan pref 2 handle 0x6401']);
+    expect(second.filter((s) => s.kind === 'tcf-sync-replace').map((s) => s.device)).to.deep.equal([
+      'vfwvxlan pref 2 handle 0x6400',
+      'vfwvxlan pref 2 handle 0x6401',
+    ]);
     expect(second.filter((s) => s.kind === 'tcf-sync-add').map((s) => s.device)).to.deep.equal([
       'enp3s0f0r0 pref 1 handle 0x303',
       'enp3s0f0r0 pref 2 handle 0x1',
@@ -69,15 +103,25 @@ describe('tc-flower overlay plans', () => {
     ]);
   });
 
-  it('teardown: the VNI-wide rewrite first, then the leaving lease\'s recorded undo in reverse (golden)', () => {
+  it("teardown: the VNI-wide rewrite first, then the leaving lease's recorded undo in reverse (golden)", () => {
     const both: TcVniState = { vni: 100, peers: [B, C], members: [WEB1, WEB2] };
-    const recorded = (m: TcMember, before: TcVniState) => planTcJoin(HOST_A, before, [m]).filter((s) => s.owner.kind === 'lease' && s.owner.key === m.leaseKey && s.undo).map((s) => s.undo!);
+    const recorded = (m: TcMember, before: TcVniState) =>
+      planTcJoin(HOST_A, before, [m])
+        .filter((s) => s.owner.kind === 'lease' && s.owner.key === m.leaseKey && s.undo)
+        .map((s) => s.undo!);
     const undo1 = recorded(WEB1, empty(100, [B, C]));
     const undo2 = recorded(WEB2, { ...both, members: [WEB1] });
-    const release = (sync: Step[], undo: Command[]) => [...sync.map((s) => s.do), ...[...undo].reverse()].map((c) => formatCommand(c) + '\n').join('');
+    const release = (sync: Step[], undo: Command[]) =>
+      [...sync.map((s) => s.do), ...[...undo].reverse()].map((c) => formatCommand(c) + '\n').join('');
     const leave1 = planTcLeave(HOST_A, both, [WEB1.leaseKey]);
     const leave2 = planTcLeave(HOST_A, { ...both, members: [WEB2] }, [WEB2.leaseKey]);
-    expectGolden('tc/teardown.txt', '# web1 leaves (web2 stays)\n' + release(leave1, undo1) + '# web2 leaves, the last member\n' + release(leave2, undo2));
+    expectGolden(
+      'tc/teardown.txt',
+      '# web1 leaves (web2 stays)\n' +
+        release(leave1, undo1) +
+        '# web2 leaves, the last member\n' +
+        release(leave2, undo2),
+    );
     // Nothing on the leaving representor is touched by the rewrite: its qdisc takes its rules.
     expect(leave1.map((s) => s.device).filter((d) => d.startsWith('enp3s0f0r0 '))).to.deep.equal([]);
     expect(leave2.map((s) => s.kind)).to.deep.equal(['tcf-sync-del', 'tcf-sync-del']);
@@ -149,7 +193,7 @@ describe('tc-flower overlay plans', () => {
     }
   });
 
-  it('derives handles from the VF\'s PCI address, the VNI and the peer index', () => {
+  it("derives handles from the VF's PCI address, the VNI and the peer index", () => {
     expect(vfBits('0000:03:00.2')).to.equal(0x302);
     expect(vfBits('0000:af:1f.7')).to.equal(0xafff);
     expect(() => vfBits('03:00.2')).to.throw(/not a PCI address/);
@@ -175,10 +219,14 @@ describe('tc-flower overlay plans', () => {
   it('refuses what mlx5 cannot offload or the handles cannot tell apart', () => {
     const peers = Array.from({ length: MLX5_MAX_FWD_DESTS }, (_, i) => `10.0.${i >> 8}.${i & 255}`);
     expect(() => tcVniRules(HOST_A, { vni: 5, peers, members: [WEB1] })).to.not.throw();
-    expect(() => tcVniRules(HOST_A, { vni: 5, peers, members: [WEB1, WEB2] })).to.throw(/would replicate to 33 destinations; mlx5 offloads at most 32/);
+    expect(() => tcVniRules(HOST_A, { vni: 5, peers, members: [WEB1, WEB2] })).to.throw(
+      /would replicate to 33 destinations; mlx5 offloads at most 32/,
+    );
     const clone = { ...WEB2, pci: '0001:03:00.2' };
     expect(() => tcVniRules(HOST_A, { vni: 5, peers: [B], members: [WEB1, clone] })).to.throw(/handle collision/);
-    expect(() => tcVniRules(HOST_A, { vni: 5, peers: [B], members: [{ ...WEB1, mac: '01:00:5e:00:00:01' }] })).to.throw(/not a unicast MAC/);
+    expect(() => tcVniRules(HOST_A, { vni: 5, peers: [B], members: [{ ...WEB1, mac: '01:00:5e:00:00:01' }] })).to.throw(
+      /not a unicast MAC/,
+    );
     expect(() => planTcJoin(HOST_A, { vni: 5, peers: [B], members: [WEB1] }, [WEB1])).to.throw(/already a member/);
   });
 });
@@ -193,17 +241,28 @@ describe('tc-flower host state (host setup)', () => {
   });
 
   it('changes only what differs, and restores what it read', () => {
-    const steps = planTcHost(HOST_A, 9129, { vxlan: { external: true, port: 4789, mtu: 9166, up: false }, ingressQdisc: true });
+    const steps = planTcHost(HOST_A, 9129, {
+      vxlan: { external: true, port: 4789, mtu: 9166, up: false },
+      ingressQdisc: true,
+    });
     expect(steps.map((s) => [formatCommand(s.do), formatCommand(s.undo!)])).to.deep.equal([
       ['ip link set dev vfwvxlan mtu 9129', 'ip link set dev vfwvxlan mtu 9166'],
       ['ip link set dev vfwvxlan up', 'ip link set dev vfwvxlan down'],
     ]);
-    expect(planTcHost(HOST_A, OVERLAY_MTU, { vxlan: null, ingressQdisc: true }).map((s) => s.kind)).to.deep.equal(['tcf-vxlan-create', 'tcf-vxlan-up', 'tcf-qdisc']);
+    expect(planTcHost(HOST_A, OVERLAY_MTU, { vxlan: null, ingressQdisc: true }).map((s) => s.kind)).to.deep.equal([
+      'tcf-vxlan-create',
+      'tcf-vxlan-up',
+      'tcf-qdisc',
+    ]);
   });
 
   it('will not take over a device of the same name that is not external on 4789', () => {
-    expect(() => planTcHost(HOST_A, OVERLAY_MTU, { vxlan: { external: false, port: 4789, mtu: 1500, up: true } })).to.throw(/vfwvxlan exists but is not an external VXLAN device on UDP 4789 .*ip link del vfwvxlan/);
-    expect(() => parseTcHostLink('[{"ifname":"vfwvxlan","linkinfo":{"info_kind":"veth"}}]')).to.throw(/not a VXLAN device \(veth\)/);
+    expect(() =>
+      planTcHost(HOST_A, OVERLAY_MTU, { vxlan: { external: false, port: 4789, mtu: 1500, up: true } }),
+    ).to.throw(/vfwvxlan exists but is not an external VXLAN device on UDP 4789 .*ip link del vfwvxlan/);
+    expect(() => parseTcHostLink('[{"ifname":"vfwvxlan","linkinfo":{"info_kind":"veth"}}]')).to.throw(
+      /not a VXLAN device \(veth\)/,
+    );
   });
 
   it('a start checks the shared device is there; the check has nothing to undo', () => {
@@ -228,7 +287,10 @@ describe('tc-flower doctor: in_hw from tc -j -s filter show', () => {
   });
 
   it('passes over what is not a flower filter in real tc output (captured here: u32 with a mirred action)', () => {
-    const raw = JSON.parse(fixture('u32-mirred-captured.json')) as Array<{ kind: string; options?: { not_in_hw?: boolean } }>;
+    const raw = JSON.parse(fixture('u32-mirred-captured.json')) as Array<{
+      kind: string;
+      options?: { not_in_hw?: boolean };
+    }>;
     expect(raw.filter((e) => e.options?.not_in_hw)).to.have.length(2);
     expect(parseTcFilterShow(fixture('u32-mirred-captured.json'), 'enp3s0f0r0')).to.deep.equal([]);
   });
@@ -240,14 +302,20 @@ describe('tc-flower doctor: in_hw from tc -j -s filter show', () => {
       ['vfwvxlan', parseTcFilterShow(fixture('filter-show-vfwvxlan.json'))],
     ]);
     const checks = checkTcOffload(tcVniRules(HOST_A, both), shown);
-    const bad = checks.filter((c) => c.state !== 'in_hw').map((c) => `${c.state} ${c.dev} ${c.pref} 0x${c.handle.toString(16)}`);
+    const bad = checks
+      .filter((c) => c.state !== 'in_hw')
+      .map((c) => `${c.state} ${c.dev} ${c.pref} 0x${c.handle.toString(16)}`);
     expect(bad).to.deep.equal(['missing enp3s0f0r1 4 0x1', 'not_in_hw vfwvxlan 2 0x6401']);
-    expect(checks.find((c) => c.state === 'not_in_hw')!.detail).to.match(/^vfwvxlan pref 2 handle 0x6401: not_in_hw \(VNI 100 BUM from 192\.168\.80\.4/);
+    expect(checks.find((c) => c.state === 'not_in_hw')!.detail).to.match(
+      /^vfwvxlan pref 2 handle 0x6401: not_in_hw \(VNI 100 BUM from 192\.168\.80\.4/,
+    );
     expect(checks).to.have.length(tcVniRules(HOST_A, both).length);
   });
 
-  it('refuses output that is not tc\'s JSON', () => {
-    expect(() => parseTcFilterShow('filter parent ffff: protocol all', 'r0')).to.throw(/tc filter show dev r0: output is not JSON/);
+  it("refuses output that is not tc's JSON", () => {
+    expect(() => parseTcFilterShow('filter parent ffff: protocol all', 'r0')).to.throw(
+      /tc filter show dev r0: output is not JSON/,
+    );
     expect(() => parseTcFilterShow('{}', 'r0')).to.throw(/expected a JSON array/);
   });
 });
@@ -264,13 +332,17 @@ describe('tc-flower commands on this kernel (syntax up to the missing cls_flower
   this.timeout(60_000);
   const ns = `vfwt-tcf-${process.pid}`;
   const host: TcFlowerHost = { netns: ns, underlayAddress: '198.18.0.1' };
-  const tcs = [...new Set([process.env.VFWIRE_TEST_TC, '/sbin/tc', '/opt/vfwire/iproute2/bin/tc'])].filter((p): p is string => !!p && existsSync(p));
-  const run = (bin: string, argv: string[], input?: string) => execa(bin, argv.slice(1), { reject: false, input, env: { LC_ALL: 'C' } });
+  const tcs = [...new Set([process.env.VFWIRE_TEST_TC, '/sbin/tc', '/opt/vfwire/iproute2/bin/tc'])].filter(
+    (p): p is string => !!p && existsSync(p),
+  );
+  const run = (bin: string, argv: string[], input?: string) =>
+    execa(bin, argv.slice(1), { reject: false, input, env: { LC_ALL: 'C' } });
 
   before(async function () {
     if (tcs.length === 0) this.skip();
     await execa('ip', ['netns', 'add', ns]);
-    for (const i of [0, 1]) await execa('ip', ['-n', ns, 'link', 'add', `enp3s0f0r${i}`, 'type', 'veth', 'peer', 'name', `enp3s0f0v${i}`]);
+    for (const i of [0, 1])
+      await execa('ip', ['-n', ns, 'link', 'add', `enp3s0f0r${i}`, 'type', 'veth', 'peer', 'name', `enp3s0f0v${i}`]);
   });
   after(() => execa('ip', ['netns', 'del', ns], { reject: false }));
 
@@ -281,18 +353,26 @@ describe('tc-flower commands on this kernel (syntax up to the missing cls_flower
     }
     const details = (await execa('ip', ['-n', ns, '-d', 'link', 'show', 'vfwvxlan'])).stdout;
     expect(details).to.match(/vxlan external .*dstport 4789/);
-    const second = await execa('ip', ['-n', ns, 'link', 'add', 'vfwvxlan2', 'type', 'vxlan', 'dstport', '4789', 'external'], { reject: false });
+    const second = await execa(
+      'ip',
+      ['-n', ns, 'link', 'add', 'vfwvxlan2', 'type', 'vxlan', 'dstport', '4789', 'external'],
+      { reject: false },
+    );
     expect(second.stderr).to.include('A VXLAN device with the specified VNI already exists');
     // Read back as host setup would: a second run plans nothing.
     const vxlan = parseTcHostLink((await execa('ip', ['-n', ns, '-j', '-d', 'link', 'show', 'vfwvxlan'])).stdout);
-    const ingressQdisc = hasIngressQdisc((await execa(tcs[0]!, ['-n', ns, '-j', 'qdisc', 'show', 'dev', 'vfwvxlan'])).stdout);
+    const ingressQdisc = hasIngressQdisc(
+      (await execa(tcs[0]!, ['-n', ns, '-j', 'qdisc', 'show', 'dev', 'vfwvxlan'])).stdout,
+    );
     expect(planTcHost(host, OVERLAY_MTU, { vxlan, ingressQdisc })).to.deep.equal([]);
   });
 
   it('the representor qdisc steps and their undo run for real', async () => {
     for (const s of planTcJoin(host, empty(100, []), [WEB1]).filter((x) => x.kind === 'tcf-rep-qdisc')) {
       expect((await run(tcs[0]!, s.do.argv)).exitCode).to.equal(0);
-      expect((await execa(tcs[0]!, ['-n', ns, 'qdisc', 'show', 'dev', WEB1.rep])).stdout).to.match(/qdisc ingress ffff:/);
+      expect((await execa(tcs[0]!, ['-n', ns, 'qdisc', 'show', 'dev', WEB1.rep])).stdout).to.match(
+        /qdisc ingress ffff:/,
+      );
       expect((await run(tcs[0]!, s.undo!.argv)).exitCode).to.equal(0);
       expect((await execa(tcs[0]!, ['-n', ns, 'qdisc', 'show', 'dev', WEB1.rep])).stdout).to.not.match(/ingress/);
     }
@@ -301,8 +381,12 @@ describe('tc-flower commands on this kernel (syntax up to the missing cls_flower
   it('every filter command parses completely and is refused only by the kernel', async () => {
     const join1 = planTcJoin(host, empty(100, ['198.18.0.2', '198.18.0.3']), [WEB1]);
     const join2 = planTcJoin(host, { vni: 100, peers: ['198.18.0.2', '198.18.0.3'], members: [WEB1] }, [WEB2]);
-    const leave = planTcLeave(host, { vni: 100, peers: ['198.18.0.2', '198.18.0.3'], members: [WEB1, WEB2] }, [WEB1.leaseKey]);
-    const commands = [...join1, ...join2, ...leave].flatMap((s) => [s.do, s.undo!]).filter((c) => c.argv[3] === 'filter');
+    const leave = planTcLeave(host, { vni: 100, peers: ['198.18.0.2', '198.18.0.3'], members: [WEB1, WEB2] }, [
+      WEB1.leaseKey,
+    ]);
+    const commands = [...join1, ...join2, ...leave]
+      .flatMap((s) => [s.do, s.undo!])
+      .filter((c) => c.argv[3] === 'filter');
     // The qdiscs are real, so each filter command gets as far as the classifier lookup.
     for (const dev of [WEB1.rep, WEB2.rep]) await execa(tcs[0]!, ['-n', ns, 'qdisc', 'replace', 'dev', dev, 'ingress']);
     let filters = 0;
@@ -313,7 +397,8 @@ describe('tc-flower commands on this kernel (syntax up to the missing cls_flower
         expect(r.stderr, what).to.not.match(/Usage:|What is|Illegal|Cannot find device|bad /);
         expect(r.exitCode, `${what}: ${r.stderr}`).to.equal(2);
         expect(r.stderr, what).to.include('We have an error talking to the kernel');
-        const kernelSays = cmd.argv[4] === 'del' ? 'Error: Cannot find specified filter chain.' : 'Error: TC classifier not found.';
+        const kernelSays =
+          cmd.argv[4] === 'del' ? 'Error: Cannot find specified filter chain.' : 'Error: TC classifier not found.';
         expect(r.stderr.split('\n')[0], what).to.equal(kernelSays);
         filters++;
       }
@@ -321,7 +406,7 @@ describe('tc-flower commands on this kernel (syntax up to the missing cls_flower
     expect(filters).to.be.greaterThan(20);
   });
 
-  it('the host steps\' undo removes the device', async () => {
+  it("the host steps' undo removes the device", async () => {
     for (const s of [...renderTcHost(host, OVERLAY_MTU)].reverse()) {
       const r = await run(s.undo!.argv[0] === 'tc' ? tcs[0]! : 'ip', s.undo!.argv);
       expect(r.exitCode, r.stderr).to.equal(0);
@@ -362,7 +447,11 @@ class TcModel {
         if (!this.qdiscs.delete(m[2]!)) throw new Error(`absent: ${cmd}`);
         for (const k of [...this.filters.keys()]) if (k.startsWith(`${m[2]} `)) this.filters.delete(k);
       }
-    } else if ((m = /^tc filter (add|replace|del) dev (\S+) ingress pref (\d+) handle (\S+) (?:protocol all )?flower(.*)$/.exec(cmd))) {
+    } else if (
+      (m = /^tc filter (add|replace|del) dev (\S+) ingress pref (\d+) handle (\S+) (?:protocol all )?flower(.*)$/.exec(
+        cmd,
+      ))
+    ) {
       const [, verb, dev, pref, handle, spec] = m;
       const key = `${dev} ${pref} ${handle}`;
       if (!this.qdiscs.has(dev!)) throw new Error(`no qdisc: ${cmd}`);

@@ -11,7 +11,15 @@ import { expect } from 'chai';
 import { startGuest, stopGuest, type GuestSpec } from '../../src/sim/guest.js';
 import { guestNetns } from '../../src/sim/topology.js';
 import { nftCounters, vfwireDrops, type Counters } from '../helpers/nft.js';
-import { admissionChains, downTestSim, editConfig, expectNoVfwireOn, runner, upTestSim, type TestSim } from '../helpers/sim.js';
+import {
+  admissionChains,
+  downTestSim,
+  editConfig,
+  expectNoVfwireOn,
+  runner,
+  upTestSim,
+  type TestSim,
+} from '../helpers/sim.js';
 
 const G1: GuestSpec = { name: 'g1', host: 'a', vni: 100, ip: '198.19.100.1/24', encrypt: 'off' };
 const SENDER_INNER = '198.19.100.99';
@@ -36,11 +44,34 @@ describe('sim: underlay admission', function () {
   /** ARP requests from SENDER_INNER that reached g1, after the sender at `local` tried. */
   async function arrivals(local: string): Promise<number> {
     const b = sim!.b.netns;
-    await runner.run({ argv: ['ip', '-n', b, 'link', 'add', 'vfwtsend', 'type', 'vxlan', 'id', '100', 'local', local, 'remote', sim!.a.underlayIp, 'dstport', '4789', 'dev', sim!.b.pf] });
+    await runner.run({
+      argv: [
+        'ip',
+        '-n',
+        b,
+        'link',
+        'add',
+        'vfwtsend',
+        'type',
+        'vxlan',
+        'id',
+        '100',
+        'local',
+        local,
+        'remote',
+        sim!.a.underlayIp,
+        'dstport',
+        '4789',
+        'dev',
+        sim!.b.pf,
+      ],
+    });
     try {
       await runner.run({ argv: ['ip', '-n', b, 'addr', 'add', `${SENDER_INNER}/24`, 'dev', 'vfwtsend'] });
       await runner.run({ argv: ['ip', '-n', b, 'link', 'set', 'dev', 'vfwtsend', 'up'] });
-      await runner.run({ argv: ['ip', 'netns', 'exec', b, 'ping', '-c', '3', '-i', '0.2', '-W', '1', '198.19.100.1'] }).catch(() => undefined);
+      await runner
+        .run({ argv: ['ip', 'netns', 'exec', b, 'ping', '-c', '3', '-i', '0.2', '-W', '1', '198.19.100.1'] })
+        .catch(() => undefined);
     } finally {
       await runner.run({ argv: ['ip', '-n', b, 'link', 'del', 'vfwtsend'] });
     }
@@ -54,7 +85,7 @@ describe('sim: underlay admission', function () {
     atG1 = await nftCounters(guestNetns(sim!.opts, 'g1'), 'arp', [`arp saddr ip ${SENDER_INNER}`]);
   }
 
-  it('takes a VNI\'s VXLAN from its configured peer, and drops it from any other underlay address', async () => {
+  it("takes a VNI's VXLAN from its configured peer, and drops it from any other underlay address", async () => {
     await startG1();
     expect(await admissionChains(sim!.a.netns)).to.deep.equal(['vni_100', 'vni_100_out']);
     const fromPeer = await arrivals(sim!.b.underlayIp);
@@ -65,7 +96,7 @@ describe('sim: underlay admission', function () {
     await expectNoVfwireOn(sim!.a);
   });
 
-  it('drops a VNI\'s VXLAN from a peer the config does not give that VNI', async () => {
+  it("drops a VNI's VXLAN from a peer the config does not give that VNI", async () => {
     editConfig(sim!.a.configPath, (doc) => {
       (doc.peers as { vnis?: number[] }[])[0]!.vnis = [200];
     });
@@ -75,7 +106,7 @@ describe('sim: underlay admission', function () {
     await expectNoVfwireOn(sim!.a);
   });
 
-  it('with IPsec on, drops plaintext VXLAN even from the configured peer: it must come through the peer\'s SA', async () => {
+  it("with IPsec on, drops plaintext VXLAN even from the configured peer: it must come through the peer's SA", async () => {
     editConfig(sim!.a.configPath, (doc) => {
       delete (doc.peers as { vnis?: number[] }[])[0]!.vnis;
       doc.ipsec = { ...(doc.ipsec ?? {}), mode: 'static', offload: 'none' };
@@ -85,13 +116,34 @@ describe('sim: underlay admission', function () {
     // And the other way: g1's broadcast towards the peer has no SA to go through, so it stays here.
     const atB = await nftCounters(sim!.b.netns, 'inet', ['udp dport 4789']);
     try {
-      await runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 'g1'), 'ping', '-c', '2', '-i', '0.2', '-W', '1', '198.19.100.2'] }).catch(() => undefined);
+      await runner
+        .run({
+          argv: [
+            'ip',
+            'netns',
+            'exec',
+            guestNetns(sim!.opts, 'g1'),
+            'ping',
+            '-c',
+            '2',
+            '-i',
+            '0.2',
+            '-W',
+            '1',
+            '198.19.100.2',
+          ],
+        })
+        .catch(() => undefined);
       expect(await atB.read(), 'VXLAN that reached host B').to.deep.equal([0]);
       expect(await vfwireDrops(sim!.a.netns, 'inet', 'vni_100_out'), 'dropped on the way out').to.be.greaterThan(0);
     } finally {
       await atB.remove();
     }
-    const chain = (await runner.run({ argv: ['ip', 'netns', 'exec', sim!.a.netns, 'nft', 'list', 'chain', 'inet', 'vfwire', 'vni_100'] })).stdout;
+    const chain = (
+      await runner.run({
+        argv: ['ip', 'netns', 'exec', sim!.a.netns, 'nft', 'list', 'chain', 'inet', 'vfwire', 'vni_100'],
+      })
+    ).stdout;
     expect(chain).to.match(/ip saddr 198\.18\.0\.2 ipsec in reqid \d+ accept/);
     expect(await vfwireDrops(sim!.a.netns, 'inet', 'vni_100'), 'the drop counted them').to.be.greaterThan(0);
   });

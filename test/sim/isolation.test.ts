@@ -5,7 +5,16 @@ import { expect } from 'chai';
 import { startGuest, stopGuest, type GuestSpec } from '../../src/sim/guest.js';
 import { probeAll } from '../../src/sim/reachability.js';
 import { listNetns } from '../../src/sim/sim-host.js';
-import { downTestSim, expectNoVfwireOn, leaseOf, leasesOn, links, runner, upTestSim, type TestSim } from '../helpers/sim.js';
+import {
+  downTestSim,
+  expectNoVfwireOn,
+  leaseOf,
+  leasesOn,
+  links,
+  runner,
+  upTestSim,
+  type TestSim,
+} from '../helpers/sim.js';
 
 const GUESTS: GuestSpec[] = [
   { name: 'g1', host: 'a', vni: 100, ip: '198.19.100.1/24', encrypt: 'off' },
@@ -39,7 +48,10 @@ describe('sim: tenant isolation across two hosts', function () {
 
   it('records the leases and joins each representor to its VNI bridge', async () => {
     const leases = (await leasesOn(sim!.a)).sort((x, y) => x.vni - y.vni);
-    expect(leases.map((l) => [l.vm, l.vni, l.state])).to.deep.equal([['g1', 100, 'active'], ['g4', 200, 'active']]);
+    expect(leases.map((l) => [l.vm, l.vni, l.state])).to.deep.equal([
+      ['g1', 100, 'active'],
+      ['g4', 200, 'active'],
+    ]);
     const host = await links(sim!.a.netns);
     for (const l of leases) {
       expect(host.get(l.rep)?.master).to.equal(`vfwbr${l.vni}`);

@@ -35,23 +35,31 @@ describe('sim: representor anti-spoofing (bridge overlay)', function () {
       await runner.run({ argv: ['ip', '-n', s1, 'neigh', 'flush', 'all'] });
       await runner.run({ argv: ['ip', '-n', s1, 'link', 'set', 'dev', lease.vfDev!, 'address', mac] });
     };
-    expect(await ping(s1, '198.19.100.2', runner), 'with the lease\'s MAC').to.equal(true);
+    expect(await ping(s1, '198.19.100.2', runner), "with the lease's MAC").to.equal(true);
     await setMac('52:54:00:66:66:66');
     try {
       expect(await ping(s1, '198.19.100.2', runner), 'with a MAC of its own choosing').to.equal(false);
-      expect(await vfwireDrops(sim!.a.netns, 'bridge', 'prerouting'), 'dropped at the representor').to.be.greaterThan(0);
+      expect(await vfwireDrops(sim!.a.netns, 'bridge', 'prerouting'), 'dropped at the representor').to.be.greaterThan(
+        0,
+      );
     } finally {
       await setMac(lease.mac);
     }
     expect(await ping(s1, '198.19.100.2', runner), 'its own MAC back').to.equal(true);
   });
 
-  it('teardown removes the guard\'s elements with the leases', async () => {
+  it("teardown removes the guard's elements with the leases", async () => {
     for (const g of GUESTS) await stopGuest(sim!.opts, g.name, runner);
     for (const h of [sim!.a, sim!.b]) {
       await expectNoVfwireOn(h);
-      const sets = JSON.parse((await runner.run({ argv: ['ip', 'netns', 'exec', h.netns, 'nft', '-j', 'list', 'table', 'bridge', 'vfwire'] })).stdout) as { nftables: { set?: { name: string; elem?: unknown[] } }[] };
-      expect(sets.nftables.flatMap((i) => (i.set ? [[i.set.name, i.set.elem ?? []]] : []))).to.deep.equal([['reps', []], ['allowed', []]]);
+      const sets = JSON.parse(
+        (await runner.run({ argv: ['ip', 'netns', 'exec', h.netns, 'nft', '-j', 'list', 'table', 'bridge', 'vfwire'] }))
+          .stdout,
+      ) as { nftables: { set?: { name: string; elem?: unknown[] } }[] };
+      expect(sets.nftables.flatMap((i) => (i.set ? [[i.set.name, i.set.elem ?? []]] : []))).to.deep.equal([
+        ['reps', []],
+        ['allowed', []],
+      ]);
     }
   });
 });

@@ -42,7 +42,8 @@ const portIndex = (h: SimHost, pf: string): 0 | 1 => (pf === h.pf ? 0 : 1);
 
 /** Polls until `fn` holds or `ms` pass; returns whether it held. */
 async function until(fn: () => Promise<boolean>, ms: number): Promise<boolean> {
-  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 100))) if (await fn()) return true;
+  for (const end = Date.now() + ms; Date.now() < end; await new Promise((r) => setTimeout(r, 100)))
+    if (await fn()) return true;
   return fn();
 }
 
@@ -58,10 +59,34 @@ function pingTimes(out: string): { replies: number[]; sent: number } {
  * longest silence between replies, printed as `label`, stays under 5 s, replies come after the
  * cut, and B's underlay saw them as ESP, never VXLAN in clear. Returns what `cut` returned.
  */
-async function pingThroughCut<T>(sim: TestSim, from: string, count: number, label: (r: T) => string, cut: () => Promise<T>): Promise<T> {
+async function pingThroughCut<T>(
+  sim: TestSim,
+  from: string,
+  count: number,
+  label: (r: T) => string,
+  cut: () => Promise<T>,
+): Promise<T> {
   const wire = await nftCounters(sim.b.netns, 'inet', ['meta l4proto esp', 'udp dport 4789 meta secpath missing']);
   try {
-    const ping = execa('ip', ['netns', 'exec', guestNetns(sim.opts, from), 'ping', '-n', '-D', '-i', '0.02', '-c', String(count), '-W', '1', '198.19.100.2'], { reject: false, timeout: 120_000 });
+    const ping = execa(
+      'ip',
+      [
+        'netns',
+        'exec',
+        guestNetns(sim.opts, from),
+        'ping',
+        '-n',
+        '-D',
+        '-i',
+        '0.02',
+        '-c',
+        String(count),
+        '-W',
+        '1',
+        '198.19.100.2',
+      ],
+      { reject: false, timeout: 120_000 },
+    );
     await new Promise((r) => setTimeout(r, 1500));
     const cutAt = Date.now() / 1000;
     const result = await cut();
@@ -70,12 +95,15 @@ async function pingThroughCut<T>(sim: TestSim, from: string, count: number, labe
     expect(after.length, 'replies after the link went down').to.be.greaterThan(20);
     let gap = 0;
     for (let i = 1; i < replies.length; i++) gap = Math.max(gap, replies[i]! - replies[i - 1]!);
-    labReport(SUITE, `${label(result)}: longest gap between replies ${(gap * 1000).toFixed(0)} ms, ${sent - replies.length} of ${sent} lost (${process.env.VFWIRE_LAB}, TCG)`);
+    labReport(
+      SUITE,
+      `${label(result)}: longest gap between replies ${(gap * 1000).toFixed(0)} ms, ${sent - replies.length} of ${sent} lost (${process.env.VFWIRE_LAB}, TCG)`,
+    );
     // A failover plus TCG's slowness; a gap this long would mean the traffic did not move.
     expect(gap, 'the longest gap (s)').to.be.below(5);
     const [esp, clear] = await wire.read();
-    expect(esp, 'ESP on B\'s underlay').to.be.at.least(after.length);
-    expect(clear, 'VXLAN in clear on B\'s underlay').to.equal(0);
+    expect(esp, "ESP on B's underlay").to.be.at.least(after.length);
+    expect(clear, "VXLAN in clear on B's underlay").to.equal(0);
     return result;
   } finally {
     await wire.remove();
@@ -119,11 +147,30 @@ describe('lab: failover: an active-backup bond of the two PFs under the encrypte
   it('guests on one VNI reach each other through the SAs over the bonds', async () => {
     const ups = await Promise.all((['a', 'b'] as const).map((h) => withIpsecDeps(sim!, h, (d) => ipsecUp(d, {}))));
     for (const up of ups) expect(up.map((o) => o.result)).to.deep.equal(['up (epoch 1)']);
-    await Promise.all(GUESTS.map(async (g) => {
-      started.push(g.name);
-      await startGuest(sim!.opts, g, runner);
-    }));
-    await runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 'f1'), 'ping', '-n', '-q', '-c', '3', '-i', '0.2', '-W', '2', '198.19.100.2'] });
+    await Promise.all(
+      GUESTS.map(async (g) => {
+        started.push(g.name);
+        await startGuest(sim!.opts, g, runner);
+      }),
+    );
+    await runner.run({
+      argv: [
+        'ip',
+        'netns',
+        'exec',
+        guestNetns(sim!.opts, 'f1'),
+        'ping',
+        '-n',
+        '-q',
+        '-c',
+        '3',
+        '-i',
+        '0.2',
+        '-W',
+        '2',
+        '198.19.100.2',
+      ],
+    });
   });
 
   // One failover of host A while the guests ping every 20 ms: the link of A's active port goes
@@ -133,30 +180,58 @@ describe('lab: failover: an active-backup bond of the two PFs under the encrypte
     const from = (await activePort(a))!;
     expect([a.pf, a.failover!.pf2], 'the bond has an active port').to.include(from);
     const cable = switchPort(a, portIndex(a, from));
-    const to = await pingThroughCut(sim!, 'f1', 250, (t) => `${label}: ${from} -> ${t}`, async () => {
-      await runner.run({ argv: ['ip', '-n', switchNetns(sim!.opts), 'link', 'set', 'dev', cable, 'down'] });
-      const moved = await until(async () => (await activePort(a)) !== from, 10_000);
-      expect(moved, `A's bond left ${from}`).to.equal(true);
-      return activePort(a);
-    });
+    const to = await pingThroughCut(
+      sim!,
+      'f1',
+      250,
+      (t) => `${label}: ${from} -> ${t}`,
+      async () => {
+        await runner.run({ argv: ['ip', '-n', switchNetns(sim!.opts), 'link', 'set', 'dev', cable, 'down'] });
+        const moved = await until(async () => (await activePort(a)) !== from, 10_000);
+        expect(moved, `A's bond left ${from}`).to.equal(true);
+        return activePort(a);
+      },
+    );
     expect(to).to.not.equal(from);
   }
 
-  it('the active port\'s link goes down: traffic continues on the other port, encrypted (gap printed)', async () => {
+  it("the active port's link goes down: traffic continues on the other port, encrypted (gap printed)", async () => {
     await failOverA('first failover');
   });
 
-  it('survives the port\'s return, and moves back when the other port fails', async () => {
+  it("survives the port's return, and moves back when the other port fails", async () => {
     const a = sim!.a;
     const sw = switchNetns(sim!.opts);
     const ports = [a.pf, a.failover!.pf2];
     // The switch port up again; the bond sees the returned port's carrier within miimon.
-    for (const i of [0, 1] as const) await runner.run({ argv: ['ip', '-n', sw, 'link', 'set', 'dev', switchPort(a, i), 'up'] });
-    const bothUp = await until(async () => (await linksOf(a.netns)).filter((l) => ports.includes(l.ifname)).every((l) => l.operstate === 'UP'), 5000);
-    expect(bothUp, 'both of A\'s ports up again').to.equal(true);
-    await runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 'f1'), 'ping', '-n', '-q', '-c', '3', '-i', '0.2', '-W', '2', '198.19.100.2'] });
+    for (const i of [0, 1] as const)
+      await runner.run({ argv: ['ip', '-n', sw, 'link', 'set', 'dev', switchPort(a, i), 'up'] });
+    const bothUp = await until(
+      async () => (await linksOf(a.netns)).filter((l) => ports.includes(l.ifname)).every((l) => l.operstate === 'UP'),
+      5000,
+    );
+    expect(bothUp, "both of A's ports up again").to.equal(true);
+    await runner.run({
+      argv: [
+        'ip',
+        'netns',
+        'exec',
+        guestNetns(sim!.opts, 'f1'),
+        'ping',
+        '-n',
+        '-q',
+        '-c',
+        '3',
+        '-i',
+        '0.2',
+        '-W',
+        '2',
+        '198.19.100.2',
+      ],
+    });
     await failOverA('failover back');
-    for (const i of [0, 1] as const) await runner.run({ argv: ['ip', '-n', sw, 'link', 'set', 'dev', switchPort(a, i), 'up'] });
+    for (const i of [0, 1] as const)
+      await runner.run({ argv: ['ip', '-n', sw, 'link', 'set', 'dev', switchPort(a, i), 'up'] });
   });
 });
 
@@ -181,41 +256,82 @@ describe('lab: failover pf-switch: ipsec watch moves the underlay to the PF with
     const s = sim;
     const ups = await Promise.all((['a', 'b'] as const).map((h) => withIpsecDeps(s, h, (d) => ipsecUp(d, {}))));
     for (const up of ups) expect(up.map((o) => o.result)).to.deep.equal(['up (epoch 1)']);
-    await Promise.all(GUESTS.map(async (g) => {
-      started.push(g.name);
-      await startGuest(sim!.opts, g, runner);
-    }));
+    await Promise.all(
+      GUESTS.map(async (g) => {
+        started.push(g.name);
+        await startGuest(sim!.opts, g, runner);
+      }),
+    );
   });
 
   after(() => tearDown(sim, started));
 
-  const holderOf = async (h: SimHost) => (await linksOf(h.netns)).filter((l) => l.addr_info?.some((a) => a.local === h.underlayIp)).map((l) => l.ifname);
+  const holderOf = async (h: SimHost) =>
+    (await linksOf(h.netns)).filter((l) => l.addr_info?.some((a) => a.local === h.underlayIp)).map((l) => l.ifname);
 
   it('host setup leaves the PFs apart with the underlay on PF0; guests ping through the SAs', async () => {
     for (const h of [sim!.a, sim!.b]) {
       expect(await holderOf(h), `${h.id}: who holds the underlay`).to.deep.equal([h.pf]);
-      expect((await linksOf(h.netns)).some((l) => l.linkinfo?.info_kind === 'bond'), 'a bond').to.equal(false);
+      expect(
+        (await linksOf(h.netns)).some((l) => l.linkinfo?.info_kind === 'bond'),
+        'a bond',
+      ).to.equal(false);
     }
-    await runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 'p1'), 'ping', '-n', '-q', '-c', '3', '-i', '0.2', '-W', '2', '198.19.100.2'] });
+    await runner.run({
+      argv: [
+        'ip',
+        'netns',
+        'exec',
+        guestNetns(sim!.opts, 'p1'),
+        'ping',
+        '-n',
+        '-q',
+        '-c',
+        '3',
+        '-i',
+        '0.2',
+        '-W',
+        '2',
+        '198.19.100.2',
+      ],
+    });
   });
 
-  it('PF0\'s link goes down: the watch moves the underlay to PF1 and the encrypted traffic follows (gap printed)', async () => {
+  it("PF0's link goes down: the watch moves the underlay to PF1 and the encrypted traffic follows (gap printed)", async () => {
     const a = sim!.a;
     const sw = switchNetns(sim!.opts);
-    await pingThroughCut(sim!, 'p1', 350, () => `pf-switch: ${a.pf} -> ${a.failover!.pf2} by ipsec watch`, async () => {
-      await runner.run({ argv: ['ip', '-n', sw, 'link', 'set', 'dev', switchPort(a, 0), 'down'] });
-      let moved: WatchFinding | undefined;
-      for (const end = Date.now() + 15_000; !moved && Date.now() < end; await new Promise((r) => setTimeout(r, 200))) {
-        moved = (await withIpsecDeps(sim!, 'a', (d) => watchOnce(d.cfg, d.runner, d.log))).find((f) => f.peer === UNDERLAY);
-      }
-      expect(moved, 'a watch round moved the underlay').to.deep.include({ recovered: true, action: `moved the underlay ${a.underlayIp} to ${a.failover!.pf2}` });
-    });
+    await pingThroughCut(
+      sim!,
+      'p1',
+      350,
+      () => `pf-switch: ${a.pf} -> ${a.failover!.pf2} by ipsec watch`,
+      async () => {
+        await runner.run({ argv: ['ip', '-n', sw, 'link', 'set', 'dev', switchPort(a, 0), 'down'] });
+        let moved: WatchFinding | undefined;
+        for (
+          const end = Date.now() + 15_000;
+          !moved && Date.now() < end;
+          await new Promise((r) => setTimeout(r, 200))
+        ) {
+          moved = (await withIpsecDeps(sim!, 'a', (d) => watchOnce(d.cfg, d.runner, d.log))).find(
+            (f) => f.peer === UNDERLAY,
+          );
+        }
+        expect(moved, 'a watch round moved the underlay').to.deep.include({
+          recovered: true,
+          action: `moved the underlay ${a.underlayIp} to ${a.failover!.pf2}`,
+        });
+      },
+    );
     expect(await holderOf(a)).to.deep.equal([a.failover!.pf2]);
     // PF0 back: it stands by, nothing moves (no preemption).
     await runner.run({ argv: ['ip', '-n', sw, 'link', 'set', 'dev', switchPort(a, 0), 'up'] });
     await new Promise((r) => setTimeout(r, 500));
     const next = await withIpsecDeps(sim!, 'a', (d) => watchOnce(d.cfg, d.runner, d.log));
-    expect(next.filter((f) => f.peer === UNDERLAY), 'a move after PF0 came back').to.deep.equal([]);
+    expect(
+      next.filter((f) => f.peer === UNDERLAY),
+      'a move after PF0 came back',
+    ).to.deep.equal([]);
     expect(await holderOf(a)).to.deep.equal([a.failover!.pf2]);
   });
 });

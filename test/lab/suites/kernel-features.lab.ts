@@ -10,7 +10,19 @@ import { release } from 'node:os';
 import { runner } from '../../helpers/sim.js';
 import { requireLabVm } from '../lab-runner.js';
 
-const MODULES = ['esp4', 'xfrm_user', 'nf_tables', 'nft_xfrm', 'cls_flower', 'act_tunnel_key', 'act_mirred', 'bonding', 'vxlan', 'veth', 'openvswitch'];
+const MODULES = [
+  'esp4',
+  'xfrm_user',
+  'nf_tables',
+  'nft_xfrm',
+  'cls_flower',
+  'act_tunnel_key',
+  'act_mirred',
+  'bonding',
+  'vxlan',
+  'veth',
+  'openvswitch',
+];
 
 describe('lab: kernel features', function () {
   this.timeout(60_000);

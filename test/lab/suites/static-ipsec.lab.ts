@@ -45,7 +45,10 @@ describe('lab: static IPsec between the sim hosts', function () {
   });
 
   it('a VM that requires encryption is refused while the SAs are down', async () => {
-    const r = await startGuest(sim!.opts, GUESTS[0]!, runner).then(() => 'started', (e: Error) => e.message);
+    const r = await startGuest(sim!.opts, GUESTS[0]!, runner).then(
+      () => 'started',
+      (e: Error) => e.message,
+    );
     await stopGuest(sim!.opts, GUESTS[0]!.name, runner);
     expect(r).to.match(/encrypt: required, but no IPsec SAs to sim-b are up/);
   });
@@ -59,23 +62,34 @@ describe('lab: static IPsec between the sim hosts', function () {
     const out = states.split(/^(?=src )/m).find((b) => b.startsWith('src 198.18.0.1 dst 198.18.0.2'))!;
     // 6.12 with ip 6.15: the SA direction and no replay window; 6.1: the lab notes' window of 64
     // (with ESN, ip shows it in the "anti-replay esn context" as replay_window).
-    if (release().startsWith('6.1.')) expect(out).to.match(/replay_window 64\b/).and.not.match(/dir out/);
-    else expect(out).to.match(/replay-window 0\b/).and.match(/dir out/);
+    if (release().startsWith('6.1.'))
+      expect(out)
+        .to.match(/replay_window 64\b/)
+        .and.not.match(/dir out/);
+    else
+      expect(out)
+        .to.match(/replay-window 0\b/)
+        .and.match(/dir out/);
   });
 
   it('two guests on one VNI ping across hosts, also at the largest MTU with DF set, and each packet went through the SAs', async () => {
-    await Promise.all(GUESTS.map(async (g) => {
-      started.push(g.name);
-      await startGuest(sim!.opts, g, runner);
-    }));
+    await Promise.all(
+      GUESTS.map(async (g) => {
+        started.push(g.name);
+        await startGuest(sim!.opts, g, runner);
+      }),
+    );
     const outA = (await readLedger(join(sim!.a.dir, 'state'))).ipsec!.peers['sim-b']!.sas.find((s) => s.dir === 'out')!;
     const inB = (await readLedger(join(sim!.b.dir, 'state'))).ipsec!.peers['sim-a']!.sas.find((s) => s.dir === 'in')!;
     expect(inB.spi, 'the peers agree on the SPI without talking').to.equal(outA.spi);
     // The guests' own chatter (neighbour discovery) may be in flight: compare the two counters only
     // when both have stood still for a second.
-    const counters = async () => [await saPackets(runner, sim!.a.netns, outA), await saPackets(runner, sim!.b.netns, inB)];
+    const counters = async () => [
+      await saPackets(runner, sim!.a.netns, outA),
+      await saPackets(runner, sim!.b.netns, inB),
+    ];
     const settled = async () => {
-      for (let last = await counters(); ; ) {
+      for (let last = await counters(); ;) {
         await new Promise((r) => setTimeout(r, 1000));
         const now = await counters();
         if (now[0] === last[0] && now[1] === last[1]) return now;
@@ -86,19 +100,46 @@ describe('lab: static IPsec between the sim hosts', function () {
     const wire = await startCapture(sim!.b.netns, sim!.b.pf);
     const before = await settled();
     const mtu = (await leaseOf(sim!.a, 'e1'))!.mtu;
-    const ping = (size: number) => runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 'e1'), 'ping', '-n', '-q', '-c', '5', '-i', '0.2', '-W', '2', '-M', 'do', '-s', String(size), '198.19.100.2'] });
+    const ping = (size: number) =>
+      runner.run({
+        argv: [
+          'ip',
+          'netns',
+          'exec',
+          guestNetns(sim!.opts, 'e1'),
+          'ping',
+          '-n',
+          '-q',
+          '-c',
+          '5',
+          '-i',
+          '0.2',
+          '-W',
+          '2',
+          '-M',
+          'do',
+          '-s',
+          String(size),
+          '198.19.100.2',
+        ],
+      });
     await ping(56);
     await ping(mtu - 28);
     // One byte more does not fit with DF set: nothing gets through.
-    expect(await ping(mtu - 27).then(() => 'reached', () => 'refused')).to.equal('refused');
+    expect(
+      await ping(mtu - 27).then(
+        () => 'reached',
+        () => 'refused',
+      ),
+    ).to.equal('refused');
     const after = await settled();
     const sent = after[0]! - before[0]!;
     const received = after[1]! - before[1]!;
-    expect(sent, 'echo requests through A\'s outbound SA').to.be.at.least(10);
-    expect(received, 'and through B\'s inbound SA').to.equal(sent);
+    expect(sent, "echo requests through A's outbound SA").to.be.at.least(10);
+    expect(received, "and through B's inbound SA").to.equal(sent);
     const [esp, clear] = await wire.stop(['esp', 'udp port 4789']);
-    expect(esp, 'ESP captured on B\'s underlay').to.be.at.least(sent + received);
-    expect(clear, 'VXLAN captured on B\'s underlay').to.equal(0);
+    expect(esp, "ESP captured on B's underlay").to.be.at.least(sent + received);
+    expect(clear, "VXLAN captured on B's underlay").to.equal(0);
   });
 
   it('an outbound policy that vanished (xfrm_dev_down flushes offloaded ones) drops VXLAN instead of sending it in clear; watch brings it back', async () => {
@@ -106,30 +147,86 @@ describe('lab: static IPsec between the sim hosts', function () {
     const b = sim!.b;
     // What reaches B without having been decrypted: VXLAN in clear.
     const clear = await nftCounters(b.netns, 'inet', ['udp dport 4789 meta secpath missing']);
-    const ping = () => runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 'e1'), 'ping', '-n', '-q', '-c', '3', '-i', '0.3', '-W', '2', '198.19.100.2'] }).then(() => 'reached', () => 'lost');
+    const ping = () =>
+      runner
+        .run({
+          argv: [
+            'ip',
+            'netns',
+            'exec',
+            guestNetns(sim!.opts, 'e1'),
+            'ping',
+            '-n',
+            '-q',
+            '-c',
+            '3',
+            '-i',
+            '0.3',
+            '-W',
+            '2',
+            '198.19.100.2',
+          ],
+        })
+        .then(
+          () => 'reached',
+          () => 'lost',
+        );
     try {
       await runner.run({ argv: policyDeleteArgv(a.netns, { src: a.underlayIp, dst: b.underlayIp, dir: 'out' }) });
-      expect(await ping(), 'with A\'s outbound policy gone').to.equal('lost');
+      expect(await ping(), "with A's outbound policy gone").to.equal('lost');
       expect(await clear.read(), 'VXLAN that reached B in clear').to.deep.equal([0]);
-      expect(await vfwireDrops(a.netns, 'inet', 'vni_100_out'), 'dropped on A\'s way out').to.be.greaterThan(0);
+      expect(await vfwireDrops(a.netns, 'inet', 'vni_100_out'), "dropped on A's way out").to.be.greaterThan(0);
       // The watch finds the policy lost and moves the pair to fresh SAs; B's watch follows.
       const [wa] = await withDeps('a', (d) => watchOnce(d.cfg, d.runner, d.log));
       expect(wa, JSON.stringify(wa)).to.deep.include({ peer: 'sim-b', lost: ['policy out'], recovered: true });
       expect(wa!.action).to.match(/^moved to epoch 2/);
       const wb = await withDeps('b', (d) => watchOnce(d.cfg, d.runner, d.log));
-      expect(wb.every((f) => f.recovered), JSON.stringify(wb)).to.equal(true);
+      expect(
+        wb.every((f) => f.recovered),
+        JSON.stringify(wb),
+      ).to.equal(true);
       expect(await ping(), 'after the watch on both hosts').to.equal('reached');
     } finally {
       await clear.remove();
     }
   });
 
-  it('all of A\'s SAs and policies flushed (mlx5 on a link down): nothing leaves in clear, watch moves the pair on, no key sends twice', async () => {
+  it("all of A's SAs and policies flushed (mlx5 on a link down): nothing leaves in clear, watch moves the pair on, no key sends twice", async () => {
     const a = sim!.a;
     const b = sim!.b;
     const clear = await nftCounters(b.netns, 'inet', ['udp dport 4789 meta secpath missing']);
-    const outSpi = async () => /spi (0x[0-9a-f]+)/.exec((await runner.run({ argv: ['ip', '-n', a.netns, 'xfrm', 'state', 'list', 'src', a.underlayIp, 'dst', b.underlayIp] })).stdout)?.[1];
-    const ping = () => runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 'e1'), 'ping', '-n', '-q', '-c', '3', '-i', '0.3', '-W', '2', '198.19.100.2'] }).then(() => 'reached', () => 'lost');
+    const outSpi = async () =>
+      /spi (0x[0-9a-f]+)/.exec(
+        (
+          await runner.run({
+            argv: ['ip', '-n', a.netns, 'xfrm', 'state', 'list', 'src', a.underlayIp, 'dst', b.underlayIp],
+          })
+        ).stdout,
+      )?.[1];
+    const ping = () =>
+      runner
+        .run({
+          argv: [
+            'ip',
+            'netns',
+            'exec',
+            guestNetns(sim!.opts, 'e1'),
+            'ping',
+            '-n',
+            '-q',
+            '-c',
+            '3',
+            '-i',
+            '0.3',
+            '-W',
+            '2',
+            '198.19.100.2',
+          ],
+        })
+        .then(
+          () => 'reached',
+          () => 'lost',
+        );
     // A round of the running watch after the last test's traffic: A hears B on epoch 2 (a host
     // moves at most two epochs past the last it heard its peer on).
     for (const h of ['a', 'b'] as const) await withDeps(h, (d) => watchOnce(d.cfg, d.runner, d.log));
@@ -138,14 +235,19 @@ describe('lab: static IPsec between the sim hosts', function () {
     const dropsBefore = await vfwireDrops(a.netns, 'inet', 'vni_100_out');
     try {
       for (const what of ['state', 'policy']) await runner.run({ argv: ['ip', '-n', a.netns, 'xfrm', what, 'flush'] });
-      expect(await ping(), 'with A\'s SAs and policies gone').to.equal('lost');
+      expect(await ping(), "with A's SAs and policies gone").to.equal('lost');
       expect(await clear.read(), 'VXLAN that reached B in clear').to.deep.equal([0]);
-      expect(await vfwireDrops(a.netns, 'inet', 'vni_100_out'), 'dropped on A\'s way out').to.be.greaterThan(dropsBefore);
+      expect(await vfwireDrops(a.netns, 'inet', 'vni_100_out'), "dropped on A's way out").to.be.greaterThan(
+        dropsBefore,
+      );
       const [wa] = await withDeps('a', (d) => watchOnce(d.cfg, d.runner, d.log));
       expect(wa, JSON.stringify(wa)).to.deep.include({ peer: 'sim-b', recovered: true });
       expect(wa!.action).to.match(/^moved to epoch 3/);
       const wb = await withDeps('b', (d) => watchOnce(d.cfg, d.runner, d.log));
-      expect(wb.every((f) => f.recovered), JSON.stringify(wb)).to.equal(true);
+      expect(
+        wb.every((f) => f.recovered),
+        JSON.stringify(wb),
+      ).to.equal(true);
       expect(await ping(), 'after the watch on both hosts').to.equal('reached');
       expect(await clear.read(), 'VXLAN that reached B in clear, in all').to.deep.equal([0]);
     } finally {
@@ -161,7 +263,7 @@ describe('lab: static IPsec between the sim hosts', function () {
     }
   });
 
-  it('plaintext VXLAN claiming to come from the peer never reaches a guest: it did not come through the peer\'s SA', async () => {
+  it("plaintext VXLAN claiming to come from the peer never reaches a guest: it did not come through the peer's SA", async () => {
     const a = sim!.a;
     const b = sim!.b;
     // e2 goes, so host B's VNI 100 socket entry is free for the sender below.
@@ -169,18 +271,62 @@ describe('lab: static IPsec between the sim hosts', function () {
     const e1 = guestNetns(sim!.opts, 'e1');
     const atE1 = await nftCounters(e1, 'arp', ['arp saddr ip 198.19.100.99']);
     // Host B's own address, sent in clear: an allow policy above vfwire's for one source port.
-    const bypass = ['src', b.underlayIp, 'dst', a.underlayIp, 'proto', 'udp', 'sport', '40000', 'dport', '4789', 'dir', 'out'];
-    await runner.run({ argv: ['ip', '-n', b.netns, 'xfrm', 'policy', 'add', ...bypass, 'action', 'allow', 'priority', '1'] });
+    const bypass = [
+      'src',
+      b.underlayIp,
+      'dst',
+      a.underlayIp,
+      'proto',
+      'udp',
+      'sport',
+      '40000',
+      'dport',
+      '4789',
+      'dir',
+      'out',
+    ];
+    await runner.run({
+      argv: ['ip', '-n', b.netns, 'xfrm', 'policy', 'add', ...bypass, 'action', 'allow', 'priority', '1'],
+    });
     try {
-      await runner.run({ argv: ['ip', '-n', b.netns, 'link', 'add', 'vfwtsend', 'type', 'vxlan', 'id', '100', 'local', b.underlayIp, 'remote', a.underlayIp, 'dstport', '4789', 'srcport', '40000', '40001', 'dev', b.pf] });
+      await runner.run({
+        argv: [
+          'ip',
+          '-n',
+          b.netns,
+          'link',
+          'add',
+          'vfwtsend',
+          'type',
+          'vxlan',
+          'id',
+          '100',
+          'local',
+          b.underlayIp,
+          'remote',
+          a.underlayIp,
+          'dstport',
+          '4789',
+          'srcport',
+          '40000',
+          '40001',
+          'dev',
+          b.pf,
+        ],
+      });
       await runner.run({ argv: ['ip', '-n', b.netns, 'addr', 'add', '198.19.100.99/24', 'dev', 'vfwtsend'] });
       await runner.run({ argv: ['ip', '-n', b.netns, 'link', 'set', 'dev', 'vfwtsend', 'up'] });
-      await runner.run({ argv: ['ip', 'netns', 'exec', b.netns, 'ping', '-c', '3', '-i', '0.3', '-W', '1', '198.19.100.1'] }).catch(() => undefined);
+      await runner
+        .run({ argv: ['ip', 'netns', 'exec', b.netns, 'ping', '-c', '3', '-i', '0.3', '-W', '1', '198.19.100.1'] })
+        .catch(() => undefined);
     } finally {
       await runner.run({ argv: ['ip', '-n', b.netns, 'link', 'del', 'vfwtsend'] }).catch(() => undefined);
       await runner.run({ argv: ['ip', '-n', b.netns, 'xfrm', 'policy', 'del', ...bypass] });
     }
     expect(await atE1.read(), 'ARP from the spoofed sender at the guest').to.deep.equal([0]);
-    expect(await vfwireDrops(a.netns, 'inet', 'vni_100'), 'they arrived, in clear, and were dropped by the admission').to.be.greaterThan(0);
+    expect(
+      await vfwireDrops(a.netns, 'inet', 'vni_100'),
+      'they arrived, in clear, and were dropped by the admission',
+    ).to.be.greaterThan(0);
   });
 });

@@ -31,33 +31,44 @@ describe('lab: the tc-flower overlay in the kernel (tc_policy skip_hw)', functio
     requireLabVm();
     // Host setup once, with the tc-flower config (its own function: a CLI start costs seconds under TCG).
     sim = await upTestSim(2, {}, false);
-    await Promise.all([sim.a, sim.b].map(async (h) => {
-      editConfig(h.configPath, (doc) => {
-        doc.overlay = 'tc-flower';
-        doc.tc_policy = 'skip_hw';
-        doc.command_timeout_ms = 60_000;
-      });
-      await simHostSetup(h.configPath);
-    }));
+    await Promise.all(
+      [sim.a, sim.b].map(async (h) => {
+        editConfig(h.configPath, (doc) => {
+          doc.overlay = 'tc-flower';
+          doc.tc_policy = 'skip_hw';
+          doc.command_timeout_ms = 60_000;
+        });
+        await simHostSetup(h.configPath);
+      }),
+    );
     const s = sim;
-    await Promise.all((['a', 'b'] as const).map(async (h) => {
-      for (const g of perHost(h)) {
-        started.push(g.name);
-        await startGuest(s.opts, g, runner);
-      }
-    }));
+    await Promise.all(
+      (['a', 'b'] as const).map(async (h) => {
+        for (const g of perHost(h)) {
+          started.push(g.name);
+          await startGuest(s.opts, g, runner);
+        }
+      }),
+    );
   });
 
   after(async () => {
     const s = sim;
-    if (s) await Promise.all((['a', 'b'] as const).map(async (h) => {
-      for (const g of perHost(h)) if (started.includes(g.name)) await stopGuest(s.opts, g.name, runner).catch(() => undefined);
-    }));
+    if (s)
+      await Promise.all(
+        (['a', 'b'] as const).map(async (h) => {
+          for (const g of perHost(h))
+            if (started.includes(g.name)) await stopGuest(s.opts, g.name, runner).catch(() => undefined);
+        }),
+      );
     await downTestSim(sim);
   });
 
   it('runs the rules in the kernel: every one is there, none in hardware', async () => {
-    const shown = JSON.parse((await runner.run({ argv: ['tc', '-n', sim!.a.netns, '-j', 'filter', 'show', 'dev', 'vfwvxlan', 'ingress'] })).stdout) as { options?: { skip_hw?: boolean; in_hw?: boolean } }[];
+    const shown = JSON.parse(
+      (await runner.run({ argv: ['tc', '-n', sim!.a.netns, '-j', 'filter', 'show', 'dev', 'vfwvxlan', 'ingress'] }))
+        .stdout,
+    ) as { options?: { skip_hw?: boolean; in_hw?: boolean } }[];
     const rules = shown.filter((f) => f.options);
     expect(rules.length, 'decap rules on host A').to.be.greaterThan(0);
     expect(rules.every((f) => f.options!.skip_hw === true && f.options!.in_hw !== true)).to.equal(true);
@@ -67,15 +78,26 @@ describe('lab: the tc-flower overlay in the kernel (tc_policy skip_hw)', functio
     const probes = await probeAll(sim!.opts, GUESTS, runner);
     const wrong = probes.filter((p) => p.reached !== p.expected);
     expect(wrong, JSON.stringify(wrong)).to.deep.equal([]);
-    expect(probes.filter((p) => p.reached).map((p) => `${p.from}->${p.to}`).sort()).to.deep.equal(['t1->t2', 't1->t3', 't2->t1', 't2->t3', 't3->t1', 't3->t2']);
+    expect(
+      probes
+        .filter((p) => p.reached)
+        .map((p) => `${p.from}->${p.to}`)
+        .sort(),
+    ).to.deep.equal(['t1->t2', 't1->t3', 't2->t1', 't2->t3', 't3->t1', 't3->t2']);
   });
 
   it('one ARP broadcast reaches every other member of the VNI, on both hosts, and no other VNI', async () => {
     // Who has an address nobody holds: t1's kernel broadcasts the request and no reply stops it.
     const ghost = '198.19.100.77';
-    const counters = await Promise.all(['t2', 't3', 't4'].map((g) => nftCounters(guestNetns(sim!.opts, g), 'arp', [`arp daddr ip ${ghost}`])));
+    const counters = await Promise.all(
+      ['t2', 't3', 't4'].map((g) => nftCounters(guestNetns(sim!.opts, g), 'arp', [`arp daddr ip ${ghost}`])),
+    );
     try {
-      await runner.run({ argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 't1'), 'ping', '-n', '-q', '-c', '1', '-W', '3', ghost] }).catch(() => undefined);
+      await runner
+        .run({
+          argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 't1'), 'ping', '-n', '-q', '-c', '1', '-W', '3', ghost],
+        })
+        .catch(() => undefined);
       const seen = await Promise.all(counters.map(async (c) => (await c.read())[0]));
       expect(seen[0], 't2 (VNI 100, same host)').to.be.greaterThan(0);
       expect(seen[1], 't3 (VNI 100, other host)').to.be.greaterThan(0);
@@ -85,16 +107,27 @@ describe('lab: the tc-flower overlay in the kernel (tc_policy skip_hw)', functio
     }
   });
 
-  it('the last member\'s removal leaves no rule, no representor qdisc and no admission chain', async () => {
+  it("the last member's removal leaves no rule, no representor qdisc and no admission chain", async () => {
     const s = sim!;
-    await Promise.all((['a', 'b'] as const).map(async (h) => {
-      for (const g of perHost(h)) await stopGuest(s.opts, g.name, runner);
-    }));
+    await Promise.all(
+      (['a', 'b'] as const).map(async (h) => {
+        for (const g of perHost(h)) await stopGuest(s.opts, g.name, runner);
+      }),
+    );
     for (const h of [s.a, s.b]) {
-      const filters = JSON.parse((await runner.run({ argv: ['tc', '-n', h.netns, '-j', 'filter', 'show', 'dev', 'vfwvxlan', 'ingress'] })).stdout) as unknown[];
+      const filters = JSON.parse(
+        (await runner.run({ argv: ['tc', '-n', h.netns, '-j', 'filter', 'show', 'dev', 'vfwvxlan', 'ingress'] }))
+          .stdout,
+      ) as unknown[];
       expect(filters, `${h.id}: vfwvxlan rules`).to.deep.equal([]);
-      const qdiscs = JSON.parse((await runner.run({ argv: ['tc', '-n', h.netns, '-j', 'qdisc', 'show'] })).stdout) as { kind: string; dev: string }[];
-      expect(qdiscs.filter((q) => q.kind === 'ingress' && q.dev !== 'vfwvxlan'), `${h.id}: representor qdiscs`).to.deep.equal([]);
+      const qdiscs = JSON.parse((await runner.run({ argv: ['tc', '-n', h.netns, '-j', 'qdisc', 'show'] })).stdout) as {
+        kind: string;
+        dev: string;
+      }[];
+      expect(
+        qdiscs.filter((q) => q.kind === 'ingress' && q.dev !== 'vfwvxlan'),
+        `${h.id}: representor qdiscs`,
+      ).to.deep.equal([]);
       expect(await admissionChains(h.netns), `${h.id}: admission chains`).to.deep.equal([]);
     }
   });
