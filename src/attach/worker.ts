@@ -7,8 +7,7 @@
 import type { Config } from '../config/config.js';
 import { oneLine } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
-import type { HookContext } from '../hook/context.js';
-import { releaseLocked } from '../hook/release.js';
+import { releaseLocked } from '../ops/release.js';
 import { leasesOf } from '../ledger/record.js';
 import { readLedger, withLedger } from '../ledger/store.js';
 import { needsLiveAttach } from '../ledger/types.js';
@@ -102,8 +101,7 @@ async function failClosed(vm: string, uuid: string, dom: LiveDomain | undefined,
       (err: unknown) => log.error('could not stop the VM after a failed attach', { vm, uuid, error: oneLine(err) }),
     );
   }
-  const ctx: HookContext = { cfg, log, runner: deps.runner };
-  await withLedger(cfg.stateDir, (txn) => releaseLocked(txn, uuid, vm, ctx), { timeoutMs: cfg.lockTimeoutMs }).catch(
-    (err: unknown) => log.error('could not release after a failed attach', { vm, uuid, error: oneLine(err) }),
-  );
+  await withLedger(cfg.stateDir, (txn) => releaseLocked(txn, uuid, vm, { runner: deps.runner, log }), {
+    timeoutMs: cfg.lockTimeoutMs,
+  }).catch((err: unknown) => log.error('could not release after a failed attach', { vm, uuid, error: oneLine(err) }));
 }

@@ -1,8 +1,8 @@
-// `vfwire host setup [--dry-run]`: the lab notes' per-boot steps (host/setup.ts).
+// `vfwire host setup [--dry-run]`: the lab notes' per-boot steps (ops/host-setup.ts).
 
 import { hostRunner } from './host-runner.js';
 import type { Command } from 'commander';
-import { hostSetup } from '../host/setup.js';
+import { hostSetup } from '../ops/host-setup.js';
 import { formatCommandWithInput } from '../exec/step.js';
 
 export function hostCommands(program: Command, config: () => string): void {

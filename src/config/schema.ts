@@ -3,7 +3,7 @@
 
 import { z } from 'zod';
 import { VNI_MAX, VNI_MIN } from '../domain/interface-spec.js';
-import { IFNAME_RE } from '../host/identifiers.js';
+import { IFNAME_RE } from '../identifiers.js';
 
 // No leading '-': every name ends up in an argv, where it must never read as an option.
 const ifname = z

@@ -53,8 +53,10 @@ export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
       // Release by UUID even when the metadata is gone or broken: the ledger knows what it holds.
       // Every VM of the host ends here: one without leases costs a ledger read, nothing more.
       const { uuid, name } = (await domain()).readDomainIdentity(call.xml);
-      if ((await leasesOfVm(env, uuid)).length)
-        await (await import('./release.js')).release(uuid, name, await env.context());
+      if ((await leasesOfVm(env, uuid)).length) {
+        const ctx = await env.context();
+        await (await import('../ops/release.js')).release(ctx.cfg, uuid, name, ctx);
+      }
       return;
     }
     case 'reconnect/begin': {

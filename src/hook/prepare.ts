@@ -14,7 +14,7 @@ import { dropLeases, markActive, recordPeerUpdates, recordPlan } from '../ledger
 import { withLedger } from '../ledger/store.js';
 import { planPrepare } from '../plan/prepare.js';
 import type { HookContext } from './context.js';
-import { releaseLocked } from './release.js';
+import { releaseLocked } from '../ops/release.js';
 
 export async function prepare(req: DomainRequest, ctx: HookContext): Promise<void> {
   const { cfg, log } = ctx;

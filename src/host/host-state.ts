@@ -6,10 +6,53 @@ import type { Config } from '../config/config.js';
 import type { Runner } from '../exec/runner.js';
 import { ifPresent } from '../exec/if-present.js';
 import { ip } from '../exec/tools.js';
-import type { BondState, HostState, LinkState, PfSetup, PfState } from '../failover/vf-lag.js';
 import { parseJsonOutput } from '../json-output.js';
-import { readDevlinkState } from './devlink.js';
+import { readDevlinkState, type EswitchMode } from './devlink.js';
+import type { LinkState } from './link-steps.js';
 import { readInt } from './sysfs-read.js';
+
+/** A PF as host setup wants it. */
+export interface PfSetup {
+  name: string;
+  /** PCI address of the PF, as devlink names it (pci/<this>). */
+  pci: string;
+  /** VFs wanted on this PF (0 leaves SR-IOV off). */
+  numVfs: number;
+  /** Representor names of VFs 0..numVfs-1, as the driver will name them (enp3s0f0r0, ...); [] to leave them alone. */
+  reps: string[];
+}
+
+/** What host setup read. An absent field was not read and counts as "differs". */
+export interface PfState {
+  numVfs?: number;
+  /** sriov_drivers_autoprobe: 1 binds a host driver to every new VF. */
+  driversAutoprobe?: number;
+  eswitchMode?: EswitchMode;
+  flowSteeringMode?: string;
+  /** CIDRs, e.g. 192.168.80.2/24. */
+  addresses?: string[];
+  mtu?: number;
+  up?: boolean;
+  /** The master (bond) it is enslaved to; null: none. */
+  master?: string | null;
+}
+
+export interface BondState {
+  mode: string;
+  miimon: number;
+  addresses: string[];
+  mtu: number;
+  up: boolean;
+}
+
+export interface HostState {
+  pfs: Record<string, PfState>;
+  reps: Record<string, LinkState>;
+  /** The failover bond as it exists; undefined or null: none. */
+  bond?: BondState | null;
+  /** IPsec SAs/policies are offloaded now (vfwire ipsec up): mode changes would break them. */
+  ipsecActive?: boolean;
+}
 
 interface IpLink {
   ifname: string;
@@ -22,7 +65,7 @@ interface IpLink {
 
 /**
  * The PFs as host setup wants them: VF count from the config or the firmware's maximum. No
- * representors: those are found once the VFs exist (host/setup.ts), never guessed from a name.
+ * representors: those are found once the VFs exist (ops/host-setup.ts), never guessed from a name.
  */
 export async function wantedPfs(cfg: Config, pciOf: (pf: string) => Promise<string>): Promise<PfSetup[]> {
   const out: PfSetup[] = [];

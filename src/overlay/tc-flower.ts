@@ -74,7 +74,7 @@ import { ValidationError } from '../errors.js';
 import { VNI_MAX, VNI_MIN } from '../domain/interface-spec.js';
 import { isUnicastMac, normalizeMac } from '../domain/mac.js';
 import { ip, tc } from '../exec/tools.js';
-import { PCI_ADDRESS_RE } from '../host/identifiers.js';
+import { PCI_ADDRESS_RE } from '../identifiers.js';
 import { parseJsonOutput } from '../json-output.js';
 import type { Command, Step, StepOwner } from '../exec/step.js';
 import { VXLAN_PORT } from './names.js';

@@ -5,7 +5,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { ValidationError, VfwireError } from '../errors.js';
-import { hostSetup } from '../host/setup.js';
+import { hostSetup } from '../ops/host-setup.js';
 import { dropIdleGuardTable } from '../overlay/rep-guard.js';
 import { undoAll } from '../exec/apply.js';
 import { ip } from '../exec/tools.js';

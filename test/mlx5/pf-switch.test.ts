@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { renderHostSetup } from '../../src/failover/vf-lag.js';
+import { renderHostSetup } from '../../src/plan/host-setup.js';
 import { generateSeed, keyFilePath, writeKeyFile } from '../../src/ipsec/keys.js';
 import { ipsecUp } from '../../src/ipsec/static-sas.js';
 import { UNDERLAY, watchOnce } from '../../src/ipsec/watch.js';

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { ResourceError, ValidationError } from '../../src/errors.js';
-import { planHostSetup, renderHostSetup, type HostSetupInput, type HostState } from '../../src/failover/vf-lag.js';
+import { planHostSetup, renderHostSetup, type HostSetupInput } from '../../src/plan/host-setup.js';
+import type { HostState } from '../../src/host/host-state.js';
 import { formatCommandWithInput as show, type Command, type Step } from '../../src/exec/step.js';
 import { expectGolden } from '../helpers/golden.js';
 
@@ -27,7 +28,7 @@ const text = (steps: Step[]) =>
     .flatMap((s) => (s.undo ? [show(s.undo) + '\n'] : []))
     .join('');
 
-describe('host setup plans (failover/vf-lag)', () => {
+describe('host setup plans (plan/host-setup)', () => {
   it('pf-switch: no bond; the underlay on underlay.interface, or left on the other PF where the watch moved it', () => {
     const pfSwitch: HostSetupInput = {
       ...input('192.168.80.2', false),

@@ -6,14 +6,14 @@ import { type Config, configPath, loadConfig, underlayNetns } from '../config/co
 import { ResourceError, VfwireError } from '../errors.js';
 import { applySteps } from '../exec/apply.js';
 import { ExecRunner, type Runner } from '../exec/runner.js';
-import { planHostSetup, type PfSetup } from '../failover/vf-lag.js';
 import { readLedger } from '../ledger/store.js';
 import { closeLogger, createLogger, type Logger } from '../log.js';
 import { overlayFor } from '../overlay/overlay.js';
 import type { Step } from '../exec/step.js';
-import { readHostState, wantedPfs } from './host-state.js';
-import { readInventory } from './inventory.js';
-import { pciAddressOf } from './sysfs-read.js';
+import { readHostState, wantedPfs, type PfSetup } from '../host/host-state.js';
+import { readInventory } from '../host/inventory.js';
+import { pciAddressOf } from '../host/sysfs-read.js';
+import { planHostSetup } from '../plan/host-setup.js';
 
 export interface HostSetupResult {
   steps: Step[];
