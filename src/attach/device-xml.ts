@@ -4,14 +4,10 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { deviceAlias } from '../domain/device-aliases.js';
 import type { Lease } from '../ledger/types.js';
 
 const TEMPLATES = join(dirname(fileURLToPath(import.meta.url)), '../../../templates');
-
-/** The user alias ("ua-" prefix, kept by libvirt) that marks vfwire's device of a lease. */
-export function deviceAlias(lease: Pick<Lease, 'index'>): string {
-  return `ua-vfwire-${lease.index}`;
-}
 
 export function renderDeviceXml(lease: Lease): string {
   if (lease.attach === 'netns') throw new Error(`lease ${lease.key}: a netns guest's VF is not attached by libvirt`);

@@ -23,7 +23,7 @@ import { holderOf, pfSwitch, readUplinkPorts, strandedOn } from '../failover/pf-
 import { parseBondingProc, parseBondLink, parseMlx5LagDebugfs, reportLag } from '../failover/lag-status.js';
 import { readText } from '../host/sysfs-read.js';
 import { checkTcOffload, parseTcFilterShow, tcVniRules, type TcFilterStatus } from '../overlay/tc-flower.js';
-import { tcVniStateOf } from '../plan/tc-members.js';
+import { tcVniStateOf } from '../overlay/tc-members.js';
 
 export type Status = 'pass' | 'fail' | 'warn' | 'skip';
 

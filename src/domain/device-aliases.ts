@@ -3,6 +3,11 @@
 
 import { childElements, parseXml } from './safe-xml.js';
 
+/** The user alias ("ua-" prefix, kept by libvirt) that marks vfwire's device of a lease's index. */
+export function deviceAlias(lease: { index: number }): string {
+  return `ua-vfwire-${lease.index}`;
+}
+
 export function vfwireAliases(domainXml: string): Set<string> {
   const domain = parseXml(domainXml, { label: 'live domain XML' });
   const devices = childElements(domain).find((e) => e.name === 'devices');

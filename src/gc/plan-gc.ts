@@ -1,7 +1,7 @@
 // What `vfwire gc` frees, decided from plain data: the ledger, the VMs libvirt says are running
 // and the links the host has. Pure, so `gc --dry-run` prints exactly what `gc` would run.
 
-import { deviceAlias } from '../attach/device-xml.js';
+import { deviceAlias } from '../domain/device-aliases.js';
 import { needsLiveAttach, type LedgerData, type Lease } from '../ledger/types.js';
 import { planReleaseKeys } from '../plan/release.js';
 import type { Command } from '../exec/step.js';

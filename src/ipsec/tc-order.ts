@@ -30,7 +30,7 @@ import {
   type TcRule,
 } from '../overlay/tc-flower.js';
 import type { Step } from '../exec/step.js';
-import { tcVniStateOf } from '../plan/tc-members.js';
+import { tcVniStateOf } from '../overlay/tc-members.js';
 
 interface VniRules {
   host: TcFlowerHost;

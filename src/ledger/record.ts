@@ -1,12 +1,22 @@
 // Pure edits of the ledger data: record a plan's leases before its steps run (so a crash in
 // between leaves enough behind for `gc` to undo), mark them active, drop them on release.
 
-import type { PreparePlan } from '../plan/prepare.js';
-import type { Command } from '../exec/step.js';
+import type { Command, Step } from '../exec/step.js';
 import type { LedgerData, Lease, VniState } from './types.js';
 
+/** What the ledger keeps of a start's plan (plan/prepare.ts's PreparePlan is one). */
+export interface RecordablePlan {
+  /** New leases, state 'preparing', undo still empty (the executor fills it). */
+  leases: Lease[];
+  /** VNIs the plan creates, with the peers they replicate to. */
+  newVnis: { vni: number; peers: string[]; tc?: VniState['tc'] }[];
+  /** Live VNIs whose peers changed in the config: their new peer list, recorded once applied. */
+  peerUpdates: { vni: number; peers: string[] }[];
+  steps: Step[];
+}
+
 /** Record the plan's leases and new VNIs, with the undo of every step the plan will run. */
-export function recordPlan(data: LedgerData, plan: PreparePlan): void {
+export function recordPlan(data: LedgerData, plan: RecordablePlan): void {
   for (const { vni, peers, tc } of plan.newVnis) {
     data.vnis[String(vni)] = {
       vni,
@@ -23,7 +33,7 @@ export function recordPlan(data: LedgerData, plan: PreparePlan): void {
 }
 
 /** Once a plan's steps ran: live VNIs take their new peers, and the undo of the entries added. */
-export function recordPeerUpdates(data: LedgerData, plan: PreparePlan): void {
+export function recordPeerUpdates(data: LedgerData, plan: RecordablePlan): void {
   for (const { vni, peers } of plan.peerUpdates) {
     const state = data.vnis[String(vni)];
     if (!state) continue;
@@ -81,6 +91,6 @@ export function leasesOf(data: LedgerData, uuid: string): Lease[] {
     .sort((a, b) => a.index - b.index);
 }
 
-function undoOf(plan: PreparePlan, match: (o: PreparePlan['steps'][number]['owner']) => boolean): Command[] {
+function undoOf(plan: RecordablePlan, match: (o: RecordablePlan['steps'][number]['owner']) => boolean): Command[] {
   return plan.steps.filter((s) => match(s.owner) && s.undo).map((s) => s.undo!);
 }

@@ -7,7 +7,8 @@ import { renderPeerCheck } from '../ipsec/render-static.js';
 import type { DomainRequest, InterfaceSpec } from '../domain/interface-spec.js';
 import { ValidationError } from '../errors.js';
 import type { Inventory, VfInfo } from '../host/inventory.js';
-import { leaseKey, type Lease, type LedgerData, type VniState } from '../ledger/types.js';
+import type { RecordablePlan } from '../ledger/record.js';
+import { leaseKey, type Lease, type LedgerData } from '../ledger/types.js';
 import type { AdmissionPeer } from '../overlay/admission.js';
 import { overlayFor, type Overlay, type VniView } from '../overlay/overlay.js';
 import { inboundReqid, outboundReqid } from '../ipsec/sa-ids.js';
@@ -17,16 +18,10 @@ import { peersOf } from './peers.js';
 import type { Step } from '../exec/step.js';
 import { renderVfConfig } from './vf-config.js';
 
-export interface PreparePlan {
+/** A start's plan: what the ledger records (RecordablePlan) for one VM. */
+export interface PreparePlan extends RecordablePlan {
   vm: string;
   uuid: string;
-  /** New leases, state 'preparing', undo still empty (the executor fills it). */
-  leases: Lease[];
-  /** VNIs this plan creates, with the peers it replicates to. */
-  newVnis: { vni: number; peers: string[]; tc?: VniState['tc'] }[];
-  /** Live VNIs whose peers changed in the config: their new peer list, recorded once applied. */
-  peerUpdates: { vni: number; peers: string[] }[];
-  steps: Step[];
 }
 
 export function planPrepare(

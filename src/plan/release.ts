@@ -6,7 +6,7 @@ import type { LedgerData } from '../ledger/types.js';
 import { leasesOf } from '../ledger/record.js';
 import { planTcLeave } from '../overlay/tc-flower.js';
 import type { Command } from '../exec/step.js';
-import { tcVniStateOf } from './tc-members.js';
+import { tcVniStateOf } from '../overlay/tc-members.js';
 
 export interface ReleasePlan {
   keys: string[];

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { deviceAlias, renderDeviceXml } from '../../src/attach/device-xml.js';
+import { renderDeviceXml } from '../../src/attach/device-xml.js';
+import { deviceAlias } from '../../src/domain/device-aliases.js';
 import type { Lease } from '../../src/ledger/types.js';
 import { expectGolden } from '../helpers/golden.js';
 
