@@ -22,8 +22,9 @@ import type { LedgerData } from '../ledger/types.js';
 import { holderOf, pfSwitch, readUplinkPorts, strandedOn } from '../failover/pf-switch.js';
 import { parseBondingProc, parseBondLink, parseMlx5LagDebugfs, reportLag } from '../failover/lag-status.js';
 import { readText } from '../host/sysfs-read.js';
-import { checkTcOffload, parseTcFilterShow, tcVniRules, type TcFilterStatus } from '../overlay/tc-flower.js';
-import { tcVniStateOf } from '../overlay/tc-members.js';
+import { checkTcOffload, parseTcFilterShow, type TcFilterStatus } from '../overlay/tc-flower/offload-check.js';
+import { tcVniRules } from '../overlay/tc-flower/rules.js';
+import { tcVniStateOf } from '../overlay/tc-flower/members.js';
 
 export type Status = 'pass' | 'fail' | 'warn' | 'skip';
 

@@ -22,15 +22,11 @@ import type { Runner } from '../exec/runner.js';
 import type { LedgerTxn } from '../ledger/store.js';
 import type { LedgerData } from '../ledger/types.js';
 import type { Logger } from '../log.js';
-import {
-  renderTcRulesDown,
-  renderTcRulesUp,
-  tcVniRules,
-  type TcFlowerHost,
-  type TcRule,
-} from '../overlay/tc-flower.js';
+import { renderTcRulesDown, renderTcRulesUp } from '../overlay/tc-flower/rule-commands.js';
+import { tcVniRules } from '../overlay/tc-flower/rules.js';
+import { type TcFlowerHost, type TcRule } from '../overlay/tc-flower/model.js';
 import type { Step } from '../exec/step.js';
-import { tcVniStateOf } from '../overlay/tc-members.js';
+import { tcVniStateOf } from '../overlay/tc-flower/members.js';
 
 interface VniRules {
   host: TcFlowerHost;

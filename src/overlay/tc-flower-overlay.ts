@@ -10,15 +10,9 @@ import type { Overlay } from './overlay.js';
 import { ifPresent } from '../exec/if-present.js';
 import { ip, tc } from '../exec/tools.js';
 import { maxGuestMtu } from './mtu.js';
-import {
-  hasIngressQdisc,
-  parseTcHostLink,
-  planTcHost,
-  planTcJoin,
-  renderTcHostCheck,
-  TC_VXLAN_DEVICE,
-  type TcFlowerHost,
-} from './tc-flower.js';
+import { hasIngressQdisc, parseTcHostLink, planTcHost, renderTcHostCheck } from './tc-flower/host-device.js';
+import { planTcJoin } from './tc-flower/membership.js';
+import { TC_VXLAN_DEVICE, type TcFlowerHost } from './tc-flower/model.js';
 
 export function tcFlowerOverlay(cfg: Config): Overlay {
   const policy = cfg.tcPolicy === 'skip_sw' ? {} : { policy: cfg.tcPolicy };

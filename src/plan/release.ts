@@ -4,9 +4,9 @@
 
 import type { LedgerData } from '../ledger/types.js';
 import { leasesOf } from '../ledger/record.js';
-import { planTcLeave } from '../overlay/tc-flower.js';
+import { planTcLeave } from '../overlay/tc-flower/membership.js';
 import type { Command } from '../exec/step.js';
-import { tcVniStateOf } from '../overlay/tc-members.js';
+import { tcVniStateOf } from '../overlay/tc-flower/members.js';
 
 export interface ReleasePlan {
   keys: string[];

@@ -14,7 +14,7 @@ import { watchOnce } from '../../src/ipsec/watch.js';
 import { markActive, recordPlan } from '../../src/ledger/record.js';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
 import { closeLogger, createLogger } from '../../src/log.js';
-import { renderTcHost } from '../../src/overlay/tc-flower.js';
+import { renderTcHost } from '../../src/overlay/tc-flower/host-device.js';
 import { planPrepare } from '../../src/plan/prepare.js';
 import { FIXTURES } from '../helpers/golden.js';
 import { config, inventory, pf, REAL_CONFIG, request, UUID1 } from '../helpers/inputs.js';

@@ -13,7 +13,7 @@ import { tcRulesDown, tcRulesUp } from '../../src/ipsec/tc-order.js';
 import { xfrmForm } from '../../src/ipsec/xfrm-form.js';
 import { markActive, recordPlan } from '../../src/ledger/record.js';
 import { emptyLedger, type LedgerData } from '../../src/ledger/types.js';
-import { renderTcHost } from '../../src/overlay/tc-flower.js';
+import { renderTcHost } from '../../src/overlay/tc-flower/host-device.js';
 import { planPrepare } from '../../src/plan/prepare.js';
 import { planRelease } from '../../src/plan/release.js';
 import type { Command } from '../../src/exec/step.js';

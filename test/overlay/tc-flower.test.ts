@@ -2,24 +2,23 @@ import { expect } from 'chai';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
+import { checkTcOffload, parseTcFilterShow } from '../../src/overlay/tc-flower/offload-check.js';
 import {
-  checkTcOffload,
   hasIngressQdisc,
-  isTcSyncStep,
-  MLX5_MAX_FWD_DESTS,
-  parseTcFilterShow,
   parseTcHostLink,
   planTcHost,
-  planTcJoin,
-  planTcLeave,
   renderTcHost,
   renderTcHostCheck,
-  tcVniRules,
+} from '../../src/overlay/tc-flower/host-device.js';
+import { isTcSyncStep, planTcJoin, planTcLeave } from '../../src/overlay/tc-flower/membership.js';
+import {
+  MLX5_MAX_FWD_DESTS,
   vfBits,
   type TcFlowerHost,
   type TcMember,
   type TcVniState,
-} from '../../src/overlay/tc-flower.js';
+} from '../../src/overlay/tc-flower/model.js';
+import { tcVniRules } from '../../src/overlay/tc-flower/rules.js';
 import { formatCommand, type Command, type Step } from '../../src/exec/step.js';
 import { expectGolden, FIXTURES } from '../helpers/golden.js';
 

@@ -1,7 +1,7 @@
 // A tc-flower VNI's members as its rules need them, read from the ledger.
 
-import type { LedgerData, Lease } from '../ledger/types.js';
-import type { TcMember, TcVniState } from './tc-flower.js';
+import type { LedgerData, Lease } from '../../ledger/types.js';
+import type { TcMember, TcVniState } from './model.js';
 
 export function tcMember(l: Lease): TcMember {
   return { leaseKey: l.key, rep: l.rep, mac: l.mac, pci: l.pci };
