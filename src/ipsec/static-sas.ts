@@ -49,11 +49,8 @@ export async function ipsecUp(
       if (!opts.dryRun && forgetEarlierBoot(txn.data, await readBootId())) await txn.save();
       const state: IpsecState = (txn.data.ipsec ??= { peers: {}, used: [] });
       const out: PeerOutcome[] = [];
-      // The first SAs on a tc-flower host: the rules go first (tc-order.ts).
-      const reorder =
-        cfg.overlay === 'tc-flower' &&
-        hasTcRules(txn.data) &&
-        (Object.keys(state.peers).length === 0 || state.tcRulesDown === true);
+      // The first SAs beside tc-flower rules the ledger records: the rules go first (tc-order.ts).
+      const reorder = hasTcRules(txn.data) && (Object.keys(state.peers).length === 0 || state.tcRulesDown === true);
       if (reorder) {
         if (opts.dryRun) out.push({ peer: TC_RULES, result: 'planned', steps: tcRulesDown(txn.data) });
         else await takeTcRulesDown(txn, runner, log);
@@ -108,7 +105,7 @@ export async function ipsecDown(deps: IpsecDeps, opts: { peer?: string; dryRun?:
     async (txn) => {
       const out: PeerOutcome[] = [];
       // tc-flower: encap rules must not outlive the SAs they go through (tc-order.ts).
-      if (cfg.overlay === 'tc-flower' && hasTcRules(txn.data) && !txn.data.ipsec?.tcRulesDown) {
+      if (hasTcRules(txn.data) && !txn.data.ipsec?.tcRulesDown) {
         const staying = cfg.peers.filter((p) => txn.data.ipsec?.peers[p.name] && !peers.includes(p));
         const used = tcPeerAddresses(txn.data);
         const cut = peers.filter((p) => used.has(p.address) && txn.data.ipsec?.peers[p.name]);

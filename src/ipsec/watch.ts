@@ -54,11 +54,8 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
   // Read once a round, and only when a static pair is looked at.
   let form: Promise<XfrmForm> | undefined;
   const formOnce = () => (form ??= hostXfrmForm(cfg, runner));
-  const tcReorder =
-    !earlierBoot &&
-    cfg.ipsec.mode === 'static' &&
-    cfg.overlay === 'tc-flower' &&
-    (await tcNeedsReorder(cfg, runner, log, ledger));
+  // Whether tc rules need the order is the ledger's to say (rules it records), not the config's.
+  const tcReorder = !earlierBoot && cfg.ipsec.mode === 'static' && (await tcNeedsReorder(cfg, runner, log, ledger));
   if (!earlierBoot && pfSwitch(cfg)) {
     const moved = await moveUplink(cfg, runner, log);
     if (moved) findings.push(moved);

@@ -7,7 +7,8 @@ import type { Step } from '../exec/step.js';
 import { bridge, ip } from '../exec/tools.js';
 import { renderAdmission } from './admission.js';
 import { bridgeName, VXLAN_PORT, vxlanName } from './names.js';
-import type { JoinResult, Overlay, VniView } from './overlay.js';
+import { bridgeChecks } from './bridge-checks.js';
+import type { JoinResult, Leave, Overlay, VniView } from './overlay.js';
 import { maxGuestMtu } from './mtu.js';
 import { renderRepGuard } from './rep-guard.js';
 
@@ -140,6 +141,9 @@ export function renderMemberJoin(host: OverlayHost, leaseKey: string, rep: strin
  * and a peer that leaves the config is refused before it loses its FDB entry); the representor's
  * guard is in place before it joins the bridge.
  */
+/** A member's leave is all in its recorded undo (out of the bridge, guard removed), the VNI's in the VNI's. */
+export const bridgeLeave: Leave = () => [];
+
 export function bridgeOverlay(cfg: Config): Overlay {
   // failover pf-switch moves the underlay between PFs: a VXLAN device bound to one would keep sending there.
   const host: OverlayHost = {
@@ -171,6 +175,8 @@ export function bridgeOverlay(cfg: Config): Overlay {
     sasForEveryStart: false,
     // Its devices are per VNI, made and removed with their members.
     hostSteps: () => Promise.resolve([]),
+    leave: bridgeLeave,
+    check: (runner, ledger) => bridgeChecks(cfg.netns, runner, ledger),
     join(view, member, vfSteps) {
       const vni = vniSteps(view);
       const guard = renderRepGuard(cfg.netns, member.leaseKey, member.rep, member.mac);

@@ -1,13 +1,17 @@
-// One interface for the overlays, chosen once from the config (overlayFor): the planner asks it
-// how a VF's representor joins its VNI and never branches on the overlay kind. A new overlay
-// (OVS, say) is a new implementation of this, nothing else. Pure, like the renderers behind it.
+// One interface for the overlays, chosen once from the config (overlayFor): the planners ask it
+// how a VF's representor joins and leaves its VNI, host setup what it keeps on the host, doctor
+// what to check, and none of them branches on the overlay kind. A new overlay (OVS, say) is a
+// new implementation of this, nothing else. Joins and leaves are pure, like the renderers
+// behind them.
 
+import type { CheckResult } from '../check-result.js';
 import type { Config } from '../config/config.js';
 import type { Runner } from '../exec/runner.js';
 import type { Step } from '../exec/step.js';
+import type { LedgerData, VniState } from '../ledger/types.js';
 import type { AdmissionPeer } from './admission.js';
-import { bridgeOverlay } from './bridge-overlay.js';
-import { tcFlowerOverlay } from './tc-flower-overlay.js';
+import { bridgeLeave, bridgeOverlay } from './bridge-overlay.js';
+import { tcFlowerLeave, tcFlowerOverlay } from './tc-flower-overlay.js';
 
 /** The VF a lease brings to its VNI. */
 export interface Member {
@@ -55,8 +59,22 @@ export interface Overlay {
   readonly sasForEveryStart: boolean;
   /** Host setup: what the overlay keeps on the host for all VNIs, read first, only what differs. */
   hostSteps(runner: Runner): Promise<Step[]>;
+  leave: Leave;
+  /** doctor: the overlay's state on the host against what the ledger says it should be. Reads only. */
+  check(runner: Runner, ledger: LedgerData): Promise<CheckResult[]>;
 }
+
+/**
+ * Leases leave a VNI: the overlay's steps that go *before* the leaving leases' recorded undo
+ * (which removes what each join made). Computed from the ledger, never the config.
+ */
+export type Leave = (ledger: LedgerData, vni: number, leaving: string[]) => Step[];
 
 export function overlayFor(cfg: Config): Overlay {
   return cfg.overlay === 'tc-flower' ? tcFlowerOverlay(cfg) : bridgeOverlay(cfg);
+}
+
+/** How a VNI's members leave, from how its first join recorded it: the config may have changed since. */
+export function recordedLeave(state: VniState): Leave {
+  return state.tc ? tcFlowerLeave : bridgeLeave;
 }

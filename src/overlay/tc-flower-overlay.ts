@@ -6,13 +6,26 @@
 import { type Config, vxlanSocketNetns } from '../config/config.js';
 import type { Step } from '../exec/step.js';
 import { renderAdmission } from './admission.js';
-import type { Overlay } from './overlay.js';
+import type { Leave, Overlay } from './overlay.js';
+import { tcFlowerChecks } from './tc-flower/checks.js';
+import { tcVniStateOf } from './tc-flower/members.js';
 import { ifPresent } from '../exec/if-present.js';
 import { ip, tc } from '../exec/tools.js';
 import { maxGuestMtu } from './mtu.js';
 import { hasIngressQdisc, parseTcHostLink, planTcHost, renderTcHostCheck } from './tc-flower/host-device.js';
-import { planTcJoin } from './tc-flower/membership.js';
+import { planTcJoin, planTcLeave } from './tc-flower/membership.js';
 import { TC_VXLAN_DEVICE, type TcFlowerHost } from './tc-flower/model.js';
+
+/**
+ * The VNI's replication lists rewritten without the leaving members (recomputed from the
+ * ledger, never replayed); their own rules go with their qdiscs in the leases' recorded undo.
+ */
+export const tcFlowerLeave: Leave = (ledger, vni, leaving) => {
+  const state = ledger.vnis[String(vni)];
+  // Rules taken down for IPsec stay down: a rewrite would put encap rules back without SAs.
+  if (!state?.tc || ledger.ipsec?.tcRulesDown) return [];
+  return planTcLeave(state.tc, tcVniStateOf(ledger, vni), leaving);
+};
 
 export function tcFlowerOverlay(cfg: Config): Overlay {
   const policy = cfg.tcPolicy === 'skip_sw' ? {} : { policy: cfg.tcPolicy };
@@ -45,6 +58,8 @@ export function tcFlowerOverlay(cfg: Config): Overlay {
         state,
       );
     },
+    leave: tcFlowerLeave,
+    check: (runner, ledger) => tcFlowerChecks(cfg, runner, ledger),
     join(view, member, vfSteps, firstInPlan) {
       const steps: Step[] = [...vfSteps];
       if (firstInPlan) steps.push(renderTcHostCheck(host, member.leaseKey));

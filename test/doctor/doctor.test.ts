@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import type { CheckResult } from '../../src/doctor/checks.js';
+import type { CheckResult } from '../../src/check-result.js';
 import { withLedger } from '../../src/ledger/store.js';
 import { writeSimDevlinkState } from '../../src/sim/devlink-emulator.js';
 import { vfwire } from '../helpers/cli.js';
@@ -153,6 +153,55 @@ describe('vfwire doctor', function () {
       expect(await check()).to.include({ status: 'pass', detail: 'VNI 100 from 198.18.0.2' });
     } finally {
       await runner.run({ argv: nftIn, stdin: admissionRemoveScript(100) });
+      await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
+        txn.data.leases = {};
+        txn.data.vnis = {};
+        await txn.save();
+      });
+    }
+  });
+
+  it('bridge overlay: each live VNI has its bridge up with its VXLAN device and every member in it', async () => {
+    const key = '00000000-0000-4000-8000-0000000000d3/0';
+    const ns = sim!.a.netns;
+    await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
+      txn.data.vnis['100'] = { vni: 100, members: [key], peers: ['198.18.0.2'], undo: [] };
+      txn.data.leases[key] = {
+        key,
+        vm: 'br',
+        uuid: key.slice(0, 36),
+        index: 0,
+        pf: 'enp3s0f0np0',
+        vf: 0,
+        pci: '0000:03:00.2',
+        rep: 'enp3s0f0r0',
+        vni: 100,
+        mac: '52:54:00:00:00:d3',
+        mtu: 9000,
+        since: new Date().toISOString(),
+        state: 'active',
+        attach: 'netns',
+        undo: [],
+      };
+      await txn.save();
+    });
+    const check = async () => (await doctor()).results.find((r) => r.check === 'bridge overlay')!;
+    const ipn = (...args: string[]) => runner.run({ argv: ['ip', '-n', ns, ...args] });
+    try {
+      expect(await check()).to.include({
+        status: 'fail',
+        detail: 'VNI 100: no vfwbr100, no vfwvx100, enp3s0f0r0 is in no bridge',
+      });
+      await ipn('link', 'add', 'vfwbr100', 'type', 'bridge');
+      await ipn('link', 'add', 'vfwvx100', 'type', 'vxlan', 'id', '100', 'dstport', '4789', 'local', '198.18.0.1');
+      await ipn('link', 'set', 'vfwvx100', 'master', 'vfwbr100');
+      await ipn('link', 'set', 'enp3s0f0r0', 'master', 'vfwbr100');
+      expect(await check()).to.include({ status: 'fail', detail: 'VNI 100: vfwbr100 is down' });
+      await ipn('link', 'set', 'vfwbr100', 'up');
+      expect(await check()).to.include({ status: 'pass', detail: 'VNI 100: vfwbr100, 1 member(s)' });
+    } finally {
+      await ipn('link', 'set', 'enp3s0f0r0', 'nomaster').catch(() => undefined);
+      for (const dev of ['vfwvx100', 'vfwbr100']) await ipn('link', 'del', dev).catch(() => undefined);
       await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
         txn.data.leases = {};
         txn.data.vnis = {};
