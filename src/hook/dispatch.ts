@@ -26,9 +26,10 @@ export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
       if (req.interfaces) await (await import('./prepare.js')).prepare(req, await env.context());
       return;
     }
-    case 'started/begin': {
+    case 'started/begin':
       // QEMU runs; the start job is still libvirt's. A separate worker attaches the devices.
-      try {
+      // Too late to refuse the start: without its attach the VM just has no VF; say so.
+      return logFailure(env, call, 'started: could not start the attach worker', async () => {
         const { uuid, name } = (await domain()).readDomainIdentity(call.xml);
         const pending = (await leasesOfVm(env, uuid)).filter(needsLiveAttach);
         if (pending.length === 0) return;
@@ -39,15 +40,7 @@ export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
           uuid,
           pid: spawnAttachWorker(c.cfg.path, name, uuid, Date.now()),
         });
-      } catch (err) {
-        // Too late to refuse the start: without its attach the VM just has no VF; say so.
-        (await env.context()).log.error('started: could not start the attach worker', {
-          vm: call.vm,
-          error: (err as Error).message,
-        });
-      }
-      return;
-    }
+      });
     case 'stopped/end':
     case 'release/end': {
       // Release by UUID even when the metadata is gone or broken: the ledger knows what it holds.
@@ -59,20 +52,13 @@ export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
       }
       return;
     }
-    case 'reconnect/begin': {
+    case 'reconnect/begin':
       // libvirt kills the running QEMU when this hook fails: never fail here.
-      try {
+      return logFailure(env, call, 'reconnect: could not re-adopt leases', async () => {
         const { uuid, name } = (await domain()).readDomainIdentity(call.xml);
         if ((await leasesOfVm(env, uuid)).length)
           await (await import('./reconnect.js')).readopt(uuid, name, await env.context());
-      } catch (err) {
-        (await env.context()).log.error('reconnect: could not re-adopt leases', {
-          vm: call.vm,
-          error: (err as Error).message,
-        });
-      }
-      return;
-    }
+      });
     case 'migrate/begin':
     case 'restore/begin': {
       const req = (await domain()).parseDomainXml(call.xml);
@@ -97,4 +83,13 @@ async function leasesOfVm(env: HookEnv, uuid: string): Promise<Lease[]> {
     import('../ledger/store.js'),
   ]);
   return leasesOf(await readLedger(cfg.stateDir), uuid);
+}
+
+// For the calls libvirt must not see fail: the error goes to the log, the call succeeds.
+async function logFailure(env: HookEnv, call: HookCall, what: string, run: () => Promise<void>): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    (await env.context()).log.error(what, { vm: call.vm, error: (err as Error).message });
+  }
 }

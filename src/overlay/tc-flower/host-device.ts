@@ -36,50 +36,25 @@ export function renderTcHost(host: TcFlowerHost, mtu: number): Step[] {
 export function planTcHost(host: TcFlowerHost, mtu: number, current: TcHostState): Step[] {
   const ns = host.netns;
   const vx = vxlanDev(host);
-  const owner = TC_UNRECORDED_OWNER;
   const cur = current.vxlan;
   const steps: Step[] = [];
+  const step = (kind: string, argv: string[], undo: string[]) =>
+    steps.push({ kind, device: vx, owner: TC_UNRECORDED_OWNER, do: { argv }, undo: { argv: undo } });
   if (!cur) {
-    steps.push({
-      kind: 'tcf-vxlan-create',
-      device: vx,
-      owner,
-      do: {
-        argv: ip(ns, 'link', 'add', vx, 'mtu', String(mtu), 'type', 'vxlan', 'dstport', String(VXLAN_PORT), 'external'),
-      },
-      undo: { argv: ip(ns, 'link', 'del', vx) },
-    });
+    const create = ['link', 'add', vx, 'mtu', String(mtu), 'type', 'vxlan', 'dstport', String(VXLAN_PORT), 'external'];
+    step('tcf-vxlan-create', ip(ns, ...create), ip(ns, 'link', 'del', vx));
   } else if (!cur.external || cur.port !== VXLAN_PORT) {
     throw new ValidationError(
       `host setup: ${vx} exists but is not an external VXLAN device on UDP ${VXLAN_PORT} (external ${cur.external}, port ${cur.port}); remove it (ip link del ${vx}) and run host setup again`,
     );
   } else if (cur.mtu !== mtu) {
-    steps.push({
-      kind: 'tcf-vxlan-mtu',
-      device: vx,
-      owner,
-      do: { argv: ip(ns, 'link', 'set', 'dev', vx, 'mtu', String(mtu)) },
-      undo: { argv: ip(ns, 'link', 'set', 'dev', vx, 'mtu', String(cur.mtu)) },
-    });
+    const setMtu = (n: number) => ip(ns, 'link', 'set', 'dev', vx, 'mtu', String(n));
+    step('tcf-vxlan-mtu', setMtu(mtu), setMtu(cur.mtu));
   }
-  if (!cur?.up)
-    steps.push({
-      kind: 'tcf-vxlan-up',
-      device: vx,
-      owner,
-      do: { argv: ip(ns, 'link', 'set', 'dev', vx, 'up') },
-      undo: { argv: ip(ns, 'link', 'set', 'dev', vx, 'down') },
-    });
+  if (!cur?.up) step('tcf-vxlan-up', ip(ns, 'link', 'set', 'dev', vx, 'up'), ip(ns, 'link', 'set', 'dev', vx, 'down'));
   // A new device has no qdisc, whatever was read about the old one.
-  if (!cur || !current.ingressQdisc) {
-    steps.push({
-      kind: 'tcf-qdisc',
-      device: vx,
-      owner,
-      do: { argv: tc(ns, 'qdisc', 'add', 'dev', vx, 'ingress') },
-      undo: { argv: tc(ns, 'qdisc', 'del', 'dev', vx, 'ingress') },
-    });
-  }
+  if (!cur || !current.ingressQdisc)
+    step('tcf-qdisc', tc(ns, 'qdisc', 'add', 'dev', vx, 'ingress'), tc(ns, 'qdisc', 'del', 'dev', vx, 'ingress'));
   return steps;
 }
 

@@ -6,43 +6,16 @@ import { hex, ruleId, TC_UNRECORDED_OWNER, type TcFlowerHost, type TcRule } from
 
 export function addRule(host: TcFlowerHost, r: TcRule, verb: 'add' | 'replace'): Command {
   const flag = host.policy === 'none' ? [] : [host.policy ?? 'skip_sw'];
-  return {
-    argv: tc(
-      host.netns,
-      'filter',
-      verb,
-      'dev',
-      r.dev,
-      'ingress',
-      'pref',
-      String(r.pref),
-      'handle',
-      hex(r.handle),
-      'protocol',
-      'all',
-      'flower',
-      ...flag,
-      ...r.spec,
-    ),
-  };
+  return { argv: [...ruleAt(host, verb, r), 'protocol', 'all', 'flower', ...flag, ...r.spec] };
 }
 
 export function delRule(host: TcFlowerHost, r: Pick<TcRule, 'dev' | 'pref' | 'handle'>): Command {
-  return {
-    argv: tc(
-      host.netns,
-      'filter',
-      'del',
-      'dev',
-      r.dev,
-      'ingress',
-      'pref',
-      String(r.pref),
-      'handle',
-      hex(r.handle),
-      'flower',
-    ),
-  };
+  return { argv: [...ruleAt(host, 'del', r), 'flower'] };
+}
+
+// `tc filter VERB dev D ingress pref P handle H`: the one rule a command touches.
+function ruleAt(host: TcFlowerHost, verb: string, r: Pick<TcRule, 'dev' | 'pref' | 'handle'>): string[] {
+  return tc(host.netns, 'filter', verb, 'dev', r.dev, 'ingress', 'pref', String(r.pref), 'handle', hex(r.handle));
 }
 
 /** Every rule of these VNIs removed (tolerant callers: some may be gone already); qdiscs stay. */
