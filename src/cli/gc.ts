@@ -9,7 +9,7 @@ import { undoAll } from '../exec/apply.js';
 import { ExecRunner, type Runner } from '../exec/runner.js';
 import { planGc, type HostLink } from '../gc/plan-gc.js';
 import { readBootId } from '../host/boot-id.js';
-import { openConnection } from '../libvirt/index.js';
+import { ErrorCode, isLibvirtError, openConnection } from '../libvirt/index.js';
 import { closeLogger, createLogger } from '../log.js';
 import { dropLeases, forgetEarlierBoot } from '../ledger/record.js';
 import { withLedger } from '../ledger/store.js';
@@ -92,7 +92,10 @@ async function runningDomains(cfg: Config): Promise<{ running: Set<string>; live
               d.free();
             }
           })
-          .catch(() => undefined);
+          .catch((err: unknown) => {
+            if (isLibvirtError(err, ErrorCode.NoDomain)) return undefined;
+            throw err;
+          });
         if (xml !== undefined) liveAliases.set(uuid, vfwireAliases(xml));
       }
       return { running: new Set(refs.map((d) => d.uuid)), liveAliases };

@@ -7,19 +7,14 @@ import type { Runner } from './runner.js';
 
 export interface ApplyOptions {
   vm?: string;
-  /** Test-only fault injection (sim): step `failAt` (0-based) fails, or before `hangAt` it hangs. */
-  failAt?: number;
-  hangAt?: number;
   /** Told of each step that ran, before the next one starts. */
   onApplied?: (step: Step) => void;
 }
 
 export async function applySteps(steps: Step[], runner: Runner, opts: ApplyOptions = {}): Promise<void> {
   const done: Step[] = [];
-  for (const [i, step] of steps.entries()) {
+  for (const step of steps) {
     try {
-      if (i === opts.failAt) throw new VfwireError('injected failure (VFWIRE_TEST_FAIL_STEP)');
-      if (i === opts.hangAt) await new Promise(() => setInterval(() => undefined, 60_000)); // until killed: VFWIRE_TEST_HANG_STEP
       await runner.run(step.do);
       done.push(step);
       opts.onApplied?.(step);

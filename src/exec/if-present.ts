@@ -4,6 +4,11 @@
 
 import { NotFoundError } from '../errors.js';
 
+/** true: the read succeeded; false: its object is not there (NotFoundError); anything else is thrown. */
+export async function isPresent(read: Promise<unknown>): Promise<boolean> {
+  return (await ifPresent(read.then(() => true))) ?? false;
+}
+
 export async function ifPresent<T>(read: Promise<T>): Promise<T | undefined> {
   try {
     return await read;

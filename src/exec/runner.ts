@@ -19,9 +19,10 @@ export interface Runner {
 // of a deleted netns (everything in it went with it) cannot open it; `ip xfrm state delete` of a
 // missing SA gets ESRCH.
 // tc says so in its own words when a rule or qdisc is gone; `ip ... show dev X` of a missing X
-// says `Device "X" does not exist.`.
+// says `Device "X" does not exist.`; nft prints the kernel's ENOENT for a missing table, chain or
+// set as `Error: No such file or directory`, with a `; did you mean ...` hint when one is close.
 const ABSENT =
-  /^(Cannot find device "[^"]*"|Device "[^"]*" does not exist\.|RTNETLINK answers: No such file or directory|RTNETLINK answers: No such process|Cannot open network namespace "[^"]*": No such file or directory|Error: (Filter with specified priority\/protocol not found|Cannot find specified filter chain|Specified filter handle not found|Parent Qdisc doesn't exists|Invalid handle)\.)$/m;
+  /^(Error: No such file or directory(; did you mean .*)?|Cannot find device "[^"]*"|Device "[^"]*" does not exist\.|RTNETLINK answers: No such file or directory|RTNETLINK answers: No such process|Cannot open network namespace "[^"]*": No such file or directory|Error: (Filter with specified priority\/protocol not found|Cannot find specified filter chain|Specified filter handle not found|Parent Qdisc doesn't exists|Invalid handle)\.)$/m;
 
 export class CommandError extends VfwireError {
   override name = 'CommandError';

@@ -14,8 +14,6 @@ export interface HookContext {
   cfg: Config;
   runner: Runner;
   log: Logger;
-  /** Test-only: make prepare step N fail (VFWIRE_TEST_FAIL_STEP). */
-  failAt?: number;
-  /** Test-only: hang before prepare step N, to be killed there (VFWIRE_TEST_HANG_STEP). */
-  hangAt?: number;
+  /** The runner a start's plan steps go through, when not `runner` (the sim tests' FaultRunner). */
+  stepRunner?: Runner;
 }

@@ -3,6 +3,7 @@
 
 import type { Config } from '../config/config.js';
 import { oneLine, ValidationError } from '../errors.js';
+import type { Runner } from '../exec/runner.js';
 import type { Logger } from '../log.js';
 import type { HookContext, HookEnv } from './context.js';
 import { dispatch, type HookCall } from './dispatch.js';
@@ -45,18 +46,10 @@ export async function runHookCall(call: HookCall, configFile?: string): Promise<
     ));
   const context = () =>
     (ctx ??= Promise.all([config(), import('../log.js'), import('../exec/runner.js')]).then(
-      ([c, { createLogger }, { ExecRunner }]) => {
+      async ([c, { createLogger }, { ExecRunner }]) => {
         log = createLogger(c.logDir, 'hook');
-        // Fault injection exists for the sim's tests only; a stray variable must not break real hosts.
-        const injected = (name: string) =>
-          c.backend === 'sim' && process.env[name] !== undefined ? Number(process.env[name]) : undefined;
-        return {
-          cfg: c,
-          runner: new ExecRunner(c.commandTimeoutMs),
-          log,
-          failAt: injected('VFWIRE_TEST_FAIL_STEP'),
-          hangAt: injected('VFWIRE_TEST_HANG_STEP'),
-        };
+        const runner = new ExecRunner(c.commandTimeoutMs);
+        return { cfg: c, runner, log, stepRunner: await injectedFaults(c, runner) };
       },
     ));
   const env: HookEnv = { config, context };
@@ -71,6 +64,16 @@ export async function runHookCall(call: HookCall, configFile?: string): Promise<
   } finally {
     if (log) await (await import('../log.js')).closeLogger(log);
   }
+}
+
+// Fault injection exists for the sim's tests only; a stray variable must not break real hosts.
+async function injectedFaults(cfg: Config, runner: Runner): Promise<Runner | undefined> {
+  const injected = (name: string) =>
+    cfg.backend === 'sim' && process.env[name] !== undefined ? Number(process.env[name]) : undefined;
+  const faults = { failAt: injected('VFWIRE_TEST_FAIL_STEP'), hangAt: injected('VFWIRE_TEST_HANG_STEP') };
+  if (faults.failAt === undefined && faults.hangAt === undefined) return undefined;
+  const { FaultRunner } = await import('../exec/fault-runner.js');
+  return new FaultRunner(runner, faults);
 }
 
 async function readStdin(limit: number): Promise<string> {

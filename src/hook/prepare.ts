@@ -35,7 +35,7 @@ export async function prepare(req: DomainRequest, ctx: HookContext): Promise<voi
       recordPlan(txn.data, plan);
       await txn.save();
       try {
-        await applySteps(plan.steps, ctx.runner, { vm: req.name, failAt: ctx.failAt, hangAt: ctx.hangAt });
+        await applySteps(plan.steps, ctx.stepRunner ?? ctx.runner, { vm: req.name });
       } catch (err) {
         dropLeases(txn.data, keys);
         // The step's failure is what the user must see; a failed save is logged beside it.

@@ -3,7 +3,7 @@
 // the same commands from the sim's tree, with the same JSON.
 
 import { VfwireError } from '../errors.js';
-import type { Runner } from '../exec/runner.js';
+import { CommandError, type Runner } from '../exec/runner.js';
 import { parseJsonOutput } from '../json-output.js';
 
 export type EswitchMode = 'legacy' | 'switchdev' | 'switchdev_inactive';
@@ -39,10 +39,16 @@ export function parseFlowSteeringShow(json: string, pci: string): string | undef
 
 export async function readDevlinkState(runner: Runner, pci: string): Promise<DevlinkState> {
   const eswitch = await runner.run({ argv: ['devlink', '-j', 'dev', 'eswitch', 'show', `pci/${pci}`] });
-  // Not every NIC has the parameter (only mlx5 does): absent is an answer, not an error.
+  // Not every NIC has the parameter (only mlx5 does): absent is an answer, not an error. The
+  // kernel answers a name the driver did not register with EINVAL (net/devlink/param.c
+  // devlink_nl_param_get_doit), and devlink prints "kernel answers: <strerror>"
+  // (iproute2 lib/mnl_utils.c mnlu_gen_socket_sndrcv); any other failure is thrown.
   const fsm = await runner
     .run({ argv: ['devlink', '-j', 'dev', 'param', 'show', `pci/${pci}`, 'name', 'flow_steering_mode'] })
-    .catch(() => undefined);
+    .catch((err: unknown) => {
+      if (err instanceof CommandError && /kernel answers: Invalid argument$/m.test(err.message)) return undefined;
+      throw err;
+    });
   return {
     eswitchMode: parseEswitchShow(eswitch.stdout, pci),
     flowSteeringMode: fsm ? parseFlowSteeringShow(fsm.stdout, pci) : undefined,

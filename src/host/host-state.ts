@@ -86,7 +86,7 @@ export async function readHostState(
   const state: HostState = { pfs: {}, reps: {} };
   for (const pf of pfs) {
     const link = await showLink(runner, netns, pf.name);
-    const dl = await readDevlinkState(runner, pf.pci).catch(() => undefined);
+    const dl = await readDevlinkState(runner, pf.pci);
     const pfState: PfState = {
       numVfs: await readInt(join(cfg.sysfsRoot, 'class/net', pf.name, 'device/sriov_numvfs')),
       driversAutoprobe: await readInt(join(cfg.sysfsRoot, 'class/net', pf.name, 'device/sriov_drivers_autoprobe')),

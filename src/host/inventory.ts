@@ -10,6 +10,7 @@
 import { readdir, readlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { VfwireError } from '../errors.js';
+import { ifExists } from '../fs-absent.js';
 import { pciDirOf, readInt, readText } from './sysfs-read.js';
 
 export interface VfInfo {
@@ -59,9 +60,11 @@ async function readPf(root: string, name: string, reps: RepInfo[]): Promise<PfIn
   const vfs: VfInfo[] = [];
   for (let index = 0; index < numVfs; index++) {
     const link = join(pciDir, `virtfn${index}`);
-    const vfPci = await readlink(link).then(basename, () => undefined);
+    const target = await ifExists(readlink(link));
+    const vfPci = target && basename(target);
     if (!vfPci) continue;
-    const netdev = safeName((await readdir(join(link, 'net')).catch(() => []))[0]);
+    // A VF bound to vfio-pci has no netdev: no net/ directory.
+    const netdev = safeName(((await ifExists(readdir(join(link, 'net')))) ?? [])[0]);
     const mac = netdev ? await readText(join(root, 'class/net', netdev, 'address')) : undefined;
     const rep = reps.find((r) => r.pf === pfNum && r.vf === index && (!switchId || r.switchId === switchId))?.name;
     vfs.push({ index, pci: vfPci, netdev, mac, rep });
@@ -78,7 +81,7 @@ interface RepInfo {
 
 async function readRepresentors(root: string): Promise<RepInfo[]> {
   const dir = join(root, 'class/net');
-  const names = await readdir(dir).catch(() => [] as string[]);
+  const names = (await ifExists(readdir(dir))) ?? [];
   const reps: RepInfo[] = [];
   for (const name of names) {
     const m = /^pf(\d+)vf(\d+)$/.exec((await readText(join(dir, name, 'phys_port_name'))) ?? '');

@@ -6,7 +6,8 @@
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Config, PeerConfig } from '../config/config.js';
-import { ValidationError } from '../errors.js';
+import { oneLine, ValidationError } from '../errors.js';
+import { ifExists } from '../fs-absent.js';
 import type { Runner } from '../exec/runner.js';
 import { withLedger } from '../ledger/store.js';
 import type { Logger } from '../log.js';
@@ -67,11 +68,12 @@ export async function ikev2Up({ cfg, runner, log }: IkeDeps, opts: { dryRun?: bo
 export async function ikev2Down({ cfg, runner, log }: IkeDeps, opts: { dryRun?: boolean }): Promise<PeerOutcome[]> {
   const uri = cfg.ipsec.viciUri ? ['--uri', cfg.ipsec.viciUri] : [];
   if (opts.dryRun) return cfg.peers.map((p) => ({ peer: p.name, result: 'planned', steps: [] }));
+  // A peer with no IKE SA up has nothing to terminate; swanctl says so with a failure, logged.
   for (const p of cfg.peers)
     await runner
       .run({ argv: ['swanctl', '--terminate', '--ike', swanctlNames(p.name).conn, ...uri] })
-      .catch(() => undefined);
-  for (const f of [CONF_FILE, SECRETS_FILE]) await unlink(join(cfg.ipsec.swanctlDir, f)).catch(() => undefined);
+      .catch((err: unknown) => log.info('ipsec down: nothing terminated', { peer: p.name, detail: oneLine(err) }));
+  for (const f of [CONF_FILE, SECRETS_FILE]) await ifExists(unlink(join(cfg.ipsec.swanctlDir, f)));
   // Loading without vfwire's files unloads its connections and secrets from the daemon.
   await runner.run({ argv: loadAllArgv({ swanctlDir: cfg.ipsec.swanctlDir, uri: cfg.ipsec.viciUri }) });
   await withLedger(

@@ -2,7 +2,7 @@
 // delete them, which of a peer's recorded ones the kernel no longer has, and how many packets an
 // inbound SA has received.
 
-import { NotFoundError } from '../errors.js';
+import { ifPresent, isPresent } from '../exec/if-present.js';
 import type { Runner } from '../exec/runner.js';
 import { ip } from '../exec/tools.js';
 import { VXLAN_PORT } from '../overlay/names.js';
@@ -58,15 +58,8 @@ export async function missingSas<T extends SaId>(runner: Runner, netns: string |
   return missing;
 }
 
-/** true: there; false: the kernel says it is not (NotFoundError); anything else is thrown. */
 async function present(runner: Runner, argv: string[]): Promise<boolean> {
-  try {
-    await runner.run({ argv });
-    return true;
-  } catch (err) {
-    if (err instanceof NotFoundError) return false;
-    throw err;
-  }
+  return isPresent(runner.run({ argv }));
 }
 
 /** `<dir> <spi>` of each SA the kernel does not have. */
@@ -95,9 +88,7 @@ export async function missingPolicies(
  * first. undefined when the SA is gone or the line is not there.
  */
 export async function saPackets(runner: Runner, netns: string | undefined, sa: SaId): Promise<number | undefined> {
-  const res = await runner
-    .run({ argv: [...ip(netns, '-s', 'xfrm', 'state', 'get', ...saIdArgs(sa))] })
-    .catch(() => undefined);
+  const res = await ifPresent(runner.run({ argv: [...ip(netns, '-s', 'xfrm', 'state', 'get', ...saIdArgs(sa))] }));
   const m = res && /lifetime current:\s*\n\s*\d+\(bytes\), (\d+)\(packets\)/.exec(res.stdout);
   return m ? Number(m[1]) : undefined;
 }

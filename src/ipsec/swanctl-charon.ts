@@ -3,10 +3,11 @@
 // pure swanctl.ts. PSK bytes never leave this module except into the 0600 secrets file; messages
 // name files, never contents.
 
-import { access, lstat, mkdir, readdir, readFile, stat, symlink, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, stat, symlink, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { ValidationError } from '../errors.js';
+import { ifExists } from '../fs-absent.js';
 import { ExecRunner, type Runner } from '../exec/runner.js';
 import { CONF_FILE, parseStrongSwanVersion, SECRETS_FILE, type SwanctlConf, type SwanctlInput } from './swanctl.js';
 
@@ -101,19 +102,18 @@ export async function writeSwanctlFiles(
   const secretsPath = join(swanctlDir, SECRETS_FILE);
   await mkdir(dirname(confPath), { recursive: true, mode: 0o755 });
   await writeFileAtomic(confPath, rendered.conf, { mode: 0o644, fsync: true });
-  if (secrets === undefined) await unlink(secretsPath).catch(ignoreMissing);
+  if (secrets === undefined) await ifExists(unlink(secretsPath));
   else await writeFileAtomic(secretsPath, secrets, { mode: 0o600, fsync: true });
   const privateDir = join(swanctlDir, 'private');
   await mkdir(privateDir, { recursive: true, mode: 0o700 });
   const wanted = new Map(rendered.privateKeys.map((k) => [k.name, k.target]));
   for (const name of await readdir(privateDir)) {
-    if (/^vfwire-[0-9a-f]{12}\.key$/.test(name) && !wanted.has(name))
-      await unlink(join(privateDir, name)).catch(ignoreMissing);
+    if (/^vfwire-[0-9a-f]{12}\.key$/.test(name) && !wanted.has(name)) await ifExists(unlink(join(privateDir, name)));
   }
   for (const [name, target] of wanted) {
     const link = join(privateDir, name);
     // A symlink: swanctl follows it (it stat()s each entry), and the key stays where the operator keeps it.
-    if ((await lstat(link).catch(() => undefined))?.isSymbolicLink()) await unlink(link);
+    if ((await ifExists(lstat(link)))?.isSymbolicLink()) await unlink(link);
     await symlink(target, link);
   }
 }
@@ -134,12 +134,5 @@ function uriArgs(uri: string | undefined): string[] {
 }
 
 async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}
-
-function ignoreMissing(err: NodeJS.ErrnoException): void {
-  if (err.code !== 'ENOENT') throw err;
+  return (await ifExists(stat(path))) !== undefined;
 }

@@ -12,6 +12,8 @@
 // kicks the peer; it also follows a peer that moved first (pair-plan.ts says how both work).
 
 import { type Config, type PeerConfig, underlayNetns } from '../config/config.js';
+import { oneLine } from '../errors.js';
+import { undoAll } from '../exec/apply.js';
 import type { Runner } from '../exec/runner.js';
 import { readBootId } from '../host/boot-id.js';
 import { readLedger, withLedger } from '../ledger/store.js';
@@ -70,7 +72,7 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
     const finding: WatchFinding | undefined = earlierBoot
       ? { peer: peer.name, lost: [], action: 'recorded in an earlier boot: run vfwire ipsec up', recovered: false }
       : cfg.ipsec.mode === 'ikev2'
-        ? await watchIke(cfg, runner, peer)
+        ? await watchIke(cfg, runner, log, peer)
         : await watchStatic(cfg, runner, log, peer, installed, formOnce, uplinkOnce);
     if (!finding) continue;
     findings.push(finding);
@@ -145,15 +147,18 @@ async function moveUplink(cfg: Config, runner: Runner, log: Logger): Promise<Wat
   };
 }
 
-async function watchIke(cfg: Config, runner: Runner, peer: PeerConfig): Promise<WatchFinding | undefined> {
+async function watchIke(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig): Promise<WatchFinding | undefined> {
   const lost = await checkIkeChildren(cfg, runner, [peer]);
   if (lost.length === 0) return undefined;
   const names = swanctlNames(peer.name);
   const uri = cfg.ipsec.viciUri ? ['--uri', cfg.ipsec.viciUri] : [];
+  // An initiate that fails is told in the log; whether the CHILD_SAs came is read just after.
   for (const child of [names.out, names.in])
     await runner
       .run({ argv: ['swanctl', '--initiate', '--child', child, '--timeout', '10', ...uri] })
-      .catch(() => undefined);
+      .catch((err: unknown) =>
+        log.warn('ipsec watch: swanctl --initiate failed', { peer: peer.name, child, error: oneLine(err) }),
+      );
   const still = await checkIkeChildren(cfg, runner, [peer]);
   return {
     peer: peer.name,
@@ -218,7 +223,9 @@ async function watchStatic(
         const move = lost.length
           ? planRecover(ctx, usable, now, present, missingPols)
           : planPromote(ctx, usable, now, movedTo!);
-        if (stranded) for (const c of [...now.undo].reverse()) await runner.run(c).catch(() => undefined);
+        if (stranded)
+          for (const e of await undoAll([...now.undo].reverse(), runner))
+            log.warn('ipsec watch: removing a stranded SA failed', { peer: peer.name, error: e.message });
         const errors = await applyGuarded(
           txn,
           move,

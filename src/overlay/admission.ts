@@ -26,6 +26,7 @@
 //   what exists is a no-op: the same script creates a VNI's chains or rewrites them. One line,
 //   commands separated by `;`, so a plan shows it as it runs.
 
+import { ifPresent } from '../exec/if-present.js';
 import { nft } from '../exec/tools.js';
 import type { Runner } from '../exec/runner.js';
 import type { Command, Step } from '../exec/step.js';
@@ -152,12 +153,6 @@ export function admissionRemoval(netns: string | undefined, vni: number): Comman
  * file or directory"). Any other failure (no nft at all, say) throws.
  */
 export async function readAdmission(runner: Runner, netns: string | undefined): Promise<AdmissionState> {
-  try {
-    return parseAdmission(
-      (await runner.run({ argv: nft(netns, '-j', 'list', 'table', FAMILY, ADMISSION_TABLE) })).stdout,
-    );
-  } catch (err) {
-    if (/Error: No such file or directory/.test(String(err))) return { hooked: false, vnis: new Map() };
-    throw err;
-  }
+  const shown = await ifPresent(runner.run({ argv: nft(netns, '-j', 'list', 'table', FAMILY, ADMISSION_TABLE) }));
+  return shown ? parseAdmission(shown.stdout) : { hooked: false, vnis: new Map() };
 }

@@ -11,6 +11,7 @@
 // left. Scripts are single nft transactions; `add` of what exists is a no-op.
 
 import type { Runner } from '../exec/runner.js';
+import { ifPresent } from '../exec/if-present.js';
 import { nft } from '../exec/tools.js';
 import type { Step } from '../exec/step.js';
 
@@ -57,7 +58,7 @@ export function renderRepGuard(netns: string | undefined, leaseKey: string, rep:
 
 /** The guard's table once no lease uses it (the sim's libvirt host keeps it in the root netns). */
 export async function dropIdleGuardTable(runner: Runner, netns: string | undefined): Promise<void> {
-  const shown = await runner.run({ argv: nft(netns, '-j', 'list', 'table', ...t.split(' ')) }).catch(() => undefined);
+  const shown = await ifPresent(runner.run({ argv: nft(netns, '-j', 'list', 'table', ...t.split(' ')) }));
   if (!shown) return;
   const sets = (JSON.parse(shown.stdout) as { nftables?: { set?: { elem?: unknown[] } }[] }).nftables ?? [];
   if (sets.some((i) => (i.set?.elem?.length ?? 0) > 0)) return;

@@ -26,7 +26,16 @@ describe('ExecRunner', function () {
     ['a command in a netns that is gone', ['ip', '-n', 'vfwt-no-such-netns', 'link', 'del', 'x']],
     ['ip link show of a missing device', ['ip', '-n', ns, '-j', '-d', 'link', 'show', 'dev', 'vfwnope0']],
     ['ip addr show of a missing device', ['ip', '-n', ns, '-j', 'addr', 'show', 'dev', 'vfwnope0']],
+    ['nft list of a missing table', ['ip', 'netns', 'exec', ns, 'nft', '-j', 'list', 'table', 'inet', 'vfwnope']],
   ];
+  // An nft batch is one transaction: a delete that fails on one missing object deleted nothing.
+  it('nft delete of a missing table is not NotFound (its batch did nothing)', async () => {
+    const err = await run
+      .run({ argv: ['ip', 'netns', 'exec', ns, 'nft', 'delete', 'table', 'bridge', 'vfwnope'] })
+      .catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(CommandError);
+    expect(err).not.to.be.instanceOf(NotFoundError);
+  });
   for (const [what, argv] of absent) {
     it(`${what} is NotFound`, async () => {
       const err = await run.run({ argv }).catch((e: unknown) => e);

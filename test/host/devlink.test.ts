@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { VfwireError } from '../../src/errors.js';
 import { parseEswitchShow, parseFlowSteeringShow, readDevlinkState } from '../../src/host/devlink.js';
-import type { Runner } from '../../src/exec/runner.js';
+import { CommandError, type Runner } from '../../src/exec/runner.js';
 
 const PCI = '0000:03:00.0';
 
@@ -28,16 +28,20 @@ describe('devlink state', () => {
     expect(parseFlowSteeringShow('{"param":{}}', PCI)).to.equal(undefined);
   });
 
-  it('asks devlink for exactly that PCI device', async () => {
+  // A Runner that answers eswitch show and fails param show with `paramError`, recording the calls.
+  const devlink = (paramError: Error, seen: string[][] = []): Runner => ({
+    run: async (cmd) => {
+      seen.push(cmd.argv);
+      if (cmd.argv.includes('param')) throw paramError;
+      return { stdout: `{"dev":{"pci/${PCI}":{"mode":"switchdev"}}}`, stderr: '' };
+    },
+  });
+  const paramShow = `devlink -j dev param show pci/${PCI} name flow_steering_mode`;
+
+  it('asks devlink for exactly that PCI device; a parameter the driver lacks (EINVAL) is absent', async () => {
     const seen: string[][] = [];
-    const runner: Runner = {
-      run: async (cmd) => {
-        seen.push(cmd.argv);
-        if (cmd.argv.includes('param')) throw new Error('devlink answers: Operation not supported');
-        return { stdout: `{"dev":{"pci/${PCI}":{"mode":"switchdev"}}}`, stderr: '' };
-      },
-    };
-    expect(await readDevlinkState(runner, PCI)).to.deep.equal({
+    const lacks = new CommandError(`${paramShow}: exit code 1: kernel answers: Invalid argument`);
+    expect(await readDevlinkState(devlink(lacks, seen), PCI)).to.deep.equal({
       eswitchMode: 'switchdev',
       flowSteeringMode: undefined,
     });
@@ -45,5 +49,13 @@ describe('devlink state', () => {
       ['devlink', '-j', 'dev', 'eswitch', 'show', `pci/${PCI}`],
       ['devlink', '-j', 'dev', 'param', 'show', `pci/${PCI}`, 'name', 'flow_steering_mode'],
     ]);
+  });
+
+  it('any other failure of the parameter read is thrown, never read as "no such parameter"', async () => {
+    for (const failure of [`timed out after 10000 ms`, 'exit code 1: kernel answers: Operation not permitted']) {
+      const err = new CommandError(`${paramShow}: ${failure}`);
+      const got = await readDevlinkState(devlink(err), PCI).catch((e: unknown) => e);
+      expect(got, failure).to.equal(err);
+    }
   });
 });
