@@ -1,30 +1,23 @@
 // `vfwire ipsec keygen|up|down|status`: static-key IPsec to the configured peers.
 
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import writeFileAtomic from 'write-file-atomic';
 import { InvalidArgumentError, type Command } from 'commander';
-import { configPath, loadConfig, underlayNetns } from '../config/config.js';
+import { configPath, loadConfig, peerNamed } from '../config/config.js';
 import { ExitError, ValidationError } from '../errors.js';
 import { ExecRunner } from '../exec/runner.js';
-import { generateSeed, keyFilePath, MAX_EPOCH, writeKeyFile } from '../ipsec/keys.js';
+import { generateSeed, keyFilePath, MAX_EPOCH, pskFilePath, writeKeyFile, writePskFile } from '../ipsec/keys.js';
 import { ikev2Down, ikev2Up } from '../ipsec/ikev2.js';
 import { ipsecRotate } from '../ipsec/rotate.js';
-import { watchOnce } from '../ipsec/watch.js';
-import { xfrmEvents } from '../ipsec/xfrm-events.js';
-import { pfSwitch } from '../failover/pf-switch.js';
-import { ipsecDown, ipsecUp, type PeerOutcome } from '../ipsec/static-sas.js';
+import { watchForever, watchRound } from '../ipsec/watch-loop.js';
+import type { PeerOutcome } from '../ipsec/deps.js';
+import { ipsecDown, ipsecUp } from '../ipsec/static-sas.js';
 import { peerBehind } from '../ipsec/pair-plan.js';
 import { hex32 } from '../ipsec/sa-ids.js';
 import { readLedger } from '../ledger/store.js';
 import { closeLogger, createLogger } from '../log.js';
 import { formatCommandWithInput, type Command as StepCommand } from '../exec/step.js';
-import { sleep } from '../wait.js';
 import { makeTable } from '../table.js';
-
-/** After an xfrm event, the others of its burst (a flush deletes every SA and policy in turn). */
-const EVENT_SETTLE_MS = 100;
 
 export function ipsecCommands(program: Command, config: () => string): void {
   const ipsec = program
@@ -38,8 +31,7 @@ export function ipsecCommands(program: Command, config: () => string): void {
     .option('--force', 'replace an existing key file (then move to it with vfwire ipsec rotate)')
     .action(async (o: { peer: string; force?: boolean }) => {
       const cfg = await loadConfig(configPath(config()));
-      if (!cfg.peers.some((p) => p.name === o.peer))
-        throw new ValidationError(`--peer: no peer "${o.peer}" in ${cfg.path}`);
+      peerNamed(cfg, o.peer);
       if (cfg.ipsec.mode === 'ikev2') return writePsk(cfg.ipsec.keyDir, o.peer, o.force);
       const path = keyFilePath(cfg.ipsec.keyDir, o.peer);
       if (existsSync(path) && !o.force)
@@ -135,28 +127,12 @@ export function ipsecCommands(program: Command, config: () => string): void {
       if (!Number.isFinite(interval) || interval < 1)
         throw new ValidationError('--interval: a number of seconds, 1 or more');
       const log = createLogger(cfg.logDir, 'ipsec-watch');
-      const runner = new ExecRunner(cfg.commandTimeoutMs);
-      // A kernel change wakes the next round early (xfrm-events.ts); a short pause lets a burst settle.
-      const events = o.once ? undefined : xfrmEvents(underlayNetns(cfg), { links: pfSwitch(cfg) });
+      const deps = { cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log };
       try {
-        for (;;) {
-          // As a service one failed round (a lock held too long, say) must not end the watch.
-          const findings = await watchOnce(cfg, runner, log).catch((err: Error) => {
-            if (o.once) throw err;
-            log.error('ipsec watch: round failed', { error: err.message });
-            return [];
-          });
-          for (const f of findings)
-            console.log(`${f.peer}: ${f.lost.length ? `lost ${f.lost.join(', ')}: ` : ''}${f.action}`);
-          if (o.once) {
-            if (findings.some((f) => !f.recovered)) throw new ExitError(1);
-            console.log('all SAs are in the kernel');
-            return;
-          }
-          if ((await events!.next(interval * 1000)) === 'event') await sleep(EVENT_SETTLE_MS);
-        }
+        if (!o.once) await watchForever(deps, interval * 1000, (line) => console.log(line));
+        if (!(await watchRound(deps, (line) => console.log(line)))) throw new ExitError(1);
+        console.log('all SAs are in the kernel');
       } finally {
-        events?.close();
         await closeLogger(log);
       }
     });
@@ -194,12 +170,11 @@ function parseEpoch(text: string): number {
   return n;
 }
 
-// An IKEv2 pre-shared key: 48 random bytes, base64, in a 0600 file to copy to the peer.
 async function writePsk(keyDir: string, peer: string, force?: boolean): Promise<void> {
-  const path = keyFilePath(keyDir, peer).replace(/\.key$/, '.psk');
+  const path = pskFilePath(keyDir, peer);
   if (existsSync(path) && !force) throw new ValidationError(`${path} exists; pass --force to replace it`);
   await mkdir(keyDir, { recursive: true, mode: 0o700 });
-  await writeFileAtomic(path, randomBytes(48).toString('base64') + '\n', { mode: 0o600, fsync: true });
+  await writePskFile(path);
   console.log(`wrote ${path}; copy it to ${peer} (0600, root) and run vfwire ipsec up on both hosts`);
 }
 

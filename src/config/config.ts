@@ -68,6 +68,14 @@ export function vxlanSocketNetns(cfg: Pick<Config, 'netns' | 'underlay' | 'overl
 }
 
 /** The config path: --config, then $VFWIRE_CONFIG, then the default. */
+/** The configured peer of that name, or one error naming the ones there are. */
+export function peerNamed(cfg: Pick<Config, 'peers' | 'path'>, name: string): PeerConfig {
+  const peer = cfg.peers.find((p) => p.name === name);
+  if (peer) return peer;
+  const have = cfg.peers.map((p) => p.name).join(', ') || 'none';
+  throw new ValidationError(`--peer: no peer "${name}" in ${cfg.path} (have: ${have})`);
+}
+
 export function configPath(flag?: string): string {
   return flag ?? process.env.VFWIRE_CONFIG ?? DEFAULT_CONFIG_PATH;
 }

@@ -10,10 +10,9 @@ import { oneLine, ValidationError } from '../errors.js';
 import { ifExists } from '../fs-absent.js';
 import type { Runner } from '../exec/runner.js';
 import { withLedger } from '../ledger/store.js';
-import type { Logger } from '../log.js';
 import { requireOffloadKernel } from './xfrm-form.js';
 import { runningKernel } from '../host/versions.js';
-import { keyFilePath } from './keys.js';
+import { pskFilePath } from './keys.js';
 import {
   chooseOffload,
   CONF_FILE,
@@ -24,15 +23,9 @@ import {
   type SwanctlInput,
 } from './swanctl.js';
 import { loadAllArgv, readPsks, readStrongSwanVersion, writeSwanctlFiles } from './swanctl-charon.js';
-import type { PeerOutcome } from './static-sas.js';
+import type { IpsecDeps, PeerOutcome } from './deps.js';
 
-export interface IkeDeps {
-  cfg: Config;
-  runner: Runner;
-  log: Logger;
-}
-
-export async function ikev2Up({ cfg, runner, log }: IkeDeps, opts: { dryRun?: boolean }): Promise<PeerOutcome[]> {
+export async function ikev2Up({ cfg, runner, log }: IpsecDeps, opts: { dryRun?: boolean }): Promise<PeerOutcome[]> {
   // strongSwan speaks netlink itself (no iproute2), but the kernel must be able to do the mode.
   requireOffloadKernel(runningKernel(), cfg.backend === 'real', cfg.ipsec.offload);
   const { version } = await readStrongSwanVersion({ runner, uri: cfg.ipsec.viciUri });
@@ -65,7 +58,7 @@ export async function ikev2Up({ cfg, runner, log }: IkeDeps, opts: { dryRun?: bo
   return cfg.peers.map((p) => ({ peer: p.name, result: 'up' }));
 }
 
-export async function ikev2Down({ cfg, runner, log }: IkeDeps, opts: { dryRun?: boolean }): Promise<PeerOutcome[]> {
+export async function ikev2Down({ cfg, runner, log }: IpsecDeps, opts: { dryRun?: boolean }): Promise<PeerOutcome[]> {
   const uri = cfg.ipsec.viciUri ? ['--uri', cfg.ipsec.viciUri] : [];
   if (opts.dryRun) return cfg.peers.map((p) => ({ peer: p.name, result: 'planned', steps: [] }));
   // A peer with no IKE SA up has nothing to terminate; swanctl says so with a failure, logged.
@@ -123,7 +116,7 @@ function swanctlInput(cfg: Config, offload: SwanctlInput['offload']): SwanctlInp
       name: p.name,
       address: p.address,
       auth: !p.auth
-        ? { pskFile: keyFilePath(cfg.ipsec.keyDir, p.name).replace(/\.key$/, '.psk') }
+        ? { pskFile: pskFilePath(cfg.ipsec.keyDir, p.name) }
         : 'psk_file' in p.auth
           ? { pskFile: p.auth.psk_file }
           : p.auth,

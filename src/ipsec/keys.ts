@@ -10,6 +10,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import writeFileAtomic from 'write-file-atomic';
 import { ValidationError } from '../errors.js';
+import { ifExists } from '../fs-absent.js';
 import { orderPair } from './sa-ids.js';
 
 /** 16 bytes of key + 4 bytes of salt, as `aead 'rfc4106(gcm(aes))' 0x... 128` takes it. */
@@ -35,6 +36,16 @@ export interface PeerKeys {
 
 export function keyFilePath(keyDir: string, peer: string): string {
   return join(keyDir, `${peer}.key`);
+}
+
+/** IKEv2's pre-shared key for a peer, beside the static key files (ipsec.peers[].auth may name another). */
+export function pskFilePath(keyDir: string, peer: string): string {
+  return join(keyDir, `${peer}.psk`);
+}
+
+/** A fresh IKEv2 pre-shared key: 48 random bytes, base64, in a 0600 file to copy to the peer. */
+export async function writePskFile(path: string): Promise<void> {
+  await writeFileAtomic(path, randomBytes(48).toString('base64') + '\n', { mode: 0o600, fsync: true });
 }
 
 export function generateSeed(): PeerSeed {
@@ -77,15 +88,11 @@ export async function writeKeyFile(path: string, peer: string, seed: PeerSeed): 
 }
 
 export async function readKeyFile(path: string): Promise<PeerSeed> {
-  let st;
-  try {
-    st = await stat(path);
-  } catch (err) {
+  const st = await ifExists(stat(path));
+  if (!st)
     throw new ValidationError(
       `no IPsec key file ${path} (create one with: vfwire ipsec keygen --peer NAME, then copy it to the peer)`,
-      { cause: err },
     );
-  }
   if ((st.mode & 0o077) !== 0 || st.uid !== process.getuid?.()) {
     throw new ValidationError(
       `IPsec key file ${path} must be owned by this user and 0600 (it is ${(st.mode & 0o777).toString(8)}): chmod 600 ${path}`,

@@ -10,8 +10,7 @@
 //
 // The new outbound SA passes the same nonce guard as every other.
 
-import type { PeerConfig } from '../config/config.js';
-import { activeUplink } from '../failover/pf-switch.js';
+import { peerNamed, type PeerConfig } from '../config/config.js';
 import { ValidationError } from '../errors.js';
 import { applySteps, undoAll } from '../exec/apply.js';
 import { withLedger } from '../ledger/store.js';
@@ -19,7 +18,7 @@ import type { PeerSaState, SaFacts } from '../ledger/types.js';
 import type { Command, Step } from '../exec/step.js';
 import { keyFilePath, readKeyFile, type PeerSeed } from './keys.js';
 import { applyGuarded, type GuardedPlan } from './nonce-guard.js';
-import { hostXfrmForm } from './host-form.js';
+import { pairHost } from './host-form.js';
 import {
   aheadSas,
   saFacts as facts,
@@ -32,7 +31,7 @@ import {
 } from './pair-plan.js';
 import { stateAddStep } from './render-static.js';
 import { saDeleteArgv } from './sa-kernel.js';
-import type { IpsecDeps, PeerOutcome } from './static-sas.js';
+import type { IpsecDeps, PeerOutcome } from './deps.js';
 
 export type RotateStep = 'start' | 'commit' | 'finish';
 
@@ -52,10 +51,8 @@ export async function ipsecRotate(
     throw new ValidationError(
       `ipsec rotate: only for ipsec.mode static (${cfg.ipsec.mode}: strongSwan rekeys by itself)`,
     );
-  const peer = cfg.peers.find((p) => p.name === opts.peer);
-  if (!peer) throw new ValidationError(`--peer: no peer "${opts.peer}" in ${cfg.path}`);
-  const form = await hostXfrmForm(cfg, runner);
-  const uplink = await activeUplink(cfg, runner);
+  const peer = peerNamed(cfg, opts.peer);
+  const { form, uplink } = await pairHost(cfg, runner);
   return withLedger(
     cfg.stateDir,
     async (txn) => {

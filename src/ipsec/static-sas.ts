@@ -2,18 +2,15 @@
 // before any VM's overlay uses them (on mlx5 the IPsec tables must exist before tc rules are
 // offloaded), recorded in the ledger, and guarded against AES-GCM nonce reuse.
 
-import { activeUplink } from '../failover/pf-switch.js';
-import { type Config, type PeerConfig, underlayNetns } from '../config/config.js';
+import { type Config, type PeerConfig, peerNamed, underlayNetns } from '../config/config.js';
 import { ValidationError } from '../errors.js';
 import { undoAll } from '../exec/apply.js';
-import type { Runner } from '../exec/runner.js';
 import { readBootId } from '../host/boot-id.js';
 import { forgetEarlierBoot } from '../ledger/record.js';
 import { withLedger } from '../ledger/store.js';
 import type { IpsecState } from '../ledger/types.js';
-import type { Logger } from '../log.js';
-import type { Step } from '../exec/step.js';
-import { hostXfrmForm } from './host-form.js';
+import { TC_RULES, type IpsecDeps, type PeerOutcome } from './deps.js';
+import { pairHost } from './host-form.js';
 import { keyFilePath, readKeyFile } from './keys.js';
 import { kickPeer } from './kick.js';
 import { applyGuarded } from './nonce-guard.js';
@@ -22,17 +19,6 @@ import { hex32 } from './sa-ids.js';
 import { saDeleteArgv } from './sa-kernel.js';
 import { bringTcRulesBack, hasTcRules, takeTcRulesDown, tcPeerAddresses, tcRulesDown } from './tc-order.js';
 
-export interface IpsecDeps {
-  cfg: Config;
-  runner: Runner;
-  log: Logger;
-}
-
-export type PeerOutcome = { peer: string; result: string; steps?: Step[] };
-
-/** The outcome line of the tc-flower rules that an `ipsec up|down` took down or brought back. */
-export const TC_RULES = 'tc-flower rules';
-
 export async function ipsecUp(
   deps: IpsecDeps,
   opts: { peer?: string; dryRun?: boolean; epoch?: number },
@@ -40,9 +26,7 @@ export async function ipsecUp(
   const { cfg, runner, log } = deps;
   requireStatic(cfg);
   const peers = selectPeers(cfg, opts.peer);
-  // Refused here, before the lock, when the host cannot do what ipsec.offload asks.
-  const form = await hostXfrmForm(cfg, runner);
-  const uplink = await activeUplink(cfg, runner);
+  const { form, uplink } = await pairHost(cfg, runner);
   return withLedger(
     cfg.stateDir,
     async (txn) => {
@@ -162,11 +146,5 @@ function requireStatic(cfg: Config): void {
 }
 
 function selectPeers(cfg: Config, name?: string): PeerConfig[] {
-  if (name === undefined) return cfg.peers;
-  const peer = cfg.peers.find((p) => p.name === name);
-  if (!peer)
-    throw new ValidationError(
-      `--peer: no peer "${name}" in ${cfg.path} (have: ${cfg.peers.map((p) => p.name).join(', ') || 'none'})`,
-    );
-  return [peer];
+  return name === undefined ? cfg.peers : [peerNamed(cfg, name)];
 }

@@ -30,7 +30,7 @@ import { lookaheadEpochs, pairContext, peerBehind, planPromote, planRecover, typ
 import { hex32 } from './sa-ids.js';
 import { describeSa, missingPolicies, missingSas, saPackets } from './sa-kernel.js';
 import { swanctlNames } from './swanctl.js';
-import { TC_RULES } from './static-sas.js';
+import { TC_RULES } from './deps.js';
 import { bringTcRulesBack, hasTcRules, takeTcRulesDown } from './tc-order.js';
 
 export interface WatchFinding {

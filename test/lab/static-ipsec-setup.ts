@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.js';
 import { ExecRunner } from '../../src/exec/runner.js';
 import { generateSeed, keyFilePath, writeKeyFile } from '../../src/ipsec/keys.js';
-import type { IpsecDeps } from '../../src/ipsec/static-sas.js';
+import type { IpsecDeps } from '../../src/ipsec/deps.js';
 import { closeLogger, createLogger } from '../../src/log.js';
 import { ipsecDown } from '../../src/ipsec/static-sas.js';
 import { stopGuest } from '../../src/sim/guest.js';
