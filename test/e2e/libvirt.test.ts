@@ -24,6 +24,7 @@ import { waitFor } from '../../src/wait.js';
 import { runHook } from '../helpers/hook.js';
 import {
   downTestSim,
+  editConfig,
   expectHostAClean,
   leaseOf as leaseOfOn,
   leasesOn,
@@ -181,5 +182,29 @@ describe('e2e: libvirtd + QEMU', function () {
     expect(readFileSync(join(sim!.a.dir, 'log/vfwire.log'), 'utf8')).to.match(
       /"error":"[^"]*does not support hotplugging".*"message":"attach failed"/,
     );
+  });
+
+  it('with on_attach_failure: keep the VM runs on without the VF, which goes back to the pool', async () => {
+    editConfig(sim!.a.configPath, (doc) => {
+      doc.on_attach_failure = 'keep';
+    });
+    try {
+      const vm = await define('keep', { ifaces: [OFF], acpi: false });
+      expect((await virsh('start', vm)).exitCode).to.equal(0);
+      await waitFor('the worker to release the lease', async () =>
+        (await leaseOf(vm)) === undefined &&
+        /"policy":"keep"/.test(readFileSync(join(sim!.a.dir, 'log/vfwire.log'), 'utf8'))
+          ? true
+          : undefined,
+      );
+      expect((await virsh('domstate', vm)).stdout.trim()).to.equal('running');
+      await expectNothingLeft();
+      expect((await virsh('destroy', vm)).exitCode).to.equal(0);
+      await expectNothingLeft();
+    } finally {
+      editConfig(sim!.a.configPath, (doc) => {
+        delete doc.on_attach_failure;
+      });
+    }
   });
 });
