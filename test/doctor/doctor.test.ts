@@ -1,6 +1,7 @@
 // `vfwire doctor` on a sim host: all green as built, then each precondition broken in turn.
 
 import { expect } from 'chai';
+import { testLease } from '../helpers/inputs.js';
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -61,23 +62,7 @@ describe('vfwire doctor', function () {
     });
     const key = '00000000-0000-4000-8000-0000000000d1/0';
     await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
-      txn.data.leases[key] = {
-        key,
-        vm: 'flow',
-        uuid: key.slice(0, 36),
-        index: 0,
-        pf: 'enp3s0f0np0',
-        vf: 0,
-        pci: '0000:03:00.2',
-        rep: 'enp3s0f0r0',
-        vni: 100,
-        mac: '52:54:00:00:00:d1',
-        mtu: 9000,
-        since: new Date().toISOString(),
-        state: 'active',
-        attach: 'netns',
-        undo: [],
-      };
+      txn.data.leases[key] = testLease(key, 'flow', { mac: '52:54:00:00:00:d1' });
       txn.data.vnis['100'] = {
         vni: 100,
         members: [key],
@@ -123,23 +108,7 @@ describe('vfwire doctor', function () {
     const key = '00000000-0000-4000-8000-0000000000d2/0';
     await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
       txn.data.vnis['100'] = { vni: 100, members: [key], peers: ['198.18.0.2'], undo: [] };
-      txn.data.leases[key] = {
-        key,
-        vm: 'adm',
-        uuid: key.slice(0, 36),
-        index: 0,
-        pf: 'enp3s0f0np0',
-        vf: 0,
-        pci: '0000:03:00.2',
-        rep: 'enp3s0f0r0',
-        vni: 100,
-        mac: '52:54:00:00:00:d2',
-        mtu: 9000,
-        since: new Date().toISOString(),
-        state: 'active',
-        attach: 'netns',
-        undo: [],
-      };
+      txn.data.leases[key] = testLease(key, 'adm', { mac: '52:54:00:00:00:d2' });
       await txn.save();
     });
     const check = async () => (await doctor()).results.find((r) => r.check === 'underlay admission')!;
@@ -166,23 +135,7 @@ describe('vfwire doctor', function () {
     const ns = sim!.a.netns;
     await withLedger(join(sim!.a.dir, 'state'), async (txn) => {
       txn.data.vnis['100'] = { vni: 100, members: [key], peers: ['198.18.0.2'], undo: [] };
-      txn.data.leases[key] = {
-        key,
-        vm: 'br',
-        uuid: key.slice(0, 36),
-        index: 0,
-        pf: 'enp3s0f0np0',
-        vf: 0,
-        pci: '0000:03:00.2',
-        rep: 'enp3s0f0r0',
-        vni: 100,
-        mac: '52:54:00:00:00:d3',
-        mtu: 9000,
-        since: new Date().toISOString(),
-        state: 'active',
-        attach: 'netns',
-        undo: [],
-      };
+      txn.data.leases[key] = testLease(key, 'br', { mac: '52:54:00:00:00:d3' });
       await txn.save();
     });
     const check = async () => (await doctor()).results.find((r) => r.check === 'bridge overlay')!;

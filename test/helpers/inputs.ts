@@ -1,6 +1,7 @@
 // Inputs for planner tests, written inline so each test shows the state it starts from.
 
 import { parseConfig, type Config } from '../../src/config/config.js';
+import type { Lease } from '../../src/ledger/types.js';
 import type { DomainRequest, InterfaceSpec } from '../../src/domain/interface-spec.js';
 import type { Inventory, PfInfo } from '../../src/host/inventory.js';
 
@@ -70,5 +71,27 @@ export function request(
     name,
     uuid,
     interfaces: ifaces.map((i, index) => ({ index, encrypt: 'off', mac: `52:54:00:00:0${index}:0${uuid[0]}`, ...i })),
+  };
+}
+
+/** A ledger lease of VF 0 on enp3s0f0np0, VNI 100, for tests that seed the ledger by hand. */
+export function testLease(key: string, vm: string, fields: Partial<Lease> = {}): Lease {
+  return {
+    key,
+    vm,
+    uuid: key.slice(0, 36),
+    index: 0,
+    pf: 'enp3s0f0np0',
+    vf: 0,
+    pci: '0000:03:00.2',
+    rep: 'enp3s0f0r0',
+    vni: 100,
+    mac: '52:54:00:00:00:01',
+    mtu: 9000,
+    since: new Date().toISOString(),
+    state: 'active',
+    attach: 'netns',
+    undo: [],
+    ...fields,
   };
 }

@@ -2,6 +2,7 @@
 // step, idempotent release, and operations that must be refused or must never fail.
 
 import { expect } from 'chai';
+import { testLease } from '../helpers/inputs.js';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
@@ -150,23 +151,13 @@ describe('hook on a sim host', function () {
     const old = `${U(70)}/0`;
     await withLedger(stateDir(), async (txn) => {
       txn.data.bootId = 'a-boot-long-ago';
-      txn.data.leases[old] = {
-        key: old,
-        vm: 'ghost',
-        uuid: U(70),
-        index: 0,
-        pf: 'enp3s0f0np0',
-        vf: 0,
-        pci: '0000:03:00.2',
-        rep: 'enp3s0f0r0',
-        vni: 100,
+      txn.data.leases[old] = testLease(old, 'ghost', {
         mac: '52:54:00:00:00:70',
-        mtu: 9000,
         since: '2020-01-01T00:00:00Z',
-        state: 'active',
         attach: 'ethernet',
         undo: [{ argv: ['ip', '-n', sim!.a.netns, 'link', 'del', canary] }],
-      };
+        uuid: U(70),
+      });
       txn.data.vnis['100'] = { vni: 100, members: [old], peers: [], undo: [] };
       await txn.save();
     });
