@@ -65,10 +65,11 @@ install_files() {
     exit 1
   fi
 
-  # The program: compiled JS, hook shim, templates, production dependencies only.
+  # The program: compiled JS, the hook's bundles, hook shim, templates, production dependencies only.
+  [ -f "$src/dist/bundle/hook-main.js" ] || { echo "install.sh: build first (npm ci && npm run build)" >&2; exit 1; }
   while read -r f; do
     put "$src/$f" "$lib/$f" "$([ -x "$src/$f" ] || [ "$f" = dist/src/cli.js ] && echo 755 || echo 644)"
-  done < <(cd "$src" && find dist/src hooks templates package.json -type f ! -name '*.map' | sort)
+  done < <(cd "$src" && find dist/src dist/bundle hooks templates package.json -type f ! -name '*.map' | sort)
   # Production dependencies, one package directory at a time (nested ones travel with their parent).
   while read -r dep; do
     if ! diff -rq "$src/$dep" "$lib/$dep" >/dev/null 2>&1; then
@@ -81,18 +82,38 @@ install_files() {
     ln -sfn "$prefix/lib/vfwire/dist/src/cli.js" "$bin"; changed=$((changed + 1))
   fi
 
-  # The hook: the shim, with the installed CLI and node pinned (libvirt runs hooks with a bare PATH).
-  tmp=$(mktemp)
-  { head -1 "$src/hooks/qemu"; echo "$marker"; echo "PATH=$(dirname "$node_bin"):/usr/sbin:/usr/bin:/sbin:/bin"; echo "VFWIRE_HOOK=$prefix/lib/vfwire/dist/src/hook-main.js"; tail -n +2 "$src/hooks/qemu"; } > "$tmp"
-  first_hook=0; [ -e "$hook" ] || first_hook=1
-  put "$tmp" "$hook" 755
-  rm -f "$tmp"
-
   # Operator files: created once, never overwritten.
   if [ ! -e "$conf" ]; then install -D -m 600 "$src/templates/config.example.yaml" "$conf"; changed=$((changed + 1)); say "wrote $conf from the example: edit it for this host"; fi
   for d in "$root/var/lib/vfwire:700" "$root/var/log/vfwire:750"; do
     [ -d "${d%:*}" ] || { install -d -m "${d##*:}" "${d%:*}"; changed=$((changed + 1)); }
   done
+
+  # The hook: the shim, with node, the installed hook, the config and the state directory pinned
+  # (libvirt runs hooks with a bare PATH). Without a state directory the shim cannot see a VM's
+  # leases by itself and starts Node for every VM's release: correct, and 20x the cost.
+  if ! state_dir=$("$node_bin" "$src/dist/src/cli.js" --config "$conf" config get state_dir 2>&1); then
+    say "the hook cannot pin the state directory: $(printf '%s' "$state_dir" | tail -n 1)"
+    say "  until install.sh runs again with a valid config, the hook starts Node for every VM's release"
+    state_dir=
+  fi
+  case $state_dir in
+    *[!A-Za-z0-9_./-]*)
+      say "the hook cannot pin state_dir $state_dir (only A-Z a-z 0-9 _ . / - go unquoted); it starts Node for every VM's release"
+      state_dir= ;;
+  esac
+  tmp=$(mktemp)
+  {
+    head -1 "$src/hooks/qemu"
+    echo "$marker"
+    echo "PATH=$(dirname "$node_bin"):/usr/sbin:/usr/bin:/sbin:/bin"
+    echo "VFWIRE_HOOK=$prefix/lib/vfwire/dist/bundle/hook-main.js"
+    echo "export VFWIRE_CONFIG=/etc/vfwire/config.yaml"
+    [ -z "$state_dir" ] || echo "export VFWIRE_STATE_DIR=$state_dir"
+    tail -n +2 "$src/hooks/qemu"
+  } > "$tmp"
+  first_hook=0; [ -e "$hook" ] || first_hook=1
+  put "$tmp" "$hook" 755
+  rm -f "$tmp"
 
   if [ "$changed" -eq 0 ]; then say "vfwire is installed and unchanged"; return; fi
   say "installed vfwire to $lib, hook $hook"

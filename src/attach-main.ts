@@ -1,8 +1,9 @@
 // The attach worker's entry point: `attach-main.js CONFIG UUID VM STARTED_AT_MS`, as the
-// `started` hook spawns it (attach/spawn.ts). Separate from cli.ts, like hook-main.ts, so the
+// `started` hook spawns it (hooks/qemu, or attach/spawn.ts from Node); an empty CONFIG is
+// $VFWIRE_CONFIG's or the default. Separate from cli.ts, like hook-main.ts, so the
 // time from start to attached carries no command-line parser and none of the other commands.
 
-import { loadConfig } from './config/config.js';
+import { configPath as defaultConfigPath, loadConfig } from './config/config.js';
 import { isRetryableAttachError, openLiveDomain } from './attach/libvirt-domain.js';
 import { runAttachWorker } from './attach/worker.js';
 import { oneLine } from './errors.js';
@@ -10,11 +11,16 @@ import { ExecRunner } from './exec/runner.js';
 import { closeLogger, createLogger } from './log.js';
 
 const [configPath, uuid, vm, startedAtText] = process.argv.slice(2);
-if (!configPath || !uuid || !vm) {
+if (configPath === undefined || !uuid || !vm) {
   process.stderr.write('usage: attach-main.js CONFIG UUID VM [STARTED_AT_MS]\n');
   process.exitCode = 2;
 } else {
-  process.exitCode = await attachWorker(configPath, uuid, vm, Number(startedAtText) || Date.now());
+  process.exitCode = await attachWorker(
+    configPath || defaultConfigPath(),
+    uuid,
+    vm,
+    Number(startedAtText) || Date.now(),
+  );
 }
 
 async function attachWorker(path: string, uuid: string, vm: string, startedAt: number): Promise<number> {

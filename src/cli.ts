@@ -5,6 +5,7 @@ import { Command, Option } from 'commander';
 import { DEFAULT_CONFIG_PATH } from './config/config.js';
 import { ExitError, oneLine } from './errors.js';
 import { benchCommands } from './cli/bench.js';
+import { configCommands } from './cli/config.js';
 import { doctorCommand } from './cli/doctor.js';
 import { DEFAULT_GRACE_S, gcCommand } from './cli/gc.js';
 import { hostCommands } from './cli/host.js';
@@ -80,6 +81,7 @@ vm.command('unset')
   .argument('<vm>', 'domain name')
   .action((name: string) => vmUnset(name, givenConfig()));
 
+configCommands(program, config);
 hostCommands(program, config);
 ipsecCommands(program, config);
 benchCommands(program);

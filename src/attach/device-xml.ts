@@ -2,12 +2,10 @@
 // ledger, where it was validated; it is escaped anyway.
 
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { TEMPLATES_DIR } from '../program-files.js';
 import { deviceAlias } from '../domain/device-aliases.js';
 import type { Lease } from '../ledger/types.js';
-
-const TEMPLATES = join(dirname(fileURLToPath(import.meta.url)), '../../../templates');
 
 export function renderDeviceXml(lease: Lease): string {
   if (lease.attach === 'netns') throw new Error(`lease ${lease.key}: a netns guest's VF is not attached by libvirt`);
@@ -32,7 +30,7 @@ export function renderDeviceXml(lease: Lease): string {
 }
 
 function fill(template: string, values: Record<string, string>): string {
-  const text = readFileSync(join(TEMPLATES, template), 'utf8').replace(/<!--[\s\S]*?-->\n/g, '');
+  const text = readFileSync(join(TEMPLATES_DIR, template), 'utf8').replace(/<!--[\s\S]*?-->\n/g, '');
   return text.replace(/\{\{(\w+)\}\}/g, (_, key: string) => {
     const value = values[key];
     if (value === undefined) throw new Error(`template ${template}: no value for {{${key}}}`);

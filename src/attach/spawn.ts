@@ -4,9 +4,9 @@
 // returns at once.
 
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { entryPoint } from '../program-files.js';
 
-const WORKER = fileURLToPath(new URL('../attach-main.js', import.meta.url));
+const WORKER = entryPoint('attach-main.js');
 
 export function spawnAttachWorker(configPath: string, vm: string, uuid: string, startedAt: number): number | undefined {
   const child = spawn(process.execPath, [WORKER, configPath, uuid, vm, String(startedAt)], {

@@ -1,7 +1,7 @@
 // The config file's schema: every key, its type, its default. Keys are snake_case as in the
 // YAML; config.ts turns the result into the camelCase Config the code uses.
 
-import { z } from 'zod';
+import * as z from 'zod';
 import { VNI_MAX, VNI_MIN } from '../domain/interface-spec.js';
 import { IFNAME_RE } from '../identifiers.js';
 

@@ -2,9 +2,9 @@
 // the metadata gives none.
 
 import { createHash } from 'node:crypto';
+import { UUID_RE } from '../identifiers.js';
 
 const MAC_RE = /^[0-9A-Fa-f]{2}(?::[0-9A-Fa-f]{2}){5}$/;
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Lower-case colon form of six colon-separated hex octets; undefined for anything else. */
 export function normalizeMac(text: string): string | undefined {

@@ -22,10 +22,9 @@ import {
   type XmlElement,
 } from './safe-xml.js';
 import { quote } from '../quote.js';
+import { UUID_RE } from '../identifiers.js';
 
 import { DOMAIN_XML_MAX_BYTES, METADATA_MAX_BYTES } from './limits.js';
-
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Unqualified names in a namespace-stripped metadata element (see parseMetadataElement). */
 const IMPLIED_SCOPE: NamespaceScope = new Map([...ROOT_SCOPE, ['', VFWIRE_NS]]);

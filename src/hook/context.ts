@@ -8,6 +8,8 @@ import type { Logger } from '../log.js';
 export interface HookEnv {
   config(): Promise<Config>;
   context(): Promise<HookContext>;
+  /** The state directory hooks/qemu looks for VM markers in ($VFWIRE_STATE_DIR), when pinned. */
+  pinnedStateDir?: string;
 }
 
 export interface HookContext {

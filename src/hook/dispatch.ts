@@ -2,7 +2,9 @@
 // stdin. Maps each operation to its handler and decides the exit code libvirt acts on.
 // Hooks must never call back into libvirt (it holds locks while they run).
 
-import { VfwireError } from '../errors.js';
+import path from 'node:path';
+import type { Config } from '../config/config.js';
+import { ValidationError, VfwireError } from '../errors.js';
 import { needsLiveAttach, type Lease } from '../ledger/types.js';
 import type { HookEnv } from './context.js';
 
@@ -23,7 +25,9 @@ export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
   switch (when) {
     case 'prepare/begin': {
       const req = (await domain()).parseDomainXml(call.xml);
-      if (req.interfaces) await (await import('./prepare.js')).prepare(req, await env.context());
+      if (!req.interfaces) return;
+      checkPinnedStateDir(await env.config(), env.pinnedStateDir);
+      await (await import('./prepare.js')).prepare(req, await env.context());
       return;
     }
     case 'started/begin':
@@ -41,10 +45,10 @@ export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
           pid: spawnAttachWorker(c.cfg.path, name, uuid, Date.now()),
         });
       });
-    case 'stopped/end':
     case 'release/end': {
       // Release by UUID even when the metadata is gone or broken: the ledger knows what it holds.
-      // Every VM of the host ends here: one without leases costs a ledger read, nothing more.
+      // Here, not at stopped/end: libvirt's qemuProcessStop runs both, and release once the VF is
+      // back on its host driver. hooks/qemu comes here only for a VM with a marker.
       const { uuid, name } = (await domain()).readDomainIdentity(call.xml);
       if ((await leasesOfVm(env, uuid)).length) {
         const ctx = await env.context();
@@ -70,9 +74,20 @@ export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
       return;
     }
     default:
-      // start, stopped/begin, attach... nothing to do.
+      // start, stopped, attach... nothing to do.
       return;
   }
+}
+
+/**
+ * hooks/qemu looks for the VM markers in the state directory install.sh pinned: a lease taken in
+ * another would be one whose release the shim never sees. So a start refuses when they differ.
+ */
+function checkPinnedStateDir(cfg: Config, pinned: string | undefined): void {
+  if (pinned === undefined || path.resolve(pinned) === path.resolve(cfg.stateDir)) return;
+  throw new ValidationError(
+    `${cfg.path}: state_dir is ${cfg.stateDir} but the hook looks for leases in ${pinned} (VFWIRE_STATE_DIR, pinned by install.sh): re-run install.sh, or put state_dir back`,
+  );
 }
 
 /** A VM's leases from a lock-free read of the ledger: the cheap test before anything heavier. */

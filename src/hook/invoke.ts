@@ -52,7 +52,8 @@ export async function runHookCall(call: HookCall, configFile?: string): Promise<
         return { cfg: c, runner, log, stepRunner: await injectedFaults(c, runner) };
       },
     ));
-  const env: HookEnv = { config, context };
+  const pinned = process.env.VFWIRE_STATE_DIR;
+  const env: HookEnv = { config, context, ...(pinned ? { pinnedStateDir: pinned } : {}) };
   try {
     await dispatch(call, env);
     return { code: 0 };

@@ -4,12 +4,12 @@
 // peer's VXLAN devices drop it. A child process sends it, from inside the underlay's netns when
 // there is one. A kick that fails is only logged: the watch kicks again next round.
 
-import { fileURLToPath } from 'node:url';
 import type { Runner } from '../exec/runner.js';
 import type { Logger } from '../log.js';
 import type { PairContext } from './pair-plan.js';
+import { entryPoint } from '../program-files.js';
 
-const SENDER = fileURLToPath(new URL('./kick-main.js', import.meta.url));
+const SENDER = entryPoint('ipsec/kick-main.js');
 
 export function kickArgv(netns: string | undefined, local: string, peer: string): string[] {
   const send = [process.execPath, SENDER, local, peer];

@@ -14,13 +14,11 @@
 
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { TEMPLATES_DIR } from '../program-files.js';
 import { ValidationError } from '../errors.js';
 import { VXLAN_PORT } from '../overlay/names.js';
 import { inboundReqid, orderPair, outboundReqid } from './sa-ids.js';
-
-const TEMPLATES = join(dirname(fileURLToPath(import.meta.url)), '../../../templates');
 
 /**
  * IKE: AES-GCM-16 128, PRF HMAC-SHA-256, ECDH P-256. On Debian, charon gets ECP-256 (and
@@ -273,7 +271,7 @@ function loadTemplate(): Template {
   if (cached) return cached;
   const parts: Template = new Map();
   let name: string | undefined;
-  for (const line of readFileSync(join(TEMPLATES, 'swanctl.conf'), 'utf8').split('\n')) {
+  for (const line of readFileSync(join(TEMPLATES_DIR, 'swanctl.conf'), 'utf8').split('\n')) {
     const m = /^#!part (\S+)$/.exec(line);
     if (m) {
       name = m[1]!;

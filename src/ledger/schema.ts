@@ -3,9 +3,10 @@
 // rather than silently dropped on the next save. test/ledger/schema.test.ts fails to compile
 // when this schema and types.ts drift apart.
 
-import { z } from 'zod';
+import * as z from 'zod';
 import { VfwireError } from '../errors.js';
 import { LEDGER_SCHEMA, leaseKey, type LedgerData } from './types.js';
+import { LOWER_UUID_RE } from '../identifiers.js';
 
 // The ledger's undo commands are replayed as root: only the tools vfwire plans with may appear.
 // `ip netns exec NS` runs anything: what it runs is checked the same way.
@@ -35,7 +36,8 @@ const count = z.number().int().nonnegative();
 const leaseSchema = z.strictObject({
   key: z.string().min(1),
   vm: z.string().min(1),
-  uuid: z.string().min(1),
+  // A VM marker's file name (vm-markers.ts): never a path.
+  uuid: z.string().regex(LOWER_UUID_RE, 'must be a lower-case UUID'),
   index: count,
   pf: z.string().min(1),
   vf: count,

@@ -13,6 +13,7 @@ import writeFileAtomic from 'write-file-atomic';
 import { ResourceError, VfwireError } from '../errors.js';
 import { decodeLedger, describeIssues, ledgerSchema, REPAIR_HINT } from './schema.js';
 import { emptyLedger, type LedgerData } from './types.js';
+import { addMarkers, dropMarkers, ensureMarkers } from './vm-markers.js';
 
 const LEDGER_FILE = 'ledger.json';
 const LOCK_FILE = 'ledger.lock';
@@ -67,6 +68,7 @@ export async function withLedger<T>(
   try {
     // Loaded under the lock: a refused file throws here, before fn can save over it.
     const data = await loadLedger(file);
+    await ensureMarkers(stateDir, data);
     const txn: LedgerTxn = {
       data,
       async save() {
@@ -76,7 +78,13 @@ export async function withLedger<T>(
             cause: lost,
           });
         }
+        // Checked first: neither a ledger nor a marker named from one vfwire would refuse to
+        // load must reach the disk. A VM's marker exists whenever the ledger on disk gives it a
+        // lease (vm-markers.ts).
+        checkLedger(file, data);
+        await addMarkers(stateDir, data);
         await writeLedger(file, data, opts.onTmpfile);
+        await dropMarkers(stateDir, data);
       },
     };
     return await fn(txn);
@@ -164,12 +172,14 @@ async function loadLedger(file: string): Promise<LedgerData> {
   return decodeLedger(raw, file);
 }
 
-async function writeLedger(file: string, data: LedgerData, onTmpfile: LedgerOptions['onTmpfile']): Promise<void> {
-  // Check before writing: a file we would refuse to load must never reach the disk.
+function checkLedger(file: string, data: LedgerData): void {
   const checked = ledgerSchema.safeParse(data);
   if (!checked.success) {
     throw new VfwireError(`refusing to save an invalid ledger to ${file}: ${describeIssues(checked.error)}`);
   }
+}
+
+async function writeLedger(file: string, data: LedgerData, onTmpfile: LedgerOptions['onTmpfile']): Promise<void> {
   try {
     // write-file-atomic v7: (filename, data, options) => Promise<void>. mode is applied with an
     // explicit chmod of the temp file, so it is 0600 whatever the umask.

@@ -1,17 +1,37 @@
-// The sim calls vfwire's real hook script the way libvirt does: argv, the domain XML on stdin,
-// the config named by $VFWIRE_CONFIG. Also the smallest domain XML that carries vfwire metadata.
+// The sim calls vfwire's real hook script the way libvirt does (argv, the domain XML on stdin)
+// and as install.sh installs it: the config and its state directory pinned ($VFWIRE_CONFIG,
+// $VFWIRE_STATE_DIR). Also the smallest domain XML that carries vfwire metadata.
 
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { execa } from 'execa';
+import { loadConfig } from '../config/config.js';
 import { VFWIRE_NS } from '../domain/interface-spec.js';
+import { PROGRAM_ROOT } from '../program-files.js';
 
-export const HOOK_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), '../../../hooks/qemu');
+export const HOOK_SCRIPT = join(PROGRAM_ROOT, 'hooks/qemu');
 
 export interface HookResult {
   code: number;
   stdout: string;
   stderr: string;
+}
+
+const pins = new Map<string, Promise<Record<string, string>>>();
+
+/**
+ * What install.sh pins in the hook for this config: the config path, and its state_dir when the
+ * config is valid (without it the shim hands release and reconnect to Node, as installed).
+ */
+export function pinnedHookEnv(configPath: string): Promise<Record<string, string>> {
+  let pin = pins.get(configPath);
+  if (!pin) {
+    pin = loadConfig(configPath).then(
+      (cfg) => ({ VFWIRE_CONFIG: configPath, VFWIRE_STATE_DIR: cfg.stateDir }),
+      () => ({ VFWIRE_CONFIG: configPath }),
+    );
+    pins.set(configPath, pin);
+  }
+  return pin;
 }
 
 export async function callHook(
@@ -27,7 +47,7 @@ export async function callHook(
     input: xml,
     reject: false,
     timeout: timeoutMs,
-    env: { VFWIRE_CONFIG: configPath, ...env },
+    env: { ...(await pinnedHookEnv(configPath)), ...env },
   });
   return { code: res.exitCode ?? -1, stdout: res.stdout, stderr: res.stderr };
 }

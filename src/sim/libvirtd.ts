@@ -6,7 +6,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { waitFor } from '../wait.js';
-import { HOOK_SCRIPT, vfwireNetXml } from './hook-call.js';
+import { HOOK_SCRIPT, pinnedHookEnv, vfwireNetXml } from './hook-call.js';
 
 export const LIBVIRT_URI = 'qemu:///system';
 const HOOK_DIR = '/etc/libvirt/hooks/qemu.d';
@@ -26,10 +26,13 @@ export async function installSimHook(name: string, configPath: string): Promise<
   if (!/^[a-z0-9-]{1,40}$/.test(name)) throw new Error(`hook name "${name}"`);
   mkdirSync(HOOK_DIR, { recursive: true });
   const path = join(HOOK_DIR, name);
+  const pins = Object.entries(await pinnedHookEnv(configPath)).map(([k, v]) => `export ${k}='${v}'\n`);
   writeFileSync(
     path,
-    `#!/bin/sh\n# vfwire sim hook, removed with the sim that wrote it\nexport VFWIRE_CONFIG='${configPath}'\nexec '${HOOK_SCRIPT}' "$@"\n`,
-    { mode: 0o755 },
+    `#!/bin/sh\n# vfwire sim hook, removed with the sim that wrote it\n${pins.join('')}exec '${HOOK_SCRIPT}' "$@"\n`,
+    {
+      mode: 0o755,
+    },
   );
   try {
     await restartLibvirtd();

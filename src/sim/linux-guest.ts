@@ -5,14 +5,14 @@
 
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { vfwireNetXml } from './hook-call.js';
 import { waitFor } from '../wait.js';
+import { PROGRAM_ROOT } from '../program-files.js';
 import { defineDomain, virtType } from './libvirtd.js';
 
 // dist/src/sim/ -> guest/ in the checkout.
-const GUEST_SRC = join(dirname(fileURLToPath(import.meta.url)), '../../../guest');
+const GUEST_SRC = join(PROGRAM_ROOT, 'guest');
 const BUILD_SCRIPT = join(GUEST_SRC, 'build-guest.sh');
 
 export interface GuestImage {

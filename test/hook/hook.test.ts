@@ -118,7 +118,7 @@ describe('hook on a sim host', function () {
     const xml = domainXml('twice', U(30), [OFF]);
     expect((await runHook(cfg, 'twice', 'release', 'end', xml)).code).to.equal(0);
     expect((await runHook(cfg, 'twice', 'prepare', 'begin', xml)).code).to.equal(0);
-    for (let i = 0; i < 2; i++) expect((await runHook(cfg, 'twice', 'stopped', 'end', xml)).code).to.equal(0);
+    for (let i = 0; i < 2; i++) expect((await runHook(cfg, 'twice', 'release', 'end', xml)).code).to.equal(0);
     await expectClean();
   });
 

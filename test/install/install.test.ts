@@ -29,7 +29,7 @@ function files(root: string): string[] {
 function expectedProgramFiles(): string[] {
   const program = files(SRC).filter(
     (f) =>
-      (f.startsWith('dist/src/') && f.endsWith('.js')) ||
+      ((f.startsWith('dist/src/') || f.startsWith('dist/bundle/')) && f.endsWith('.js')) ||
       f.startsWith('hooks/') ||
       f.startsWith('templates/') ||
       f === 'package.json',
@@ -60,9 +60,12 @@ describe('install.sh --root', function () {
     expect(statSync(join(root, 'etc/libvirt/hooks/qemu.d/vfwire')).mode & 0o777).to.equal(0o755);
     expect(statSync(join(root, 'var/lib/vfwire')).mode & 0o777).to.equal(0o700);
     expect(lstatSync(join(root, 'usr/local/bin/vfwire')).isSymbolicLink()).to.equal(true);
-    expect(readFileSync(join(root, 'etc/libvirt/hooks/qemu.d/vfwire'), 'utf8')).to.include(
-      'VFWIRE_HOOK=/usr/local/lib/vfwire/dist/src/hook-main.js',
-    );
+    // The shim's pins: the installed hook, the config, and the config's state directory, where
+    // it looks for VM markers without starting Node.
+    const shim = readFileSync(join(root, 'etc/libvirt/hooks/qemu.d/vfwire'), 'utf8');
+    expect(shim).to.include('VFWIRE_HOOK=/usr/local/lib/vfwire/dist/bundle/hook-main.js');
+    expect(shim).to.include('export VFWIRE_CONFIG=/etc/vfwire/config.yaml\n');
+    expect(shim).to.include('export VFWIRE_STATE_DIR=/var/lib/vfwire\n');
 
     const stamp = (f: string) => statSync(join(root, f)).mtimeMs;
     const before = expected.filter((f) => !f.endsWith('bin/vfwire')).map(stamp);
@@ -93,6 +96,23 @@ describe('install.sh --root', function () {
     expect((await install(root, '--uninstall')).exitCode).to.equal(0);
     expect(files(root)).to.deep.equal(['etc/libvirt/hooks/qemu']);
     expect(readFileSync(userHook, 'utf8')).to.equal('#!/bin/sh\necho mine\n');
+  });
+
+  it("pins the config's state_dir; without a valid config pins none and says what that costs", async () => {
+    const conf = join(root, 'etc/vfwire/config.yaml');
+    const hook = join(root, 'etc/libvirt/hooks/qemu.d/vfwire');
+    mkdirSync(dirname(conf), { recursive: true });
+    const example = readFileSync(join(SRC, 'templates/config.example.yaml'), 'utf8');
+    writeFileSync(conf, example.replace(/^state_dir: .*$/m, 'state_dir: /srv/vfwire/state'), { mode: 0o600 });
+    expect((await install(root, '--hook-style', 'qemu.d')).exitCode).to.equal(0);
+    expect(readFileSync(hook, 'utf8')).to.include('export VFWIRE_STATE_DIR=/srv/vfwire/state\n');
+
+    writeFileSync(conf, 'backend: nonsense\n');
+    const again = await install(root, '--hook-style', 'qemu.d');
+    expect(again.exitCode, again.stderr).to.equal(0);
+    expect(again.stdout).to.match(/install\.sh: the hook cannot pin the state directory: vfwire: .*backend/);
+    expect(again.stdout).to.include("the hook starts Node for every VM's release");
+    expect(readFileSync(hook, 'utf8')).to.not.include('export VFWIRE_STATE_DIR');
   });
 
   it('keeps an edited config and the ledger on uninstall', async () => {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ResourceError, VfwireError } from '../../src/errors.js';
+import { rejection } from '../helpers/rejection.js';
 import { ledgerPaths, readLedger, withLedger } from '../../src/ledger/store.js';
 import { emptyLedger, LEDGER_SCHEMA, leaseKey, type Lease, type LedgerData } from '../../src/ledger/types.js';
 
@@ -266,7 +267,7 @@ describe('ledger store', () => {
       expect(path.dirname(tmpfile)).to.equal(stateDir);
       expect(await readFile(file, 'utf8')).to.equal(before);
       expect(await readLedger(stateDir)).to.deep.equal(old);
-      expect(await readdir(stateDir), 'temp file cleaned up, lock released').to.deep.equal(['ledger.json']);
+      expect(await readdir(stateDir), 'temp file cleaned up, lock released').to.deep.equal(['ledger.json', 'vms']);
     });
   });
 
@@ -377,14 +378,4 @@ async function exists(p: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).to.be.instanceOf(Error);
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
 }

@@ -1,5 +1,6 @@
 // The code's shape, enforced: every src import points to the same layer or below, no src file
-// grows past 300 lines, and README's layout section names every src directory.
+// grows past 300 lines, one module finds the program's files, and README's layout section names
+// every src directory.
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -89,6 +90,11 @@ describe('code shape', () => {
       .filter(({ n }) => n > 300)
       .map(({ f, n }) => `${f}: ${n}`);
     expect(long).to.deep.equal([]);
+  });
+
+  it('derives program paths only in src/program-files.ts (the bundles sit elsewhere than tsc output)', () => {
+    const own = files.filter((f) => /\bimport\.meta\b/.test(readFileSync(f, 'utf8'))).map((f) => relative(SRC, f));
+    expect(own).to.deep.equal(['program-files.ts']);
   });
 
   it("names every src directory in README's layout section", () => {
