@@ -1,7 +1,8 @@
 // `npm run bench`: what vfwire costs, as ratios measured in one run on this machine (absolute
 // times on a shared 2-core machine mean little; ratios against a baseline of the same run do).
 // Results: bench/results/latest.json and a summary table. `-- --no-libvirt` skips the part that
-// restarts libvirtd (it installs a hook for a sim host).
+// restarts libvirtd (it installs a hook for a sim host); `-- --only hooks,libvirt,dataplane` runs
+// only those parts.
 
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -213,20 +214,26 @@ async function overlayThroughput(): Promise<void> {
   }
 }
 
+// `-- --only hooks,libvirt,dataplane` runs those parts alone (results then hold only them).
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1]!.split(',') : undefined;
+const part = (name: string) => !only || only.includes(name);
+
 const t0 = Date.now();
-const opts: SimOptions = { dir: mkdtempSync(join(tmpdir(), 'vfwbench-')) + '/sim', prefix: 'vfwbench', vfs: 64 };
-const [hostA] = await simUp(opts, runner);
-try {
-  // The hook as install.sh installs it: config and state directory pinned.
-  const env = await pinnedHookEnv(hostA!.configPath);
-  await untaggedLifecycle(env);
-  await taggedLifecycle(env);
-  await parallelStarts(hostA!, env);
-} finally {
-  await simDown(opts, runner);
+if (part('hooks')) {
+  const opts: SimOptions = { dir: mkdtempSync(join(tmpdir(), 'vfwbench-')) + '/sim', prefix: 'vfwbench', vfs: 64 };
+  const [hostA] = await simUp(opts, runner);
+  try {
+    // The hook as install.sh installs it: config and state directory pinned.
+    const env = await pinnedHookEnv(hostA!.configPath);
+    await untaggedLifecycle(env);
+    await taggedLifecycle(env);
+    await parallelStarts(hostA!, env);
+  } finally {
+    await simDown(opts, runner);
+  }
 }
-await startToAttached();
-await overlayThroughput();
+if (part('libvirt')) await startToAttached();
+if (part('dataplane')) await overlayThroughput();
 
 const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Node ${process.versions.node}`;
 const t = makeTable(['MEASURE', 'VALUE', 'BASELINE (same run)', 'RATIO', 'GOAL']);

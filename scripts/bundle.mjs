@@ -9,6 +9,7 @@
 // `__filename` and `__dirname` an ES module lacks.
 
 import { rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { build } from 'esbuild';
 
 const ENTRIES = ['hook-main', 'attach-main', 'ipsec/kick-main'];
@@ -16,7 +17,7 @@ const ENTRIES = ['hook-main', 'attach-main', 'ipsec/kick-main'];
 // Chunks are named by their hash: a stale one would stay forever.
 rmSync('dist/bundle', { recursive: true, force: true });
 
-await build({
+const result = await build({
   entryPoints: ENTRIES.map((e) => `dist/src/${e}.js`),
   outbase: 'dist/src',
   outdir: 'dist/bundle',
@@ -35,8 +36,16 @@ await build({
     ].join(' '),
   },
   splitting: true,
-  chunkNames: 'chunks/[name]-[hash]',
+  // Shared chunks beside the top-level entries: program-files.ts, wherever it lands, must sit
+  // two levels below the program root, as tsc's dist/src/program-files.js does (checked below).
+  chunkNames: '[name]-[hash]',
+  metafile: true,
   minify: true,
   legalComments: 'none',
   logLevel: 'warning',
 });
+
+for (const [out, meta] of Object.entries(result.metafile.outputs)) {
+  if (Object.keys(meta.inputs).includes('dist/src/program-files.js') && dirname(out) !== 'dist/bundle')
+    throw new Error(`bundle: ${out} holds src/program-files.ts away from dist/bundle/: its paths would be wrong`);
+}

@@ -24,7 +24,12 @@ if (configPath === undefined || !uuid || !vm) {
 }
 
 async function attachWorker(path: string, uuid: string, vm: string, startedAt: number): Promise<number> {
-  const cfg = await loadConfig(path);
+  // Without a config there is no log to write to: one line on stderr (a terminal's, when run by
+  // hand; the shim sends it nowhere), never a stack of the bundle's minified source.
+  const cfg = await loadConfig(path).catch((err: unknown) => {
+    process.stderr.write(`vfwire attach worker: ${oneLine(err)}\n`);
+  });
+  if (!cfg) return 1;
   const log = createLogger(cfg.logDir, 'attach');
   // A daemon that stops answering would leave a libvirt call blocked in a worker thread, and
   // Node waits for those at exit: past the deadline, leave the hard way.
