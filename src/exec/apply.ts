@@ -2,34 +2,75 @@
 // past undo errors) and throws one error carrying the failure and every undo failure.
 
 import { NotFoundError, VfwireError } from '../errors.js';
-import type { Command, Step } from './step.js';
-import type { Runner } from './runner.js';
+import { failedLine, groupSteps, type StepGroup } from './ip-batch.js';
+import { CommandError, stderrOf, type Runner } from './runner.js';
+import { formatCommand, type Command, type Step } from './step.js';
 
 export interface ApplyOptions {
   vm?: string;
   /** Told of each step that ran, before the next one starts. */
   onApplied?: (step: Step) => void;
+  /**
+   * Consecutive `ip` steps of one netns go to one `ip -batch` (exec/ip-batch.ts). Off where a
+   * command must be a step (fault injection counts commands).
+   */
+  batch?: boolean;
 }
 
 export async function applySteps(steps: Step[], runner: Runner, opts: ApplyOptions = {}): Promise<void> {
   const done: Step[] = [];
-  for (const step of steps) {
-    try {
-      await runner.run(step.do);
+  const groups: StepGroup[] = opts.batch ? groupSteps(steps) : steps.map((s) => ({ steps: [s] }));
+  for (const group of groups) {
+    const failure = await runGroup(group, runner, (step) => {
       done.push(step);
       opts.onApplied?.(step);
-    } catch (cause) {
-      const undoErrors = await undoAll(
-        done.reverse().flatMap((s) => (s.undo ? [s.undo] : [])),
-        runner,
-      );
-      const also = undoErrors.length
-        ? ` (and ${undoErrors.length} undo step(s) failed: ${undoErrors.map((e) => e.message).join('; ')})`
-        : '';
-      throw new VfwireError(`failed to ${step.kind} ${step.device}${also}`, { vm: opts.vm, cause });
-    }
+    });
+    if (!failure) continue;
+    const undoErrors = await undoAll(
+      done.reverse().flatMap((s) => (s.undo ? [s.undo] : [])),
+      runner,
+    );
+    const also = undoErrors.length
+      ? ` (and ${undoErrors.length} undo step(s) failed: ${undoErrors.map((e) => e.message).join('; ')})`
+      : '';
+    const { step, cause } = failure;
+    throw new VfwireError(`failed to ${step.kind} ${step.device}${also}`, { vm: opts.vm, cause });
   }
 }
+
+/** Runs one group; each step that ran is told to `ran`. Returns the step that failed, if one did. */
+async function runGroup(
+  group: StepGroup,
+  runner: Runner,
+  ran: (step: Step) => void,
+): Promise<{ step: Step; cause: unknown } | undefined> {
+  if (!group.batch) {
+    const step = group.steps[0]!;
+    try {
+      await runner.run(step.do);
+    } catch (cause) {
+      return { step, cause };
+    }
+    ran(step);
+    return undefined;
+  }
+  try {
+    await runner.run(group.batch);
+  } catch (cause) {
+    const stderr = stderrOf(cause);
+    const at = stderr === undefined ? undefined : failedLine(stderr);
+    // Where ip did not say (a timeout, a signal), any of them may have run: all count as done,
+    // so their undo runs (an object that was never made counts as undone).
+    const failed = at !== undefined && at < group.steps.length ? at : group.steps.length - 1;
+    group.steps.slice(0, at === undefined ? group.steps.length : failed).forEach(ran);
+    const step = group.steps[failed]!;
+    return { step, cause: new CommandError(`${formatCommand(step.do)}, in ${causeText(cause)}`) };
+  }
+  group.steps.forEach(ran);
+  return undefined;
+}
+
+const causeText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /**
  * Runs undo commands in the order given. Already-gone objects count as undone; other failures

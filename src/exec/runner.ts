@@ -28,6 +28,13 @@ export class CommandError extends VfwireError {
   override name = 'CommandError';
 }
 
+// What a failed command wrote to stderr, whole (its error's message keeps the first lines).
+const STDERR = new WeakMap<Error, string>();
+
+export function stderrOf(err: unknown): string | undefined {
+  return err instanceof Error ? STDERR.get(err) : undefined;
+}
+
 // execa takes ~90 ms to load, and most hook calls run no command: it loads at the first one.
 let execaModule: Promise<typeof import('execa')> | undefined;
 
@@ -53,7 +60,8 @@ export class ExecRunner implements Runner {
         : `failed (${res.signal ?? res.code ?? 'spawn error'})`;
     const detail = (res.stderr || res.stdout || res.message || '').trim().split('\n').slice(0, 3).join('; ');
     const message = `${formatCommand(cmd)}: ${what}${detail ? `: ${detail}` : ''}`;
-    if (!res.timedOut && ABSENT.test(res.stderr)) throw new NotFoundError(message);
-    throw new CommandError(message);
+    const err = !res.timedOut && ABSENT.test(res.stderr) ? new NotFoundError(message) : new CommandError(message);
+    STDERR.set(err, res.stderr);
+    throw err;
   }
 }

@@ -35,7 +35,8 @@ export async function prepare(req: DomainRequest, ctx: HookContext): Promise<voi
       recordPlan(txn.data, plan);
       await txn.save();
       try {
-        await applySteps(plan.steps, ctx.stepRunner ?? ctx.runner, { vm: req.name });
+        // Batched, except under fault injection, whose Nth command must be step N.
+        await applySteps(plan.steps, ctx.stepRunner ?? ctx.runner, { vm: req.name, batch: !ctx.stepRunner });
       } catch (err) {
         dropLeases(txn.data, keys);
         // The step's failure is what the user must see; a failed save is logged beside it.
