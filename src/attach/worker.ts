@@ -81,7 +81,9 @@ export async function runAttachWorker(vm: string, uuid: string, startedAt: numbe
 
 async function attachWithRetry(dom: LiveDomain, xml: string, deadline: number, deps: WorkerDeps): Promise<void> {
   const sleep = deps.sleep ?? realSleep;
-  for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+  // The start job ends at a moment nobody announces: poll often (a refused attach is one local
+  // RPC), or the VF lands up to the last backoff after the job is done.
+  for (let delay = 25; ; delay = Math.min(delay * 2, 100)) {
     try {
       return await dom.attach(xml);
     } catch (err) {

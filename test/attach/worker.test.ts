@@ -130,7 +130,7 @@ describe('attach worker (libvirt test driver)', function () {
     const sleeps: number[] = [];
     const r = await run('keep', sleeps, () => true);
     expect(r.ok).to.equal(false);
-    expect(sleeps.slice(0, 3)).to.deep.equal([50, 100, 200]);
+    expect(sleeps.slice(0, 4)).to.deep.equal([25, 50, 100, 100]);
     expect(sleeps.every((ms, i) => ms <= 1000 && (i === 0 || ms >= sleeps[i - 1]!))).to.equal(true);
     expect(r.ledger.leases).to.deep.equal({});
   });
