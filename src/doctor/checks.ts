@@ -7,7 +7,7 @@ import { oneLine } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
 import { lagCheck, pfSwitchCheck } from '../failover/checks.js';
 import { pfSwitch } from '../failover/pf-switch.js';
-import { hookCheck, iommuCheck, pfChecks } from '../host/checks.js';
+import { hookCheck, hookPinCheck, installedHook, iommuCheck, pfChecks } from '../host/checks.js';
 import { readInventory, type Inventory } from '../host/inventory.js';
 import { ipsecChecks } from '../ipsec/checks.js';
 import { readLedger } from '../ledger/store.js';
@@ -48,6 +48,10 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   if (ledger) results.push(await admissionCheck(cfg, runner, ledger), ...(await overlayFor(cfg).check(runner, ledger)));
   if (cfg.failover?.mode === 'active-backup') results.push(await lagCheck(cfg, runner, inv));
   if (pfSwitch(cfg)) results.push(await pfSwitchCheck(cfg, runner));
-  if (cfg.backend === 'real') results.push(iommuCheck(), await hookCheck(ctx.hookPaths));
+  if (cfg.backend === 'real') {
+    results.push(iommuCheck(), await hookCheck(ctx.hookPaths));
+    const hook = installedHook(ctx.hookPaths);
+    if (hook) results.push(hookPinCheck(cfg, hook.path, hook.text));
+  }
   return results;
 }

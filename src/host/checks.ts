@@ -1,8 +1,9 @@
 // doctor's lines for the host itself: each PF as the lab notes set it up, the IOMMU for VFIO,
-// and the libvirt hook installed and loaded.
+// and the libvirt hook installed, loaded, and looking where the config keeps the leases.
 
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { release as kernelRelease } from 'node:os';
+import { resolve } from 'node:path';
 import { fail, pass, warn, type CheckResult } from '../check-result.js';
 import type { Config } from '../config/config.js';
 import { oneLine } from '../errors.js';
@@ -71,9 +72,15 @@ export function iommuCheck(): CheckResult {
   );
 }
 
-export async function hookCheck(
-  paths = ['/etc/libvirt/hooks/qemu.d/vfwire', '/etc/libvirt/hooks/qemu'],
-): Promise<CheckResult> {
+export const HOOK_PATHS = ['/etc/libvirt/hooks/qemu.d/vfwire', '/etc/libvirt/hooks/qemu'];
+
+/** The installed hook's path and text, when there is one. */
+export function installedHook(paths = HOOK_PATHS): { path: string; text: string } | undefined {
+  const path = paths.find((p) => existsSync(p));
+  return path === undefined ? undefined : { path, text: readFileSync(path, 'utf8') };
+}
+
+export async function hookCheck(paths = HOOK_PATHS): Promise<CheckResult> {
   const found = paths.find((p) => existsSync(p));
   if (!found) return fail('libvirt hook', 'not installed', './install.sh, then restart libvirtd');
   // libvirt discovers hooks when the daemon starts: a newer hook file is not loaded yet.
@@ -88,4 +95,26 @@ export async function hookCheck(
         `restart ${stale[0]!.name} (libvirt reads hooks only when it starts)`,
       )
     : pass('libvirt hook', `${found}, loaded by ${daemons.map((d) => d.name).join(', ')}`);
+}
+
+/**
+ * The state directory the installed hook looks for VM markers in (install.sh pins it) against
+ * the config's: a start refuses when they differ, and without a pin every VM's release starts Node.
+ */
+export function hookPinCheck(cfg: Pick<Config, 'stateDir' | 'path'>, hookPath: string, text: string): CheckResult {
+  const name = 'hook state directory';
+  const pinned = /^export VFWIRE_STATE_DIR=(\S+)$/m.exec(text)?.[1];
+  if (pinned === undefined)
+    return warn(
+      name,
+      `${hookPath} pins none: every VM's release and reconnect starts Node`,
+      `./install.sh with a valid ${cfg.path}`,
+    );
+  if (resolve(pinned) !== resolve(cfg.stateDir))
+    return fail(
+      name,
+      `${hookPath} looks for leases in ${pinned}, ${cfg.path} keeps them in ${cfg.stateDir}: starts are refused`,
+      './install.sh again (no VM may hold a lease in the old directory), or put state_dir back',
+    );
+  return pass(name, `${pinned}, as in ${cfg.path}`);
 }
