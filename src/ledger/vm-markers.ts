@@ -28,7 +28,8 @@ function wanted(data: LedgerData): Map<string, string> {
   for (const lease of Object.values(data.leases)) {
     // The schema checks it on load and save; a file name it must be, never a path.
     if (!LOWER_UUID_RE.test(lease.uuid)) throw new VfwireError(`lease ${lease.key}: uuid is not a lower-case UUID`);
-    if (needsLiveAttach(lease) || !out.has(lease.uuid)) out.set(lease.uuid, needsLiveAttach(lease) ? 'attach\n' : '');
+    // `attach` once any lease of the VM needs a live attach.
+    if (out.get(lease.uuid) !== 'attach\n') out.set(lease.uuid, needsLiveAttach(lease) ? 'attach\n' : '');
   }
   return out;
 }

@@ -10,6 +10,15 @@ import { PROGRAM_ROOT } from '../program-files.js';
 
 export const HOOK_SCRIPT = join(PROGRAM_ROOT, 'hooks/qemu');
 
+/** The five hook calls libvirt makes for one start and stop of a VM, in order. */
+export const HOOK_LIFECYCLE = [
+  ['prepare', 'begin'],
+  ['start', 'begin'],
+  ['started', 'begin'],
+  ['stopped', 'end'],
+  ['release', 'end'],
+] as const;
+
 export interface HookResult {
   code: number;
   stdout: string;

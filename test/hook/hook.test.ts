@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
 import { domainXml, runHook } from '../helpers/hook.js';
+import { HOOK_LIFECYCLE } from '../../src/sim/hook-call.js';
 import {
   downTestSim,
   expectNoVfwireOn,
@@ -39,14 +40,8 @@ describe('hook on a sim host', function () {
   }
 
   it('an untagged VM starts and stops with no vfwire trace', async () => {
-    for (const [op, sub] of [
-      ['prepare', 'begin'],
-      ['start', 'begin'],
-      ['started', 'begin'],
-      ['stopped', 'end'],
-      ['release', 'end'],
-    ]) {
-      expect(await runHook(cfg, 'plain', op!, sub!, domainXml('plain', U(1)))).to.deep.equal({ code: 0, stderr: '' });
+    for (const [op, sub] of HOOK_LIFECYCLE) {
+      expect(await runHook(cfg, 'plain', op, sub, domainXml('plain', U(1)))).to.deep.equal({ code: 0, stderr: '' });
     }
     expect(existsSync(stateDir()), 'state dir').to.equal(false);
   });

@@ -10,19 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
 import { markerDir } from '../../src/ledger/vm-markers.js';
+import { HOOK_LIFECYCLE } from '../../src/sim/hook-call.js';
 import { domainXml, runHook } from '../helpers/hook.js';
 import { testLease } from '../helpers/inputs.js';
 import { downTestSim, expectNoVfwireOn, upTestSim, type TestSim } from '../helpers/sim.js';
 
 const U = (n: number) => `00000000-0000-4000-8000-${n.toString().padStart(12, '0')}`;
 const OFF = 'vni="100" encrypt="off"';
-const LIFECYCLE = [
-  ['prepare', 'begin'],
-  ['start', 'begin'],
-  ['started', 'begin'],
-  ['stopped', 'end'],
-  ['release', 'end'],
-] as const;
 
 describe('hook hot paths: which calls start Node', function () {
   this.timeout(120_000);
@@ -64,7 +58,7 @@ describe('hook hot paths: which calls start Node', function () {
       : [];
 
   it('an untagged VM: all five calls, no Node, before any ledger and beside one', async () => {
-    for (const [op, sub] of LIFECYCLE)
+    for (const [op, sub] of HOOK_LIFECYCLE)
       expect(await call('plain', op, sub, domainXml('plain', U(1))), `${op}/${sub}`).to.deep.equal({
         code: 0,
         stderr: '',
@@ -72,7 +66,7 @@ describe('hook hot paths: which calls start Node', function () {
     expect(existsSync(stateDir()), 'a state dir').to.equal(false);
     // A locked transaction builds the marker directory the shim trusts from then on.
     await withLedger(stateDir(), async (txn) => txn.save());
-    for (const [op, sub] of LIFECYCLE)
+    for (const [op, sub] of HOOK_LIFECYCLE)
       expect(await call('plain', op, sub, domainXml('plain', U(1))), `${op}/${sub}`).to.deep.equal({
         code: 0,
         stderr: '',
@@ -83,7 +77,7 @@ describe('hook hot paths: which calls start Node', function () {
   it('a tagged VM on netns guests: Node for prepare and release only; the marker comes and goes with the lease', async () => {
     const xml = domainXml('tagged', U(2), [OFF]);
     const seen: string[][] = [];
-    for (const [op, sub] of LIFECYCLE) {
+    for (const [op, sub] of HOOK_LIFECYCLE) {
       rmSync(calls, { force: true });
       expect(await call('tagged', op, sub, xml), `${op}/${sub}`).to.deep.equal({ code: 0, stderr: '' });
       seen.push(started());
@@ -110,7 +104,7 @@ describe('hook hot paths: which calls start Node', function () {
     });
     expect(readFileSync(join(markerDir(stateDir()), U(3)), 'utf8')).to.equal('attach\n');
     const xml = domainXml('live', U(3), [OFF]);
-    for (const [op, sub] of LIFECYCLE.slice(1, 4))
+    for (const [op, sub] of HOOK_LIFECYCLE.slice(1, 4))
       expect(await call('live', op, sub, xml), `${op}/${sub}`).to.deep.equal({ code: 0, stderr: '' });
     const [worker, ...rest] = started();
     expect(rest, 'anything else').to.deep.equal([]);
@@ -126,7 +120,7 @@ describe('hook hot paths: which calls start Node', function () {
   it('a VM whose metadata left the live XML still has its leases freed, by UUID', async () => {
     expect((await call('gone', 'prepare', 'begin', domainXml('gone', U(4), [OFF]))).code).to.equal(0);
     rmSync(calls, { force: true });
-    for (const [op, sub] of [['reconnect', 'begin'], ...LIFECYCLE.slice(3)] as const)
+    for (const [op, sub] of [['reconnect', 'begin'], ...HOOK_LIFECYCLE.slice(3)] as const)
       expect(await call('gone', op, sub, domainXml('gone', U(4))), `${op}/${sub}`).to.deep.equal({
         code: 0,
         stderr: '',
