@@ -5,7 +5,7 @@ import { fail, pass, type CheckResult } from '../check-result.js';
 import type { Config } from '../config/config.js';
 import { oneLine } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
-import { lagCheck, pfSwitchCheck } from '../failover/checks.js';
+import { garpToolCheck, lagCheck, pfSwitchCheck } from '../failover/checks.js';
 import { pfSwitch } from '../failover/pf-switch.js';
 import { hookCheck, hookPinCheck, installedHook, iommuCheck, pfChecks } from '../host/checks.js';
 import { readInventory, type Inventory } from '../host/inventory.js';
@@ -47,7 +47,7 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
   if (cfg.ipsec.mode !== 'off') results.push(...(await ipsecChecks(cfg, runner, ledger)));
   if (ledger) results.push(await admissionCheck(cfg, runner, ledger), ...(await overlayFor(cfg).check(runner, ledger)));
   if (cfg.failover?.mode === 'active-backup') results.push(await lagCheck(cfg, runner, inv));
-  if (pfSwitch(cfg)) results.push(await pfSwitchCheck(cfg, runner));
+  if (pfSwitch(cfg)) results.push(await pfSwitchCheck(cfg, runner), await garpToolCheck(runner));
   if (cfg.backend === 'real') {
     results.push(iommuCheck(), await hookCheck(ctx.hookPaths));
     const hook = installedHook(ctx.hookPaths);

@@ -18,3 +18,8 @@ export function tc(netns: string | undefined, ...args: string[]): string[] {
 export function nft(netns: string | undefined, ...args: string[]): string[] {
   return netns ? ['ip', 'netns', 'exec', netns, 'nft', ...args] : ['nft', ...args];
 }
+
+/** arping (iputils) has no `-n NS` either. */
+export function arping(netns: string | undefined, ...args: string[]): string[] {
+  return netns ? ['ip', 'netns', 'exec', netns, 'arping', ...args] : ['arping', ...args];
+}

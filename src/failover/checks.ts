@@ -90,3 +90,18 @@ export async function pfSwitchCheck(cfg: Config, runner: Runner): Promise<CheckR
     );
   return pass(name, `the underlay is on ${active.name}, ${standby.name} stands by with a link`);
 }
+
+/** pf-switch announces each move with arping (pf-switch.ts); without it peers follow seconds late. */
+export async function garpToolCheck(runner: Runner): Promise<CheckResult> {
+  const name = 'failover (pf-switch): gratuitous ARP';
+  try {
+    const { stdout } = await runner.run({ argv: ['arping', '-V'] });
+    return pass(name, stdout.split('\n')[0]!.trim());
+  } catch (err) {
+    return fail(
+      name,
+      `no arping: after a move peers keep sending to the old port's MAC for about 5 s (${oneLine(err)})`,
+      'apt install iputils-arping',
+    );
+  }
+}

@@ -8,16 +8,24 @@
 // PF and the pairs to new epochs offloaded there: fresh keys, so no (key, nonce) is used twice.
 //
 // A lost carrier flushes nothing (xfrm_device.c xfrm_dev_event acts on NETDEV_DOWN and
-// NETDEV_UNREGISTER only): the old port's SAs stay until the move deletes them. Peers learn the
-// address's new MAC from this host's first ARP request to them (net/ipv4/arp.c arp_process updates
-// the sender's entry on a request for its own address). No preemption: a port that comes back
-// stays the standby.
+// NETDEV_UNREGISTER only): the old port's SAs stay until the move deletes them. No preemption: a
+// port that comes back stays the standby.
+//
+// Peers must learn the address's new MAC, and adding an address announces nothing (IPv4 has no
+// DAD). Waiting for this host's next ARP to a peer is not enough: the new port usually has a
+// STALE entry for each peer already (it answered their broadcast requests, arp_ignore=0 answers
+// for any local address), so the kernel sends no request but a unicast probe after
+// delay_first_probe_time, 5 s (net/core/neighbour.c neigh_timer_handler), while the peer sends to
+// the old MAC; seen in the kernel lab on 6.12. So the move ends with one gratuitous ARP from the
+// new port, which overrides the peer's entry whatever its locktime (net/ipv4/arp.c arp_process:
+// is_garp), as bonding does on a new active port (drivers/net/bonding/bond_main.c
+// bond_change_active_slave -> NETDEV_NOTIFY_PEERS -> net/ipv4/devinet.c inetdev_send_gratuitous_arp).
 
 import type { Config } from '../config/config.js';
 import { underlayNetns } from '../config/config.js';
 import { ResourceError } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
-import { ip } from '../exec/tools.js';
+import { arping, ip } from '../exec/tools.js';
 import { parseJsonOutput } from '../json-output.js';
 import type { Command } from '../exec/step.js';
 import type { PeerSaState } from '../ledger/types.js';
@@ -84,6 +92,11 @@ export interface UplinkMove {
   to: string;
   /** The address onto the new port first, then off the old one: the host never lacks it. */
   commands: Command[];
+  /**
+   * The gratuitous ARP from the new port, once its SAs are there (offloaded ones are re-homed
+   * after the move). arping lingers a second after its one request; the peers have it at once.
+   */
+  announce: Command;
 }
 
 /** The move the ports call for: the holder lost its carrier and the other has one. */
@@ -100,5 +113,7 @@ export function planUplinkMove(cfg: Config, ports: UplinkPort[]): UplinkMove | u
       { argv: ip(ns, 'addr', 'add', cidr, 'dev', to.name) },
       { argv: ip(ns, 'addr', 'del', cidr, 'dev', from.name) },
     ],
+    // -U: an unsolicited request, sender and target the address (iputils arping.c).
+    announce: { argv: arping(ns, '-q', '-U', '-c', '1', '-I', to.name, cfg.underlay.address) },
   };
 }

@@ -15,6 +15,7 @@ import { type Config, type PeerConfig, underlayNetns } from '../config/config.js
 import { oneLine } from '../errors.js';
 import { undoAll } from '../exec/apply.js';
 import type { Runner } from '../exec/runner.js';
+import type { Command } from '../exec/step.js';
 import { readBootId } from '../host/boot-id.js';
 import { readLedger, withLedger } from '../ledger/store.js';
 import type { LedgerData, PeerSaState, SaFacts } from '../ledger/types.js';
@@ -58,9 +59,11 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
   const formOnce = () => (form ??= hostXfrmForm(cfg, runner));
   // Whether tc rules need the order is the ledger's to say (rules it records), not the config's.
   const tcReorder = !earlierBoot && cfg.ipsec.mode === 'static' && (await tcNeedsReorder(cfg, runner, log, ledger));
+  let announce: Command | undefined;
   if (!earlierBoot && pfSwitch(cfg)) {
     const moved = await moveUplink(cfg, runner, log);
-    if (moved) findings.push(moved);
+    if (moved) findings.push(moved.finding);
+    announce = moved?.announce;
   }
   let uplink: Promise<string> | undefined;
   const uplinkOnce = () => (uplink ??= activeUplink(cfg, runner));
@@ -81,6 +84,13 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
     else log.error('ipsec watch: not in place', { peer: finding.peer, lost: finding.lost, action: finding.action });
   }
   if (tcReorder) findings.push(await tcBack(cfg, runner, log));
+  if (announce)
+    await announceUplink(
+      runner,
+      log,
+      announce,
+      findings.find((f) => f.peer === UNDERLAY)!,
+    );
   return findings;
 }
 
@@ -124,27 +134,38 @@ async function tcBack(cfg: Config, runner: Runner, log: Logger): Promise<WatchFi
   return { peer: TC_RULES, lost: [], action: out.result, recovered: out.result.startsWith('back') };
 }
 
-/** pf-switch: the underlay to the PF with a link when the one holding it has none. */
-async function moveUplink(cfg: Config, runner: Runner, log: Logger): Promise<WatchFinding | undefined> {
+/**
+ * pf-switch: the underlay to the PF with a link when the one holding it has none; with the
+ * gratuitous ARP to send once the round has re-homed the SAs (pf-switch.ts).
+ */
+async function moveUplink(
+  cfg: Config,
+  runner: Runner,
+  log: Logger,
+): Promise<{ finding: WatchFinding; announce?: Command } | undefined> {
   const move = planUplinkMove(cfg, await readUplinkPorts(cfg, runner));
   if (!move) return undefined;
+  const lost = [`link of ${move.from}`];
   try {
     for (const c of move.commands) await runner.run(c);
   } catch (err) {
-    return {
-      peer: UNDERLAY,
-      lost: [`link of ${move.from}`],
-      action: `moving the underlay to ${move.to} failed: ${(err as Error).message}`,
-      recovered: false,
-    };
+    const action = `moving the underlay to ${move.to} failed: ${(err as Error).message}`;
+    return { finding: { peer: UNDERLAY, lost, action, recovered: false } };
   }
   log.warn('ipsec watch: underlay moved', { from: move.from, to: move.to, address: cfg.underlay.address });
-  return {
-    peer: UNDERLAY,
-    lost: [`link of ${move.from}`],
-    action: `moved the underlay ${cfg.underlay.address} to ${move.to}`,
-    recovered: true,
-  };
+  const action = `moved the underlay ${cfg.underlay.address} to ${move.to}`;
+  return { finding: { peer: UNDERLAY, lost, action, recovered: true }, announce: move.announce };
+}
+
+/** The move stands without it; the peers then follow at the kernel's own probe, seconds later. */
+async function announceUplink(runner: Runner, log: Logger, announce: Command, finding: WatchFinding): Promise<void> {
+  try {
+    await runner.run(announce);
+  } catch (err) {
+    const why = oneLine(err);
+    log.warn('ipsec watch: no gratuitous ARP after the move', { error: why });
+    finding.action += `; the gratuitous ARP failed (${why}): peers send to the old port's MAC until this host's ARP probe, about 5 s (install iputils-arping)`;
+  }
 }
 
 async function watchIke(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig): Promise<WatchFinding | undefined> {

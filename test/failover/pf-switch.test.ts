@@ -21,6 +21,9 @@ describe('failover pf-switch: when the underlay moves', () => {
       'ip addr add 198.18.0.1/24 dev p1',
       'ip addr del 198.18.0.1/24 dev p0',
     ]);
+    expect(move?.announce.argv.join(' '), 'the gratuitous ARP, from the new port').to.equal(
+      'arping -q -U -c 1 -I p1 198.18.0.1',
+    );
     expect(planUplinkMove(CFG, [port('p0', true, true), port('p1', true, false)]), 'the holder has a link').to.equal(
       undefined,
     );
@@ -81,12 +84,37 @@ describe('sim: failover pf-switch (two PFs through two switches, no bond)', func
       status: 'fail',
       fix: 'run vfwire ipsec watch (it moves the underlay to the PF with a link)',
     });
+    // B holds A's address at PF0's MAC, as after traffic; nothing is sent to B during the round,
+    // so only the gratuitous ARP can change it.
+    const { a, b } = sim!;
+    const macs = await links(a.netns);
+    const bEntry = async () =>
+      (await runner.run({ argv: ['ip', '-n', b.netns, 'neigh', 'show', a.underlayIp, 'dev', b.pf] })).stdout;
+    await runner.run({
+      argv: [
+        'ip',
+        '-n',
+        b.netns,
+        'neigh',
+        'replace',
+        a.underlayIp,
+        'lladdr',
+        macs.get(a.pf)!.address,
+        'dev',
+        b.pf,
+        'nud',
+        'reachable',
+      ],
+    });
     const [moved] = (await watch()).filter((f) => f.peer === UNDERLAY);
     expect(moved).to.deep.include({
       recovered: true,
-      action: `moved the underlay ${sim!.a.underlayIp} to ${sim!.a.failover!.pf2}`,
+      action: `moved the underlay ${a.underlayIp} to ${a.failover!.pf2}`,
     });
-    expect(await holder()).to.deep.equal([sim!.a.failover!.pf2]);
+    expect(await holder()).to.deep.equal([a.failover!.pf2]);
+    expect(await bEntry(), "B's entry for A's address, after the round").to.include(
+      `lladdr ${macs.get(a.failover!.pf2)!.address} `,
+    );
     // PF0 back: no preemption.
     await runner.run({ argv: ['ip', '-n', sw, 'link', 'set', 'dev', switchPort(sim!.a, 0), 'up'] });
     await new Promise((r) => setTimeout(r, 300));

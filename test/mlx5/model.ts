@@ -166,6 +166,8 @@ export interface HostState {
   admission: number[];
   /** What the kernel would log or warn (extack warnings, dmesg), not refusals. */
   warnings: string[];
+  /** Gratuitous ARPs sent (arping -U), with where the offloaded SAs were at that moment. */
+  garps: { dev: string; address: string; saDevs: string[] }[];
 }
 
 const DEFAULT_CAPS: IpsecCaps = { crypto: true, packet: true, esn: true, tunnel: true, espInUdp: true, prio: true };
@@ -186,6 +188,7 @@ export class Mlx5Host {
   private lag: HostState['lag'] = null;
   private readonly admission = new Set<number>();
   private readonly warnings: string[] = [];
+  private readonly garps: HostState['garps'] = [];
 
   constructor(facts: HostFacts) {
     this.kernel = parseVersion(facts.kernel);
@@ -240,6 +243,8 @@ export class Mlx5Host {
         return this.tee(rest, cmd.stdin);
       case 'nft':
         return this.nft(rest, cmd.stdin);
+      case 'arping':
+        return this.arping(rest);
       default:
         throw new UnmodeledCommand(`the program ${JSON.stringify(tool)}`);
     }
@@ -279,6 +284,7 @@ export class Mlx5Host {
       lag: this.lag,
       admission: [...this.admission].sort((a, b) => a - b),
       warnings: this.warnings,
+      garps: this.garps,
     });
   }
 
@@ -1153,6 +1159,27 @@ export class Mlx5Host {
   }
 
   // ---------------------------------------------------------------- sysfs
+
+  // ---------------------------------------------------------------- arping
+
+  /**
+   * `arping -q -U -c 1 -I DEV ADDR`, the one form vfwire sends: a packet, no NIC state. What
+   * iputils arping refuses (seen on a kernel here, exit 2): an unknown device ("Device X not
+   * available."), a device down, an address no link holds (bind: EADDRNOTAVAIL).
+   */
+  private arping(args: string[]): string {
+    const m = /^-q -U -c 1 -I (\S+) (\S+)$/.exec(args.join(' '));
+    if (!m) throw new UnmodeledCommand(`arping ${args.join(' ')}`);
+    const [, dev, address] = m as unknown as [string, string, string];
+    const d = this.links.get(dev);
+    if (!d) throw new Mlx5Refusal('arping.no-device', null, `arping: Device ${dev} not available.`, 2);
+    if (!d.up) throw new Mlx5Refusal('arping.device-down', null, '', 2);
+    const held = [...this.links.values()].some((l) => l.addresses.some((c) => c.split('/')[0] === address));
+    if (!held) throw new Mlx5Refusal('arping.not-local', null, 'arping: bind: Cannot assign requested address', 2);
+    const saDevs = [...new Set(this.states.flatMap((x) => (x.offload ? [x.offload.dev] : [])))].sort();
+    this.garps.push({ dev, address, saDevs });
+    return '';
+  }
 
   private tee(args: string[], stdin: string | undefined): string {
     const path = args[0];

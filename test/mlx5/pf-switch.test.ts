@@ -92,6 +92,9 @@ ipsec: { mode: static, key_dir: ${dir}/keys, offload: packet }
     const s = host.state();
     expect([s.links[PF0]!.addresses, s.links[PF1]!.addresses]).to.deep.equal([[], ['192.168.80.2/24']]);
     expect(offloadedTo(), 'every state and policy').to.deep.equal([PF1]);
+    expect(s.garps, 'one gratuitous ARP, from PF1, once the SAs were there').to.deep.equal([
+      { dev: PF1, address: '192.168.80.2', saDevs: [PF1] },
+    ]);
     expect(s.policies.map((p) => p.dir).sort()).to.deep.equal(['in', 'out']);
     const ledger = await readLedger(cfg.stateDir);
     expect(ledger.ipsec!.peers['hostb']).to.include({ epoch: 2, uplink: PF1 });
