@@ -9,7 +9,16 @@ import { renderMetadata, type MetadataInterface } from '../domain/render-metadat
 import { existsSync } from 'node:fs';
 import { type Config, configPath, loadConfig } from '../config/config.js';
 import { ValidationError } from '../errors.js';
-import { ErrorCode, isLibvirtError, ModifyFlag, openConnection, type Domain } from '../libvirt/index.js';
+import {
+  ErrorCode,
+  isLibvirtError,
+  ModifyFlag,
+  openConnection,
+  type Connection,
+  type Domain,
+} from '../libvirt/index.js';
+import { hotplugShortfall } from '../domain/hotplug-slots.js';
+import { addMissingRootPorts } from '../ops/hotplug-ports.js';
 import { readLedger } from '../ledger/store.js';
 import { leasesOf } from '../ledger/record.js';
 import { defaultGuestMtu, maxGuestMtu } from '../overlay/mtu.js';
@@ -27,7 +36,7 @@ const METADATA_KEY = 'vfwire';
 
 /** Sets interface --index (default 0): flags not given keep their current value; a new index appends. */
 export async function vmSet(vm: string, opts: VmSetOptions, configFlag?: string): Promise<void> {
-  await withDomain(vm, await vmConfig(configFlag), async (dom) => {
+  await withDomain(vm, await vmConfig(configFlag), async (dom, conn) => {
     const specs = await readSpecs(dom, vm);
     const index = opts.index === undefined ? 0 : Number(opts.index);
     if (!Number.isInteger(index) || index < 0 || index > specs.length) {
@@ -56,6 +65,14 @@ export async function vmSet(vm: string, opts: VmSetOptions, configFlag?: string)
     const xml = renderMetadata(ifaces, { vm });
     parseMetadataElement(xml, vm, dom.uuid());
     await dom.setMetadata(VFWIRE_NS, METADATA_KEY, xml, ModifyFlag.Config);
+    // Each interface's VF is hot-plugged after the start: one free slot each.
+    const { added, slots } = await addMissingRootPorts(conn, dom, ifaces.length);
+    if (added)
+      console.log(
+        `${vm}: added ${added} pcie-root-port${added === 1 ? '' : 's'} to the persistent definition (q35 hot-plugs one VF per empty port; from the next start)`,
+      );
+    const short = hotplugShortfall(added ? undefined : slots, ifaces.length, vm);
+    if (short) console.error(`${vm}: ${short}`);
   });
 }
 
@@ -121,7 +138,11 @@ async function readSpecs(dom: Domain, vm: string): Promise<InterfaceSpec[]> {
   return xml === null ? [] : parseMetadataElement(xml, vm, dom.uuid());
 }
 
-async function withDomain<T>(vm: string, cfg: Config | undefined, fn: (dom: Domain) => Promise<T>): Promise<T> {
+async function withDomain<T>(
+  vm: string,
+  cfg: Config | undefined,
+  fn: (dom: Domain, conn: Connection) => Promise<T>,
+): Promise<T> {
   // The config's libvirt_uri, as for the rest of vfwire; without a config, libvirt's own default.
   const uri = cfg?.libvirtUri ?? process.env.LIBVIRT_DEFAULT_URI ?? 'qemu:///system';
   const conn = await openConnection(uri);
@@ -132,7 +153,7 @@ async function withDomain<T>(vm: string, cfg: Config | undefined, fn: (dom: Doma
       throw err;
     });
     try {
-      return await fn(dom);
+      return await fn(dom, conn);
     } finally {
       dom.free();
     }

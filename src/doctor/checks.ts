@@ -14,6 +14,7 @@ import { readLedger } from '../ledger/store.js';
 import type { LedgerData } from '../ledger/types.js';
 import { admissionCheck } from '../overlay/admission-check.js';
 import { overlayFor } from '../overlay/overlay.js';
+import { vmSlotsCheck } from '../ops/hotplug-ports.js';
 
 export interface DoctorContext {
   cfg: Config;
@@ -52,6 +53,7 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
     results.push(iommuCheck(), await hookCheck(ctx.hookPaths));
     const hook = installedHook(ctx.hookPaths);
     if (hook) results.push(hookPinCheck(cfg, hook.path, hook.text));
+    results.push(await vmSlotsCheck(cfg));
   }
   return results;
 }

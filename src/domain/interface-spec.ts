@@ -1,5 +1,7 @@
 // What a VM asks vfwire for, per interface, once its metadata has been validated.
 
+import type { HotplugSlots } from './hotplug-slots.js';
+
 export const VFWIRE_NS = 'https://vfwire.dev/xmlns/1.0';
 export const VNI_MIN = 1;
 export const VNI_MAX = 16_777_215;
@@ -24,4 +26,6 @@ export interface DomainRequest {
   uuid: string;
   /** null: the domain carries no vfwire metadata at all. */
   interfaces: InterfaceSpec[] | null;
+  /** Its free hot-plug slots, for a tagged q35 or pc domain (hotplug-slots.ts). */
+  slots?: HotplugSlots;
 }

@@ -9,6 +9,7 @@
 import { ValidationError, type ErrorContext } from '../errors.js';
 import { VFWIRE_NS, type DomainRequest, type InterfaceSpec } from './interface-spec.js';
 import { deriveMac } from './mac.js';
+import { hotplugSlots } from './hotplug-slots.js';
 import { checkDistinctMacs, checkInterfaceAttrs, checkInterfaceCount } from './interface-schema.js';
 import {
   childElements,
@@ -60,7 +61,9 @@ export function parseDomainXml(xml: string): DomainRequest {
       );
     }
   }
-  return { name, uuid, interfaces: readNet(el, scope, uuid, ctx) };
+  const interfaces = readNet(el, scope, uuid, ctx);
+  const slots = hotplugSlots(root);
+  return slots ? { name, uuid, interfaces, slots } : { name, uuid, interfaces };
 }
 
 /**

@@ -147,7 +147,7 @@ function toNode(item: unknown, fail: Fail): XmlNode | undefined {
   const meta = (item as Record<symbol, unknown>)[META] as { startIndex?: number; endIndex?: number } | undefined;
   const span =
     meta?.startIndex !== undefined && meta.endIndex !== undefined
-      ? { start: meta.startIndex, end: meta.endIndex }
+      ? { start: meta.startIndex, end: meta.endIndex - 1 } // the parser's endIndex is one past the last `>`
       : undefined;
   return { type: 'element', name: key.slice(TAG_MARK.length), attrs, children: toNodes(value, fail), span };
 }

@@ -5,6 +5,7 @@
 import { underlayNetns } from '../config/config.js';
 import type { DomainRequest } from '../domain/interface-spec.js';
 import { ValidationError } from '../errors.js';
+import { hotplugShortfall } from '../domain/hotplug-slots.js';
 import { hasEspOffload } from '../host/esp-offload.js';
 import { peersOf } from '../plan/peers.js';
 import { applySteps } from '../exec/apply.js';
@@ -31,6 +32,10 @@ export async function prepare(req: DomainRequest, ctx: HookContext): Promise<voi
       );
       if (cfg.backend === 'real') await readVfAdminMacs(ctx.runner, cfg.netns, inv);
       const plan = planPrepare(req, inv, txn.data, cfg);
+      // Before anything is recorded: a VM whose later attach would find no slot never starts.
+      const live = plan.leases.filter((l) => l.attach !== 'netns').length;
+      const short = hotplugShortfall(req.slots, live, req.name);
+      if (short) throw new ValidationError(short, { vm: req.name });
       const keys = plan.leases.map((l) => l.key);
       recordPlan(txn.data, plan);
       await txn.save();

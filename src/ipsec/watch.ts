@@ -16,11 +16,13 @@ import { oneLine } from '../errors.js';
 import { undoAll } from '../exec/apply.js';
 import type { Runner } from '../exec/runner.js';
 import type { Command } from '../exec/step.js';
+import { UNDERLAY, type WatchFinding } from './watch-finding.js';
+import { announceUplink, moveUplink } from './uplink-move.js';
 import { readBootId } from '../host/boot-id.js';
 import { readLedger, withLedger } from '../ledger/store.js';
 import type { LedgerData, PeerSaState, SaFacts } from '../ledger/types.js';
 import type { Logger } from '../log.js';
-import { activeUplink, pfSwitch, planUplinkMove, readUplinkPorts, strandedOn } from '../failover/pf-switch.js';
+import { activeUplink, pfSwitch, strandedOn } from '../failover/pf-switch.js';
 import { checkIkeChildren } from './ikev2.js';
 import { keyFilePath, readKeyFile, type PeerSeed } from './keys.js';
 import { hostXfrmForm } from './host-form.js';
@@ -34,17 +36,7 @@ import { swanctlNames } from './swanctl.js';
 import { TC_RULES } from './deps.js';
 import { bringTcRulesBack, hasTcRules, takeTcRulesDown } from './tc-order.js';
 
-export interface WatchFinding {
-  peer: string;
-  /** What the kernel had lost (empty when the peer moved first). */
-  lost: string[];
-  action: string;
-  /** Everything is in place again. */
-  recovered: boolean;
-}
-
-/** The `peer` of a finding about the underlay itself (pf-switch). */
-export const UNDERLAY = '(underlay)';
+export { UNDERLAY, type WatchFinding } from './watch-finding.js';
 
 /** A peer that has not followed a move for this long is reported (its watch may not run). */
 const FOLLOW_WITHIN_MS = 60_000;
@@ -132,40 +124,6 @@ async function tcBack(cfg: Config, runner: Runner, log: Logger): Promise<WatchFi
     { timeoutMs: cfg.lockTimeoutMs },
   );
   return { peer: TC_RULES, lost: [], action: out.result, recovered: out.result.startsWith('back') };
-}
-
-/**
- * pf-switch: the underlay to the PF with a link when the one holding it has none; with the
- * gratuitous ARP to send once the round has re-homed the SAs (pf-switch.ts).
- */
-async function moveUplink(
-  cfg: Config,
-  runner: Runner,
-  log: Logger,
-): Promise<{ finding: WatchFinding; announce?: Command } | undefined> {
-  const move = planUplinkMove(cfg, await readUplinkPorts(cfg, runner));
-  if (!move) return undefined;
-  const lost = [`link of ${move.from}`];
-  try {
-    for (const c of move.commands) await runner.run(c);
-  } catch (err) {
-    const action = `moving the underlay to ${move.to} failed: ${(err as Error).message}`;
-    return { finding: { peer: UNDERLAY, lost, action, recovered: false } };
-  }
-  log.warn('ipsec watch: underlay moved', { from: move.from, to: move.to, address: cfg.underlay.address });
-  const action = `moved the underlay ${cfg.underlay.address} to ${move.to}`;
-  return { finding: { peer: UNDERLAY, lost, action, recovered: true }, announce: move.announce };
-}
-
-/** The move stands without it; the peers then follow at the kernel's own probe, seconds later. */
-async function announceUplink(runner: Runner, log: Logger, announce: Command, finding: WatchFinding): Promise<void> {
-  try {
-    await runner.run(announce);
-  } catch (err) {
-    const why = oneLine(err);
-    log.warn('ipsec watch: no gratuitous ARP after the move', { error: why });
-    finding.action += `; the gratuitous ARP failed (${why}): peers send to the old port's MAC until this host's ARP probe, about 5 s (install iputils-arping)`;
-  }
 }
 
 async function watchIke(cfg: Config, runner: Runner, log: Logger, peer: PeerConfig): Promise<WatchFinding | undefined> {

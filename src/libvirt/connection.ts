@@ -28,6 +28,9 @@ enum ListFlag {
   Inactive = 1 << 1,
 }
 
+/** virDomainDefineFlags VIR_DOMAIN_DEFINE_VALIDATE. */
+const DEFINE_VALIDATE = 1 << 0;
+
 export interface DomainRef {
   name: string;
   uuid: string;
@@ -73,6 +76,16 @@ export class Connection {
   /** The domain with this UUID (any case, with or without dashes); free it when done. */
   lookupDomainByUuid(uuid: string): Promise<Domain> {
     return this.#lookup('virDomainLookupByUUIDString', (conn) => this.lv.virDomainLookupByUUIDString(conn, uuid));
+  }
+
+  /**
+   * Defines (or redefines, same name and UUID) a persistent domain from `xml`, checked against
+   * libvirt's schema (VIR_DOMAIN_DEFINE_VALIDATE), as `virsh edit` does. Free it when done.
+   */
+  defineXml(xml: string): Promise<Domain> {
+    return this.#lookup('virDomainDefineXMLFlags', (conn) =>
+      this.lv.virDomainDefineXMLFlags(conn, xml, DEFINE_VALIDATE),
+    );
   }
 
   /** Names and UUIDs of the domains, every libvirt object freed before this returns. */

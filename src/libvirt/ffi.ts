@@ -51,6 +51,7 @@ export interface Libvirt {
   virDomainAttachDeviceFlags(dom: DomainPtr, xml: string, flags: number): Promise<number>;
   virDomainDetachDeviceFlags(dom: DomainPtr, xml: string, flags: number): Promise<number>;
   virDomainDestroy(dom: DomainPtr): Promise<number>;
+  virDomainDefineXMLFlags(conn: ConnectPtr, xml: string, flags: number): Promise<DomainPtr | null>;
 
   // Local calls (sync).
   /** Blocking open, only used to learn why an async open failed (see connection.ts). */
@@ -149,6 +150,7 @@ async function load(): Promise<Libvirt> {
       'int virDomainDetachDeviceFlags(void *domain, const char *xml, unsigned int flags)',
     ),
     virDomainDestroy: async('int virDomainDestroy(void *domain)'),
+    virDomainDefineXMLFlags: async('void *virDomainDefineXMLFlags(void *conn, const char *xml, unsigned int flags)'),
 
     virConnectOpenSync: sync('void *virConnectOpen(const char *name)'),
     virDomainFree: sync('int virDomainFree(void *domain)'),

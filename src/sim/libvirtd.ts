@@ -85,18 +85,25 @@ export interface DisklessDomain {
   machine?: 'pc' | 'q35';
   /** Default true; without ACPI the pc machine cannot hot-plug PCI devices. */
   acpi?: boolean;
+  /** q35: this many pcie-root-ports (libvirt puts its USB controller and balloon on two). */
+  rootPorts?: number;
 }
 
 /** A VM without disks: its firmware finds nothing to boot and idles, all a NIC attach needs. */
 function disklessDomainXml(d: DisklessDomain): string {
   const meta = d.ifaces ? `\n  <metadata>${vfwireNetXml(d.ifaces)}</metadata>` : '';
+  const ports =
+    d.rootPorts === undefined
+      ? ''
+      : "<controller type='pci' index='0' model='pcie-root'/>" +
+        "<controller type='pci' model='pcie-root-port'/>".repeat(d.rootPorts);
   return `<domain type="${d.type}">
   <name>${d.name}</name>${meta}
   <memory unit="MiB">64</memory>
   <vcpu>1</vcpu>
   <os><type arch="x86_64" machine="${d.machine ?? 'pc'}">hvm</type></os>
   ${d.acpi === false ? '' : '<features><acpi/></features>'}
-  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator></devices>
+  <devices><emulator>/usr/bin/qemu-system-x86_64</emulator>${ports}</devices>
 </domain>
 `;
 }

@@ -40,6 +40,8 @@ describe('parseDomainXml', () => {
         name: 'web1',
         uuid: UUID,
         interfaces: [{ index: 0, vni: 100, mac: deriveMac(UUID, 0), encrypt: 'required' }],
+        // Its one pcie-root-port is empty (hotplug-slots.test.ts has the rules).
+        slots: { machine: 'q35', free: 1 },
       });
     });
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { withLedger } from '../../src/ledger/store.js';
-import { CLI } from '../helpers/cli.js';
+import { CLI, vfwire } from '../helpers/cli.js';
 import {
   defineDiskless,
   installSimHook,
@@ -21,6 +21,7 @@ import {
   type DisklessDomain,
 } from '../../src/sim/libvirtd.js';
 import { waitFor } from '../../src/wait.js';
+import { vmSlotsCheck } from '../../src/ops/hotplug-ports.js';
 import { runHook } from '../helpers/hook.js';
 import {
   downTestSim,
@@ -88,6 +89,37 @@ describe('e2e: libvirtd + QEMU', function () {
     const log = readFileSync(join(sim!.a.dir, 'log/vfwire.log'), 'utf8');
     expect(log).to.match(new RegExp(`"message":"attached".*"vm":"${vm}"`));
 
+    expect((await virsh('destroy', vm)).exitCode).to.equal(0);
+    await expectNothingLeft();
+  });
+
+  it('a q35 VM with too few empty root ports is refused at start; vfwire vm set adds them and it gets every VF', async () => {
+    // Three ports, two taken by libvirt's USB controller and balloon: one left for two VFs.
+    const vm = await define('q35', { ifaces: [OFF, OFF], machine: 'q35', rootPorts: 3 });
+    const refused = await virsh('start', vm);
+    expect(refused.exitCode).to.not.equal(0);
+    expect(refused.stderr).to.include(
+      `2 vfwire interfaces need 2 hot-plug slots, this q35 VM has 1 empty pcie-root-port: run vfwire vm set ${vm} (it adds 1)`,
+    );
+    await expectNothingLeft();
+    const before = await vmSlotsCheck({ libvirtUri: 'qemu:///system' });
+    expect(before).to.include({ status: 'fail', fix: 'vfwire vm set VM adds the missing pcie-root-ports' });
+    expect(before.detail).to.include(`${vm}: 2 vfwire interfaces need 2 hot-plug slots`);
+    const set = await vfwire(['--config', sim!.a.configPath, 'vm', 'set', vm]);
+    expect(set.code, set.stderr).to.equal(0);
+    expect(set.stdout).to.include(`${vm}: added 1 pcie-root-port to the persistent definition`);
+    expect((await virsh('dumpxml', '--inactive', vm)).stdout.match(/model='pcie-root-port'/g)).to.have.length(4);
+    expect((await vmSlotsCheck({ libvirtUri: 'qemu:///system' })).detail, 'doctor after').to.not.include(`${vm}:`);
+    const again = await vfwire(['--config', sim!.a.configPath, 'vm', 'set', vm]);
+    expect(again.stdout, 'a second set adds nothing').to.not.include('added');
+    const start = await virsh('start', vm);
+    expect(start.exitCode, start.stderr).to.equal(0);
+    const attached = await waitFor('both live attaches', async () => {
+      const mine = (await leases()).filter((l) => l.vm === vm);
+      return mine.length === 2 && mine.every((l) => l.attachedAt) ? mine : undefined;
+    });
+    const live = (await virsh('dumpxml', vm)).stdout;
+    for (const l of attached) expect(live).to.include(`<mac address='${l.mac}'/>`);
     expect((await virsh('destroy', vm)).exitCode).to.equal(0);
     await expectNothingLeft();
   });
