@@ -2,6 +2,7 @@
 # Installs, upgrades or uninstalls vfwire on a libvirt host.
 #
 #   ./install.sh [--root DIR] [--prefix /usr/local] [--hook-style qemu.d|qemu] [--restart-libvirt]
+#                [--systemd auto|yes|no]
 #   ./install.sh --uninstall [--root DIR] [--prefix /usr/local]
 #
 # Installs the built CLI with its production dependencies to PREFIX/lib/vfwire, links
@@ -9,12 +10,15 @@
 # without qemu.d, /etc/libvirt/hooks/qemu), creates /etc/vfwire/config.yaml (0600) from the
 # example if there is none, and /var/lib/vfwire and /var/log/vfwire. A second run changes
 # nothing; an existing hook that is not vfwire's is never overwritten. --root DIR installs
-# into a tree under DIR (tests, packaging).
+# into a tree under DIR (tests, packaging). Where systemd runs (or with --root, or --systemd
+# yes) it installs vfwire-host-setup.service and vfwire-ipsec.service to /etc/systemd/system
+# and, on a live systemd, enables them (ipsec only when ipsec.mode is not off); without
+# systemd it says what to run at boot.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")" && pwd)
-root="" prefix=/usr/local action=install hook_style="" restart=0
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; }
+root="" prefix=/usr/local action=install hook_style="" restart=0 systemd=auto
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case $1 in
     --root) root=${2:?--root needs a directory}; shift ;;
@@ -22,12 +26,20 @@ while [ $# -gt 0 ]; do
     --hook-style) hook_style=${2:?--hook-style needs qemu.d or qemu}; shift ;;
     --uninstall) action=uninstall ;;
     --restart-libvirt) restart=1 ;;
+    --systemd) systemd=${2:?--systemd needs auto, yes or no}; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 case $hook_style in ""|qemu.d|qemu) ;; *) echo "install.sh: --hook-style must be qemu.d or qemu" >&2; exit 2 ;; esac
+case $systemd in auto|yes|no) ;; *) echo "install.sh: --systemd must be auto, yes or no" >&2; exit 2 ;; esac
+live_systemd=0
+[ -z "$root" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null && live_systemd=1
+if [ "$systemd" = auto ]; then { [ -n "$root" ] || [ "$live_systemd" = 1 ]; } && systemd=yes || systemd=no; fi
+[ "$systemd" = yes ] || live_systemd=0
+units=$root/etc/systemd/system
+UNITS="vfwire-host-setup.service vfwire-ipsec.service"
 
 lib=$root$prefix/lib/vfwire
 bin=$root$prefix/bin/vfwire
@@ -115,12 +127,49 @@ install_files() {
   put "$tmp" "$hook" 755
   rm -f "$tmp"
 
+  install_units
+
   if [ "$changed" -eq 0 ]; then say "vfwire is installed and unchanged"; return; fi
   say "installed vfwire to $lib, hook $hook"
   if [ "$first_hook" -eq 1 ]; then
     if [ "$restart" -eq 1 ] && [ -z "$root" ]; then restart_libvirt
     else say "libvirt finds hooks only when it starts: restart libvirtd (or re-run with --restart-libvirt)"; fi
   fi
+}
+
+# The boot units, with the CLI and config paths, and host setup ordered after the PFs' devices.
+install_units() {
+  if [ "$systemd" = no ]; then
+    say "no systemd here: at boot, before libvirtd, run: vfwire host setup"
+    say "  with IPsec on, then: vfwire ipsec up, and keep vfwire ipsec watch running (restart it if it exits)"
+    return
+  fi
+  pf_lines=
+  if pfs=$("$node_bin" "$src/dist/src/cli.js" --config "$conf" config get pfs 2>/dev/null) && command -v systemd-escape >/dev/null; then
+    for pf in $pfs; do
+      dev=$(systemd-escape --path --suffix=device "/sys/subsystem/net/devices/$pf")
+      dev=${dev//\\/\\\\} # sed's replacement text: a literal backslash is two
+      pf_lines="${pf_lines}Requires=$dev\nAfter=$dev\n"
+    done
+  else
+    say "host setup is not ordered after the PFs' devices (no valid pfs in $conf, or no systemd-escape): re-run install.sh once the config is edited"
+  fi
+  for u in $UNITS; do
+    tmp=$(mktemp)
+    sed -e "s|@VFWIRE@|$prefix/bin/vfwire|g" -e "s|@CONFIG@|/etc/vfwire/config.yaml|g" \
+      -e "s|^@PF_DEVICES@\$|$pf_lines|" "$src/templates/systemd/$u" > "$tmp"
+    before=$changed
+    put "$tmp" "$units/$u" 644
+    rm -f "$tmp"
+    [ "$changed" = "$before" ] || unit_changed=1
+  done
+  [ "$live_systemd" = 1 ] || return 0
+  [ "${unit_changed:-0}" = 0 ] || systemctl daemon-reload
+  enable=vfwire-host-setup.service
+  mode=$("$node_bin" "$src/dist/src/cli.js" --config "$conf" config get ipsec.mode 2>/dev/null || echo off)
+  [ "$mode" = off ] || enable="$enable vfwire-ipsec.service"
+  for u in $enable; do systemctl is-enabled -q "$u" 2>/dev/null || { systemctl enable -q "$u"; say "enabled $u (it runs at the next boot; systemctl start $u to run it now)"; }; done
+  [ "$mode" != off ] || say "vfwire-ipsec.service is installed, not enabled: ipsec.mode is off"
 }
 
 restart_libvirt() {
@@ -131,11 +180,17 @@ restart_libvirt() {
 
 uninstall_files() {
   if ours "$hook"; then rm -f "$hook"; say "removed $hook"; fi
+  for u in $UNITS; do
+    ours "$units/$u" || continue
+    [ "$live_systemd" = 0 ] || systemctl disable -q --now "$u" || true
+    rm -f "$units/$u"; say "removed $units/$u"
+  done
+  [ "$live_systemd" = 0 ] || systemctl daemon-reload
   if [ "$(readlink "$bin" 2>/dev/null)" = "$prefix/lib/vfwire/dist/src/cli.js" ]; then rm -f "$bin"; fi
   rm -rf "$lib"
   # The config is the operator's once edited; an untouched copy of the example goes.
   if [ -f "$conf" ] && cmp -s "$conf" "$src/templates/config.example.yaml"; then rm -f "$conf"; fi
-  for d in "$root/etc/vfwire" "$root/var/lib/vfwire" "$root/var/log/vfwire" "$hooks/qemu.d"; do rmdir "$d" 2>/dev/null || true; done
+  for d in "$root/etc/vfwire" "$root/var/lib/vfwire" "$root/var/log/vfwire" "$hooks/qemu.d" "$units" "$root/etc/systemd"; do rmdir "$d" 2>/dev/null || true; done
   if [ -e "$conf" ]; then say "kept $conf (edited)"; fi
   if [ -d "$root/var/lib/vfwire" ]; then say "kept $root/var/lib/vfwire (holds the lease ledger)"; fi
   say "uninstalled"

@@ -13,7 +13,7 @@ fi
 # shellcheck source=ensure-packages.sh
 . scripts/ensure-packages.sh
 ensure_packages bootstrap iproute2 iputils-ping ethtool libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils \
-  strongswan-charon strongswan-swanctl libstrongswan-standard-plugins nftables tcpdump iputils-arping openssl iperf3 linux-image-amd64 busybox-static cpio kmod xz-utils zstd
+  strongswan-charon strongswan-swanctl libstrongswan-standard-plugins nftables tcpdump iputils-arping systemd openssl iperf3 linux-image-amd64 busybox-static cpio kmod xz-utils zstd
 
 # bookworm-backports, on the same mirror the machine's bookworm suite comes from.
 ensure_backports() {

@@ -14,6 +14,8 @@ const KEYS: Record<string, (cfg: Config) => string> = {
   overlay: (c) => c.overlay,
   'ipsec.mode': (c) => c.ipsec.mode,
   'ipsec.key_dir': (c) => c.ipsec.keyDir,
+  /** One per line: install.sh orders host setup after their devices. */
+  pfs: (c) => c.pfs.map((p) => p.name).join('\n'),
 };
 
 export function configCommands(program: Command, config: () => string): void {

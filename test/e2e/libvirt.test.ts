@@ -88,6 +88,19 @@ describe('e2e: libvirtd + QEMU', function () {
     expect((await virsh('dumpxml', vm)).stdout).to.include("<alias name='ua-vfwire-0'/>");
     const log = readFileSync(join(sim!.a.dir, 'log/vfwire.log'), 'utf8');
     expect(log).to.match(new RegExp(`"message":"attached".*"vm":"${vm}"`));
+    // status: how long the start waited for its VF; IPsec is off in this config.
+    const status = JSON.parse((await vfwire(['--config', sim!.a.configPath, 'status', '--json'])).stdout) as {
+      leases: { vm: string; attachMs?: number }[];
+      vnis: { vni: number; peers: string[]; encryption: { address: string; state: string }[] }[];
+    };
+    const ms = status.leases.find((l) => l.vm === vm)?.attachMs;
+    expect(ms, 'lease to attached, ms').to.equal(Date.parse(lease.attachedAt!) - Date.parse(lease.since));
+    expect(ms).to.be.within(1, 60_000);
+    const vniState = status.vnis.find((v) => v.vni === VNI)!;
+    expect(vniState.encryption).to.deep.equal(
+      vniState.peers.map((address) => ({ peer: 'sim-b', address, state: 'off' })),
+    );
+    expect((await vfwire(['--config', sim!.a.configPath, 'status'])).stdout).to.match(/TO ATTACH[\s\S]*\d+\.\d\d s/);
 
     expect((await virsh('destroy', vm)).exitCode).to.equal(0);
     await expectNothingLeft();

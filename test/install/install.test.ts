@@ -52,6 +52,8 @@ describe('install.sh --root', function () {
     const expected = [
       ...expectedProgramFiles(),
       'etc/libvirt/hooks/qemu.d/vfwire',
+      'etc/systemd/system/vfwire-host-setup.service',
+      'etc/systemd/system/vfwire-ipsec.service',
       'etc/vfwire/config.yaml',
       'usr/local/bin/vfwire',
     ].sort();
@@ -80,6 +82,55 @@ describe('install.sh --root', function () {
     const un = await install(root, '--uninstall');
     expect(un.exitCode, un.stderr).to.equal(0);
     expect(files(root)).to.deep.equal([]);
+  });
+
+  it("boot units: host setup after the config's PFs and before libvirtd, then IPsec; systemd-analyze verify passes", async () => {
+    expect((await install(root, '--hook-style', 'qemu.d')).exitCode).to.equal(0);
+    const unit = (u: string) => readFileSync(join(root, 'etc/systemd/system', u), 'utf8');
+    const setup = unit('vfwire-host-setup.service');
+    expect(setup).to.include('ExecStart=/usr/local/bin/vfwire host setup\n');
+    expect(setup).to.include('Environment=VFWIRE_CONFIG=/etc/vfwire/config.yaml\n');
+    // The example config's PFs, as systemd names their devices.
+    expect(setup).to.include('Requires=sys-subsystem-net-devices-enp3s0f0np0.device\n');
+    expect(setup).to.include('After=sys-subsystem-net-devices-enp3s0f0np0.device\n');
+    expect(setup).to.match(/^Before=network-pre\.target libvirtd\.service virtqemud\.service/m);
+    expect(setup).to.not.include('@');
+    const ipsec = unit('vfwire-ipsec.service');
+    expect(ipsec).to.include(
+      'ExecStartPre=/usr/local/bin/vfwire ipsec up\nExecStart=/usr/local/bin/vfwire ipsec watch\n',
+    );
+    expect(ipsec).to.include('Restart=on-failure\n');
+    expect(ipsec).to.match(/^Requires=vfwire-host-setup\.service$/m);
+    // systemd's own check against this machine's units, on copies whose programs point into the
+    // installed tree (verify wants ExecStart to exist; the tree's link is absolute, to /usr/local).
+    const check = mkdtempSync(join(tmpdir(), 'vfwt-units-'));
+    try {
+      const cli = join(root, 'usr/local/lib/vfwire/dist/src/cli.js');
+      for (const u of ['vfwire-host-setup.service', 'vfwire-ipsec.service'])
+        writeFileSync(join(check, u), unit(u).replaceAll('/usr/local/bin/vfwire', cli));
+      const verify = await execa(
+        'systemd-analyze',
+        [
+          'verify',
+          '--man=no',
+          '--generators=no',
+          join(check, 'vfwire-host-setup.service'),
+          join(check, 'vfwire-ipsec.service'),
+        ],
+        { reject: false },
+      );
+      expect(verify.exitCode, verify.stderr).to.equal(0);
+      expect(verify.stderr, 'warnings about our units').to.not.match(/vfwire-(host-setup|ipsec)\.service:/);
+    } finally {
+      rmSync(check, { recursive: true, force: true });
+    }
+  });
+
+  it('without systemd: no units, and the boot commands said', async () => {
+    const r = await install(root, '--hook-style', 'qemu.d', '--systemd', 'no');
+    expect(r.exitCode, r.stderr).to.equal(0);
+    expect(r.stdout).to.include('no systemd here: at boot, before libvirtd, run: vfwire host setup');
+    expect(files(root).filter((f) => f.startsWith('etc/systemd'))).to.deep.equal([]);
   });
 
   it('never overwrites a user hook: refuses in qemu style, sits beside it in qemu.d style', async () => {

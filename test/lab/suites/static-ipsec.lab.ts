@@ -17,6 +17,8 @@ import { leaseOf, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
 import { startCapture } from '../../helpers/capture.js';
 import { nftCounters, vfwireDrops } from '../../helpers/nft.js';
 import { requireLabVm } from '../lab-runner.js';
+import { vfwire } from '../../helpers/cli.js';
+import type { PeerEncryption } from '../../../src/ipsec/encryption-status.js';
 import { configureStaticIpsec, tearDown, withIpsecDeps } from '../static-ipsec-setup.js';
 
 const NEW_IP = '/opt/vfwire/iproute2/bin';
@@ -143,6 +145,26 @@ describe('lab: static IPsec between the sim hosts', function () {
     expect(clear, "VXLAN captured on B's underlay").to.equal(0);
   });
 
+  it('vfwire status says VNI 100 is encrypted to sim-b right now, with the packets through the SAs', async () => {
+    const status = await vfwire(['--config', sim!.a.configPath, 'status', '--json']);
+    expect(status.code, status.stderr).to.equal(0);
+    const vni = (JSON.parse(status.stdout) as { vnis: { vni: number; encryption: PeerEncryption[] }[] }).vnis.find(
+      (v) => v.vni === 100,
+    )!;
+    const pair = (await readLedger(join(sim!.a.dir, 'state'))).ipsec!.peers['sim-b']!;
+    expect(vni.encryption).to.have.length(1);
+    expect(vni.encryption[0]).to.include({
+      peer: 'sim-b',
+      address: sim!.b.underlayIp,
+      state: 'encrypted',
+      epoch: pair.epoch,
+    });
+    expect(vni.encryption[0]!.outPackets, 'out').to.be.at.least(10);
+    expect(vni.encryption[0]!.inPackets, 'in').to.be.at.least(10);
+    const text = await vfwire(['--config', sim!.a.configPath, 'status']);
+    expect(text.stdout).to.match(new RegExp(`sim-b encrypted \\(epoch ${pair.epoch}, out \\d+ / in \\d+ packets\\)`));
+  });
+
   it('an outbound policy that vanished (xfrm_dev_down flushes offloaded ones) drops VXLAN instead of sending it in clear; watch brings it back', async () => {
     const a = sim!.a;
     const b = sim!.b;
@@ -176,6 +198,10 @@ describe('lab: static IPsec between the sim hosts', function () {
       await runner.run({ argv: policyDeleteArgv(a.netns, { src: a.underlayIp, dst: b.underlayIp, dir: 'out' }) });
       expect(await ping(), "with A's outbound policy gone").to.equal('lost');
       expect(await clear.read(), 'VXLAN that reached B in clear').to.deep.equal([0]);
+      const status = JSON.parse((await vfwire(['--config', a.configPath, 'status', '--json'])).stdout) as {
+        vnis: { encryption: PeerEncryption[] }[];
+      };
+      expect(status.vnis[0]!.encryption[0], 'status with the SAs gone').to.include({ state: 'missing', epoch: 2 });
       expect(await vfwireDrops(a.netns, 'inet', 'vni_100_out'), "dropped on A's way out").to.be.greaterThan(0);
       // The watch finds the policy lost and moves the pair to fresh SAs; B's watch follows.
       const [wa] = await withDeps('a', (d) => watchOnce(d.cfg, d.runner, d.log));
