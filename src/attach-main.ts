@@ -30,7 +30,7 @@ async function attachWorker(path: string, uuid: string, vm: string, startedAt: n
     process.stderr.write(`vfwire attach worker: ${oneLine(err)}\n`);
   });
   if (!cfg) return 1;
-  const log = createLogger(cfg.logDir, 'attach');
+  const log = createLogger(cfg.logDir, 'attach', { syslog: cfg.syslog });
   // A daemon that stops answering would leave a libvirt call blocked in a worker thread, and
   // Node waits for those at exit: past the deadline, leave the hard way.
   const killer = setTimeout(() => {

@@ -1,14 +1,27 @@
-// vfwire's log: JSON lines in <log_dir>/vfwire.log. Hooks write nothing else but their one
-// error line on stderr (libvirt shows it). Never pass key material to the logger.
+// vfwire's log: JSON lines in <log_dir>/vfwire.log and, with a syslog socket (the config's
+// `syslog`, /dev/log by default), the same lines to syslog/journald as vfwire (log-syslog.ts).
+// Hooks write nothing else but their one error line on stderr (libvirt shows it). Never pass
+// key material to the logger.
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import winston from 'winston';
+import { SyslogTransport } from './log-syslog.js';
 
 export type Logger = winston.Logger;
 
-export function createLogger(logDir: string, component: string): Logger {
+// A logger's syslog transport, for closeLogger (winston unpipes its transports as it ends).
+const SYSLOG = new WeakMap<Logger, SyslogTransport>();
+
+export interface LogOptions {
+  /** The syslog socket to send to as well; none: the file only. */
+  syslog?: string | false;
+}
+
+export function createLogger(logDir: string, component: string, opts: LogOptions = {}): Logger {
   const transports: winston.transport[] = [];
+  const syslog = opts.syslog ? new SyslogTransport(opts.syslog) : undefined;
+  if (syslog) transports.push(syslog);
   try {
     mkdirSync(logDir, { recursive: true, mode: 0o750 });
     transports.push(
@@ -31,6 +44,7 @@ export function createLogger(logDir: string, component: string): Logger {
   });
   // A failing transport must not crash the process: the log is a record, not the outcome.
   logger.on('error', () => undefined);
+  if (syslog) SYSLOG.set(logger, syslog);
   return logger;
 }
 
@@ -50,4 +64,6 @@ export async function closeLogger(log: Logger): Promise<void> {
     log.on('finish', done);
     log.end();
   });
+  const syslog = SYSLOG.get(log);
+  if (syslog) await Promise.race([syslog.flush(), new Promise((r) => setTimeout(r, 500).unref())]);
 }

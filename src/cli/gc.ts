@@ -26,7 +26,7 @@ export async function gcCommand(opts: { dryRun?: boolean; graceSeconds?: number;
   const graceMs = grace * 1000;
   const cfg = await loadConfig(configPath(opts.config));
   const runner = new ExecRunner(cfg.commandTimeoutMs);
-  const log = createLogger(cfg.logDir, 'gc');
+  const log = createLogger(cfg.logDir, 'gc', { syslog: cfg.syslog });
   try {
     const { running, liveAliases } = await runningDomains(cfg);
     await withLedger(

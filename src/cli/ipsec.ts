@@ -52,7 +52,7 @@ export function ipsecCommands(program: Command, config: () => string): void {
     ike: typeof ikev2Up,
   ) => {
     const cfg = await loadConfig(configPath(config()));
-    const log = createLogger(cfg.logDir, 'ipsec');
+    const log = createLogger(cfg.logDir, 'ipsec', { syslog: cfg.syslog });
     try {
       const deps = { cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log };
       if (cfg.ipsec.mode === 'ikev2') {
@@ -98,7 +98,7 @@ export function ipsecCommands(program: Command, config: () => string): void {
     .action(async (o: { peer: string; commit?: boolean; finish?: boolean; dryRun?: boolean }) => {
       if (o.commit && o.finish) throw new ValidationError('rotate: --commit and --finish are separate steps');
       const cfg = await loadConfig(configPath(config()));
-      const log = createLogger(cfg.logDir, 'ipsec');
+      const log = createLogger(cfg.logDir, 'ipsec', { syslog: cfg.syslog });
       try {
         report([
           await ipsecRotate(
@@ -126,7 +126,7 @@ export function ipsecCommands(program: Command, config: () => string): void {
       const interval = Number(o.interval);
       if (!Number.isFinite(interval) || interval < 1)
         throw new ValidationError('--interval: a number of seconds, 1 or more');
-      const log = createLogger(cfg.logDir, 'ipsec-watch');
+      const log = createLogger(cfg.logDir, 'ipsec-watch', { syslog: cfg.syslog });
       const deps = { cfg, runner: new ExecRunner(cfg.commandTimeoutMs), log };
       try {
         if (!o.once) await watchForever(deps, interval * 1000, (line) => console.log(line));

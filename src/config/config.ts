@@ -29,6 +29,8 @@ export interface Config {
   backend: 'real' | 'sim';
   stateDir: string;
   logDir: string;
+  /** Syslog socket the log goes to as well; false: the file only. */
+  syslog: string | false;
   netns?: string;
   sysfsRoot: string;
   underlay: { interface: string; address: string; mtu: number; prefixLen: number; netns?: string };
@@ -208,6 +210,7 @@ function normalize(raw: RawConfig, path: string): Config {
     backend: raw.backend,
     stateDir: raw.state_dir,
     logDir: raw.log_dir,
+    syslog: raw.syslog,
     netns: raw.netns,
     sysfsRoot: raw.sysfs_root,
     underlay: {

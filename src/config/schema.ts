@@ -20,6 +20,10 @@ export const configSchema = z
     backend: z.enum(['real', 'sim']).default('real'),
     state_dir: z.string().min(1).default('/var/lib/vfwire'),
     log_dir: z.string().min(1).default('/var/log/vfwire'),
+    // The log to syslog/journald too (identifier vfwire): the socket, or false for the file only.
+    syslog: z
+      .union([z.literal(false), z.string().regex(/^\//, 'an absolute socket path, or false')])
+      .default('/dev/log'),
     /** Sim hosts live in a netns; every host command then runs there (`ip -n NS`). */
     netns: simpleName.optional(),
     sysfs_root: z.string().min(1).default('/sys'),

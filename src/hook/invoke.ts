@@ -47,7 +47,7 @@ export async function runHookCall(call: HookCall, configFile?: string): Promise<
   const context = () =>
     (ctx ??= Promise.all([config(), import('../log.js'), import('../exec/runner.js')]).then(
       async ([c, { createLogger }, { ExecRunner }]) => {
-        log = createLogger(c.logDir, 'hook');
+        log = createLogger(c.logDir, 'hook', { syslog: c.syslog });
         const runner = new ExecRunner(c.commandTimeoutMs);
         return { cfg: c, runner, log, stepRunner: await injectedFaults(c, runner) };
       },

@@ -76,7 +76,7 @@ export async function hostSetup(
       };
     return { steps: [...first, ...(await plan(true)).filter(isRepStep)] };
   }
-  const log = createLogger(cfg.logDir, 'host');
+  const log = createLogger(cfg.logDir, 'host', { syslog: cfg.syslog });
   try {
     await applySteps(first, runner);
     if (makesVfs && cfg.backend === 'real') await settleUdev(runner, log);

@@ -147,6 +147,8 @@ async function buildHost(h: SimHost, opts: SimOptions, runner: Runner): Promise<
     sysfs_root: join(h.dir, 'sys'),
     state_dir: join(h.dir, 'state'),
     log_dir: join(h.dir, 'log'),
+    // A sim host's log stays in its directory, out of this machine's journal.
+    syslog: false,
     underlay: {
       interface: h.failover?.bond ?? h.pf,
       address: h.underlayIp,
