@@ -1,5 +1,5 @@
 // Whether the traffic to each peer is encrypted right now, for `vfwire status`: read from the
-// kernel (static keys: the ledger's SAs present, with their packet counts) or from strongSwan
+// kernel (static keys: the ledger's SAs and policies present, with the SAs' packet counts) or from strongSwan
 // (IKEv2: both CHILD_SAs installed), never from the ledger alone. A read that fails is told as
 // such, not as "missing".
 
@@ -9,7 +9,7 @@ import { oneLine } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
 import type { IpsecState } from '../ledger/types.js';
 import { checkIkeChildren } from './ikev2.js';
-import { describeSa, missingSas, saPackets } from './sa-kernel.js';
+import { describeSa, missingPolicies, missingSas, saPackets } from './sa-kernel.js';
 
 export type EncryptionState = 'encrypted' | 'missing' | 'down' | 'off' | 'unknown';
 
@@ -44,9 +44,12 @@ export async function peerEncryption(
     const pair = state?.peers[peer.name];
     if (!pair) return { ...base, state: 'down', detail: 'no SAs installed (vfwire ipsec up)' };
     const netns = underlayNetns(cfg);
-    const lost = await missingSas(runner, netns, pair.sas);
-    if (lost.length)
-      return { ...base, state: 'missing', epoch: pair.epoch, detail: `SAs ${lost.map(describeSa).join(', ')}` };
+    // Without its policy the traffic is dropped, not sent in clear (the admission's reqid rule): not encrypted either.
+    const lost = [
+      ...(await missingSas(runner, netns, pair.sas)).map((sa) => `SA ${describeSa(sa)}`),
+      ...(await missingPolicies(runner, netns, pair.sas)).map((p) => `policy ${p.dir}`),
+    ];
+    if (lost.length) return { ...base, state: 'missing', epoch: pair.epoch, detail: lost.join(', ') };
     const count = (dir: 'out' | 'in') => {
       const sa = pair.sas.find((s) => s.dir === dir);
       return sa ? saPackets(runner, netns, sa) : Promise.resolve(undefined);

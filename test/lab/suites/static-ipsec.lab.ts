@@ -201,7 +201,11 @@ describe('lab: static IPsec between the sim hosts', function () {
       const status = JSON.parse((await vfwire(['--config', a.configPath, 'status', '--json'])).stdout) as {
         vnis: { encryption: PeerEncryption[] }[];
       };
-      expect(status.vnis[0]!.encryption[0], 'status with the SAs gone').to.include({ state: 'missing', epoch: 2 });
+      expect(status.vnis[0]!.encryption[0], 'status with the policy gone').to.include({
+        state: 'missing',
+        epoch: 1,
+        detail: 'policy out',
+      });
       expect(await vfwireDrops(a.netns, 'inet', 'vni_100_out'), "dropped on A's way out").to.be.greaterThan(0);
       // The watch finds the policy lost and moves the pair to fresh SAs; B's watch follows.
       const [wa] = await withDeps('a', (d) => watchOnce(d.cfg, d.runner, d.log));
