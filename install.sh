@@ -34,6 +34,9 @@ while [ $# -gt 0 ]; do
 done
 case $hook_style in ""|qemu.d|qemu) ;; *) echo "install.sh: --hook-style must be qemu.d or qemu" >&2; exit 2 ;; esac
 case $systemd in auto|yes|no) ;; *) echo "install.sh: --systemd must be auto, yes or no" >&2; exit 2 ;; esac
+# The prefix goes into the hook and the units unquoted.
+case $prefix in /*) ;; *) echo "install.sh: --prefix must be an absolute path" >&2; exit 2 ;; esac
+case $prefix in *[!A-Za-z0-9_./-]*) echo "install.sh: --prefix may hold only A-Z a-z 0-9 _ . / -" >&2; exit 2 ;; esac
 live_systemd=0
 [ -z "$root" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null && live_systemd=1
 if [ "$systemd" = auto ]; then { [ -n "$root" ] || [ "$live_systemd" = 1 ]; } && systemd=yes || systemd=no; fi
@@ -144,32 +147,43 @@ install_units() {
     say "  with IPsec on, then: vfwire ipsec up, and keep vfwire ipsec watch running (restart it if it exits)"
     return
   fi
-  pf_lines=
-  if pfs=$("$node_bin" "$src/dist/src/cli.js" --config "$conf" config get pfs 2>/dev/null) && command -v systemd-escape >/dev/null; then
+  pf_lines= order_note=
+  if cmp -s "$conf" "$src/templates/config.example.yaml"; then
+    order_note="host setup is not ordered after any PF device: $conf is still the example; edit it, then re-run install.sh"
+  elif pfs=$("$node_bin" "$src/dist/src/cli.js" --config "$conf" config get pfs 2>/dev/null) && command -v systemd-escape >/dev/null; then
     for pf in $pfs; do
       dev=$(systemd-escape --path --suffix=device "/sys/subsystem/net/devices/$pf")
       dev=${dev//\\/\\\\} # sed's replacement text: a literal backslash is two
       pf_lines="${pf_lines}Requires=$dev\nAfter=$dev\n"
     done
   else
-    say "host setup is not ordered after the PFs' devices (no valid pfs in $conf, or no systemd-escape): re-run install.sh once the config is edited"
+    order_note="host setup is not ordered after the PFs' devices (no valid pfs in $conf, or no systemd-escape): re-run install.sh once the config is edited"
   fi
   for u in $UNITS; do
     tmp=$(mktemp)
+    # systemd's PATH may lack node's directory (the hook pins it the same way).
     sed -e "s|@VFWIRE@|$prefix/bin/vfwire|g" -e "s|@CONFIG@|/etc/vfwire/config.yaml|g" \
+      -e "s|@PATH@|$(dirname "$node_bin"):/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin|g" \
       -e "s|^@PF_DEVICES@\$|$pf_lines|" "$src/templates/systemd/$u" > "$tmp"
     before=$changed
     put "$tmp" "$units/$u" 644
     rm -f "$tmp"
     [ "$changed" = "$before" ] || unit_changed=1
   done
+  # Said when the units are written, not at every run that changes nothing.
+  [ -z "$order_note" ] || [ "${unit_changed:-0}" = 0 ] || say "$order_note"
   [ "$live_systemd" = 1 ] || return 0
   [ "${unit_changed:-0}" = 0 ] || systemctl daemon-reload
   enable=vfwire-host-setup.service
   mode=$("$node_bin" "$src/dist/src/cli.js" --config "$conf" config get ipsec.mode 2>/dev/null || echo off)
   [ "$mode" = off ] || enable="$enable vfwire-ipsec.service"
   for u in $enable; do systemctl is-enabled -q "$u" 2>/dev/null || { systemctl enable -q "$u"; say "enabled $u (it runs at the next boot; systemctl start $u to run it now)"; }; done
-  [ "$mode" != off ] || say "vfwire-ipsec.service is installed, not enabled: ipsec.mode is off"
+  if [ "$mode" = off ]; then
+    if systemctl is-enabled -q vfwire-ipsec.service 2>/dev/null; then systemctl disable -q vfwire-ipsec.service; say "disabled vfwire-ipsec.service: ipsec.mode is off"
+    else say "vfwire-ipsec.service is installed, not enabled: ipsec.mode is off"; fi
+  fi
+  # A running watch would go on with the code this install replaced.
+  [ "$changed" -eq 0 ] || systemctl try-restart vfwire-ipsec.service
 }
 
 restart_libvirt() {

@@ -2,7 +2,9 @@
 // (Debian's bsdutils, an essential package): one logger per process reads `<PRI>line`s on its
 // stdin (--prio-prefix) and sends each as a datagram to the socket, /dev/log by default
 // (journald's or rsyslog's). Node has no Unix datagram sockets, and a spawn per line would cost
-// a process each. A socket nobody listens on ends that logger; the file log goes on regardless.
+// a process each. With nobody on the socket logger drops each line (--socket-errors=off) until
+// its input ends; the file log goes on regardless. Lines are capped at 8 KiB: logger splits a
+// longer one into several messages (util-linux logger.c logger_stdin, --size).
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import Transport from 'winston-transport';
@@ -10,6 +12,8 @@ import Transport from 'winston-transport';
 /** RFC 5424 severities of winston's npm levels; facility daemon (3). */
 const SEVERITY: Record<string, number> = { error: 3, warn: 4, info: 6, http: 6, verbose: 7, debug: 7, silly: 7 };
 const DAEMON = 3;
+/** What logger takes as one message (--size below). */
+const MAX_LINE = 8192;
 
 // What the file log has that syslog adds itself (time, pid) or the line starts with.
 const OMIT = new Set(['level', 'message', 'timestamp', 'component', 'pid']);
@@ -19,7 +23,8 @@ export function syslogLine(info: Record<string, unknown>): string {
   const meta = Object.fromEntries(Object.entries(info).filter(([k]) => !OMIT.has(k)));
   const rest = Object.keys(meta).length ? ` ${JSON.stringify(meta)}` : '';
   const text = `${String(info.component ?? 'vfwire')}: ${String(info.message)}${rest}`;
-  return text.replace(/[\r\n]+/g, ' ');
+  const line = text.replace(/[\r\n]+/g, ' ');
+  return line.length > MAX_LINE ? `${line.slice(0, MAX_LINE - 15)} ...(clipped)` : line;
 }
 
 export class SyslogTransport extends Transport {
@@ -33,7 +38,9 @@ export class SyslogTransport extends Transport {
   override log(info: Record<string, unknown>, next: () => void): void {
     const child = this.#dead ? undefined : (this.#child ??= this.#spawn());
     const pri = DAEMON * 8 + (SEVERITY[String(info.level)] ?? 6);
-    if (child?.stdin?.writable) child.stdin.write(`<${pri}>${syslogLine(info)}\n`);
+    // A reader that stalls costs lines, not memory: nothing is queued behind a full pipe.
+    if (child?.stdin?.writable && child.stdin.writableLength < 64 * 1024)
+      child.stdin.write(`<${pri}>${syslogLine(info)}\n`);
     next();
   }
 
@@ -55,7 +62,17 @@ export class SyslogTransport extends Transport {
   #spawn(): ChildProcess {
     const child = spawn(
       'logger',
-      ['--prio-prefix', '--tag', 'vfwire', `--id=${process.pid}`, '--socket', this.socket, '--socket-errors=off'],
+      [
+        '--prio-prefix',
+        '--tag',
+        'vfwire',
+        `--id=${process.pid}`,
+        '--size',
+        String(MAX_LINE + 64),
+        '--socket',
+        this.socket,
+        '--socket-errors=off',
+      ],
       { stdio: ['pipe', 'ignore', 'ignore'] },
     );
     const die = () => {

@@ -11,7 +11,9 @@
 // pc: endpoints are conventional PCI, on pci-root's and each pci-bridge's slots 1-31, all
 // hot-pluggable unless hotplug='off'; slot 1 of bus 0 is the PIIX3's, always
 // (qemuDomainValidateDevicePCISlotsPIIX3); every other device's slot is in the XML.
-// Other machines (microvm, non-x86) are not judged here: libvirt's attach decides.
+// Other machines (microvm, non-x86) are not judged here: libvirt's attach decides. The count
+// trusts the addresses in the XML: libvirt writes them at define and before prepare; a device
+// without one is not counted (lenient: the attach then decides, failing closed).
 
 import type { XmlElement } from './safe-xml.js';
 import { childElements } from './safe-xml.js';

@@ -7,6 +7,7 @@ import type { Config, PeerConfig } from '../config/config.js';
 import { underlayNetns } from '../config/config.js';
 import { oneLine } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
+import { activeUplink, strandedOn } from '../failover/pf-switch.js';
 import type { IpsecState } from '../ledger/types.js';
 import { checkIkeChildren } from './ikev2.js';
 import { describeSa, missingPolicies, missingSas, saPackets } from './sa-kernel.js';
@@ -36,7 +37,7 @@ export async function peerEncryption(
   if (cfg.ipsec.mode === 'off') return { ...base, state: 'off' };
   try {
     if (cfg.ipsec.mode === 'ikev2') {
-      const lost = await checkIkeChildren(cfg, runner, [peer]);
+      const lost = await checkIkeChildren(cfg, runner, [peer], { strict: true });
       return lost.length
         ? { ...base, state: 'missing', detail: `CHILD_SAs ${lost.join(', ')}` }
         : { ...base, state: 'encrypted' };
@@ -44,6 +45,16 @@ export async function peerEncryption(
     const pair = state?.peers[peer.name];
     if (!pair) return { ...base, state: 'down', detail: 'no SAs installed (vfwire ipsec up)' };
     const netns = underlayNetns(cfg);
+    // pf-switch: offloaded to a port the underlay left, present and useless (watch.ts re-homes them).
+    const uplink = await activeUplink(cfg, runner);
+    const stranded = strandedOn(cfg, pair, uplink);
+    if (stranded)
+      return {
+        ...base,
+        state: 'missing',
+        epoch: pair.epoch,
+        detail: `SAs offloaded to ${stranded}, the underlay is on ${uplink}`,
+      };
     // Without its policy the traffic is dropped, not sent in clear (the admission's reqid rule): not encrypted either.
     const lost = [
       ...(await missingSas(runner, netns, pair.sas)).map((sa) => `SA ${describeSa(sa)}`),

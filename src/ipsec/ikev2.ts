@@ -82,7 +82,13 @@ export async function ikev2Down({ cfg, runner, log }: IpsecDeps, opts: { dryRun?
 }
 
 /** Fail closed at start: both CHILD_SAs to each peer are INSTALLED in the kernel. */
-export async function checkIkeChildren(cfg: Config, runner: Runner, peers: PeerConfig[]): Promise<string[]> {
+/** strict: a swanctl that fails throws (status tells it as unknown) instead of counting as none installed. */
+export async function checkIkeChildren(
+  cfg: Config,
+  runner: Runner,
+  peers: PeerConfig[],
+  opts: { strict?: boolean } = {},
+): Promise<string[]> {
   const missing: string[] = [];
   for (const p of peers) {
     const names = swanctlNames(p.name);
@@ -98,7 +104,10 @@ export async function checkIkeChildren(cfg: Config, runner: Runner, peers: PeerC
       })
       .then(
         (r) => r.stdout,
-        () => '',
+        (err: unknown) => {
+          if (opts.strict) throw err;
+          return '';
+        },
       );
     for (const child of [names.out, names.in])
       if (!new RegExp(`^\\s+${child}: #\\d+, reqid \\d+, INSTALLED`, 'm').test(out)) missing.push(child);

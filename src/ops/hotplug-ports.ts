@@ -63,7 +63,7 @@ export async function vmSlotsCheck(cfg: Pick<Config, 'libvirtUri'>): Promise<Che
       }
     }
     return short.length
-      ? fail(name, short.join('; '), 'vfwire vm set VM adds the missing pcie-root-ports')
+      ? fail(name, short.join('; '), 'as each VM says (q35: vfwire vm set VM adds the missing pcie-root-ports)')
       : pass(name, `${tagged} tagged VM(s), each with a free hot-plug slot per vfwire interface`);
   } finally {
     await conn.close();

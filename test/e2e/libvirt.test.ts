@@ -97,6 +97,7 @@ describe('e2e: libvirtd + QEMU', function () {
     expect(ms, 'lease to attached, ms').to.equal(Date.parse(lease.attachedAt!) - Date.parse(lease.since));
     expect(ms).to.be.within(1, 60_000);
     const vniState = status.vnis.find((v) => v.vni === VNI)!;
+    expect(vniState.peers, "the VNI's peers (host B)").to.have.length(1);
     expect(vniState.encryption).to.deep.equal(
       vniState.peers.map((address) => ({ peer: 'sim-b', address, state: 'off' })),
     );
@@ -116,7 +117,10 @@ describe('e2e: libvirtd + QEMU', function () {
     );
     await expectNothingLeft();
     const before = await vmSlotsCheck({ libvirtUri: 'qemu:///system' });
-    expect(before).to.include({ status: 'fail', fix: 'vfwire vm set VM adds the missing pcie-root-ports' });
+    expect(before).to.include({
+      status: 'fail',
+      fix: 'as each VM says (q35: vfwire vm set VM adds the missing pcie-root-ports)',
+    });
     expect(before.detail).to.include(`${vm}: 2 vfwire interfaces need 2 hot-plug slots`);
     const set = await vfwire(['--config', sim!.a.configPath, 'vm', 'set', vm]);
     expect(set.code, set.stderr).to.equal(0);

@@ -85,14 +85,23 @@ describe('install.sh --root', function () {
   });
 
   it("boot units: host setup after the config's PFs and before libvirtd, then IPsec; systemd-analyze verify passes", async () => {
-    expect((await install(root, '--hook-style', 'qemu.d')).exitCode).to.equal(0);
     const unit = (u: string) => readFileSync(join(root, 'etc/systemd/system', u), 'utf8');
+    // The untouched example names no PF of this host: no device to wait for at boot.
+    const first = await install(root, '--hook-style', 'qemu.d');
+    expect(first.exitCode, first.stderr).to.equal(0);
+    expect(first.stdout).to.include('host setup is not ordered after any PF device: ');
+    expect(unit('vfwire-host-setup.service')).to.not.include('sys-subsystem-net-devices');
+    // An edited config's PFs, as systemd names their devices ('-' is escaped as \x2d).
+    const conf = join(root, 'etc/vfwire/config.yaml');
+    const example = readFileSync(join(SRC, 'templates/config.example.yaml'), 'utf8');
+    writeFileSync(conf, example.replace('- name: enp3s0f0np0', '- name: ens1f0-pf0'), { mode: 0o600 });
+    expect((await install(root, '--hook-style', 'qemu.d')).exitCode).to.equal(0);
     const setup = unit('vfwire-host-setup.service');
     expect(setup).to.include('ExecStart=/usr/local/bin/vfwire host setup\n');
     expect(setup).to.include('Environment=VFWIRE_CONFIG=/etc/vfwire/config.yaml\n');
-    // The example config's PFs, as systemd names their devices.
-    expect(setup).to.include('Requires=sys-subsystem-net-devices-enp3s0f0np0.device\n');
-    expect(setup).to.include('After=sys-subsystem-net-devices-enp3s0f0np0.device\n');
+    expect(setup).to.match(/^Environment=PATH=\/.*:\/usr\/sbin:\/usr\/bin:\/sbin:\/bin$/m);
+    expect(setup).to.include('Requires=sys-subsystem-net-devices-ens1f0\\x2dpf0.device\n');
+    expect(setup).to.include('After=sys-subsystem-net-devices-ens1f0\\x2dpf0.device\n');
     expect(setup).to.match(/^Before=network-pre\.target libvirtd\.service virtqemud\.service/m);
     expect(setup).to.not.include('@');
     const ipsec = unit('vfwire-ipsec.service');

@@ -232,6 +232,14 @@ export class Mlx5Host {
     const [tool, ...rest] = cmd.argv;
     switch (tool) {
       case 'ip':
+        // `ip netns exec NS arping`: arping has no -n (exec/tools.ts).
+        if (rest[0] === 'netns' && rest[1] === 'exec' && rest[3] === 'arping') {
+          if (rest[2] !== this.netns)
+            throw new UnmodeledCommand(
+              `arping in netns ${rest[2]} (the host's netns is ${this.netns ?? 'the root one'})`,
+            );
+          return this.arping(rest.slice(4));
+        }
         return this.ip(rest, cmd.stdin);
       case 'tc':
         return this.tc(this.stripNetns(rest, 'tc'));
@@ -244,6 +252,8 @@ export class Mlx5Host {
       case 'nft':
         return this.nft(rest, cmd.stdin);
       case 'arping':
+        if (this.netns !== undefined)
+          throw new UnmodeledCommand(`arping outside netns ${this.netns} on a host whose links live there`);
         return this.arping(rest);
       default:
         throw new UnmodeledCommand(`the program ${JSON.stringify(tool)}`);
