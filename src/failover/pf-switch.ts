@@ -93,8 +93,9 @@ export interface UplinkMove {
   /** The address onto the new port first, then off the old one: the host never lacks it. */
   commands: Command[];
   /**
-   * The gratuitous ARP from the new port, once its SAs are there (offloaded ones are re-homed
-   * after the move). arping lingers a second after its one request; the peers have it at once.
+   * The gratuitous ARP from the new port, once its SAs are there: at once for CPU SAs, after the
+   * round re-homed offloaded ones. arping lingers a second after its one request; the peers have
+   * it at once.
    */
   announce: Command;
 }

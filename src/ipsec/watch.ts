@@ -56,6 +56,11 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
     const moved = await moveUplink(cfg, runner, log);
     if (moved) findings.push(moved.finding);
     announce = moved?.announce;
+    // CPU SAs (offload none) belong to no netdev: nothing to re-home, the peers may follow now.
+    if (moved && announce && cfg.ipsec.offload === 'none') {
+      await announceUplink(runner, log, announce, moved.finding);
+      announce = undefined;
+    }
   }
   let uplink: Promise<string> | undefined;
   const uplinkOnce = () => (uplink ??= activeUplink(cfg, runner));
