@@ -37,8 +37,10 @@ case $systemd in auto|yes|no) ;; *) echo "install.sh: --systemd must be auto, ye
 # The prefix goes into the hook and the units unquoted.
 case $prefix in /*) ;; *) echo "install.sh: --prefix must be an absolute path" >&2; exit 2 ;; esac
 case $prefix in *[!A-Za-z0-9_./-]*) echo "install.sh: --prefix may hold only A-Z a-z 0-9 _ . / -" >&2; exit 2 ;; esac
-live_systemd=0
-[ -z "$root" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null && live_systemd=1
+# systemd runs this host; live: and install.sh acts on it (not into --root, not --systemd no).
+systemd_runs=0 live_systemd=0
+[ -d /run/systemd/system ] && command -v systemctl >/dev/null && systemd_runs=1
+[ -z "$root" ] && [ "$systemd_runs" = 1 ] && live_systemd=1
 if [ "$systemd" = auto ]; then { [ -n "$root" ] || [ "$live_systemd" = 1 ]; } && systemd=yes || systemd=no; fi
 [ "$systemd" = yes ] || live_systemd=0
 units=$root/etc/systemd/system
@@ -147,7 +149,7 @@ install_units() {
     say "  with IPsec on, then: vfwire ipsec up, and keep vfwire ipsec watch running (restart it if it exits)"
     return
   fi
-  pf_lines= order_note=
+  pf_lines= order_note= unit_changed=0
   if cmp -s "$conf" "$src/templates/config.example.yaml"; then
     order_note="host setup is not ordered after any PF device: $conf is still the example; edit it, then re-run install.sh"
   elif pfs=$("$node_bin" "$src/dist/src/cli.js" --config "$conf" config get pfs 2>/dev/null) && command -v systemd-escape >/dev/null; then
@@ -171,9 +173,9 @@ install_units() {
     [ "$changed" = "$before" ] || unit_changed=1
   done
   # Said when the units are written, not at every run that changes nothing.
-  [ -z "$order_note" ] || [ "${unit_changed:-0}" = 0 ] || say "$order_note"
+  [ -z "$order_note" ] || [ "$unit_changed" = 0 ] || say "$order_note"
   [ "$live_systemd" = 1 ] || return 0
-  [ "${unit_changed:-0}" = 0 ] || systemctl daemon-reload
+  [ "$unit_changed" = 0 ] || systemctl daemon-reload
   enable=vfwire-host-setup.service
   mode=$("$node_bin" "$src/dist/src/cli.js" --config "$conf" config get ipsec.mode 2>/dev/null || echo off)
   [ "$mode" = off ] || enable="$enable vfwire-ipsec.service"
@@ -187,7 +189,7 @@ install_units() {
 }
 
 restart_libvirt() {
-  if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then systemctl restart libvirtd
+  if [ "$systemd_runs" = 1 ]; then systemctl restart libvirtd
   else pkill -x libvirtd || true; sleep 1; libvirtd -d; fi
   say "restarted libvirtd"
 }

@@ -7,6 +7,7 @@
 // longer one into several messages (util-linux logger.c logger_stdin, --size).
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { statSync } from 'node:fs';
 import Transport from 'winston-transport';
 
 /** RFC 5424 severities of winston's npm levels; facility daemon (3). */
@@ -36,6 +37,8 @@ export class SyslogTransport extends Transport {
   }
 
   override log(info: Record<string, unknown>, next: () => void): void {
+    // No syslog on this host (a container, CI): no logger process for each hook call either.
+    if (!this.#child && !this.#dead && !isSocket(this.socket)) this.#dead = true;
     const child = this.#dead ? undefined : (this.#child ??= this.#spawn());
     const pri = DAEMON * 8 + (SEVERITY[String(info.level)] ?? 6);
     // A reader that stalls costs lines, not memory: nothing is queued behind a full pipe.
@@ -45,7 +48,7 @@ export class SyslogTransport extends Transport {
   }
 
   override close(): void {
-    this.#child?.stdin?.end();
+    void this.flush();
   }
 
   /** Ends logger's input; resolves once what was written reached it. */
@@ -86,4 +89,8 @@ export class SyslogTransport extends Transport {
     (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
     return child;
   }
+}
+
+function isSocket(path: string): boolean {
+  return statSync(path, { throwIfNoEntry: false })?.isSocket() ?? false;
 }

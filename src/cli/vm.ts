@@ -71,8 +71,11 @@ export async function vmSet(vm: string, opts: VmSetOptions, configFlag?: string)
       console.log(
         `${vm}: added ${added} pcie-root-port${added === 1 ? '' : 's'} to the persistent definition (q35 hot-plugs one VF per empty port; from the next start)`,
       );
-    const short = hotplugShortfall(added ? undefined : slots, ifaces.length, vm);
-    if (short) console.error(`${vm}: ${short}`);
+    else {
+      // What vm set cannot add (a pc VM's slots) it names.
+      const short = hotplugShortfall(slots, ifaces.length, vm);
+      if (short) console.error(`${vm}: ${short}`);
+    }
   });
 }
 

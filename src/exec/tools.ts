@@ -14,12 +14,15 @@ export function tc(netns: string | undefined, ...args: string[]): string[] {
   return netns ? ['tc', '-n', netns, ...args] : ['tc', ...args];
 }
 
-/** nft has no `-n NS`: inside a netns it runs under `ip netns exec`. */
-export function nft(netns: string | undefined, ...args: string[]): string[] {
-  return netns ? ['ip', 'netns', 'exec', netns, 'nft', ...args] : ['nft', ...args];
+/** A tool without `-n NS` (nft, arping): inside a netns it runs under `ip netns exec`. */
+function inNetns(netns: string | undefined, tool: string, args: string[]): string[] {
+  return netns ? ['ip', 'netns', 'exec', netns, tool, ...args] : [tool, ...args];
 }
 
-/** arping (iputils) has no `-n NS` either. */
+export function nft(netns: string | undefined, ...args: string[]): string[] {
+  return inNetns(netns, 'nft', args);
+}
+
 export function arping(netns: string | undefined, ...args: string[]): string[] {
-  return netns ? ['ip', 'netns', 'exec', netns, 'arping', ...args] : ['arping', ...args];
+  return inNetns(netns, 'arping', args);
 }

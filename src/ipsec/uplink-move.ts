@@ -1,6 +1,6 @@
 // failover pf-switch, as the watch does it: the underlay address to the PF with a link when the
 // one holding it has none (failover/pf-switch.ts plans it), then the gratuitous ARP that tells
-// the peers its new MAC, once the round has re-homed the SAs.
+// the peers its new MAC, once the SAs are on the new port (watch.ts says when).
 
 import type { Config } from '../config/config.js';
 import { oneLine } from '../errors.js';
@@ -10,10 +10,7 @@ import { planUplinkMove, readUplinkPorts } from '../failover/pf-switch.js';
 import type { Logger } from '../log.js';
 import { UNDERLAY, type WatchFinding } from './watch-finding.js';
 
-/**
- * pf-switch: the underlay to the PF with a link when the one holding it has none; with the
- * gratuitous ARP to send once the round has re-homed the SAs (pf-switch.ts).
- */
+/** pf-switch: the underlay to the PF with a link when the one holding it has none, and its announcement. */
 export async function moveUplink(
   cfg: Config,
   runner: Runner,

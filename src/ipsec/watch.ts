@@ -15,8 +15,7 @@ import { type Config, type PeerConfig, underlayNetns } from '../config/config.js
 import { oneLine } from '../errors.js';
 import { undoAll } from '../exec/apply.js';
 import type { Runner } from '../exec/runner.js';
-import type { Command } from '../exec/step.js';
-import { UNDERLAY, type WatchFinding } from './watch-finding.js';
+import type { WatchFinding } from './watch-finding.js';
 import { announceUplink, moveUplink } from './uplink-move.js';
 import { readBootId } from '../host/boot-id.js';
 import { readLedger, withLedger } from '../ledger/store.js';
@@ -51,17 +50,12 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
   const formOnce = () => (form ??= hostXfrmForm(cfg, runner));
   // Whether tc rules need the order is the ledger's to say (rules it records), not the config's.
   const tcReorder = !earlierBoot && cfg.ipsec.mode === 'static' && (await tcNeedsReorder(cfg, runner, log, ledger));
-  let announce: Command | undefined;
-  if (!earlierBoot && pfSwitch(cfg)) {
-    const moved = await moveUplink(cfg, runner, log);
-    if (moved) findings.push(moved.finding);
-    announce = moved?.announce;
-    // CPU SAs (offload none) belong to no netdev: nothing to re-home, the peers may follow now.
-    if (moved && announce && cfg.ipsec.offload === 'none') {
-      await announceUplink(runner, log, announce, moved.finding);
-      announce = undefined;
-    }
-  }
+  const moved = !earlierBoot && pfSwitch(cfg) ? await moveUplink(cfg, runner, log) : undefined;
+  if (moved) findings.push(moved.finding);
+  // The peers may follow the move once its SAs are on the new port: CPU SAs (offload none) belong
+  // to no netdev, so at once; offloaded ones after the peer loop below has re-homed them.
+  const announceFirst = cfg.ipsec.offload === 'none';
+  if (moved?.announce && announceFirst) await announceUplink(runner, log, moved.announce, moved.finding);
   let uplink: Promise<string> | undefined;
   const uplinkOnce = () => (uplink ??= activeUplink(cfg, runner));
   for (const peer of cfg.peers) {
@@ -81,13 +75,7 @@ export async function watchOnce(cfg: Config, runner: Runner, log: Logger): Promi
     else log.error('ipsec watch: not in place', { peer: finding.peer, lost: finding.lost, action: finding.action });
   }
   if (tcReorder) findings.push(await tcBack(cfg, runner, log));
-  if (announce)
-    await announceUplink(
-      runner,
-      log,
-      announce,
-      findings.find((f) => f.peer === UNDERLAY)!,
-    );
+  if (moved?.announce && !announceFirst) await announceUplink(runner, log, moved.announce, moved.finding);
   return findings;
 }
 
