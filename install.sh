@@ -76,23 +76,26 @@ put() {
 install_files() {
   [ -f "$src/dist/src/cli.js" ] || { echo "install.sh: build first (npm ci && npm run build)" >&2; exit 1; }
   node_bin=$(command -v node) || { echo "install.sh: node (20 or newer) is not on PATH" >&2; exit 1; }
+  if [ -f "$hook" ] && grep -qF '# installed by the vfwire package' "$hook"; then
+    echo "install.sh: $hook is the vfwire package's: upgrade with the package, or remove it (apt remove vfwire) first" >&2
+    exit 1
+  fi
   if [ -e "$hook" ] && ! ours "$hook"; then
     echo "install.sh: $hook exists and is not vfwire's; leaving it alone." >&2
     echo "  Move it into $hooks/qemu.d/ (libvirt >= 6.5 runs them all) or call vfwire's hook from it, then re-run." >&2
     exit 1
   fi
 
-  # The program: compiled JS, the hook's bundles, hook shim, templates, production dependencies only.
-  [ -f "$src/dist/bundle/hook-main.js" ] || { echo "install.sh: build first (npm ci && npm run build)" >&2; exit 1; }
+  # The program and its production dependencies, as the package ships them (installer/program-files.sh).
+  files=$("$src/installer/program-files.sh" "$src" files) || exit 1
   while read -r f; do
     put "$src/$f" "$lib/$f" "$([ -x "$src/$f" ] || [ "$f" = dist/src/cli.js ] && echo 755 || echo 644)"
-  done < <(cd "$src" && find dist/src dist/bundle hooks templates package.json -type f ! -name '*.map' | sort)
-  # Production dependencies, one package directory at a time (nested ones travel with their parent).
+  done <<< "$files"
   while read -r dep; do
     if ! diff -rq "$src/$dep" "$lib/$dep" >/dev/null 2>&1; then
       rm -rf "${lib:?}/$dep"; mkdir -p "$(dirname "$lib/$dep")"; cp -a "$src/$dep" "$lib/$dep"; changed=$((changed + 1))
     fi
-  done < <(cd "$src" && npm ls --omit=dev --parseable --all 2>/dev/null | tail -n +2 | sed "s|^$src/||" | grep -v 'node_modules/.*/node_modules/' | sort -u)
+  done < <("$src/installer/program-files.sh" "$src" deps)
 
   mkdir -p "$(dirname "$bin")"
   if [ "$(readlink "$bin" 2>/dev/null)" != "$prefix/lib/vfwire/dist/src/cli.js" ]; then
@@ -105,29 +108,19 @@ install_files() {
     [ -d "${d%:*}" ] || { install -d -m "${d##*:}" "${d%:*}"; changed=$((changed + 1)); }
   done
 
-  # The hook: the shim, with node, the installed hook, the config and the state directory pinned
-  # (libvirt runs hooks with a bare PATH). Without a state directory the shim cannot see a VM's
-  # leases by itself and starts Node for every VM's release: correct, and 20x the cost.
+  # The hook: the shim with node, the installed hook, the config and the state directory pinned
+  # (installer/render-hook.sh).
   if ! state_dir=$("$node_bin" "$src/dist/src/cli.js" --config "$conf" config get state_dir 2>&1); then
     say "the hook cannot pin the state directory: $(printf '%s' "$state_dir" | tail -n 1)"
     say "  until install.sh runs again with a valid config, the hook starts Node for every VM's release"
     state_dir=
   fi
-  case $state_dir in
-    *[!A-Za-z0-9_./-]*)
-      say "the hook cannot pin state_dir $state_dir (only A-Z a-z 0-9 _ . / - go unquoted); it starts Node for every VM's release"
-      state_dir= ;;
-  esac
   tmp=$(mktemp)
-  {
-    head -1 "$src/hooks/qemu"
-    echo "$marker"
-    echo "PATH=$(dirname "$node_bin"):/usr/sbin:/usr/bin:/sbin:/bin"
-    echo "VFWIRE_HOOK=$prefix/lib/vfwire/dist/bundle/hook-main.js"
-    echo "export VFWIRE_CONFIG=/etc/vfwire/config.yaml"
-    [ -z "$state_dir" ] || echo "export VFWIRE_STATE_DIR=$state_dir"
-    tail -n +2 "$src/hooks/qemu"
-  } > "$tmp"
+  if ! warning=$("$src/installer/render-hook.sh" "$src/hooks/qemu" install.sh "$(dirname "$node_bin")" \
+    "$prefix/lib/vfwire" /etc/vfwire/config.yaml "$state_dir" 2>&1 > "$tmp"); then
+    echo "install.sh: $warning" >&2; rm -f "$tmp"; exit 1
+  fi
+  [ -z "$warning" ] || say "$warning"
   first_hook=0; [ -e "$hook" ] || first_hook=1
   put "$tmp" "$hook" 755
   rm -f "$tmp"
@@ -149,29 +142,21 @@ install_units() {
     say "  with IPsec on, then: vfwire ipsec up, and keep vfwire ipsec watch running (restart it if it exits)"
     return
   fi
-  pf_lines= order_note= unit_changed=0
-  if cmp -s "$conf" "$src/templates/config.example.yaml"; then
-    order_note="host setup is not ordered after any PF device: $conf is still the example; edit it, then re-run install.sh"
-  elif pfs=$("$node_bin" "$src/dist/src/cli.js" --config "$conf" config get pfs 2>/dev/null) && command -v systemd-escape >/dev/null; then
-    for pf in $pfs; do
-      dev=$(systemd-escape --path --suffix=device "/sys/subsystem/net/devices/$pf")
-      dev=${dev//\\/\\\\} # sed's replacement text: a literal backslash is two
-      pf_lines="${pf_lines}Requires=$dev\nAfter=$dev\n"
-    done
-  else
-    order_note="host setup is not ordered after the PFs' devices (no valid pfs in $conf, or no systemd-escape): re-run install.sh once the config is edited"
-  fi
+  unit_changed=0 pf_lines=$(mktemp)
+  order_note=$("$src/installer/pf-devices.sh" "$node_bin" "$src/dist/src/cli.js" "$conf" "$src/templates/config.example.yaml" \
+    "re-run install.sh" 2>&1 > "$pf_lines")
   for u in $UNITS; do
     tmp=$(mktemp)
     # systemd's PATH may lack node's directory (the hook pins it the same way).
     sed -e "s|@VFWIRE@|$prefix/bin/vfwire|g" -e "s|@CONFIG@|/etc/vfwire/config.yaml|g" \
       -e "s|@PATH@|$(dirname "$node_bin"):/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin|g" \
-      -e "s|^@PF_DEVICES@\$|$pf_lines|" "$src/templates/systemd/$u" > "$tmp"
+      -e "/^@PF_DEVICES@\$/{r $pf_lines" -e 'd}' "$src/templates/systemd/$u" > "$tmp"
     before=$changed
     put "$tmp" "$units/$u" 644
     rm -f "$tmp"
     [ "$changed" = "$before" ] || unit_changed=1
   done
+  rm -f "$pf_lines"
   # Said when the units are written, not at every run that changes nothing.
   [ -z "$order_note" ] || [ "$unit_changed" = 0 ] || say "$order_note"
   [ "$live_systemd" = 1 ] || return 0

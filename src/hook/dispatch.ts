@@ -5,6 +5,7 @@
 import path from 'node:path';
 import type { Config } from '../config/config.js';
 import { ValidationError, VfwireError } from '../errors.js';
+import { rerenderCommand } from '../installer.js';
 import { needsLiveAttach, type Lease } from '../ledger/types.js';
 import type { HookEnv } from './context.js';
 
@@ -80,13 +81,14 @@ export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
 }
 
 /**
- * hooks/qemu looks for the VM markers in the state directory install.sh pinned: a lease taken in
+ * hooks/qemu looks for the VM markers in the state directory its installer pinned: a lease taken in
  * another would be one whose release the shim never sees. So a start refuses when they differ.
  */
 function checkPinnedStateDir(cfg: Config, pinned: string | undefined): void {
   if (pinned === undefined || path.resolve(pinned) === path.resolve(cfg.stateDir)) return;
+  const by = process.env.VFWIRE_INSTALLED_BY === 'package' ? 'the vfwire package' : 'install.sh';
   throw new ValidationError(
-    `${cfg.path}: state_dir is ${cfg.stateDir} but the hook looks for leases in ${pinned} (VFWIRE_STATE_DIR, pinned by install.sh): re-run install.sh, or put state_dir back`,
+    `${cfg.path}: state_dir is ${cfg.stateDir} but the hook looks for leases in ${pinned} (VFWIRE_STATE_DIR, pinned by ${by}): ${rerenderCommand(by)}, or put state_dir back`,
   );
 }
 

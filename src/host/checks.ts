@@ -7,6 +7,7 @@ import { resolve } from 'node:path';
 import { fail, pass, warn, type CheckResult } from '../check-result.js';
 import type { Config } from '../config/config.js';
 import { oneLine } from '../errors.js';
+import { hookInstalledBy, rerenderCommand } from '../installer.js';
 import type { Runner } from '../exec/runner.js';
 import { processStartTimes } from './daemon-start.js';
 import { readDevlinkState } from './devlink.js';
@@ -82,7 +83,12 @@ export function installedHook(paths = HOOK_PATHS): { path: string; text: string 
 
 export async function hookCheck(paths = HOOK_PATHS): Promise<CheckResult> {
   const found = paths.find((p) => existsSync(p));
-  if (!found) return fail('libvirt hook', 'not installed', './install.sh, then restart libvirtd');
+  if (!found)
+    return fail(
+      'libvirt hook',
+      'not installed',
+      'install the vfwire package or run ./install.sh, then restart libvirtd',
+    );
   // libvirt discovers hooks when the daemon starts: a newer hook file is not loaded yet.
   const daemons = await processStartTimes(['libvirtd', 'virtqemud']);
   if (daemons.length === 0) return warn('libvirt hook', `${found}; no libvirtd or virtqemud running`, 'start libvirtd');
@@ -104,17 +110,18 @@ export async function hookCheck(paths = HOOK_PATHS): Promise<CheckResult> {
 export function hookPinCheck(cfg: Pick<Config, 'stateDir' | 'path'>, hookPath: string, text: string): CheckResult {
   const name = 'hook state directory';
   const pinned = /^export VFWIRE_STATE_DIR=(\S+)$/m.exec(text)?.[1];
+  const redo = rerenderCommand(hookInstalledBy(text));
   if (pinned === undefined)
     return warn(
       name,
       `${hookPath} pins none: every VM's release and reconnect starts Node`,
-      `./install.sh with a valid ${cfg.path}`,
+      `${redo} with a valid ${cfg.path}`,
     );
   if (resolve(pinned) !== resolve(cfg.stateDir))
     return fail(
       name,
       `${hookPath} looks for leases in ${pinned}, ${cfg.path} keeps them in ${cfg.stateDir}: starts are refused`,
-      './install.sh again (no VM may hold a lease in the old directory), or put state_dir back',
+      `${redo} (no VM may hold a lease in the old directory), or put state_dir back`,
     );
   return pass(name, `${pinned}, as in ${cfg.path}`);
 }

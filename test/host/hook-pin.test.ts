@@ -19,7 +19,10 @@ describe('hook state directory check', () => {
     expect(r.detail).to.equal(
       `${H} looks for leases in /srv/old, /etc/vfwire/config.yaml keeps them in /var/lib/vfwire: starts are refused`,
     );
-    expect(r.fix).to.match(/^\.\/install\.sh again/);
+    expect(r.fix).to.match(/^re-run install\.sh \(/);
+    expect(
+      hookPinCheck(cfg, H, hook('/srv/old').replace('\nexport', '\nexport VFWIRE_INSTALLED_BY=package\nexport')).fix,
+    ).to.match(/^dpkg-reconfigure vfwire \(/);
   });
 
   it('warns when the hook pins none: correct, but Node for every release', () => {

@@ -32,6 +32,7 @@ function expectedProgramFiles(): string[] {
       ((f.startsWith('dist/src/') || f.startsWith('dist/bundle/')) && f.endsWith('.js')) ||
       f.startsWith('hooks/') ||
       f.startsWith('templates/') ||
+      f.startsWith('installer/') ||
       f === 'package.json',
   );
   return program.map((f) => `usr/local/lib/vfwire/${f}`);

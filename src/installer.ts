@@ -1,0 +1,12 @@
+// Whose the installed hook is: install.sh's or the Debian package's (installer/render-hook.sh
+// pins VFWIRE_INSTALLED_BY in it), so a message about its pins names the command that renders
+// them again on this host.
+
+export function rerenderCommand(installedBy: string | undefined): string {
+  return installedBy === 'package' ? 'dpkg-reconfigure vfwire' : 're-run install.sh';
+}
+
+/** What a hook file says installed it; a hook from before the pin is install.sh's. */
+export function hookInstalledBy(hookText: string): string | undefined {
+  return /^export VFWIRE_INSTALLED_BY=(\S+)$/m.exec(hookText)?.[1];
+}
