@@ -2,7 +2,9 @@
 // past undo errors) and throws one error carrying the failure and every undo failure.
 
 import { NotFoundError, VfwireError } from '../errors.js';
-import { failedLine, groupSteps, type StepGroup } from './ip-batch.js';
+import { failedLine } from './ip-batch.js';
+import type { UndoCommand } from './nft-batch.js';
+import { groupSteps, type StepGroup } from './step-groups.js';
 import { CommandError, stderrOf, type Runner } from './runner.js';
 import { formatCommand, type Command, type Step } from './step.js';
 
@@ -11,8 +13,8 @@ export interface ApplyOptions {
   /** Told of each step that ran, before the next one starts. */
   onApplied?: (step: Step) => void;
   /**
-   * Consecutive `ip` steps of one netns go to one `ip -batch` (exec/ip-batch.ts). Off where a
-   * command must be a step (fault injection counts commands).
+   * Consecutive `ip` steps of one netns go to one `ip -batch`, `nft -f -` ones to one script
+   * (exec/step-groups.ts). Off where a command must be a step (fault injection counts commands).
    */
   batch?: boolean;
 }
@@ -55,8 +57,18 @@ async function runGroup(
     return undefined;
   }
   try {
-    await runner.run(group.batch);
+    await runner.run(group.batch.cmd);
   } catch (cause) {
+    // One nft transaction: nothing of it ran, so its steps one by one name the one that fails.
+    // (After a timeout it may have committed: vfwire's scripts are idempotent, `add` of what
+    // exists changes nothing, so running them again is safe.)
+    if (group.batch.tool === 'nft') {
+      for (const step of group.steps) {
+        const failure = await runGroup({ steps: [step] }, runner, ran);
+        if (failure) return failure;
+      }
+      return undefined;
+    }
     const stderr = stderrOf(cause);
     const at = stderr === undefined ? undefined : failedLine(stderr);
     // Where ip did not say (a timeout, a signal), any of them may have run: all count as done,
@@ -74,15 +86,17 @@ const causeText = (err: unknown) => (err instanceof Error ? err.message : String
 
 /**
  * Runs undo commands in the order given. Already-gone objects count as undone; other failures
- * are collected and returned, never thrown, so one stuck object does not strand the rest.
+ * are collected and returned, never thrown, so one stuck object does not strand the rest. A
+ * merged command that fails (one nft transaction: nothing of it ran) runs its parts singly.
  */
-export async function undoAll(commands: Command[], runner: Runner): Promise<Error[]> {
+export async function undoAll(commands: UndoCommand[], runner: Runner): Promise<Error[]> {
   const errors: Error[] = [];
   for (const cmd of commands) {
     try {
       await runner.run(cmd);
     } catch (err) {
-      if (!(err instanceof NotFoundError)) errors.push(err as Error);
+      if (cmd.parts) errors.push(...(await undoAll(cmd.parts, runner)));
+      else if (!(err instanceof NotFoundError)) errors.push(err as Error);
     }
   }
   return errors;

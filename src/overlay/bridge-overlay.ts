@@ -135,14 +135,15 @@ export function renderMemberJoin(host: OverlayHost, leaseKey: string, rep: strin
   };
 }
 
+/** A member's leave is all in its recorded undo (out of the bridge, guard removed), the VNI's in the VNI's. */
+export const bridgeLeave: Leave = () => [];
+
 /**
  * The bridge overlay behind the Overlay interface. A VNI is created by its first member and its
  * peers brought up to date by the next; admission comes first (no VXLAN device exists before it,
  * and a peer that leaves the config is refused before it loses its FDB entry); the representor's
- * guard is in place before it joins the bridge.
+ * guard right after it, long before the representor joins the bridge.
  */
-/** A member's leave is all in its recorded undo (out of the bridge, guard removed), the VNI's in the VNI's. */
-export const bridgeLeave: Leave = () => [];
 
 export function bridgeOverlay(cfg: Config): Overlay {
   // failover pf-switch moves the underlay between PFs: a VXLAN device bound to one would keep sending there.
@@ -182,10 +183,13 @@ export function bridgeOverlay(cfg: Config): Overlay {
       const guard = renderRepGuard(cfg.netns, member.leaseKey, member.rep, member.mac);
       return {
         ...vni,
+        // vni.steps start with the admission, when there are any: the guard beside it makes both
+        // one nft transaction (exec/step-groups.ts).
         steps: [
-          ...vni.steps,
-          ...vfSteps,
+          ...vni.steps.slice(0, 1),
           guard,
+          ...vni.steps.slice(1),
+          ...vfSteps,
           renderMemberJoin(host, member.leaseKey, member.rep, view.vni, member.mtu),
         ],
       };

@@ -1,15 +1,17 @@
 // The release plan: per VNI the overlay's leave (tc-flower rewrites its replication lists
 // without the leaving members), then the recorded undo commands of a VM's leases in reverse, then
-// those of each VNI whose last member goes. Pure, like the prepare plan.
+// those of each VNI whose last member goes; their nft scripts last, one transaction per netns
+// (exec/nft-batch.ts nftLast). Pure, like the prepare plan.
 
 import type { LedgerData } from '../ledger/types.js';
 import { leasesOf } from '../ledger/record.js';
+import { nftLast, type UndoCommand } from '../exec/nft-batch.js';
 import type { Command } from '../exec/step.js';
 import { recordedLeave } from '../overlay/overlay.js';
 
 export interface ReleasePlan {
   keys: string[];
-  commands: Command[];
+  commands: UndoCommand[];
 }
 
 export function planRelease(data: LedgerData, uuid: string): ReleasePlan {
@@ -34,5 +36,5 @@ export function planReleaseKeys(data: LedgerData, keys: string[]): ReleasePlan {
     const state = data.vnis[String(vni)];
     if (state && state.members.every((m) => going.has(m))) commands.push(...[...state.undo].reverse());
   }
-  return { keys, commands };
+  return { keys, commands: nftLast(commands) };
 }

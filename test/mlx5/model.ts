@@ -1146,8 +1146,10 @@ export class Mlx5Host {
   private nft(args: string[], stdin: string | undefined): string {
     if (args.join(' ') !== '-f -' || stdin === undefined) throw new UnmodeledCommand(`nft ${args.join(' ')}`);
     const next = new Set(this.admission);
-    for (const raw of stdin.split(/;\s+(?![^{]*})/)) {
+    // nft separates commands by newlines and by ';' outside braces (merged scripts: exec/nft-batch.ts).
+    for (const raw of stdin.split('\n').flatMap((line) => line.split(/;\s+(?![^{]*})/))) {
       const c = raw.trim();
+      if (c === '') continue;
       // inet vfwire: underlay admission; bridge vfwire: the representors' anti-spoofing guard.
       if (!/^(add|flush|delete) (table|map|set|chain|rule|element) (inet|bridge) vfwire\b/.test(c))
         throw new UnmodeledCommand(`the nft command ${JSON.stringify(c)}`);

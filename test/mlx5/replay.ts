@@ -30,7 +30,16 @@ export function replay(host: Mlx5Host, commands: readonly Command[]): ReplayResu
  */
 export function commandsFromPlanText(text: string): Command[] {
   const out: Command[] = [];
+  // A command's quoted stdin may span lines (a merged nft script): a line continues while its
+  // quotes are open (a quote that is not shell-escaped as \' opens or closes one).
+  const lines: string[] = [];
   for (const raw of text.split('\n')) {
+    const last = lines.at(-1);
+    if (last !== undefined && (last.match(/(?<!\\)'/g) ?? []).length % 2 === 1)
+      lines[lines.length - 1] = `${last}\n${raw}`;
+    else lines.push(raw);
+  }
+  for (const raw of lines) {
     const line = raw.trim();
     if (!line || line.startsWith('#')) continue;
     const at = line.indexOf(' <<< ');

@@ -23,17 +23,17 @@ describe('the Overlay interface (overlay/overlay.ts)', () => {
     );
   });
 
-  it('bridge: a first member creates the VNI after its admission and joins behind its guard; a second only joins; no host state', async () => {
+  it('bridge: a first member creates the VNI after its admission and guard (one nft transaction) and joins; a second only joins; no host state', async () => {
     const bridge = overlayFor(config(REAL_CONFIG));
     const first = bridge.join(view(), member, [], true);
     expect(kinds(first.steps)).to.deep.equal([
       'admission',
+      'rep-guard',
       'vxlan-create',
       'bridge-create',
       'vxlan-master',
       'vxlan-peer',
       'bridge-up',
-      'rep-guard',
       'rep-join',
     ]);
     expect(first.newVni).to.deep.equal({ peers: ['192.168.80.3'] });

@@ -106,7 +106,7 @@ describe('planPrepare', () => {
       NOW,
     );
     // The representor is guarded (source MAC) before it joins the bridge.
-    expect(plan.steps.map((s) => s.kind)).to.deep.equal(['vf-config', 'rep-guard', 'rep-join']);
+    expect(plan.steps.map((s) => s.kind)).to.deep.equal(['rep-guard', 'vf-config', 'rep-join']);
     expect(plan.leases[0]!.vf).to.equal(1);
   });
 
@@ -410,8 +410,9 @@ describe('planRelease', () => {
     const rel = planRelease(ledger, UUID2);
     expect(rel.commands.map(formatCommand)).to.deep.equal([
       'ip link set dev enp3s0f0r1 nomaster down',
-      `nft -f - <<< '${repUnguardScript('enp3s0f0r1', ledger.leases[`${UUID2}/0`]!.mac).trim()}'`,
       'ip link set dev enp3s0f0np0 vf 1 mac 00:00:00:00:00:00',
+      // nft last (exec/nft-batch.ts nftLast): the guard outlives the member's other undo.
+      `nft -f - <<< '${repUnguardScript('enp3s0f0r1', ledger.leases[`${UUID2}/0`]!.mac).trim()}'`,
     ]);
   });
 
