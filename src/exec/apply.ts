@@ -6,7 +6,7 @@ import { failedLine } from './ip-batch.js';
 import type { UndoCommand } from './nft-batch.js';
 import { groupSteps, type StepGroup } from './step-groups.js';
 import { CommandError, stderrOf, type Runner } from './runner.js';
-import { formatCommand, type Command, type Step } from './step.js';
+import { formatCommand, type Step } from './step.js';
 
 export interface ApplyOptions {
   vm?: string;
