@@ -65,6 +65,8 @@ fi
 [ "$hook_style" = qemu.d ] && hook=$hooks/qemu.d/vfwire || hook=$hooks/qemu
 
 ours() { [ -f "$1" ] && grep -qF "$marker" "$1"; }
+# dpkg's own record of the package (under --root too).
+package_installed() { [ -f "$root/var/lib/dpkg/info/vfwire.list" ]; }
 
 # Copy $1 to $2 with mode $3 unless identical; counts changes so a re-run can say "unchanged".
 put() {
@@ -76,8 +78,9 @@ put() {
 install_files() {
   [ -f "$src/dist/src/cli.js" ] || { echo "install.sh: build first (npm ci && npm run build)" >&2; exit 1; }
   node_bin=$(command -v node) || { echo "install.sh: node (20 or newer) is not on PATH" >&2; exit 1; }
-  if [ -f "$hook" ] && grep -qF '# installed by the vfwire package' "$hook"; then
-    echo "install.sh: $hook is the vfwire package's: upgrade with the package, or remove it (apt remove vfwire) first" >&2
+  # The package and install.sh would each run a hook and units of the same names.
+  if package_installed; then
+    echo "install.sh: vfwire's Debian package is installed here: upgrade it with the package (npm run package), or remove it (apt remove vfwire) first" >&2
     exit 1
   fi
   if [ -e "$hook" ] && ! ours "$hook"; then
@@ -86,8 +89,28 @@ install_files() {
     exit 1
   fi
 
+  # The hook first: a pin it cannot write stops the install before anything is copied.
+  # installer/render-hook.sh pins node, the installed hook, the config and its state directory.
+  if [ -e "$conf" ]; then conf_for_pin=$conf; else conf_for_pin=$src/templates/config.example.yaml; fi
+  if ! state_dir=$("$node_bin" "$src/dist/src/cli.js" --config "$conf_for_pin" config get state_dir 2>&1); then
+    say "the hook cannot pin the state directory: $(printf '%s' "$state_dir" | tail -n 1)"
+    say "  until install.sh runs again with a valid config, the hook starts Node for every VM's release"
+    state_dir=
+  fi
+  hook_tmp=$(mktemp)
+  trap 'rm -f "$hook_tmp"' EXIT
+  rc=0
+  warning=$("$src/installer/render-hook.sh" "$src/hooks/qemu" install.sh "$(dirname "$node_bin")" \
+    "$prefix/lib/vfwire" /etc/vfwire/config.yaml "$state_dir" "$root" "$hook" 2>&1 > "$hook_tmp") || rc=$?
+  case $rc in
+    0) [ -z "$warning" ] || say "$warning" ;;
+    3) say "$warning"; cp "$hook" "$hook_tmp" ;;
+    *) echo "install.sh: $warning" >&2; exit 1 ;;
+  esac
+
   # The program and its production dependencies, as the package ships them (installer/program-files.sh).
   files=$("$src/installer/program-files.sh" "$src" files) || exit 1
+  deps=$("$src/installer/program-files.sh" "$src" deps) || exit 1
   while read -r f; do
     put "$src/$f" "$lib/$f" "$([ -x "$src/$f" ] || [ "$f" = dist/src/cli.js ] && echo 755 || echo 644)"
   done <<< "$files"
@@ -95,7 +118,7 @@ install_files() {
     if ! diff -rq "$src/$dep" "$lib/$dep" >/dev/null 2>&1; then
       rm -rf "${lib:?}/$dep"; mkdir -p "$(dirname "$lib/$dep")"; cp -a "$src/$dep" "$lib/$dep"; changed=$((changed + 1))
     fi
-  done < <("$src/installer/program-files.sh" "$src" deps)
+  done <<< "$deps"
 
   mkdir -p "$(dirname "$bin")"
   if [ "$(readlink "$bin" 2>/dev/null)" != "$prefix/lib/vfwire/dist/src/cli.js" ]; then
@@ -108,22 +131,8 @@ install_files() {
     [ -d "${d%:*}" ] || { install -d -m "${d##*:}" "${d%:*}"; changed=$((changed + 1)); }
   done
 
-  # The hook: the shim with node, the installed hook, the config and the state directory pinned
-  # (installer/render-hook.sh).
-  if ! state_dir=$("$node_bin" "$src/dist/src/cli.js" --config "$conf" config get state_dir 2>&1); then
-    say "the hook cannot pin the state directory: $(printf '%s' "$state_dir" | tail -n 1)"
-    say "  until install.sh runs again with a valid config, the hook starts Node for every VM's release"
-    state_dir=
-  fi
-  tmp=$(mktemp)
-  if ! warning=$("$src/installer/render-hook.sh" "$src/hooks/qemu" install.sh "$(dirname "$node_bin")" \
-    "$prefix/lib/vfwire" /etc/vfwire/config.yaml "$state_dir" 2>&1 > "$tmp"); then
-    echo "install.sh: $warning" >&2; rm -f "$tmp"; exit 1
-  fi
-  [ -z "$warning" ] || say "$warning"
   first_hook=0; [ -e "$hook" ] || first_hook=1
-  put "$tmp" "$hook" 755
-  rm -f "$tmp"
+  put "$hook_tmp" "$hook" 755
 
   install_units
 
@@ -161,7 +170,12 @@ install_units() {
   [ -z "$order_note" ] || [ "$unit_changed" = 0 ] || say "$order_note"
   [ "$live_systemd" = 1 ] || return 0
   [ "$unit_changed" = 0 ] || systemctl daemon-reload
+  # Host setup against the example's PF would fail at every boot.
   enable=vfwire-host-setup.service
+  if cmp -s "$conf" "$src/templates/config.example.yaml"; then
+    enable=
+    say "vfwire-host-setup.service is installed, not enabled: $conf is still the example; edit it, then re-run install.sh"
+  fi
   mode=$("$node_bin" "$src/dist/src/cli.js" --config "$conf" config get ipsec.mode 2>/dev/null || echo off)
   [ "$mode" = off ] || enable="$enable vfwire-ipsec.service"
   for u in $enable; do systemctl is-enabled -q "$u" 2>/dev/null || { systemctl enable -q "$u"; say "enabled $u (it runs at the next boot; systemctl start $u to run it now)"; }; done
@@ -180,15 +194,25 @@ restart_libvirt() {
 }
 
 uninstall_files() {
-  if ours "$hook"; then rm -f "$hook"; say "removed $hook"; fi
+  # Whichever style it was installed in.
+  for h in "$hooks/qemu.d/vfwire" "$hooks/qemu"; do
+    if ours "$h"; then rm -f "$h"; say "removed $h"; fi
+  done
+  # Beside the package, units of the same names are the package's to stop and disable.
+  pkg=0; package_installed && pkg=1
   for u in $UNITS; do
     ours "$units/$u" || continue
-    [ "$live_systemd" = 0 ] || systemctl disable -q --now "$u" || true
+    [ "$live_systemd" = 0 ] || [ "$pkg" = 1 ] || systemctl disable -q --now "$u" || true
     rm -f "$units/$u"; say "removed $units/$u"
   done
   [ "$live_systemd" = 0 ] || systemctl daemon-reload
   if [ "$(readlink "$bin" 2>/dev/null)" = "$prefix/lib/vfwire/dist/src/cli.js" ]; then rm -f "$bin"; fi
   rm -rf "$lib"
+  if [ "$pkg" = 1 ]; then
+    say "kept /etc/vfwire, /var/lib/vfwire and /var/log/vfwire: vfwire's Debian package uses them; run dpkg-reconfigure vfwire"
+    say "uninstalled"
+    return
+  fi
   # The config is the operator's once edited; an untouched copy of the example goes.
   if [ -f "$conf" ] && cmp -s "$conf" "$src/templates/config.example.yaml"; then rm -f "$conf"; fi
   for d in "$root/etc/vfwire" "$root/var/lib/vfwire" "$root/var/log/vfwire" "$hooks/qemu.d" "$units" "$root/etc/systemd"; do rmdir "$d" 2>/dev/null || true; done

@@ -7,7 +7,8 @@
 # install.sh installs (installer/program-files.sh), at /usr/lib/vfwire with /usr/bin/vfwire, the
 # units in /lib/systemd/system and the config as a 0600 conffile; packaging/deb/postinst renders
 # the hook and the PF ordering from the config on the host. ARCH is this machine's: koffi's
-# native addon comes from node_modules for this platform only.
+# native addon comes from node_modules for this platform only (it needs glibc 2.25: the symbol
+# versions objdump -T lists in koffi.node; src/libvirt loads libvirt.so.0 through it).
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,8 +26,8 @@ done
 # Debian's version syntax, upstream part (a leading digit, then these): dpkg-deb would refuse later.
 [[ $version =~ ^[0-9][A-Za-z0-9.+~-]*$ ]] || { echo "package-deb.sh: $version is not a Debian version" >&2; exit 2; }
 arch=$(dpkg --print-architecture)
-files=$("$src/installer/program-files.sh" "$src" files)
-deps=$("$src/installer/program-files.sh" "$src" deps)
+files=$("$src/installer/program-files.sh" "$src" files) || exit 1
+deps=$("$src/installer/program-files.sh" "$src" deps) || exit 1
 
 stage=$(mktemp -d)
 chmod 755 "$stage"
@@ -42,7 +43,7 @@ done <<< "$deps"
 # What npm left group-writable or unreadable: a package's files are root's, readable by all.
 chmod -R u+rwX,go+rX,go-w "$lib"
 
-mkdir -p "$stage/usr/bin"
+install -d -m 755 "$stage/usr/bin"
 ln -s ../lib/vfwire/dist/src/cli.js "$stage/usr/bin/vfwire"
 
 # The units as install.sh renders them, for /usr/bin and Debian's node; the PF ordering is
@@ -59,6 +60,11 @@ done
 install -D -m 600 "$src/templates/config.example.yaml" "$stage/etc/vfwire/config.yaml"
 install -D -m 644 "$src/packaging/deb/copyright" "$stage/usr/share/doc/vfwire/copyright"
 install -D -m 644 "$src/README.md" "$stage/usr/share/doc/vfwire/README.md"
+printf 'vfwire (%s) unstable; urgency=medium\n\n  * Built from the vfwire source tree (npm run package).\n\n -- vfwire developers <dev@vfwire.dev>  %s\n' \
+  "$version" "$(date -R -u -d "@${SOURCE_DATE_EPOCH:-$(date +%s)}")" | gzip -9n > "$stage/usr/share/doc/vfwire/changelog.gz"
+chmod 644 "$stage/usr/share/doc/vfwire/changelog.gz"
+# Directories as a package has them, whatever the umask made them.
+find "$stage" -type d -exec chmod 755 {} +
 
 install -d -m 755 "$stage/DEBIAN"
 for s in postinst prerm postrm; do install -m 755 "$src/packaging/deb/$s" "$stage/DEBIAN/$s"; done
@@ -71,7 +77,7 @@ Version: $version
 Architecture: $arch
 Maintainer: vfwire developers <dev@vfwire.dev>
 Installed-Size: $size
-Depends: nodejs (>= 20), libvirt-daemon (>= 6.5), iproute2, nftables
+Depends: nodejs (>= 20), libvirt-daemon (>= 6.5), libvirt0, libc6 (>= 2.25), iproute2, nftables
 Recommends: libvirt-daemon-system, ethtool, iputils-arping
 Suggests: strongswan-swanctl, charon-systemd
 Section: admin

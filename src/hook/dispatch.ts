@@ -86,9 +86,10 @@ export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
  */
 function checkPinnedStateDir(cfg: Config, pinned: string | undefined): void {
   if (pinned === undefined || path.resolve(pinned) === path.resolve(cfg.stateDir)) return;
-  const by = process.env.VFWIRE_INSTALLED_BY === 'package' ? 'the vfwire package' : 'install.sh';
+  const installedBy = process.env.VFWIRE_INSTALLED_BY;
+  const by = installedBy === 'package' ? 'the vfwire package' : 'install.sh';
   throw new ValidationError(
-    `${cfg.path}: state_dir is ${cfg.stateDir} but the hook looks for leases in ${pinned} (VFWIRE_STATE_DIR, pinned by ${by}): ${rerenderCommand(by)}, or put state_dir back`,
+    `${cfg.path}: state_dir is ${cfg.stateDir} but the hook looks for leases in ${pinned} (VFWIRE_STATE_DIR, pinned by ${by}): ${rerenderCommand(installedBy)}, or put state_dir back`,
   );
 }
 

@@ -157,5 +157,11 @@ describe('hook hot paths: which calls start Node', function () {
       `vfwire: ${cfg}: state_dir is ${stateDir()} but the hook looks for leases in ${join(sim!.a.dir, 'old-state')} (VFWIRE_STATE_DIR, pinned by install.sh): re-run install.sh, or put state_dir back`,
     );
     expect(Object.keys((await readLedger(stateDir())).leases)).to.deep.equal([]);
+    // The package's hook names the package's way to render it again.
+    const pkg = await call('moved', 'prepare', 'begin', domainXml('moved', U(6), [OFF]), {
+      VFWIRE_STATE_DIR: join(sim!.a.dir, 'old-state'),
+      VFWIRE_INSTALLED_BY: 'package',
+    });
+    expect(pkg.stderr).to.match(/\(VFWIRE_STATE_DIR, pinned by the vfwire package\): dpkg-reconfigure vfwire, or put/);
   });
 });
