@@ -15,12 +15,10 @@ if (configPath === undefined || !uuid || !vm) {
   process.stderr.write('usage: attach-main.js CONFIG UUID VM [STARTED_AT_MS]\n');
   process.exitCode = 2;
 } else {
-  process.exitCode = await attachWorker(
-    configPath || defaultConfigPath(),
-    uuid,
-    vm,
-    Number(startedAtText) || Date.now(),
-  );
+  // No top-level await: the worker's bundle is CommonJS (scripts/bundle.mjs, src/code-cache.ts).
+  void attachWorker(configPath || defaultConfigPath(), uuid, vm, Number(startedAtText) || Date.now()).then((code) => {
+    process.exitCode = code;
+  });
 }
 
 async function attachWorker(path: string, uuid: string, vm: string, startedAt: number): Promise<number> {

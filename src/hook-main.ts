@@ -12,5 +12,8 @@ if (vm === undefined || op === undefined || subOp === undefined) {
   process.stderr.write('usage: hook-main.js -- VM OPERATION SUB-OPERATION [EXTRA] < domain.xml\n');
   process.exitCode = 2;
 } else {
-  process.exitCode = await invokeHook(vm, op, subOp);
+  // No top-level await: the hook's bundle is CommonJS (scripts/bundle.mjs, src/code-cache.ts).
+  void invokeHook(vm, op, subOp).then((code) => {
+    process.exitCode = code;
+  });
 }

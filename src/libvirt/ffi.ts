@@ -6,6 +6,7 @@
 // (they run on koffi's worker threads and resolve on the event loop); calls that only touch
 // client-side memory are bound sync.
 
+import { requireDependency } from '../program-files.js';
 import { promisify } from 'node:util';
 import type { TypeObject } from 'koffi';
 
@@ -76,7 +77,7 @@ export function loadLibvirt(): Promise<Libvirt> {
 }
 
 async function load(): Promise<Libvirt> {
-  const koffi: Koffi = await import('koffi');
+  const koffi = requireDependency<Koffi>('koffi');
   // koffi runs each async call on a stack of its own, 128 KiB by default; libvirt's client
   // (config parsing, RPC, gettext) is not written for small stacks, so give it 1 MiB. Pages
   // that are never touched cost nothing. koffi only accepts this before its first load().

@@ -36,8 +36,8 @@ describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
   const rootLinks = () => links();
 
   // The first lease of a VNI on the libvirt host: admission (nftables, in host A's netns),
-  // vxlan-create (there too), vxlan-move, bridge-create, vxlan-master, vxlan-peer, bridge-up,
-  // rep-guard (nftables, root netns), rep-join.
+  // rep-guard (nftables, root netns), vxlan-create (in A's netns), vxlan-move, bridge-create,
+  // vxlan-master, vxlan-peer, bridge-up, rep-join.
   for (let k = 0; k < 9; k++) {
     it(`killed before step ${k}: gc leaves nothing behind`, async () => {
       const xml = domainXml('crashy', `00000000-0000-4000-8000-00000000c${k.toString().padStart(3, '0')}`, [
@@ -55,7 +55,7 @@ describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
         [...(await rootLinks()).keys(), ...(await links(sim!.a.netns)).keys()].filter(
           (n) => n === `vfwvx${VNI}` || n === `vfwbr${VNI}`,
         );
-      const expected = k <= 1 ? 0 : k < 4 ? 1 : 2;
+      const expected = k <= 2 ? 0 : k < 5 ? 1 : 2;
       await waitFor(
         `steps before ${k} to make ${expected} object(s)`,
         async () => ((await made()).length >= expected ? true : undefined),
