@@ -206,6 +206,10 @@ uninstall_files() {
     rm -f "$units/$u"; say "removed $units/$u"
   done
   [ "$live_systemd" = 0 ] || systemctl daemon-reload
+  # The hook's compile cache (src/code-cache.ts) is the program's, not state to keep.
+  cache_dir=$root/var/lib/vfwire
+  if [ -f "$lib/dist/src/cli.js" ] && d=$(node "$lib/dist/src/cli.js" --config "$conf" config get state_dir 2>/dev/null); then cache_dir=$root$d; fi
+  rm -rf "$cache_dir/code-cache" "$root/var/lib/vfwire/code-cache"
   if [ "$(readlink "$bin" 2>/dev/null)" = "$prefix/lib/vfwire/dist/src/cli.js" ]; then rm -f "$bin"; fi
   rm -rf "$lib"
   if [ "$pkg" = 1 ]; then

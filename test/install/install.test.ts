@@ -29,7 +29,7 @@ function files(root: string): string[] {
 function expectedProgramFiles(): string[] {
   const program = files(SRC).filter(
     (f) =>
-      ((f.startsWith('dist/src/') || f.startsWith('dist/bundle/')) && f.endsWith('.js')) ||
+      ((f.startsWith('dist/src/') || f.startsWith('dist/bundle/')) && /\.c?js$/.test(f)) ||
       f.startsWith('hooks/') ||
       f.startsWith('templates/') ||
       f.startsWith('installer/') ||
@@ -79,6 +79,17 @@ describe('install.sh --root', function () {
     // The installed copy runs on its own dependencies.
     const help = await execa('node', [join(root, 'usr/local/lib/vfwire/dist/src/cli.js'), '--help']);
     expect(help.stdout).to.include('Usage: vfwire');
+
+    // A hook call leaves its compile cache in the state directory; it goes with the program.
+    await execa(
+      'node',
+      [join(root, 'usr/local/lib/vfwire/dist/bundle/hook-main.js'), '--', 'vm1', 'start', 'begin', '-'],
+      {
+        input: '<domain/>',
+        env: { VFWIRE_STATE_DIR: join(root, 'var/lib/vfwire'), VFWIRE_CONFIG: join(root, 'etc/vfwire/config.yaml') },
+      },
+    );
+    expect(readdirSync(join(root, 'var/lib/vfwire/code-cache'))).to.have.length(1);
 
     const un = await install(root, '--uninstall');
     expect(un.exitCode, un.stderr).to.equal(0);
