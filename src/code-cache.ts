@@ -65,9 +65,9 @@ export function compileCached(
 
 /** The cache of what the script has compiled so far, written whole or not at all; older sources' caches go. */
 export function writeCache(script: Script, cache: string): void {
+  const tmp = `${cache}.${process.pid}.tmp`;
   try {
     const payload = script.createCachedData();
-    const tmp = `${cache}.${process.pid}.tmp`;
     writeFileSync(tmp, Buffer.concat([sha256(payload), payload]), { mode: 0o600 });
     renameSync(tmp, cache);
     const stem = basename(cache).replace(/-[0-9a-f]+\.v8$/, '-');
@@ -75,7 +75,9 @@ export function writeCache(script: Script, cache: string): void {
       if (f.startsWith(stem) && f.endsWith('.v8') && f !== basename(cache))
         rmSync(join(dirname(cache), f), { force: true });
   } catch {
-    // A cache not written costs the next call its compile, nothing else.
+    // A cache not written costs the next call its compile, nothing else; a part-written one
+    // would cost the state directory its space (the ledger's, on a full disk).
+    rmSync(tmp, { force: true });
   }
 }
 

@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import {
   chmodSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readFileSync,
   readdirSync,
@@ -69,6 +70,21 @@ describe('code cache', function () {
     writeFileSync(cache, data);
     expect(await inChild(source, cache)).to.deep.equal({ cached: false, value: '2,4,6' });
     expect(await inChild(source, cache)).to.deep.equal({ cached: true, value: '2,4,6' });
+  });
+
+  it('a cache that does not fit leaves nothing behind', async function () {
+    if (process.getuid?.() !== 0) this.skip();
+    const small = join(dir, 'small');
+    mkdirSync(small, { mode: 0o700 });
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=64k,mode=0700', 'tmpfs', small]);
+    try {
+      const source = readFileSync(join(SRC, 'dist/bundle/hook-main.cjs'), 'utf8');
+      const cache = cacheFile('hook-main', small, source)!;
+      writeCache(compileCached(source, join(SRC, 'dist/bundle/hook-main.cjs'), cache).script, cache);
+      expect(readdirSync(join(small, 'code-cache'))).to.deep.equal([]);
+    } finally {
+      await execa('umount', [small]);
+    }
   });
 
   it('a new source replaces the caches of older ones', () => {

@@ -30,13 +30,13 @@ describe('vfwire plan', function () {
       '# interface 0: enp3s0f0np0 vf 0 (0000:03:00.2), representor enp3s0f0r0, VNI 100, MAC 52:54:00:00:00:01, MTU 9000',
       // The script itself is pinned by the golden plans (test/fixtures/plans).
       `ip netns exec ${ns} nft -f - <<< '${admissionScript(100, [{ address: '198.18.0.2' }]).trim()}'`,
+      `ip netns exec ${ns} nft -f - <<< '${repGuardScript('enp3s0f0r0', '52:54:00:00:00:01').trim()}'`,
       `ip -n ${ns} link add vfwvx100 mtu 9166 type vxlan id 100 dstport 4789 local 198.18.0.1 dev enp3s0f0np0 nolearning`,
       `ip -n ${ns} link add vfwbr100 mtu 9166 type bridge`,
       `ip -n ${ns} link set dev vfwvx100 master vfwbr100 up`,
       `bridge -n ${ns} fdb append 00:00:00:00:00:00 dev vfwvx100 dst 198.18.0.2`,
       `ip -n ${ns} link set dev vfwbr100 up`,
       `ip -n ${ns} link set dev enp3s0f0v0 address 52:54:00:00:00:01 mtu 9000`,
-      `ip netns exec ${ns} nft -f - <<< '${repGuardScript('enp3s0f0r0', '52:54:00:00:00:01').trim()}'`,
       `ip -n ${ns} link set dev enp3s0f0r0 mtu 9000 master vfwbr100 up`,
     ]);
     expect([...(await links(ns)).keys()].filter((n) => n.startsWith('vfw'))).to.deep.equal([]);
