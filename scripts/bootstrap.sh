@@ -10,10 +10,21 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+# Without systemd no package's service is started by its install (openvswitch-switch's would
+# fail on a kernel without the openvswitch module; the lab tier starts its daemons itself), as
+# Docker's images already say: a policy-rc.d of our own, for this run only.
+policy=/usr/sbin/policy-rc.d
+if [ ! -d /run/systemd/system ] && [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# bootstrap.sh: no service starts while it installs packages\nexit 101\n' > "$policy"
+  chmod 755 "$policy"
+  trap 'rm -f "$policy"' EXIT
+fi
+
 # shellcheck source=ensure-packages.sh
 . scripts/ensure-packages.sh
 ensure_packages bootstrap iproute2 iputils-ping ethtool libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils \
-  strongswan-charon strongswan-swanctl libstrongswan-standard-plugins nftables tcpdump iputils-arping systemd openssl iperf3 linux-image-amd64 busybox-static cpio kmod xz-utils zstd
+  strongswan-charon strongswan-swanctl libstrongswan-standard-plugins nftables tcpdump iputils-arping systemd openssl iperf3 linux-image-amd64 busybox-static cpio kmod xz-utils zstd \
+  openvswitch-switch
 
 # bookworm-backports, on the same mirror the machine's bookworm suite comes from.
 ensure_backports() {
