@@ -60,8 +60,13 @@ describe('lab: Open vSwitch on the kernel datapath', function () {
 
   after(async () => {
     await ovs('ovs-vsctl', '--if-exists', 'del-br', BR).catch(() => undefined);
-    for (const pid of ['ovs-vswitchd.pid', 'ovsdb-server.pid'])
-      await execa('sh', ['-c', `kill "$(cat ${join(DIR, pid)})"`], { reject: false });
+    for (const pidFile of ['ovs-vswitchd.pid', 'ovsdb-server.pid']) {
+      try {
+        process.kill(Number(readFileSync(join(DIR, pidFile), 'utf8').trim()));
+      } catch {
+        // Never started, or gone already.
+      }
+    }
     for (const ns of NS) await runner.run({ argv: ['ip', 'netns', 'del', ns] }).catch(() => undefined);
   });
 
