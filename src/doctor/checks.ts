@@ -7,6 +7,7 @@ import { oneLine } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
 import { garpToolCheck, lagCheck, pfSwitchCheck } from '../failover/checks.js';
 import { pfSwitch } from '../failover/pf-switch.js';
+import { bootOrderCheck, readBootOrderFiles } from '../host/boot-order.js';
 import { hookCheck, hookPinCheck, installedHook, iommuCheck, pfChecks } from '../host/checks.js';
 import { readInventory, type Inventory } from '../host/inventory.js';
 import { ipsecChecks } from '../ipsec/checks.js';
@@ -53,6 +54,8 @@ export async function runChecks(ctx: DoctorContext): Promise<CheckResult[]> {
     results.push(iommuCheck(), await hookCheck(ctx.hookPaths));
     const hook = installedHook(ctx.hookPaths);
     if (hook) results.push(hookPinCheck(cfg, hook.path, hook.text));
+    const order = bootOrderCheck(cfg, readBootOrderFiles());
+    if (order) results.push(order);
     results.push(await vmSlotsCheck(cfg));
   }
   return results;
