@@ -1,0 +1,45 @@
+// The OpenFlow rules of one VNI (overlay/ovs/flows.ts) as text; the lab suite ovs-datapath runs
+// them on Open vSwitch with packets.
+
+import { expect } from 'chai';
+import { vniFlows, vniFlowsCommand } from '../../src/overlay/ovs/flows.js';
+
+describe('OVS rules of a VNI', () => {
+  const v = {
+    vni: 100,
+    members: [
+      { port: 'r0', mac: '52:54:00:00:00:01' },
+      { port: 'r1', mac: '52:54:00:00:00:02' },
+    ],
+    tunnels: ['vxb', 'vxc'],
+  };
+
+  it('admits each member by its lease MAC (ARP by sender too) and each tunnel by the VNI, then forwards', () => {
+    expect(vniFlows(v)).to.deep.equal([
+      'delete cookie=0x64/-1',
+      'add cookie=0x64,table=0,priority=110,in_port=r0,arp,arp_sha=52:54:00:00:00:01,actions=load:100->NXM_NX_REG0[],load:1->NXM_NX_REG1[],resubmit(,1)',
+      'add cookie=0x64,table=0,priority=105,in_port=r0,arp,actions=drop',
+      'add cookie=0x64,table=0,priority=100,in_port=r0,dl_src=52:54:00:00:00:01,actions=load:100->NXM_NX_REG0[],load:1->NXM_NX_REG1[],resubmit(,1)',
+      'add cookie=0x64,table=0,priority=110,in_port=r1,arp,arp_sha=52:54:00:00:00:02,actions=load:100->NXM_NX_REG0[],load:1->NXM_NX_REG1[],resubmit(,1)',
+      'add cookie=0x64,table=0,priority=105,in_port=r1,arp,actions=drop',
+      'add cookie=0x64,table=0,priority=100,in_port=r1,dl_src=52:54:00:00:00:02,actions=load:100->NXM_NX_REG0[],load:1->NXM_NX_REG1[],resubmit(,1)',
+      'add cookie=0x64,table=0,priority=100,in_port=vxb,tun_id=100,actions=load:100->NXM_NX_REG0[],load:2->NXM_NX_REG1[],resubmit(,1)',
+      'add cookie=0x64,table=0,priority=100,in_port=vxc,tun_id=100,actions=load:100->NXM_NX_REG0[],load:2->NXM_NX_REG1[],resubmit(,1)',
+      'add cookie=0x64,table=1,priority=100,reg0=100,dl_dst=52:54:00:00:00:01,actions=output:r0',
+      'add cookie=0x64,table=1,priority=100,reg0=100,dl_dst=52:54:00:00:00:02,actions=output:r1',
+      'add cookie=0x64,table=1,priority=10,reg0=100,reg1=1,actions=output:r0,output:r1,set_field:100->tun_id,output:vxb,output:vxc',
+      'add cookie=0x64,table=1,priority=10,reg0=100,reg1=2,actions=output:r0,output:r1',
+    ]);
+  });
+
+  it('a VNI with no member and no tunnel is only the delete of its rules', () => {
+    expect(vniFlows({ vni: 200, members: [], tunnels: [] })).to.deep.equal(['delete cookie=0xc8/-1']);
+  });
+
+  it('is replaced in one OpenFlow 1.4 bundle, its script shown (it holds no secret)', () => {
+    const cmd = vniFlowsCommand('vfwovs', v);
+    expect(cmd.argv).to.deep.equal(['ovs-ofctl', '-O', 'OpenFlow14', '--bundle', 'add-flows', 'vfwovs', '-']);
+    expect(cmd.inputShown).to.equal(true);
+    expect(cmd.stdin!.split('\n').at(-1)).to.equal('');
+  });
+});
