@@ -7,60 +7,28 @@
 // past that window, and the suite proves packets cross and no upcall is lost.
 
 import { expect } from 'chai';
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { vniFlowsCommand, type OvsVni } from '../../../src/overlay/ovs/flows.js';
 import { runner } from '../../helpers/sim.js';
 import { requireLabVm } from '../lab-runner.js';
+import { startOvs, type Ovs } from '../ovs-daemons.js';
 
 const DIR = '/tmp/vfwt-ovs';
-// Every OVS tool finds the daemons' sockets, database and logs here.
-const ENV = { OVS_RUNDIR: DIR, OVS_LOGDIR: DIR, OVS_DBDIR: DIR, OVS_SYSCONFDIR: DIR };
-const ovs = (tool: string, ...args: string[]) => execa(tool, args, { env: ENV, timeout: 60_000 });
+// The daemons' sockets, database and logs (test/lab/ovs-daemons.ts).
+let instance: Ovs | undefined;
+const ovs = async (tool: string, ...args: string[]) => ({ stdout: await instance!.run(tool, args) });
 const NS = ['vfwt-ovs-a', 'vfwt-ovs-b'];
 const BR = 'vfwtovs0';
-
-/** Seconds since the VM booted. */
-const uptime = () => Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
-
-/** ovsdb-server and ovs-vswitchd for this suite, with their files in DIR. */
-async function startOvs(): Promise<void> {
-  // count_cpu_cores() reads 0 while the boot is younger than its 10 s sampling window.
-  while (uptime() < 12) await new Promise((r) => setTimeout(r, 500));
-  rmSync(DIR, { recursive: true, force: true });
-  mkdirSync(DIR, { recursive: true });
-  await runner.run({ argv: ['modprobe', 'openvswitch'] });
-  await ovs('ovsdb-tool', 'create', join(DIR, 'conf.db'), '/usr/share/openvswitch/vswitch.ovsschema');
-  await ovs(
-    'ovsdb-server',
-    join(DIR, 'conf.db'),
-    `--remote=punix:${join(DIR, 'db.sock')}`,
-    '--pidfile',
-    '--detach',
-    '--log-file',
-  );
-  await ovs('ovs-vsctl', '--no-wait', 'init');
-  await ovs('ovs-vswitchd', '--pidfile', '--detach', '--log-file', `unix:${join(DIR, 'db.sock')}`);
-}
-
-function stopOvs(): void {
-  for (const pidFile of ['ovs-vswitchd.pid', 'ovsdb-server.pid']) {
-    try {
-      process.kill(Number(readFileSync(join(DIR, pidFile), 'utf8').trim()));
-    } catch {
-      // Never started, or gone already.
-    }
-  }
-}
 
 describe('lab: Open vSwitch', function () {
   this.timeout(240_000);
   before(async () => {
     requireLabVm();
-    await startOvs();
+    instance = await startOvs(DIR);
   });
-  after(stopOvs);
+  after(() => instance?.stop());
 
   describe('on the kernel datapath', function () {
     this.timeout(240_000);
@@ -126,7 +94,7 @@ describe('lab: Open vSwitch', function () {
     });
     const apply = async (v: OvsVni) => {
       const cmd = vniFlowsCommand(SBR, v);
-      await execa(cmd.argv[0]!, cmd.argv.slice(1), { input: cmd.stdin, env: ENV, timeout: 60_000 });
+      await instance!.run(cmd.argv[0]!, cmd.argv.slice(1), cmd.stdin);
     };
     const ping = (from: number, to: string) =>
       execa('ip', ['netns', 'exec', PORTS[from]!.ns, 'ping', '-c', '2', '-i', '0.3', '-W', '2', to], { reject: false });

@@ -1,0 +1,116 @@
+// Kernel lab suite: vfwire's OpenFlow rules (overlay/ovs/flows.ts) across two hosts, each its
+// own netns with its own Open vSwitch (lab/run.sh KVER dist/test/lab/suites/ovs-vxlan.lab.js):
+// a VXLAN port per peer (options:key=flow, the VNI set by the rules as tun_id), guests of VNI 100
+// on both hosts and one of VNI 200 on B, all in one IP subnet. Same VNI reaches across the
+// underlay, the other VNI receives nothing, not even the ARP broadcast, and the underlay carries
+// VXLAN for VNI 100 only.
+
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { vniFlowsCommand, type OvsVni } from '../../../src/overlay/ovs/flows.js';
+import { runner } from '../../helpers/sim.js';
+import { startOvs, type Ovs } from '../ovs-daemons.js';
+import { requireLabVm } from '../lab-runner.js';
+
+const HOSTS = [
+  { name: 'a', ns: 'vfwt-ovx-ha', underlay: '198.18.62.1', peer: '198.18.62.2' },
+  { name: 'b', ns: 'vfwt-ovx-hb', underlay: '198.18.62.2', peer: '198.18.62.1' },
+] as const;
+const GUESTS = [
+  { ns: 'vfwt-ovx-g0', host: 0, port: 'vfwtovxg0', mac: '02:00:00:00:62:01', ip: '198.18.63.1', vni: 100 },
+  { ns: 'vfwt-ovx-g1', host: 1, port: 'vfwtovxg1', mac: '02:00:00:00:62:02', ip: '198.18.63.2', vni: 100 },
+  { ns: 'vfwt-ovx-g2', host: 1, port: 'vfwtovxg2', mac: '02:00:00:00:62:03', ip: '198.18.63.3', vni: 200 },
+];
+const BR = 'vfwtovx';
+const TUNNEL = 'vfwtovxpeer';
+
+describe('lab: OpenFlow rules of two VNIs across two Open vSwitch hosts', function () {
+  this.timeout(300_000);
+  const ovs: Ovs[] = [];
+
+  const vniOn = (h: number, vni: number): OvsVni => ({
+    vni,
+    members: GUESTS.filter((g) => g.host === h && g.vni === vni).map((g) => ({ port: g.port, mac: g.mac })),
+    tunnels: [TUNNEL],
+  });
+  const ping = (g: number, to: string) =>
+    execa('ip', ['netns', 'exec', GUESTS[g]!.ns, 'ping', '-c', '2', '-i', '0.3', '-W', '3', to], { reject: false });
+  const rxPackets = async (g: number) => {
+    const { stdout } = await execa('ip', ['-n', GUESTS[g]!.ns, '-j', '-s', 'link', 'show', 'dev', 'eth0']);
+    return (JSON.parse(stdout) as { stats64: { rx: { packets: number } } }[])[0]!.stats64.rx.packets;
+  };
+
+  before(async () => {
+    requireLabVm();
+    for (const h of HOSTS) await runner.run({ argv: ['ip', 'netns', 'add', h.ns] });
+    await runner.run({
+      argv: ['ip', '-n', HOSTS[0].ns, 'link', 'add', 'u0', 'type', 'veth', 'peer', 'name', 'u0', 'netns', HOSTS[1].ns],
+    });
+    for (const h of HOSTS) {
+      await runner.run({ argv: ['ip', '-n', h.ns, 'addr', 'add', `${h.underlay}/24`, 'dev', 'u0'] });
+      await runner.run({ argv: ['ip', '-n', h.ns, 'link', 'set', 'dev', 'u0', 'up'] });
+      await runner.run({ argv: ['ip', '-n', h.ns, 'link', 'set', 'dev', 'lo', 'up'] });
+    }
+    for (const [i, h] of HOSTS.entries()) {
+      const o = await startOvs(`/tmp/vfwt-ovx-${h.name}`, h.ns);
+      ovs.push(o);
+      await o.run('ovs-vsctl', ['add-br', BR, '--', 'set-fail-mode', BR, 'secure']);
+      await o.run('ovs-vsctl', [
+        'add-port',
+        BR,
+        TUNNEL,
+        '--',
+        'set',
+        'interface',
+        TUNNEL,
+        'type=vxlan',
+        `options:remote_ip=${h.peer}`,
+        `options:local_ip=${h.underlay}`,
+        'options:key=flow',
+        'options:dst_port=4789',
+      ]);
+      for (const g of GUESTS.filter((x) => x.host === i)) {
+        await runner.run({ argv: ['ip', 'netns', 'add', g.ns] });
+        await runner.run({
+          argv: ['ip', '-n', h.ns, 'link', 'add', g.port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', g.ns],
+        });
+        await runner.run({
+          argv: ['ip', '-n', g.ns, 'link', 'set', 'dev', 'eth0', 'address', g.mac, 'mtu', '1400', 'up'],
+        });
+        await runner.run({ argv: ['ip', '-n', g.ns, 'addr', 'add', `${g.ip}/24`, 'dev', 'eth0'] });
+        // The host's side is a switch port: no IPv6 of its own to send into the guest.
+        await runner.run({
+          argv: ['ip', 'netns', 'exec', h.ns, 'sysctl', '-q', '-w', `net.ipv6.conf.${g.port}.disable_ipv6=1`],
+        });
+        await runner.run({ argv: ['ip', '-n', h.ns, 'link', 'set', 'dev', g.port, 'up'] });
+        await o.run('ovs-vsctl', ['add-port', BR, g.port]);
+      }
+      for (const vni of [100, 200]) {
+        const cmd = vniFlowsCommand(BR, vniOn(i, vni));
+        await o.run(cmd.argv[0]!, cmd.argv.slice(1), cmd.stdin);
+      }
+    }
+  });
+
+  after(async () => {
+    for (const o of ovs) o.stop();
+    for (const g of GUESTS) await runner.run({ argv: ['ip', 'netns', 'del', g.ns] }).catch(() => undefined);
+    for (const h of HOSTS) await runner.run({ argv: ['ip', 'netns', 'del', h.ns] }).catch(() => undefined);
+  });
+
+  it('VNI 100 reaches across the underlay; VNI 200 in the same subnet receives nothing of it', async () => {
+    const across = await ping(0, GUESTS[1]!.ip);
+    const flows = async () =>
+      (await Promise.all(ovs.map((o) => o.run('ovs-ofctl', ['-O', 'OpenFlow14', 'dump-flows', BR])))).join('\n');
+    expect(across.exitCode, `${across.stdout}\n${await flows()}`).to.equal(0);
+    const before = await rxPackets(2);
+    expect((await ping(0, GUESTS[2]!.ip)).exitCode, 'VNI 100 -> VNI 200').to.not.equal(0);
+    expect(await rxPackets(2), `VNI 200's guest received: ${await flows()}`).to.equal(before);
+    // What B took in from its tunnel, per VNI: VNI 100 only (A has no member of 200 to send).
+    const fromTunnel = (vni: number) =>
+      Number(new RegExp(`n_packets=(\\d+),.*tun_id=0x${vni.toString(16)},in_port=${TUNNEL} `).exec(b)?.[1]);
+    const b = await ovs[1]!.run('ovs-ofctl', ['-O', 'OpenFlow14', '--names', 'dump-flows', BR]);
+    expect(fromTunnel(100), b).to.be.greaterThan(0);
+    expect(fromTunnel(200), b).to.equal(0);
+  });
+});
