@@ -22,6 +22,8 @@ const ESM = ['ipsec/kick-main', 'code-cache'];
 rmSync('dist/bundle', { recursive: true, force: true });
 
 const common = {
+  outbase: 'dist/src',
+  outdir: 'dist/bundle',
   bundle: true,
   platform: 'node',
   target: 'node20',
@@ -35,8 +37,6 @@ const common = {
 const esm = await build({
   ...common,
   entryPoints: ESM.map((e) => `dist/src/${e}.js`),
-  outbase: 'dist/src',
-  outdir: 'dist/bundle',
   format: 'esm',
   splitting: true,
   chunkNames: '[name]-[hash]',
@@ -45,8 +45,6 @@ const esm = await build({
 const cjs = await build({
   ...common,
   entryPoints: CACHED.map((e) => `dist/src/${e}.js`),
-  outbase: 'dist/src',
-  outdir: 'dist/bundle',
   outExtension: { '.js': '.cjs' },
   format: 'cjs',
   // The ESM code's import.meta.url, for src/program-files.ts: the bundle's own file.

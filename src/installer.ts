@@ -2,6 +2,11 @@
 // pins VFWIRE_INSTALLED_BY in it), so a message about its pins names the command that renders
 // them again on this host.
 
+/** Who pinned the hook, for a message. */
+export function installerName(installedBy: string | undefined): string {
+  return installedBy === 'package' ? 'the vfwire package' : 'install.sh';
+}
+
 export function rerenderCommand(installedBy: string | undefined): string {
   return installedBy === 'package' ? 'dpkg-reconfigure vfwire' : 're-run install.sh';
 }

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import type { Config } from '../config/config.js';
 import { ValidationError, VfwireError } from '../errors.js';
-import { rerenderCommand } from '../installer.js';
+import { installerName, rerenderCommand } from '../installer.js';
 import { needsLiveAttach, type Lease } from '../ledger/types.js';
 import type { HookEnv } from './context.js';
 
@@ -86,10 +86,9 @@ export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
  */
 function checkPinnedStateDir(cfg: Config, pinned: string | undefined): void {
   if (pinned === undefined || path.resolve(pinned) === path.resolve(cfg.stateDir)) return;
-  const installedBy = process.env.VFWIRE_INSTALLED_BY;
-  const by = installedBy === 'package' ? 'the vfwire package' : 'install.sh';
+  const by = process.env.VFWIRE_INSTALLED_BY;
   throw new ValidationError(
-    `${cfg.path}: state_dir is ${cfg.stateDir} but the hook looks for leases in ${pinned} (VFWIRE_STATE_DIR, pinned by ${by}): ${rerenderCommand(installedBy)}, or put state_dir back`,
+    `${cfg.path}: state_dir is ${cfg.stateDir} but the hook looks for leases in ${pinned} (VFWIRE_STATE_DIR, pinned by ${installerName(by)}): ${rerenderCommand(by)}, or put state_dir back`,
   );
 }
 
