@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import { expectUnitsVerify } from '../helpers/systemd-verify.js';
 
 const SRC = join(dirname(fileURLToPath(import.meta.url)), '../../..');
 const install = (root: string, ...args: string[]) =>
@@ -122,29 +123,12 @@ describe('install.sh --root', function () {
     );
     expect(ipsec).to.include('Restart=on-failure\n');
     expect(ipsec).to.match(/^Requires=vfwire-host-setup\.service$/m);
-    // systemd's own check against this machine's units, on copies whose programs point into the
-    // installed tree (verify wants ExecStart to exist; the tree's link is absolute, to /usr/local).
-    const check = mkdtempSync(join(tmpdir(), 'vfwt-units-'));
-    try {
-      const cli = join(root, 'usr/local/lib/vfwire/dist/src/cli.js');
-      for (const u of ['vfwire-host-setup.service', 'vfwire-ipsec.service'])
-        writeFileSync(join(check, u), unit(u).replaceAll('/usr/local/bin/vfwire', cli));
-      const verify = await execa(
-        'systemd-analyze',
-        [
-          'verify',
-          '--man=no',
-          '--generators=no',
-          join(check, 'vfwire-host-setup.service'),
-          join(check, 'vfwire-ipsec.service'),
-        ],
-        { reject: false },
-      );
-      expect(verify.exitCode, verify.stderr).to.equal(0);
-      expect(verify.stderr, 'warnings about our units').to.not.match(/vfwire-(host-setup|ipsec)\.service:/);
-    } finally {
-      rmSync(check, { recursive: true, force: true });
-    }
+    // systemd's own check, the program pointed into the installed tree (its link is absolute, to /usr/local).
+    await expectUnitsVerify(
+      { 'vfwire-host-setup.service': setup, 'vfwire-ipsec.service': ipsec },
+      '/usr/local/bin/vfwire',
+      join(root, 'usr/local/lib/vfwire/dist/src/cli.js'),
+    );
   });
 
   it('without systemd: no units, and the boot commands said', async () => {
