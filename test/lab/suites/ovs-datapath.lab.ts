@@ -14,6 +14,7 @@ import { vniFlowsCommand, type OvsVni } from '../../../src/overlay/ovs/flows.js'
 import { runner } from '../../helpers/sim.js';
 import { requireLabVm } from '../lab-runner.js';
 import { startOvs, type Ovs } from '../ovs-daemons.js';
+import { addGuest, pingFrom, rxPackets } from '../ovs-guests.js';
 
 const DIR = '/tmp/vfwt-ovs';
 // The daemons' sockets, database and logs (test/lab/ovs-daemons.ts).
@@ -96,29 +97,13 @@ describe('lab: Open vSwitch', function () {
       const cmd = vniFlowsCommand(SBR, v);
       await instance!.run(cmd.argv[0]!, cmd.argv.slice(1), cmd.stdin);
     };
-    const ping = (from: number, to: string) =>
-      execa('ip', ['netns', 'exec', PORTS[from]!.ns, 'ping', '-c', '2', '-i', '0.3', '-W', '2', to], { reject: false });
-    const rxPackets = async (i: number) => {
-      const { stdout } = await execa('ip', ['-n', PORTS[i]!.ns, '-j', '-s', 'link', 'show', 'dev', 'eth0']);
-      return (JSON.parse(stdout) as { stats64: { rx: { packets: number } } }[])[0]!.stats64.rx.packets;
-    };
+    const ping = (from: number, to: string) => pingFrom(PORTS[from]!, to);
+    const rx = (i: number) => rxPackets(PORTS[i]!);
 
     before(async () => {
       await ovs('ovs-vsctl', 'add-br', SBR, '--', 'set-fail-mode', SBR, 'secure');
       await runner.run({ argv: ['ip', 'link', 'set', 'dev', SBR, 'up'] });
-      for (const p of PORTS) {
-        await runner.run({ argv: ['ip', 'netns', 'add', p.ns] });
-        await runner.run({
-          argv: ['ip', 'link', 'add', p.port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', p.ns],
-        });
-        await runner.run({ argv: ['ip', '-n', p.ns, 'link', 'set', 'dev', 'eth0', 'address', p.mac, 'up'] });
-        await runner.run({ argv: ['ip', '-n', p.ns, 'addr', 'add', `${p.ip}/24`, 'dev', 'eth0'] });
-        // The host's side is a switch port: no IPv6 of its own (its router solicitations would
-        // reach the namespace past the bridge and count as received).
-        await runner.run({ argv: ['sysctl', '-q', '-w', `net.ipv6.conf.${p.port}.disable_ipv6=1`] });
-        await runner.run({ argv: ['ip', 'link', 'set', 'dev', p.port, 'up'] });
-        await ovs('ovs-vsctl', 'add-port', SBR, p.port);
-      }
+      for (const p of PORTS) await addGuest(instance!, SBR, p);
       await apply(vni(100));
       await apply(vni(200));
     });
@@ -131,12 +116,12 @@ describe('lab: Open vSwitch', function () {
     it('same VNI reaches; the other VNI, in the same subnet, gets not even the ARP broadcast', async () => {
       const same = await ping(0, PORTS[1]!.ip);
       expect(same.exitCode, same.stdout).to.equal(0);
-      const before = await rxPackets(2);
+      const before = await rx(2);
       const other = await ping(0, PORTS[2]!.ip);
       expect(other.exitCode, 'VNI 100 -> VNI 200').to.not.equal(0);
       expect((await ping(2, PORTS[0]!.ip)).exitCode, 'VNI 200 -> VNI 100').to.not.equal(0);
       const flows = async () => (await ovs('ovs-ofctl', '-O', 'OpenFlow14', 'dump-flows', SBR)).stdout;
-      expect(await rxPackets(2), `VNI 200's port received: ${await flows()}`).to.equal(before);
+      expect(await rx(2), `VNI 200's port received: ${await flows()}`).to.equal(before);
     });
 
     it('a member that changes its MAC is cut off (its frames and ARP carry a source no rule admits)', async () => {

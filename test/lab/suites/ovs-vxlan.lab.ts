@@ -6,10 +6,10 @@
 // VXLAN for VNI 100 only.
 
 import { expect } from 'chai';
-import { execa } from 'execa';
 import { vniFlowsCommand, type OvsVni } from '../../../src/overlay/ovs/flows.js';
 import { runner } from '../../helpers/sim.js';
 import { startOvs, type Ovs } from '../ovs-daemons.js';
+import { addGuest, pingFrom, rxPackets } from '../ovs-guests.js';
 import { requireLabVm } from '../lab-runner.js';
 
 const HOSTS = [
@@ -33,12 +33,8 @@ describe('lab: OpenFlow rules of two VNIs across two Open vSwitch hosts', functi
     members: GUESTS.filter((g) => g.host === h && g.vni === vni).map((g) => ({ port: g.port, mac: g.mac })),
     tunnels: [TUNNEL],
   });
-  const ping = (g: number, to: string) =>
-    execa('ip', ['netns', 'exec', GUESTS[g]!.ns, 'ping', '-c', '2', '-i', '0.3', '-W', '3', to], { reject: false });
-  const rxPackets = async (g: number) => {
-    const { stdout } = await execa('ip', ['-n', GUESTS[g]!.ns, '-j', '-s', 'link', 'show', 'dev', 'eth0']);
-    return (JSON.parse(stdout) as { stats64: { rx: { packets: number } } }[])[0]!.stats64.rx.packets;
-  };
+  const ping = (g: number, to: string) => pingFrom(GUESTS[g]!, to);
+  const rx = (g: number) => rxPackets(GUESTS[g]!);
 
   before(async () => {
     requireLabVm();
@@ -69,22 +65,7 @@ describe('lab: OpenFlow rules of two VNIs across two Open vSwitch hosts', functi
         'options:key=flow',
         'options:dst_port=4789',
       ]);
-      for (const g of GUESTS.filter((x) => x.host === i)) {
-        await runner.run({ argv: ['ip', 'netns', 'add', g.ns] });
-        await runner.run({
-          argv: ['ip', '-n', h.ns, 'link', 'add', g.port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', g.ns],
-        });
-        await runner.run({
-          argv: ['ip', '-n', g.ns, 'link', 'set', 'dev', 'eth0', 'address', g.mac, 'mtu', '1400', 'up'],
-        });
-        await runner.run({ argv: ['ip', '-n', g.ns, 'addr', 'add', `${g.ip}/24`, 'dev', 'eth0'] });
-        // The host's side is a switch port: no IPv6 of its own to send into the guest.
-        await runner.run({
-          argv: ['ip', 'netns', 'exec', h.ns, 'sysctl', '-q', '-w', `net.ipv6.conf.${g.port}.disable_ipv6=1`],
-        });
-        await runner.run({ argv: ['ip', '-n', h.ns, 'link', 'set', 'dev', g.port, 'up'] });
-        await o.run('ovs-vsctl', ['add-port', BR, g.port]);
-      }
+      for (const g of GUESTS.filter((x) => x.host === i)) await addGuest(o, BR, g, h.ns, 1400);
       for (const vni of [100, 200]) {
         const cmd = vniFlowsCommand(BR, vniOn(i, vni));
         await o.run(cmd.argv[0]!, cmd.argv.slice(1), cmd.stdin);
@@ -103,9 +84,9 @@ describe('lab: OpenFlow rules of two VNIs across two Open vSwitch hosts', functi
     const flows = async () =>
       (await Promise.all(ovs.map((o) => o.run('ovs-ofctl', ['-O', 'OpenFlow14', 'dump-flows', BR])))).join('\n');
     expect(across.exitCode, `${across.stdout}\n${await flows()}`).to.equal(0);
-    const before = await rxPackets(2);
+    const before = await rx(2);
     expect((await ping(0, GUESTS[2]!.ip)).exitCode, 'VNI 100 -> VNI 200').to.not.equal(0);
-    expect(await rxPackets(2), `VNI 200's guest received: ${await flows()}`).to.equal(before);
+    expect(await rx(2), `VNI 200's guest received: ${await flows()}`).to.equal(before);
     // What B took in from its tunnel, per VNI: VNI 100 only (A has no member of 200 to send).
     const fromTunnel = (vni: number) =>
       Number(new RegExp(`n_packets=(\\d+),.*tun_id=0x${vni.toString(16)},in_port=${TUNNEL} `).exec(b)?.[1]);
