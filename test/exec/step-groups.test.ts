@@ -106,12 +106,24 @@ describe('nft scripts last in a release', () => {
   });
 });
 
-describe('ip -batch against the kernel', function () {
-  this.timeout(20_000);
-  const ns = `vfwt${randomBytes(3).toString('hex')}-batch`;
+/** A netns of the calling describe's own (made before it, removed after) and a runner that records what it runs. */
+function ownNetns(suffix: string) {
+  const ns = `vfwt${randomBytes(3).toString('hex')}-${suffix}`;
   const runner = new ExecRunner(5_000);
   before(() => runner.run({ argv: ['ip', 'netns', 'add', ns] }));
   after(() => runner.run({ argv: ['ip', 'netns', 'del', ns] }).catch(() => undefined));
+  const recording = (seen: Command[]) => ({
+    run: (cmd: Command): Promise<RunResult> => {
+      seen.push(cmd);
+      return runner.run(cmd);
+    },
+  });
+  return { ns, runner, recording };
+}
+
+describe('ip -batch against the kernel', function () {
+  this.timeout(20_000);
+  const { ns, runner, recording } = ownNetns('batch');
 
   const links = async () =>
     (JSON.parse((await runner.run({ argv: ['ip', '-n', ns, '-j', 'link', 'show'] })).stdout) as { ifname: string }[])
@@ -125,17 +137,10 @@ describe('ip -batch against the kernel', function () {
       ['ip', '-n', ns, 'link', 'add', `vb${x}`, 'type', 'veth', 'peer', 'name', `vb${x}p`],
       ['ip', '-n', ns, 'link', 'del', `vb${x}`],
     );
-  const counting = (argv: string[][]) => ({
-    run: (cmd: Command): Promise<RunResult> => {
-      argv.push(cmd.argv);
-      return runner.run(cmd);
-    },
-  });
-
   it('runs the group as one process', async () => {
-    const seen: string[][] = [];
-    await applySteps([veth('a'), veth('b')], counting(seen), { batch: true });
-    expect(seen).to.deep.equal([['ip', '-n', ns, '-batch', '-']]);
+    const seen: Command[] = [];
+    await applySteps([veth('a'), veth('b')], recording(seen), { batch: true });
+    expect(seen.map((c) => c.argv)).to.deep.equal([['ip', '-n', ns, '-batch', '-']]);
     expect(await links()).to.deep.equal(['vba', 'vbap', 'vbb', 'vbbp']);
     await applySteps(
       [step('del-a', ['ip', '-n', ns, 'link', 'del', 'vba']), step('del-b', ['ip', '-n', ns, 'link', 'del', 'vbb'])],
@@ -148,10 +153,10 @@ describe('ip -batch against the kernel', function () {
   });
 
   it('a batch that fails at its third command undoes the two before it, and names the third', async () => {
-    const seen: string[][] = [];
+    const seen: Command[] = [];
     const err = await applySteps(
       [veth('c'), veth('d'), step('up-missing', ['ip', '-n', ns, 'link', 'set', 'dev', 'nosuch', 'up']), veth('e')],
-      counting(seen),
+      recording(seen),
       { batch: true, vm: 'vm1' },
     ).then(
       () => undefined,
@@ -163,7 +168,7 @@ describe('ip -batch against the kernel', function () {
       ),
     );
     // The batch, then the undo of d and c, in that order; e never ran.
-    expect(seen).to.deep.equal([
+    expect(seen.map((c) => c.argv)).to.deep.equal([
       ['ip', '-n', ns, '-batch', '-'],
       ['ip', '-n', ns, 'link', 'del', 'vbd'],
       ['ip', '-n', ns, 'link', 'del', 'vbc'],
@@ -174,10 +179,7 @@ describe('ip -batch against the kernel', function () {
 
 describe('nft transactions against the kernel', function () {
   this.timeout(20_000);
-  const ns = `vfwt${randomBytes(3).toString('hex')}-nft`;
-  const runner = new ExecRunner(5_000);
-  before(() => runner.run({ argv: ['ip', 'netns', 'add', ns] }));
-  after(() => runner.run({ argv: ['ip', 'netns', 'del', ns] }).catch(() => undefined));
+  const { ns, runner, recording } = ownNetns('nft');
 
   const tables = async () =>
     (
@@ -194,16 +196,9 @@ describe('nft transactions against the kernel', function () {
     do: { argv: nft(ns, '-f', '-'), stdin: script, inputShown: true },
     undo: { argv: nft(ns, '-f', '-'), stdin: `delete table ${t}\n`, inputShown: true },
   });
-  const counting = (seen: Command[]) => ({
-    run: (cmd: Command): Promise<RunResult> => {
-      seen.push(cmd);
-      return runner.run(cmd);
-    },
-  });
-
   it('runs consecutive scripts as one nft', async () => {
     const seen: Command[] = [];
-    await applySteps([table('a', 'inet ta'), table('b', 'bridge tb')], counting(seen), { batch: true });
+    await applySteps([table('a', 'inet ta'), table('b', 'bridge tb')], recording(seen), { batch: true });
     expect(seen).to.have.length(1);
     expect(await tables()).to.deep.equal(['bridge tb', 'inet ta']);
     const errors = await undoAll(nftLast([table('a', 'inet ta').undo!, table('b', 'bridge tb').undo!]), runner);
@@ -214,7 +209,7 @@ describe('nft transactions against the kernel', function () {
   it('a failed transaction changed nothing: its scripts one by one undo the first and name the second', async () => {
     const seen: Command[] = [];
     const bad = table('bad', 'inet tbad', 'add table inet tbad\ndelete chain inet nosuch c\n');
-    const err = await applySteps([table('a', 'inet ta'), bad, table('c', 'inet tc')], counting(seen), {
+    const err = await applySteps([table('a', 'inet ta'), bad, table('c', 'inet tc')], recording(seen), {
       batch: true,
       vm: 'vm1',
     }).then(
