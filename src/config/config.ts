@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { ValidationError } from '../errors.js';
+import { checkOvsLimits } from './ovs-limits.js';
 import { configSchema, type RawConfig } from './schema.js';
 
 export const DEFAULT_CONFIG_PATH = '/etc/vfwire/config.yaml';
@@ -35,7 +36,8 @@ export interface Config {
   sysfsRoot: string;
   underlay: { interface: string; address: string; mtu: number; prefixLen: number; netns?: string };
   failover?: { mode: 'active-backup'; miimon: number } | { mode: 'pf-switch' };
-  overlay: 'bridge' | 'tc-flower';
+  overlay: 'bridge' | 'tc-flower' | 'ovs';
+  ovs: { bridge: string; runDir: string; dbFile: string };
   tcPolicy: 'skip_sw' | 'skip_hw' | 'none';
   vfMtu: number;
   pfs: PfConfig[];
@@ -63,10 +65,11 @@ export function underlayNetns(cfg: Pick<Config, 'netns' | 'underlay'>): string |
 
 /**
  * Where the VXLAN devices' UDP socket lives, and so their admission (overlay/admission.ts): a
- * bridge VNI's device is made beside the underlay; tc-flower's one external device where its rules are.
+ * bridge VNI's device is made beside the underlay; tc-flower's one external device where its
+ * rules are; OVS's datapath device in ovs-vswitchd's netns, the representors'.
  */
 export function vxlanSocketNetns(cfg: Pick<Config, 'netns' | 'underlay' | 'overlay'>): string | undefined {
-  return cfg.overlay === 'tc-flower' ? cfg.netns : underlayNetns(cfg);
+  return cfg.overlay === 'bridge' ? underlayNetns(cfg) : cfg.netns;
 }
 
 /** The config path: --config, then $VFWIRE_CONFIG, then the default. */
@@ -205,6 +208,7 @@ function normalize(raw: RawConfig, path: string): Config {
       `config ${path}: overlay tc-flower with ipsec.mode ikev2: mlx5 refuses the first SA while tc rules are offloaded and sends their VXLAN in clear once the last SA and policy are gone (a charon restart does both), and strongSwan installs SAs on its own schedule; use ipsec.mode: static, or overlay: bridge`,
     );
   }
+  checkOvsLimits(raw, path);
   return {
     path,
     backend: raw.backend,
@@ -222,6 +226,7 @@ function normalize(raw: RawConfig, path: string): Config {
     },
     failover: raw.failover,
     overlay: raw.overlay,
+    ovs: { bridge: raw.ovs.bridge, runDir: raw.ovs.run_dir, dbFile: raw.ovs.db_file },
     tcPolicy: raw.tc_policy,
     vfMtu: raw.vf_mtu,
     pfs,

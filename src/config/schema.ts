@@ -112,13 +112,33 @@ export const configSchema = z
     /**
      * bridge: a VXLAN device and a Linux bridge per VNI (the kernel path, runs anywhere).
      * tc-flower: flower rules the ConnectX offloads (skip_sw) on one external VXLAN device.
+     * ovs: one Open vSwitch bridge, vfwire's OpenFlow rules per VNI; on real hosts OVS offloads
+     * them to tc (hw-offload), in the sim the kernel datapath runs them.
      */
-    overlay: z.enum(['bridge', 'tc-flower']).default('bridge'),
+    overlay: z.enum(['bridge', 'tc-flower', 'ovs']).default('bridge'),
     /**
-     * tc-flower only, OVS's tc-policy: skip_sw (the rules run in the NIC or fail), skip_hw (in the
-     * kernel only: any kernel with cls_flower, the lab's), none (the NIC if it takes them, else the kernel).
+     * tc-flower's rules, and OVS's tc-policy on a real host: skip_sw (the rules run in the NIC or
+     * fail), skip_hw (in the kernel only: any kernel with cls_flower, the lab's), none (the NIC if
+     * it takes them, else the kernel).
      */
     tc_policy: z.enum(['skip_sw', 'skip_hw', 'none']).default('skip_sw'),
+    /** overlay ovs: the bridge vfwire owns, and where the OVS daemons keep their sockets and database. */
+    ovs: z
+      .object({
+        bridge: ifname.default('vfwovs'),
+        /** ovsdb-server's db.sock and the bridges' .mgmt sockets (Debian: /var/run/openvswitch). */
+        run_dir: z
+          .string()
+          .regex(/^\/\S+$/, 'must be an absolute path')
+          .default('/var/run/openvswitch'),
+        /** The database host setup creates when it starts OVS itself (no systemd; Debian's default path). */
+        db_file: z
+          .string()
+          .regex(/^\/\S+$/, 'must be an absolute path')
+          .default('/etc/openvswitch/conf.db'),
+      })
+      .strict()
+      .default({ bridge: 'vfwovs', run_dir: '/var/run/openvswitch', db_file: '/etc/openvswitch/conf.db' }),
     /**
      * active-backup: mlx5 VF LAG, both PFs in an active-backup bond named by underlay.interface
      * (host setup); the kernel fails over. pf-switch: no bond; the underlay address sits on one

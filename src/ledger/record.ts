@@ -9,7 +9,7 @@ export interface RecordablePlan {
   /** New leases, state 'preparing', undo still empty (the executor fills it). */
   leases: Lease[];
   /** VNIs the plan creates, with the peers they replicate to. */
-  newVnis: { vni: number; peers: string[]; tc?: VniState['tc'] }[];
+  newVnis: { vni: number; peers: string[]; tc?: VniState['tc']; ovs?: VniState['ovs'] }[];
   /** Live VNIs whose peers changed in the config: their new peer list, recorded once applied. */
   peerUpdates: { vni: number; peers: string[] }[];
   steps: Step[];
@@ -17,13 +17,14 @@ export interface RecordablePlan {
 
 /** Record the plan's leases and new VNIs, with the undo of every step the plan will run. */
 export function recordPlan(data: LedgerData, plan: RecordablePlan): void {
-  for (const { vni, peers, tc } of plan.newVnis) {
+  for (const { vni, peers, tc, ovs } of plan.newVnis) {
     data.vnis[String(vni)] = {
       vni,
       members: [],
       peers,
       undo: undoOf(plan, (o) => o.kind === 'vni' && o.vni === vni),
       ...(tc ? { tc } : {}),
+      ...(ovs ? { ovs } : {}),
     };
   }
   for (const lease of plan.leases) {

@@ -10,7 +10,7 @@ import { LOWER_UUID_RE } from '../identifiers.js';
 
 // The ledger's undo commands are replayed as root: only the tools vfwire plans with may appear.
 // `ip netns exec NS` runs anything: what it runs is checked the same way.
-const UNDO_TOOLS = ['ip', 'bridge', 'tc', 'nft'] as const;
+const UNDO_TOOLS = ['ip', 'bridge', 'tc', 'nft', 'ovs-vsctl'] as const;
 
 function undoToolAllowed(argv: string[]): boolean {
   const inNetns = argv[0] === 'ip' && argv[1] === 'netns' && argv[2] === 'exec';
@@ -66,6 +66,7 @@ const vniSchema = z.strictObject({
       policy: z.enum(['skip_hw', 'none']).optional(),
     })
     .optional(),
+  ovs: z.strictObject({ bridge: z.string().min(1), runDir: z.string().min(1) }).optional(),
 });
 
 const saFactsSchema = z.strictObject({

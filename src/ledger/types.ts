@@ -53,6 +53,14 @@ export interface VniState {
   undo: Command[];
   /** Set for a tc-flower VNI: where its rules live and run (`policy` absent: skip_sw, the NIC), to recompute them when members leave. */
   tc?: { netns?: string; underlayAddress: string; policy?: 'skip_hw' | 'none' };
+  /** Set for an OVS VNI: the bridge its rules are on, to rewrite them when members leave. */
+  ovs?: OvsVniHost;
+}
+
+/** Where an OVS VNI's rules live: the bridge, and the run directory of the daemons serving it. */
+export interface OvsVniHost {
+  bridge: string;
+  runDir: string;
 }
 
 /** The SAs `vfwire ipsec up` installed to one peer (never the keys). */

@@ -22,7 +22,7 @@ export async function bridgeChecks(
   ledger: LedgerData,
 ): Promise<CheckResult[]> {
   const check = 'bridge overlay';
-  const vnis = Object.values(ledger.vnis).filter((v) => !v.tc);
+  const vnis = Object.values(ledger.vnis).filter((v) => !v.tc && !v.ovs);
   if (vnis.length === 0) return [pass(check, 'no live bridge VNIs')];
   let links: Map<string, LinkShown>;
   try {

@@ -11,6 +11,7 @@ import type { Step } from '../exec/step.js';
 import type { LedgerData, VniState } from '../ledger/types.js';
 import type { AdmissionPeer } from './admission.js';
 import { bridgeLeave, bridgeOverlay } from './bridge-overlay.js';
+import { ovsLeave, ovsOverlay } from './ovs-overlay.js';
 import { tcFlowerLeave, tcFlowerOverlay } from './tc-flower-overlay.js';
 
 /** The VF a lease brings to its VNI. */
@@ -43,7 +44,7 @@ export interface JoinResult {
   /** The VF's own steps and the overlay's, in the order this overlay needs them. */
   steps: Step[];
   /** The join creates the VNI: record it with these peers (and, for tc-flower, its rules' host). */
-  newVni?: { peers: string[]; tc?: { netns?: string; underlayAddress: string; policy?: 'skip_hw' | 'none' } };
+  newVni?: { peers: string[]; tc?: VniState['tc']; ovs?: VniState['ovs'] };
   /** The join brings a live VNI's peers up to date: record the new list once applied. */
   peerUpdate?: { peers: string[] };
 }
@@ -71,10 +72,12 @@ export interface Overlay {
 export type Leave = (ledger: LedgerData, vni: number, leaving: string[]) => Step[];
 
 export function overlayFor(cfg: Config): Overlay {
+  if (cfg.overlay === 'ovs') return ovsOverlay(cfg);
   return cfg.overlay === 'tc-flower' ? tcFlowerOverlay(cfg) : bridgeOverlay(cfg);
 }
 
 /** How a VNI's members leave, from how its first join recorded it: the config may have changed since. */
 export function recordedLeave(state: VniState): Leave {
+  if (state.ovs) return ovsLeave;
   return state.tc ? tcFlowerLeave : bridgeLeave;
 }

@@ -11,7 +11,7 @@ describe('OVS rules of a VNI', () => {
       { port: 'r0', mac: '52:54:00:00:00:01' },
       { port: 'r1', mac: '52:54:00:00:00:02' },
     ],
-    tunnels: ['vxb', 'vxc'],
+    peers: ['198.18.0.2', '198.18.0.3'],
   };
 
   it('admits each member by its lease MAC (ARP by sender too) and each tunnel by the VNI, then forwards', () => {
@@ -23,22 +23,36 @@ describe('OVS rules of a VNI', () => {
       'add cookie=0x64,table=0,priority=110,in_port=r1,arp,arp_sha=52:54:00:00:00:02,actions=load:100->NXM_NX_REG0[],load:1->NXM_NX_REG1[],resubmit(,1)',
       'add cookie=0x64,table=0,priority=105,in_port=r1,arp,actions=drop',
       'add cookie=0x64,table=0,priority=100,in_port=r1,dl_src=52:54:00:00:00:02,actions=load:100->NXM_NX_REG0[],load:1->NXM_NX_REG1[],resubmit(,1)',
-      'add cookie=0x64,table=0,priority=100,in_port=vxb,tun_id=100,actions=load:100->NXM_NX_REG0[],load:2->NXM_NX_REG1[],resubmit(,1)',
-      'add cookie=0x64,table=0,priority=100,in_port=vxc,tun_id=100,actions=load:100->NXM_NX_REG0[],load:2->NXM_NX_REG1[],resubmit(,1)',
+      'add cookie=0x64,table=0,priority=100,in_port=vfwtun,tun_id=100,tun_src=198.18.0.2,actions=load:100->NXM_NX_REG0[],load:2->NXM_NX_REG1[],resubmit(,1)',
+      'add cookie=0x64,table=0,priority=100,in_port=vfwtun,tun_id=100,tun_src=198.18.0.3,actions=load:100->NXM_NX_REG0[],load:2->NXM_NX_REG1[],resubmit(,1)',
       'add cookie=0x64,table=1,priority=100,reg0=100,dl_dst=52:54:00:00:00:01,actions=output:r0',
       'add cookie=0x64,table=1,priority=100,reg0=100,dl_dst=52:54:00:00:00:02,actions=output:r1',
-      'add cookie=0x64,table=1,priority=10,reg0=100,reg1=1,actions=output:r0,output:r1,set_field:100->tun_id,output:vxb,output:vxc',
+      'add cookie=0x64,table=1,priority=10,reg0=100,reg1=1,actions=output:r0,output:r1,set_field:100->tun_id,set_field:198.18.0.2->tun_dst,output:vfwtun,set_field:198.18.0.3->tun_dst,output:vfwtun',
       'add cookie=0x64,table=1,priority=10,reg0=100,reg1=2,actions=output:r0,output:r1',
     ]);
   });
 
-  it('a VNI with no member and no tunnel is only the delete of its rules', () => {
-    expect(vniFlows({ vni: 200, members: [], tunnels: [] })).to.deep.equal(['delete cookie=0xc8/-1']);
+  it('a VNI with no member is only the delete of its rules, peers or not', () => {
+    expect(vniFlows({ vni: 200, members: [], peers: ['198.18.0.2'] })).to.deep.equal(['delete cookie=0xc8/-1']);
+  });
+
+  it('a VNI without peers floods among its members only, and admits no VXLAN', () => {
+    const lines = vniFlows({ ...v, peers: [] });
+    expect(lines.filter((l) => l.includes('vfwtun'))).to.deep.equal([]);
+    expect(lines.at(-1)).to.equal('add cookie=0x64,table=1,priority=10,reg0=100,reg1=1,actions=output:r0,output:r1');
   });
 
   it('is replaced in one OpenFlow 1.4 bundle, its script shown (it holds no secret)', () => {
-    const cmd = vniFlowsCommand('vfwovs', v);
-    expect(cmd.argv).to.deep.equal(['ovs-ofctl', '-O', 'OpenFlow14', '--bundle', 'add-flows', 'vfwovs', '-']);
+    const cmd = vniFlowsCommand({ bridge: 'vfwovs', runDir: '/var/run/openvswitch' }, v);
+    expect(cmd.argv).to.deep.equal([
+      'ovs-ofctl',
+      '-O',
+      'OpenFlow14',
+      '--bundle',
+      'add-flows',
+      'unix:/var/run/openvswitch/vfwovs.mgmt',
+      '-',
+    ]);
     expect(cmd.inputShown).to.equal(true);
     expect(cmd.stdin!.split('\n').at(-1)).to.equal('');
   });

@@ -91,10 +91,10 @@ describe('lab: Open vSwitch', function () {
     const vni = (n: number): OvsVni => ({
       vni: n,
       members: PORTS.filter((p) => p.vni === n).map((p) => ({ port: p.port, mac: p.mac })),
-      tunnels: [],
+      peers: [],
     });
     const apply = async (v: OvsVni) => {
-      const cmd = vniFlowsCommand(SBR, v);
+      const cmd = vniFlowsCommand({ bridge: SBR, runDir: instance!.dir }, v);
       await instance!.run(cmd.argv[0]!, cmd.argv.slice(1), cmd.stdin);
     };
     const ping = (from: number, to: string) => pingFrom(PORTS[from]!, to);
@@ -137,7 +137,7 @@ describe('lab: Open vSwitch', function () {
     });
 
     it("a VNI's rules are replaced whole: with no members none of them is left", async () => {
-      await apply({ vni: 100, members: [], tunnels: [] });
+      await apply({ vni: 100, members: [], peers: [] });
       const flows = (await ovs('ovs-ofctl', '-O', 'OpenFlow14', 'dump-flows', SBR)).stdout;
       expect(flows).to.not.include('cookie=0x64');
       expect(flows).to.include('cookie=0xc8');

@@ -1,12 +1,14 @@
 // Kernel lab suite: vfwire's OpenFlow rules (overlay/ovs/flows.ts) across two hosts, each its
 // own netns with its own Open vSwitch (lab/run.sh KVER dist/test/lab/suites/ovs-vxlan.lab.js):
-// a VXLAN port per peer (options:key=flow, the VNI set by the rules as tun_id), guests of VNI 100
+// vfwire's one flow-based VXLAN port (remote_ip=flow, key=flow: the rules set and match the VNI
+// and the peer per packet, tun_id and tun_dst/tun_src), guests of VNI 100
 // on both hosts and one of VNI 200 on B, all in one IP subnet. Same VNI reaches across the
 // underlay, the other VNI receives nothing, not even the ARP broadcast, and the underlay carries
 // VXLAN for VNI 100 only.
 
 import { expect } from 'chai';
 import { vniFlowsCommand, type OvsVni } from '../../../src/overlay/ovs/flows.js';
+import { OVS_TUNNEL_PORT } from '../../../src/overlay/ovs/model.js';
 import { runner } from '../../helpers/sim.js';
 import { startOvs, type Ovs } from '../ovs-daemons.js';
 import { addGuest, pingFrom, rxPackets } from '../ovs-guests.js';
@@ -22,7 +24,7 @@ const GUESTS = [
   { ns: 'vfwt-ovx-g2', host: 1, port: 'vfwtovxg2', mac: '02:00:00:00:62:03', ip: '198.18.63.3', vni: 200 },
 ];
 const BR = 'vfwtovx';
-const TUNNEL = 'vfwtovxpeer';
+const TUNNEL = OVS_TUNNEL_PORT;
 
 describe('lab: OpenFlow rules of two VNIs across two Open vSwitch hosts', function () {
   this.timeout(300_000);
@@ -31,7 +33,7 @@ describe('lab: OpenFlow rules of two VNIs across two Open vSwitch hosts', functi
   const vniOn = (h: number, vni: number): OvsVni => ({
     vni,
     members: GUESTS.filter((g) => g.host === h && g.vni === vni).map((g) => ({ port: g.port, mac: g.mac })),
-    tunnels: [TUNNEL],
+    peers: [HOSTS[h]!.peer],
   });
   const ping = (g: number, to: string) => pingFrom(GUESTS[g]!, to);
   const rx = (g: number) => rxPackets(GUESTS[g]!);
@@ -60,14 +62,14 @@ describe('lab: OpenFlow rules of two VNIs across two Open vSwitch hosts', functi
         'interface',
         TUNNEL,
         'type=vxlan',
-        `options:remote_ip=${h.peer}`,
+        'options:remote_ip=flow',
         `options:local_ip=${h.underlay}`,
         'options:key=flow',
         'options:dst_port=4789',
       ]);
       for (const g of GUESTS.filter((x) => x.host === i)) await addGuest(o, BR, g, h.ns, 1400);
       for (const vni of [100, 200]) {
-        const cmd = vniFlowsCommand(BR, vniOn(i, vni));
+        const cmd = vniFlowsCommand({ bridge: BR, runDir: o.dir }, vniOn(i, vni));
         await o.run(cmd.argv[0]!, cmd.argv.slice(1), cmd.stdin);
       }
     }
