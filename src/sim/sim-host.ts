@@ -7,6 +7,8 @@ import { stringify as toYaml } from 'yaml';
 import { ValidationError, VfwireError } from '../errors.js';
 import { hostSetup } from '../ops/host-setup.js';
 import { dropIdleGuardTable } from '../overlay/rep-guard.js';
+import { stopOvsDaemons } from '../overlay/ovs/daemons.js';
+import { loadConfig } from '../config/config.js';
 import { undoAll } from '../exec/apply.js';
 import { ip } from '../exec/tools.js';
 import { ExecRunner, type Runner } from '../exec/runner.js';
@@ -189,6 +191,9 @@ export async function simDown(opts: SimOptions, runner: Runner): Promise<void> {
   for (const h of simHosts(opts)) {
     const data = await readLedger(join(h.dir, 'state')).catch(() => undefined);
     if (data) await undoAll(planReleaseKeys(data, Object.keys(data.leases)).commands, runner);
+    // OVS daemons host setup started for an `overlay: ovs` host (its datapath goes with the netns).
+    const cfg = await loadConfig(h.configPath).catch(() => undefined);
+    if (cfg?.overlay === 'ovs') await stopOvsDaemons(cfg.ovs.runDir, runner);
     if (h.tapPrefix) {
       for (let i = 0; i < opts.vfs; i++)
         await runner.run({ argv: ['ip', 'link', 'del', repNetdev(h, i)] }).catch(() => undefined);

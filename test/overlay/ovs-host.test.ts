@@ -11,7 +11,7 @@ import { ValidationError } from '../../src/errors.js';
 import { applySteps } from '../../src/exec/apply.js';
 import { overlayFor } from '../../src/overlay/overlay.js';
 import { planOvsBridge, type OvsBridgeState } from '../../src/overlay/ovs/host-bridge.js';
-import { planOvsStart } from '../../src/overlay/ovs/daemons.js';
+import { planOvsStart, stopOvsDaemons } from '../../src/overlay/ovs/daemons.js';
 import type { OvsHost } from '../../src/overlay/ovs/model.js';
 import { config } from '../helpers/inputs.js';
 import { runner } from '../helpers/sim.js';
@@ -112,8 +112,7 @@ ovs: { run_dir: ${dir}/run, db_file: ${dir}/db/conf.db }
   });
 
   after(async () => {
-    for (const d of ['ovs-vswitchd', 'ovsdb-server'])
-      await runner.run({ argv: ['ovs-appctl', '-t', `${dir}/run/${d}.ctl`, 'exit'] }).catch(() => undefined);
+    await stopOvsDaemons(`${dir}/run`, runner);
     await runner.run({ argv: ['ip', 'netns', 'del', ns] }).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   });

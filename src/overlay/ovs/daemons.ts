@@ -104,7 +104,11 @@ export async function planOvsStart(
       step('ovs-module', ['modprobe', 'openvswitch']),
       step(
         'ovs-vswitchd',
+        // OVS_RUNDIR: --unixctl names the control socket only; the bridges' BRIDGE.mgmt sockets go
+        // to the run directory (lib/dirs.c ovs_rundir), where ovs-ofctl is pointed (model.ts mgmt).
         inNetns([
+          'env',
+          `OVS_RUNDIR=${run}`,
           'ovs-vswitchd',
           `unix:${run}/db.sock`,
           `--pidfile=${run}/ovs-vswitchd.pid`,
@@ -116,4 +120,12 @@ export async function planOvsStart(
       ),
     );
   return steps;
+}
+
+/** Stops the daemons host setup started in `runDir` (by their named control sockets); gone ones are fine. */
+export async function stopOvsDaemons(runDir: string, runner: Runner): Promise<void> {
+  for (const d of ['ovs-vswitchd', 'ovsdb-server']) {
+    const ctl = join(runDir, `${d}.ctl`);
+    if (await exists(ctl)) await runner.run({ argv: ['ovs-appctl', '-t', ctl, 'exit'] }).catch(() => undefined);
+  }
 }

@@ -1,0 +1,206 @@
+// Kernel lab suite: `overlay: ovs` end to end on the sim hosts (lab/run.sh KVER
+// dist/test/lab/suites/ovs-overlay.lab.js). Host setup starts each host's ovsdb-server and
+// ovs-vswitchd itself (no systemd in a lab VM; ovs-vswitchd in the host's netns, its kernel
+// datapath there), and makes the secure bridge and its flow-based VXLAN port; the guests start
+// and stop through vfwire's own prepare and release. Two guests of VNI 100 on A, one on B, one of
+// VNI 200 on B, all in one subnet: VNI 100 reaches within and across hosts, VNI 200 none, one ARP
+// broadcast reaches every other member of VNI 100 and not VNI 200. Then the same with static
+// IPsec on: every packet between the hosts goes through the SAs, none as VXLAN in clear.
+
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../../../src/config/config.js';
+import { saPackets } from '../../../src/ipsec/sa-kernel.js';
+import { ipsecUp } from '../../../src/ipsec/static-sas.js';
+import { readLedger } from '../../../src/ledger/store.js';
+import { ovsChecks } from '../../../src/overlay/ovs/checks.js';
+import { startGuest, stopGuest, type GuestSpec } from '../../../src/sim/guest.js';
+import { probeAll } from '../../../src/sim/reachability.js';
+import { simHostSetup } from '../../../src/sim/sim-host.js';
+import { guestNetns, type SimHost } from '../../../src/sim/topology.js';
+import { startCapture } from '../../helpers/capture.js';
+import { nftCounters } from '../../helpers/nft.js';
+import { admissionChains, downTestSim, editConfig, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
+import { requireLabVm } from '../lab-runner.js';
+import { configureStaticIpsec, tearDown, withIpsecDeps } from '../static-ipsec-setup.js';
+
+const uptime = () => Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+
+/** The sim hosts with `overlay: ovs`, each host's OVS in its own directory, host setup run. */
+async function ovsSim(ipsec: boolean): Promise<TestSim> {
+  // OVS 3.1.0 started in a boot's first ~10 s runs with no upcall handlers (ovs-daemons.ts).
+  while (uptime() < 12) await new Promise((r) => setTimeout(r, 500));
+  const sim = await upTestSim(2, {}, false);
+  try {
+    if (ipsec) await configureStaticIpsec(sim);
+    for (const h of [sim.a, sim.b])
+      editConfig(h.configPath, (doc) => {
+        doc.overlay = 'ovs';
+        doc.ovs = { run_dir: join(h.dir, 'ovs'), db_file: join(h.dir, 'ovs', 'conf.db') };
+        doc.command_timeout_ms = 60_000;
+      });
+    await Promise.all([sim.a, sim.b].map((h) => simHostSetup(h.configPath)));
+    return sim;
+  } catch (err) {
+    await downTestSim(sim);
+    throw err;
+  }
+}
+
+const ovsctl = (h: SimHost, ...args: string[]) =>
+  runner.run({ argv: ['ovs-vsctl', `--db=unix:${join(h.dir, 'ovs', 'db.sock')}`, ...args] });
+const flows = async (h: SimHost) =>
+  (
+    await runner.run({
+      argv: ['ovs-ofctl', '-O', 'OpenFlow14', 'dump-flows', `unix:${join(h.dir, 'ovs', 'vfwovs.mgmt')}`],
+    })
+  ).stdout;
+
+describe('lab: the OVS overlay between the sim hosts', function () {
+  this.timeout(300_000);
+  const GUESTS: GuestSpec[] = [
+    { name: 'o1', host: 'a', vni: 100, ip: '198.19.100.1/24', encrypt: 'off' },
+    { name: 'o2', host: 'a', vni: 100, ip: '198.19.100.2/24', encrypt: 'off' },
+    { name: 'o3', host: 'b', vni: 100, ip: '198.19.100.3/24', encrypt: 'off' },
+    { name: 'o4', host: 'b', vni: 200, ip: '198.19.100.4/24', encrypt: 'off' },
+  ];
+  let sim: TestSim | undefined;
+  const started: string[] = [];
+
+  before(async () => {
+    requireLabVm();
+    sim = await ovsSim(false);
+    for (const g of GUESTS) {
+      started.push(g.name);
+      await startGuest(sim.opts, g, runner);
+    }
+  });
+
+  after(async () => {
+    const s = sim;
+    if (s) for (const g of started) await stopGuest(s.opts, g, runner).catch(() => undefined);
+    await downTestSim(sim);
+  });
+
+  it('host setup started OVS in each host netns: a secure bridge with the flow-based VXLAN port, and doctor agrees', async () => {
+    for (const h of [sim!.a, sim!.b]) {
+      expect((await ovsctl(h, 'get-fail-mode', 'vfwovs')).stdout.trim()).to.equal('secure');
+      const ports = (await ovsctl(h, 'list-ports', 'vfwovs')).stdout.trim().split('\n');
+      expect(ports).to.include('vfwtun');
+      // The datapath's VXLAN device, in the host's netns (ovs-vswitchd's), not the root one.
+      const links = (await runner.run({ argv: ['ip', '-n', h.netns, '-br', 'link'] })).stdout;
+      expect(links).to.match(/^vxlan_sys_4789\b/m);
+      const checks = await ovsChecks(await loadConfig(h.configPath), runner, await readLedger(join(h.dir, 'state')));
+      const bad = checks.filter((c) => c.status === 'fail');
+      expect(bad, JSON.stringify(bad)).to.deep.equal([]);
+    }
+  });
+
+  it('VNI 100 reaches within and across hosts; VNI 200 reaches none', async () => {
+    const probes = await probeAll(sim!.opts, GUESTS, runner);
+    const wrong = probes.filter((p) => p.reached !== p.expected);
+    expect(wrong, `${JSON.stringify(wrong)}\n${await flows(sim!.a)}`).to.deep.equal([]);
+    expect(
+      probes
+        .filter((p) => p.reached)
+        .map((p) => `${p.from}->${p.to}`)
+        .sort(),
+    ).to.deep.equal(['o1->o2', 'o1->o3', 'o2->o1', 'o2->o3', 'o3->o1', 'o3->o2']);
+  });
+
+  it('one ARP broadcast reaches every other member of the VNI, on both hosts, and no other VNI', async () => {
+    const ghost = '198.19.100.77';
+    const counters = await Promise.all(
+      ['o2', 'o3', 'o4'].map((g) => nftCounters(guestNetns(sim!.opts, g), 'arp', [`arp daddr ip ${ghost}`])),
+    );
+    try {
+      await runner
+        .run({
+          argv: ['ip', 'netns', 'exec', guestNetns(sim!.opts, 'o1'), 'ping', '-n', '-q', '-c', '1', '-W', '3', ghost],
+        })
+        .catch(() => undefined);
+      const seen = await Promise.all(counters.map(async (c) => (await c.read())[0]));
+      expect(seen[0], 'o2 (VNI 100, same host)').to.be.greaterThan(0);
+      expect(seen[1], 'o3 (VNI 100, other host)').to.be.greaterThan(0);
+      expect(seen[2], 'o4 (VNI 200)').to.equal(0);
+    } finally {
+      for (const c of counters) await c.remove();
+    }
+  });
+
+  it("the last members' release leaves no rule of theirs, no representor port and no admission chain", async () => {
+    const s = sim!;
+    for (const g of [...started]) {
+      await stopGuest(s.opts, g, runner);
+      started.splice(started.indexOf(g), 1);
+    }
+    for (const h of [s.a, s.b]) {
+      const left = await flows(h);
+      expect(left, `${h.id}: rules`).to.not.match(/cookie=0x(64|c8)\b/);
+      expect((await ovsctl(h, 'list-ports', 'vfwovs')).stdout.trim(), `${h.id}: ports`).to.equal('vfwtun');
+      expect(await admissionChains(h.netns), `${h.id}: admission chains`).to.deep.equal([]);
+    }
+  });
+});
+
+describe('lab: the OVS overlay with static IPsec', function () {
+  this.timeout(300_000);
+  const GUESTS: GuestSpec[] = [
+    { name: 'p1', host: 'a', vni: 100, ip: '198.19.100.1/24', encrypt: 'required' },
+    { name: 'p2', host: 'b', vni: 100, ip: '198.19.100.2/24', encrypt: 'required' },
+  ];
+  let sim: TestSim | undefined;
+  const started: string[] = [];
+
+  before(async () => {
+    requireLabVm();
+    sim = await ovsSim(true);
+  });
+
+  after(() => tearDown(sim, started));
+
+  it('guests that require encryption start once the SAs are up, and every packet between them goes through the SAs', async () => {
+    const s = sim!;
+    await Promise.all((['a', 'b'] as const).map((h) => withIpsecDeps(s, h, (d) => ipsecUp(d, {}))));
+    for (const g of GUESTS) {
+      started.push(g.name);
+      await startGuest(s.opts, g, runner);
+    }
+    const outA = (await readLedger(join(s.a.dir, 'state'))).ipsec!.peers['sim-b']!.sas.find((x) => x.dir === 'out')!;
+    const inB = (await readLedger(join(s.b.dir, 'state'))).ipsec!.peers['sim-a']!.sas.find((x) => x.dir === 'in')!;
+    const packets = async (netns: string, sa: typeof outA) => {
+      const n = await saPackets(runner, netns, sa);
+      if (n === undefined) throw new Error(`no SA ${sa.spi} in ${netns}`);
+      return n;
+    };
+    const wire = await startCapture(s.b.netns, s.b.pf);
+    const sent0 = await packets(s.a.netns, outA);
+    const got0 = await packets(s.b.netns, inB);
+    await runner.run({
+      argv: [
+        'ip',
+        'netns',
+        'exec',
+        guestNetns(s.opts, 'p1'),
+        'ping',
+        '-n',
+        '-q',
+        '-c',
+        '10',
+        '-i',
+        '0.2',
+        '-W',
+        '2',
+        '198.19.100.2',
+      ],
+    });
+    const sent = (await packets(s.a.netns, outA)) - sent0;
+    const got = (await packets(s.b.netns, inB)) - got0;
+    expect(sent, "A's outbound SA").to.be.at.least(10);
+    expect(got, "B's inbound SA").to.be.at.least(10);
+    const [esp, clear] = await wire.stop(['esp', 'udp port 4789']);
+    expect(esp, "ESP on B's underlay").to.be.at.least(20);
+    expect(clear, "VXLAN in clear on B's underlay").to.equal(0);
+  });
+});
