@@ -21,7 +21,16 @@ import { simHostSetup } from '../../../src/sim/sim-host.js';
 import { guestNetns, type SimHost } from '../../../src/sim/topology.js';
 import { startCapture } from '../../helpers/capture.js';
 import { nftCounters } from '../../helpers/nft.js';
-import { admissionChains, downTestSim, editConfig, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
+import {
+  admissionChains,
+  downTestSim,
+  editConfig,
+  leasesOn,
+  runner,
+  upTestSim,
+  type TestSim,
+} from '../../helpers/sim.js';
+import { domainXml, runHook } from '../../helpers/hook.js';
 import { requireLabVm } from '../lab-runner.js';
 import { configureStaticIpsec, tearDown, withIpsecDeps } from '../static-ipsec-setup.js';
 
@@ -31,7 +40,7 @@ const uptime = () => Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
 async function ovsSim(ipsec: boolean): Promise<TestSim> {
   // OVS 3.1.0 started in a boot's first ~10 s runs with no upcall handlers (ovs-daemons.ts).
   while (uptime() < 12) await new Promise((r) => setTimeout(r, 500));
-  const sim = await upTestSim(2, {}, false);
+  const sim = await upTestSim(3, {}, false);
   try {
     if (ipsec) await configureStaticIpsec(sim);
     for (const h of [sim.a, sim.b])
@@ -127,6 +136,32 @@ describe('lab: the OVS overlay between the sim hosts', function () {
     } finally {
       for (const c of counters) await c.remove();
     }
+  });
+
+  it("a member's start failing at any of its steps leaves the VNI's ports and rules as they were; the next one succeeds", async () => {
+    const a = sim!.a;
+    const xml = domainXml('o5', '00000000-0000-4000-8000-0000000000f5', ['vni="100" encrypt="off"']);
+    const ports = async () => (await ovsctl(a, 'list-ports', 'vfwovs')).stdout.trim().split('\n').sort();
+    const rules = async () => (await flows(a)).split('\n').filter((l) => l.includes('cookie=0x64,')).length;
+    const before = { ports: await ports(), rules: await rules(), leases: (await leasesOn(a)).length };
+    // Under fault injection command N is step N: fail each in turn until the start gets through.
+    let k = 0;
+    for (; k < 20; k++) {
+      const run = await runHook(a.configPath, 'o5', 'prepare', 'begin', xml, { VFWIRE_TEST_FAIL_STEP: String(k) });
+      if (run.code === 0) break;
+      expect(run.stderr, `step ${k}`).to.match(/injected failure at command/);
+      expect(await ports(), `ports after a failure at step ${k}`).to.deep.equal(before.ports);
+      expect(await rules(), `VNI 100's rules after a failure at step ${k}`).to.equal(before.rules);
+      expect((await leasesOn(a)).length, `leases after a failure at step ${k}`).to.equal(before.leases);
+    }
+    expect(k, 'steps that could fail').to.be.within(3, 19);
+    expect((await ports()).length).to.equal(before.ports.length + 1);
+    // A member brings three admission rules and its unicast rule (flows.ts).
+    expect(await rules()).to.equal(before.rules + 4);
+    const released = await runHook(a.configPath, 'o5', 'release', 'end', xml);
+    expect(released.code, released.stderr).to.equal(0);
+    expect(await ports()).to.deep.equal(before.ports);
+    expect(await rules()).to.equal(before.rules);
   });
 
   it("the last members' release leaves no rule of theirs, no representor port and no admission chain", async () => {
