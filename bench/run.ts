@@ -2,7 +2,7 @@
 // times on a shared 2-core machine mean little; ratios against a baseline of the same run do).
 // Results: bench/results/latest.json and a summary table. `-- --no-libvirt` skips the part that
 // restarts libvirtd (it installs a hook for a sim host); `-- --only hooks,libvirt,dataplane` runs
-// only those parts.
+// only those parts; `-- --only lab` the bridge and OVS overlays in a kernel lab VM (minutes).
 
 import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
@@ -236,6 +236,39 @@ async function overlayThroughput(): Promise<void> {
   }
 }
 
+// The bridge and OVS overlays against the raw underlay, in a kernel lab VM (bench/lab-dataplane.lab.ts).
+async function labOverlays(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'vfwbench-lab-'));
+  try {
+    const root = join(dirname(fileURLToPath(import.meta.url)), '../..');
+    const r = await execa(
+      join(root, 'lab/run.sh'),
+      ['--quiet', '--results', dir, '6.12', join(root, 'dist/bench/lab-dataplane.lab.js')],
+      {
+        reject: false,
+      },
+    );
+    if (r.exitCode !== 0)
+      throw new Error(`lab bench: ${r.stderr.trim().split('\n').at(-1)} (console: ${dir}/console.log)`);
+    const { rows } = JSON.parse(readFileSync(join(dir, 'dataplane.json'), 'utf8')) as {
+      rows: { approach: string; iperf: Record<string, number> }[];
+    };
+    results.labDataplane = rows;
+    const raw = rows.at(-1)!;
+    for (const row of rows.slice(0, -1))
+      for (const key of ['iperf3/1500/2', 'iperf3/9000/2'])
+        lines.push({
+          what: `${row.approach} ${key}`,
+          value: `${row.iperf[key]} Gb/s`,
+          baseline: `raw veth ${raw.iperf[key]} Gb/s`,
+          ratio: round(row.iperf[key]! / raw.iperf[key]!),
+        });
+    rmSync(dir, { recursive: true, force: true });
+  } catch (err) {
+    lines.push({ what: 'lab: bridge and OVS overlays', value: 'failed', baseline: (err as Error).message, ratio: '-' });
+  }
+}
+
 // `-- --only hooks,libvirt,dataplane` runs those parts alone (results then hold only them).
 const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1]!.split(',') : undefined;
 const part = (name: string) => !only || only.includes(name);
@@ -256,6 +289,8 @@ if (part('hooks')) {
 }
 if (part('libvirt')) await startToAttached();
 if (part('dataplane')) await overlayThroughput();
+// Opt-in (`--only lab`): a lab VM boot and two sims under TCG take minutes.
+if (only?.includes('lab')) await labOverlays();
 
 const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}, Node ${process.versions.node}`;
 const t = makeTable(['MEASURE', 'VALUE', 'BASELINE (same run)', 'RATIO', 'GOAL']);

@@ -6,7 +6,16 @@ import { ExecRunner } from '../exec/runner.js';
 import { measurePath, stepsPerPath, type DataplaneRow } from './dataplane.js';
 import { withSimPaths } from './sim-paths.js';
 
-export async function benchDataplane(seconds: number, prefix: string): Promise<DataplaneRow[]> {
+/**
+ * One overlay row per overlay (each on a sim of its own), then the raw underlay of the first:
+ * the baseline the ratios are taken against, in the same run. `where` labels the rows.
+ */
+export async function benchDataplane(
+  seconds: number,
+  prefix: string,
+  overlays: ('bridge' | 'ovs')[] = ['bridge'],
+  where = 'sim',
+): Promise<DataplaneRow[]> {
   const runner = new ExecRunner(60_000);
   const bar = new SingleBar({
     format: 'dataplane [{bar}] {value}/{total} {what}',
@@ -15,15 +24,30 @@ export async function benchDataplane(seconds: number, prefix: string): Promise<D
     clearOnComplete: true,
   });
   try {
-    return await withSimPaths({ dir: `/run/${prefix}`, prefix, vfs: 2 }, runner, async (paths) => {
-      bar.start(paths.length * stepsPerPath(), 0, { what: '' });
-      const rows: DataplaneRow[] = [];
-      for (const [i, path] of paths.entries())
-        rows.push(
-          await measurePath(path, seconds, (done, _total, what) => bar.update(done, { what }), i * stepsPerPath()),
-        );
-      return rows;
-    });
+    const total = (overlays.length + 1) * stepsPerPath();
+    bar.start(total, 0, { what: '' });
+    const rows: DataplaneRow[] = [];
+    let baseline: DataplaneRow | undefined;
+    for (const [n, overlay] of overlays.entries()) {
+      const opts = { dir: `/run/${prefix}`, prefix, vfs: 2, overlay };
+      await withSimPaths(
+        opts,
+        runner,
+        async ([path, underlay]) => {
+          const at = rows.length * stepsPerPath();
+          rows.push(await measurePath(path!, seconds, (done, _t, what) => bar.update(done, { what }), at));
+          if (n === 0)
+            baseline = await measurePath(
+              underlay!,
+              seconds,
+              (done, _t, what) => bar.update(done, { what }),
+              overlays.length * stepsPerPath(),
+            );
+        },
+        where,
+      );
+    }
+    return [...rows, baseline!];
   } finally {
     bar.stop();
   }

@@ -7,7 +7,13 @@ import { simDown, simUp } from '../sim/sim-host.js';
 import { guestNetns, UNDERLAY_MTU, type SimOptions } from '../sim/topology.js';
 import type { Path } from './dataplane.js';
 
-export async function withSimPaths<T>(opts: SimOptions, runner: Runner, fn: (paths: Path[]) => Promise<T>): Promise<T> {
+/** The overlay path and the raw underlay path of one sim pair; `where` labels them (the sim, or a lab kernel). */
+export async function withSimPaths<T>(
+  opts: SimOptions,
+  runner: Runner,
+  fn: (paths: Path[]) => Promise<T>,
+  where = 'sim',
+): Promise<T> {
   const [a, b] = await simUp(opts, runner);
   try {
     const g1 = await startGuest(
@@ -23,7 +29,7 @@ export async function withSimPaths<T>(opts: SimOptions, runner: Runner, fn: (pat
     const mtu = (ns: string, dev: string, m: number) =>
       runner.run({ argv: ['ip', '-n', ns, 'link', 'set', 'dev', dev, 'mtu', String(m)] });
     const overlay: Path = {
-      approach: 'sim: VXLAN overlay via vfwire (veth VF, bridge)',
+      approach: `${where}: VXLAN overlay via vfwire (veth VF, ${opts.overlay === 'ovs' ? 'ovs, kernel datapath' : 'bridge'})`,
       serverNs: guestNetns(opts, 'bench2'),
       serverIp: '198.19.100.2',
       clientNs: guestNetns(opts, 'bench1'),
@@ -33,7 +39,7 @@ export async function withSimPaths<T>(opts: SimOptions, runner: Runner, fn: (pat
       },
     };
     const underlay: Path = {
-      approach: 'sim: raw underlay (veth)',
+      approach: `${where}: raw underlay (veth)`,
       serverNs: b!.netns,
       serverIp: b!.underlayIp,
       clientNs: a!.netns,

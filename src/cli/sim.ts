@@ -23,19 +23,33 @@ export function simCommands(program: Command): void {
     .option('--prefix <name>', 'netns name prefix', DEFAULT_SIM.prefix)
     .option('--vfs <n>', 'VFs per PF', String(DEFAULT_SIM.vfs))
     .option('--libvirt', 'host A serves libvirt/QEMU VMs: its representors are taps in the root netns')
+    .addOption(
+      new Option('--overlay <kind>', "the hosts' overlay; ovs needs the openvswitch kernel module")
+        .choices(['bridge', 'ovs'])
+        .default('bridge'),
+    )
     .option(
       '--no-setup',
       'leave the hosts as after a boot (SR-IOV off, legacy eswitch, PF down): try vfwire host setup',
     )
-    .action(async (o: { dir: string; prefix: string; vfs: string; libvirt?: boolean; setup: boolean }) => {
-      const hosts = await simUp(
-        { dir: o.dir, prefix: o.prefix, vfs: Number(o.vfs), libvirt: o.libvirt },
-        runner,
-        o.setup,
-      );
-      for (const h of hosts)
-        console.log(`host ${h.id}: netns ${h.netns}, underlay ${h.pf} ${h.underlayIp}, config ${h.configPath}`);
-    });
+    .action(
+      async (o: {
+        dir: string;
+        prefix: string;
+        vfs: string;
+        libvirt?: boolean;
+        overlay: 'bridge' | 'ovs';
+        setup: boolean;
+      }) => {
+        const hosts = await simUp(
+          { dir: o.dir, prefix: o.prefix, vfs: Number(o.vfs), libvirt: o.libvirt, overlay: o.overlay },
+          runner,
+          o.setup,
+        );
+        for (const h of hosts)
+          console.log(`host ${h.id}: netns ${h.netns}, underlay ${h.pf} ${h.underlayIp}, config ${h.configPath}`);
+      },
+    );
 
   sim
     .command('down')

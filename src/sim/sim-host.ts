@@ -169,6 +169,9 @@ async function buildHost(h: SimHost, opts: SimOptions, runner: Runner): Promise<
     ipsec:
       h.failover?.mode === 'pf-switch' ? { mode: 'static', offload: 'none', key_dir: join(h.dir, 'keys') } : undefined,
     peers: [{ name: `sim-${peer.id}`, address: peer.underlayIp }],
+    ...(opts.overlay === 'ovs'
+      ? { overlay: 'ovs', ovs: { run_dir: join(h.dir, 'ovs'), db_file: join(h.dir, 'ovs', 'conf.db') } }
+      : {}),
   };
   await writeFile(h.configPath, `# sim host ${h.id}, written by vfwire sim up\n` + toYaml(config), { mode: 0o600 });
 }
@@ -231,6 +234,9 @@ function validateSimOptions(opts: SimOptions): void {
     throw new ValidationError(`sim vfs: must be 1..${MAX_SIM_VFS} (got ${opts.vfs})`);
   if (opts.failover && opts.libvirt)
     throw new ValidationError('sim: the failover flavour has netns guests only (no libvirt host)');
+  // The libvirt host keeps its underlay apart from its representors, which OVS cannot serve (config/ovs-limits.ts).
+  if (opts.overlay === 'ovs' && (opts.libvirt || opts.failover))
+    throw new ValidationError('sim: overlay ovs has netns guests only, without failover (no libvirt host)');
   if (!opts.dir.startsWith('/') || opts.dir.split('/').filter(Boolean).length < 2)
     throw new ValidationError(`sim dir "${opts.dir}": use an absolute path at least two levels deep`);
 }

@@ -23,6 +23,8 @@ export interface SimOptions {
   libvirt?: boolean;
   /** Two PFs per host through two switches: bonded (active-backup, needs bonding) or not (pf-switch). */
   failover?: 'active-backup' | 'pf-switch';
+  /** The hosts' overlay (default bridge); ovs: each host's Open vSwitch in its netns, started by host setup. */
+  overlay?: 'bridge' | 'ovs';
 }
 
 export const DEFAULT_SIM: SimOptions = { dir: '/run/vfwire-sim', prefix: 'vfwsim', vfs: 8 };

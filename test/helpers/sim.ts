@@ -25,7 +25,7 @@ export interface TestSim {
 
 export async function upTestSim(
   vfs = 4,
-  flavour: Pick<SimOptions, 'libvirt' | 'failover'> = {},
+  flavour: Pick<SimOptions, 'libvirt' | 'failover' | 'overlay'> = {},
   setup = true,
 ): Promise<TestSim> {
   const opts: SimOptions = {

@@ -36,17 +36,15 @@ import { configureStaticIpsec, tearDown, withIpsecDeps } from '../static-ipsec-s
 
 const uptime = () => Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
 
-/** The sim hosts with `overlay: ovs`, each host's OVS in its own directory, host setup run. */
+/** The sim hosts with `overlay: ovs` (each host's OVS in its own directory), host setup run. */
 async function ovsSim(ipsec: boolean): Promise<TestSim> {
   // OVS 3.1.0 started in a boot's first ~10 s runs with no upcall handlers (ovs-daemons.ts).
   while (uptime() < 12) await new Promise((r) => setTimeout(r, 500));
-  const sim = await upTestSim(3, {}, false);
+  const sim = await upTestSim(3, { overlay: 'ovs' }, false);
   try {
     if (ipsec) await configureStaticIpsec(sim);
     for (const h of [sim.a, sim.b])
       editConfig(h.configPath, (doc) => {
-        doc.overlay = 'ovs';
-        doc.ovs = { run_dir: join(h.dir, 'ovs'), db_file: join(h.dir, 'ovs', 'conf.db') };
         doc.command_timeout_ms = 60_000;
       });
     await Promise.all([sim.a, sim.b].map((h) => simHostSetup(h.configPath)));
