@@ -35,6 +35,16 @@ export function stderrOf(err: unknown): string | undefined {
   return err instanceof Error ? STDERR.get(err) : undefined;
 }
 
+// A long shown input (a VNI's OpenFlow rules: kilobytes) would bury the tool's own words, which
+// name the failing line (`-:3: ...`), past what a log line keeps: it is summed up, and `vfwire
+// plan` shows it whole.
+const LONG_INPUT = 400;
+function commandInError(cmd: Command): string {
+  if (!cmd.inputShown || (cmd.stdin ?? '').length <= LONG_INPUT) return formatCommand(cmd);
+  const lines = cmd.stdin!.trimEnd().split('\n').length;
+  return `${formatCommand({ argv: cmd.argv })} <<< (${lines} lines of input, as vfwire plan shows them)`;
+}
+
 // execa takes ~90 ms to load, and most hook calls run no command: it loads at the first one.
 let execaModule: Promise<typeof import('execa')> | undefined;
 
@@ -59,7 +69,7 @@ export class ExecRunner implements Runner {
         ? `exit code ${res.exitCode}`
         : `failed (${res.signal ?? res.code ?? 'spawn error'})`;
     const detail = (res.stderr || res.stdout || res.message || '').trim().split('\n').slice(0, 3).join('; ');
-    const message = `${formatCommand(cmd)}: ${what}${detail ? `: ${detail}` : ''}`;
+    const message = `${commandInError(cmd)}: ${what}${detail ? `: ${detail}` : ''}`;
     const err = !res.timedOut && ABSENT.test(res.stderr) ? new NotFoundError(message) : new CommandError(message);
     STDERR.set(err, res.stderr);
     throw err;

@@ -36,6 +36,18 @@ describe('ExecRunner', function () {
     expect(err).to.be.instanceOf(CommandError);
     expect(err).not.to.be.instanceOf(NotFoundError);
   });
+  it("a long shown input is summed up, so the tool's own error follows the command", async () => {
+    const stdin = Array.from({ length: 40 }, (_, i) => `add cookie=0x64,table=0,priority=${i},actions=drop`).join('\n');
+    const argv = ['awk', '{ n = NR } END { print "-:" n ": bad rule" > "/dev/stderr"; exit 1 }', '-'];
+    const err = (await run.run({ argv, stdin, inputShown: true }).catch((e: unknown) => e)) as Error;
+    expect(err).to.be.instanceOf(CommandError);
+    expect(err.message).to.match(
+      / - <<< \(40 lines of input, as vfwire plan shows them\): exit code 1: -:40: bad rule$/,
+    );
+    const short = (await run.run({ argv, stdin: 'x\n', inputShown: true }).catch((e: unknown) => e)) as Error;
+    expect(short.message).to.match(/ - <<< x: exit code 1: -:1: bad rule$/);
+  });
+
   for (const [what, argv] of absent) {
     it(`${what} is NotFound`, async () => {
       const err = await run.run({ argv }).catch((e: unknown) => e);

@@ -6,11 +6,14 @@
 // comment; RULES.md is the table. Commands or forms it cannot judge are refused too (UnmodeledCommand).
 //
 // It runs vfwire's Command objects: `ip [-n NS] ...`, `ip -batch -` with stdin lines, `tc ...`,
-// `bridge ...`, `devlink ...` and `tee <sysfs file>` with the value on stdin.
+// `bridge ...`, `devlink ...`, `tee <sysfs file>` with the value on stdin, and with `ovs` facts
+// `ovs-vsctl` and `ovs-ofctl` (ovs.ts), whose datapath flows ovsDatapath() runs through the tc model.
 
 import type { Command } from '../../src/exec/step.js';
 import { Mlx5Refusal, UnmodeledCommand, devlinkError, mlx5, netlinkError, teeError, toolError } from './refusal.js';
-import { parseFlower, type FlowerFilter } from './tc.js';
+import { OvsModel, type OvsFacts, type OvsState } from './ovs.js';
+import { runPipeline, type OvsOutput, type OvsPacket } from './ovs-rules.js';
+import { parseFlower, type FlowerFilter, type TcAction } from './tc.js';
 import { atLeast, parseVersion, type Version } from './versions.js';
 import {
   mlx5ValidatePolicy,
@@ -62,6 +65,19 @@ export interface HostFacts {
   ipsecCaps?: Partial<IpsecCaps>;
   /** Representor name of VF `vf` of a PF; default: the PF name without its `npN` suffix, then `r<vf>`. */
   repName?: (pf: string, vf: number) => string;
+  /** Open vSwitch runs here (started by systemd, as openvswitch-switch does). */
+  ovs?: OvsFacts;
+}
+
+/** A datapath flow of OVS: what the pipeline does with a frame, and where the flow then runs. */
+export interface OvsDatapathFlow {
+  outputs: OvsOutput[];
+  /** The tc flower rule OVS asks for (netdev-offload-tc); absent without the flow API. */
+  filter?: FlowerFilter;
+  /** in_hw: the eswitch runs it; tc: tc's software path (policy none or skip_hw); kernel: OVS's datapath; unknown: not modelled. */
+  runs: 'in_hw' | 'tc' | 'kernel' | 'unknown';
+  /** Why it is not in hardware, where the driver or OVS said. */
+  refusal?: Mlx5Refusal;
 }
 
 export type NetdevKind = 'pf' | 'rep' | 'vxlan' | 'bridge' | 'bond';
@@ -168,6 +184,7 @@ export interface HostState {
   warnings: string[];
   /** Gratuitous ARPs sent (arping -U), with where the offloaded SAs were at that moment. */
   garps: { dev: string; address: string; saDevs: string[] }[];
+  ovs?: OvsState;
 }
 
 const DEFAULT_CAPS: IpsecCaps = { crypto: true, packet: true, esn: true, tunnel: true, espInUdp: true, prio: true };
@@ -189,6 +206,8 @@ export class Mlx5Host {
   private readonly admission = new Set<number>();
   private readonly warnings: string[] = [];
   private readonly garps: HostState['garps'] = [];
+  private readonly ovs?: OvsModel;
+  private ovsPref = 1;
 
   constructor(facts: HostFacts) {
     this.kernel = parseVersion(facts.kernel);
@@ -223,6 +242,109 @@ export class Mlx5Host {
       for (let i = 0; i < numVfs; i++) this.pfs.get(f.name)!.vfs[i] = { mac: '00:00:00:00:00:00' };
       if ((f.eswitch ?? 'legacy') === 'switchdev') this.createReps(f.name);
     }
+    if (facts.ovs)
+      this.ovs = new OvsModel(facts.ovs, {
+        get: (name) => this.links.get(name),
+        addTunnelDevice: (name, dstport) => {
+          if (!this.links.has(name))
+            this.links.set(name, {
+              name,
+              kind: 'vxlan',
+              up: true,
+              mtu: 65000,
+              addresses: [],
+              ingress: false,
+              vxlan: { external: true, dstport, learning: false, fdb: [] },
+            });
+        },
+        ingress: (name) => {
+          // lib/netdev-offload-tc.c netdev_tc_init_flow_api: OVS adds the ingress qdisc its rules hang on
+          const d = this.links.get(name);
+          if (d) d.ingress = true;
+        },
+      });
+  }
+
+  /**
+   * What OVS's datapath does with a frame that misses it: the upcall's flow (the pipeline of the
+   * bridge's OpenFlow rules), as the tc flower rule lib/netdev-offload-tc.c netdev_tc_flow_put
+   * asks for, and whether mlx5 takes it. A flow tc or the driver refuses goes to OVS's kernel
+   * datapath instead (lib/dpif-netlink.c dpif_netlink_operate: a put from an upcall, DPIF_OFFLOAD_AUTO,
+   * falls back), so traffic still flows, at CPU speed.
+   */
+  ovsDatapath(p: OvsPacket): OvsDatapathFlow {
+    if (!this.ovs) throw new UnmodeledCommand('a datapath flow on a host without Open vSwitch');
+    const on = this.ovs.bridgeOf(p.inPort);
+    if (!on) throw new UnmodeledCommand(`a frame on ${p.inPort}, which is no OVS port`);
+    const [, br] = on;
+    const iface = (port: string) => br.ports[port]!;
+    const isTunnel = (port: string) => iface(port)?.type === 'vxlan';
+    if (!!p.tunnel !== isTunnel(p.inPort))
+      throw new UnmodeledCommand('tunnel metadata on a frame of a plain port, or none on the tunnel port');
+    const { outputs, fields } = runPipeline(br.rules, p, isTunnel);
+    const api = this.ovs.state().flowApi;
+    if (!api) return { outputs, runs: 'kernel' };
+    const match: Record<string, string> = {};
+    if (fields.has('dl_src')) match['src_mac'] = p.dlSrc;
+    if (fields.has('dl_dst')) match['dst_mac'] = p.dlDst;
+    if (fields.has('arp_sha')) match['arp_sha'] = p.arpSha!;
+    const actions: TcAction[] = [];
+    if (p.tunnel) {
+      // ofproto/tunnel.c tnl_wc_init: tun_id, the outer source and destination exact; lib/tc.c nl_msg_put_flower_tunnel adds the UDP port without a mask (exact: net/sched/cls_flower.c fl_set_key_val)
+      match['enc_key_id'] = String(p.tunnel.id);
+      match['enc_src_ip'] = p.tunnel.src;
+      match['enc_dst_ip'] = p.tunnel.dst;
+      match['enc_dst_port'] = iface(p.inPort).options['dst_port'] ?? '4789';
+      // lib/tc.c nl_msg_put_flower_acts: a flow from a tunnel starts with tunnel_key unset
+      actions.push({ kind: 'decap' });
+    }
+    outputs.forEach((o, i) => {
+      const mode = i === outputs.length - 1 ? 'redirect' : 'mirror';
+      if (!o.tunnel) return actions.push({ kind: 'mirred', mode, dev: o.port });
+      const t = iface(o.port);
+      const dstPort = Number(t.options['dst_port'] ?? 4789);
+      actions.push({
+        kind: 'encap',
+        vni: o.tunnel.id,
+        src: t.options['local_ip']!,
+        dst: o.tunnel.dst,
+        dstPort,
+        csum: false,
+      });
+      actions.push({ kind: 'mirred', mode, dev: this.ovs!.datapathDevice(o.port, t) });
+    });
+    if (!outputs.length) actions.push({ kind: 'drop' });
+    const filter: FlowerFilter = {
+      verb: 'add',
+      dev: this.ovs.datapathDevice(p.inPort, iface(p.inPort)),
+      pref: this.ovsPref++,
+      handle: 1,
+      protocol: fields.has('dl_type') ? (p.arpSha !== undefined ? 'arp' : 'ip') : 'all',
+      skipSw: api.tcPolicy === 'skip_sw',
+      skipHw: api.tcPolicy === 'skip_hw',
+      match,
+      actions,
+    };
+    if (filter.skipHw) {
+      this.putFilter(filter, undefined, { dests: [], viaIpsecTx: false }, false);
+      return { outputs, filter, runs: 'tc' };
+    }
+    const d = this.links.get(filter.dev)!;
+    let placed: ReturnType<Mlx5Host['offloadFlower']>;
+    try {
+      placed = this.offloadFlower(filter, d);
+    } catch (e) {
+      // What the model cannot judge, it says so: the outputs stand, where the flow runs is unknown.
+      if (e instanceof UnmodeledCommand) return { outputs, filter, runs: 'unknown', refusal: e };
+      throw e;
+    }
+    if ('refusal' in placed) {
+      if (filter.skipSw) return { outputs, filter, runs: 'kernel', refusal: placed.refusal };
+      this.putFilter(filter, undefined, { dests: [], viaIpsecTx: false }, false);
+      return { outputs, filter, runs: 'tc', refusal: placed.refusal };
+    }
+    this.putFilter(filter, undefined, placed, true);
+    return { outputs, filter, runs: 'in_hw' };
   }
 
   // ---------------------------------------------------------------- public API
@@ -251,6 +373,12 @@ export class Mlx5Host {
         return this.tee(rest, cmd.stdin);
       case 'nft':
         return this.nft(rest, cmd.stdin);
+      case 'ovs-vsctl':
+        if (!this.ovs) throw new UnmodeledCommand('ovs-vsctl on a host without Open vSwitch');
+        return this.ovs.vsctl(rest);
+      case 'ovs-ofctl':
+        if (!this.ovs) throw new UnmodeledCommand('ovs-ofctl on a host without Open vSwitch');
+        return this.ovs.ofctl(rest, cmd.stdin);
       case 'arping':
         if (this.netns !== undefined)
           throw new UnmodeledCommand(`arping outside netns ${this.netns} on a host whose links live there`);
@@ -295,6 +423,7 @@ export class Mlx5Host {
       admission: [...this.admission].sort((a, b) => a - b),
       warnings: this.warnings,
       garps: this.garps,
+      ...(this.ovs ? { ovs: this.ovs.state() } : {}),
     });
   }
 
@@ -932,6 +1061,9 @@ export class Mlx5Host {
     const refuse = (rule: string, errno: 'EOPNOTSUPP' | 'EBUSY' | 'EINVAL', msg?: string) => ({
       refusal: netlinkError(rule, errno, msg, 'tc'),
     });
+    // en_tc.c __parse_cls_flower: FLOW_DISSECTOR_KEY_ARP is not among the keys mlx5 matches (to 6.12 and since)
+    if (Object.keys(f.match).some((k) => k.startsWith('arp_')))
+      return refuse('mlx5.tc.unsupported-key', 'EOPNOTSUPP', mlx5('Unsupported key'));
     let owner: string | undefined;
     if (d.kind === 'rep' || d.kind === 'pf') owner = d.pf!;
     else if (d.kind === 'vxlan')

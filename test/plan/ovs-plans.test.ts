@@ -6,6 +6,8 @@ import { ValidationError } from '../../src/errors.js';
 import { formatCommandWithInput } from '../../src/exec/step.js';
 import { dropLeases, markActive, recordPlan } from '../../src/ledger/record.js';
 import { emptyLedger } from '../../src/ledger/types.js';
+import { planOvsBridge } from '../../src/overlay/ovs/host-bridge.js';
+import { ovsHostOf, ovsOffloadOf } from '../../src/overlay/ovs/settings.js';
 import { planPrepare, type PreparePlan } from '../../src/plan/prepare.js';
 import { planRelease } from '../../src/plan/release.js';
 import { expectGolden } from '../helpers/golden.js';
@@ -26,6 +28,22 @@ const OVS = REAL_CONFIG + 'overlay: ovs\n';
 const text = (plan: PreparePlan) => plan.steps.map((s) => formatCommandWithInput(s.do)).join('\n') + '\n';
 
 describe('OVS overlay plans', () => {
+  it("a real host's OVS host setup on a fresh openvswitch-switch: offload with the policy, the secure bridge, the tunnel port (golden)", () => {
+    const cfg = config(OVS);
+    const steps = planOvsBridge(ovsHostOf(cfg), ovsOffloadOf(cfg), { otherConfig: {}, bridge: null, tunnel: null });
+    expectGolden(
+      'plans/ovs-real-host-setup.txt',
+      '# do\n' +
+        steps.map((s) => formatCommandWithInput(s.do) + '\n').join('') +
+        '# undo, in reverse order\n' +
+        [...steps]
+          .reverse()
+          .map((s) => formatCommandWithInput(s.undo!) + '\n')
+          .join(''),
+    );
+    expect(steps.map((s) => s.kind)).to.deep.equal(['ovs-hw-offload', 'ovs-bridge', 'ovs-tunnel']);
+  });
+
   it("a VNI's first member: admission, the VF, its representor as a port, the VNI's rules (golden); recorded as an OVS VNI", () => {
     const ledger = emptyLedger();
     const plan = planPrepare(request('web1', UUID1, [{ vni: 100 }]), inventory(pf(4)), ledger, config(OVS), NOW);

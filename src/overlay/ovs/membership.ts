@@ -34,6 +34,10 @@ export function planOvsJoin(host: OvsHost, before: OvsVni, peers: string[], m: O
       device: m.rep,
       owner,
       // --may-exist: a port left behind by a crash before its undo ran is taken over, not refused.
+      // add-port exits 0 when ovs-vswitchd cannot open the device (utilities/ovs-vsctl.c
+      // post_db_reload_do_checks only warns; the Interface gets ofport -1), so the rules below are
+      // the check: a port without an OpenFlow number fails their in_port (lib/meta-flow.c
+      // mf_from_ofp_port_string, "invalid or unknown port") and the start rolls back.
       do: { argv: vsctl(host, '--may-exist', 'add-port', host.bridge, m.rep) },
       undo: { argv: vsctl(host, '--if-exists', 'del-port', host.bridge, m.rep) },
     },
