@@ -2,6 +2,7 @@
 // them on Open vSwitch with packets.
 
 import { expect } from 'chai';
+import { countDatapathFlows } from '../../src/overlay/ovs/checks.js';
 import { vniFlows, vniFlowsCommand } from '../../src/overlay/ovs/flows.js';
 
 describe('OVS rules of a VNI', () => {
@@ -55,5 +56,16 @@ describe('OVS rules of a VNI', () => {
     ]);
     expect(cmd.inputShown).to.equal(true);
     expect(cmd.stdin!.split('\n').at(-1)).to.equal('');
+  });
+
+  it("doctor's datapath flow count keeps ARP apart (mlx5 matches no ARP field), and counts only lines with actions", () => {
+    const dump = [
+      'recirc_id(0),in_port(2),eth(src=52:54:00:00:00:01,dst=ff:ff:ff:ff:ff:ff),eth_type(0x0806),arp(sha=52:54:00:00:00:01), packets:1, bytes:42, used:0.1s, actions:3',
+      'recirc_id(0),in_port(2),eth(src=52:54:00:00:00:01,dst=52:54:00:00:00:02),eth_type(0x0800), packets:9, bytes:882, used:0.1s, actions:3',
+      'recirc_id(0),tunnel(tun_id=0x64,src=198.18.0.2,dst=198.18.0.1,flags(-df-csum+key)),in_port(4),eth_type(0x0800), packets:3, bytes:294, used:0.2s, actions:2',
+      '',
+    ].join('\n');
+    expect(countDatapathFlows(dump)).to.deep.equal({ arp: 1, other: 2 });
+    expect(countDatapathFlows('')).to.deep.equal({ arp: 0, other: 0 });
   });
 });
