@@ -8,6 +8,7 @@
 import { access, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { ValidationError } from '../../errors.js';
+import { ifExists } from '../../fs-absent.js';
 import type { Runner } from '../../exec/runner.js';
 import type { Step } from '../../exec/step.js';
 import { OVS_UNRECORDED_OWNER, vsctl, type OvsHost } from './model.js';
@@ -19,17 +20,14 @@ export interface OvsDaemonPaths {
 
 const SCHEMA = '/usr/share/openvswitch/vswitch.ovsschema';
 
-const exists = (p: string) =>
-  access(p).then(
-    () => true,
-    () => false,
-  );
+// Absent is false; any other failure (permissions, I/O) throws rather than reading as "not running".
+const exists = async (p: string) => (await ifExists(access(p).then(() => true))) ?? false;
 
 /** The control socket of a running ovs-vswitchd: the one vfwire names, else OVS's default (NAME.PID.ctl). */
 export async function vswitchdControl(runDir: string): Promise<string> {
   const named = join(runDir, 'ovs-vswitchd.ctl');
   if (await exists(named)) return named;
-  const pid = (await readFile(join(runDir, 'ovs-vswitchd.pid'), 'utf8').catch(() => '')).trim();
+  const pid = ((await ifExists(readFile(join(runDir, 'ovs-vswitchd.pid'), 'utf8'))) ?? '').trim();
   return join(runDir, `ovs-vswitchd.${pid || 'pid'}.ctl`);
 }
 
