@@ -11,6 +11,8 @@ export interface Faults {
   failAt?: number;
   /** Before this command (0-based) the runner hangs until the process is killed (VFWIRE_TEST_HANG_STEP). */
   hangAt?: number;
+  /** Told once the runner hangs, so a test kills the process at that step and not before it. */
+  onHang?: (command: number) => void;
 }
 
 export class FaultRunner implements Runner {
@@ -24,7 +26,10 @@ export class FaultRunner implements Runner {
   async run(cmd: Command): Promise<RunResult> {
     const i = this.#count++;
     if (i === this.faults.failAt) throw new VfwireError(`injected failure at command ${i} (VFWIRE_TEST_FAIL_STEP)`);
-    if (i === this.faults.hangAt) await new Promise(() => setInterval(() => undefined, 60_000));
+    if (i === this.faults.hangAt) {
+      this.faults.onHang?.(i);
+      await new Promise(() => setInterval(() => undefined, 60_000));
+    }
     return this.inner.run(cmd);
   }
 }

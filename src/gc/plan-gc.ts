@@ -7,6 +7,7 @@ import { planReleaseKeys } from '../plan/release.js';
 import type { Command } from '../exec/step.js';
 import { ip } from '../exec/tools.js';
 import { admissionRemoval } from '../overlay/admission.js';
+import type { Leftover } from '../overlay/overlay.js';
 
 export interface HostLink {
   name: string;
@@ -31,6 +32,8 @@ export interface GcInput {
   liveAliases?: Map<string, Set<string>>;
   /** The VNIs with admission chains now, and the netns of their table (overlay/admission.ts). */
   admission?: { netns?: string; vnis: number[] };
+  /** What the overlay holds that the ledger does not account for (Overlay.leftovers: OVS ports and rules). */
+  overlayLeftovers?: Leftover[];
 }
 
 export interface GcPlan {
@@ -46,7 +49,15 @@ export interface GcPlan {
 const OURS = /^vfw(br|vx)(\d{1,8})$/;
 
 /** Sim netns guests are not libvirt domains: their leases are the sim's to release. */
-export function planGc({ ledger, running, links, notBefore, liveAliases, admission }: GcInput): GcPlan {
+export function planGc({
+  ledger,
+  running,
+  links,
+  notBefore,
+  liveAliases,
+  admission,
+  overlayLeftovers,
+}: GcInput): GcPlan {
   // No grace for a detached device: attachedAt says its VM was running with it.
   const detached = (l: Lease) =>
     running.has(l.uuid) && !!l.attachedAt && liveAliases?.get(l.uuid)?.has(deviceAlias(l)) === false;
@@ -96,6 +107,10 @@ export function planGc({ ledger, running, links, notBefore, liveAliases, admissi
     if (ledger.vnis[String(vni)]) continue;
     leftovers.push(`admission chains of VNI ${vni}: not in the ledger`);
     commands.push(admissionRemoval(admission!.netns, vni));
+  }
+  for (const l of overlayLeftovers ?? []) {
+    leftovers.push(l.line);
+    commands.push(l.command);
   }
   const why = (l: Lease) =>
     detached(l) ? `its device ${deviceAlias(l)} was detached from the running domain` : 'its domain is not running';

@@ -71,7 +71,11 @@ export async function runHookCall(call: HookCall, configFile?: string): Promise<
 async function injectedFaults(cfg: Config, runner: Runner): Promise<Runner | undefined> {
   const injected = (name: string) =>
     cfg.backend === 'sim' && process.env[name] !== undefined ? Number(process.env[name]) : undefined;
-  const faults = { failAt: injected('VFWIRE_TEST_FAIL_STEP'), hangAt: injected('VFWIRE_TEST_HANG_STEP') };
+  const faults = {
+    failAt: injected('VFWIRE_TEST_FAIL_STEP'),
+    hangAt: injected('VFWIRE_TEST_HANG_STEP'),
+    onHang: (i: number) => process.stderr.write(`vfwire: injected hang before command ${i}\n`),
+  };
   if (faults.failAt === undefined && faults.hangAt === undefined) return undefined;
   const { FaultRunner } = await import('../exec/fault-runner.js');
   return new FaultRunner(runner, faults);

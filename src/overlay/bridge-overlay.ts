@@ -178,6 +178,8 @@ export function bridgeOverlay(cfg: Config): Overlay {
     hostSteps: () => Promise.resolve([]),
     leave: bridgeLeave,
     check: (runner, ledger) => bridgeChecks(cfg.netns, runner, ledger),
+    // Its bridges, VXLAN devices and bridge ports are netdevs, found by name by gc itself.
+    leftovers: () => Promise.resolve([]),
     join(view, member, vfSteps) {
       const vni = vniSteps(view);
       const guard = renderRepGuard(cfg.netns, member.leaseKey, member.rep, member.mac);

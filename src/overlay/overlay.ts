@@ -7,7 +7,7 @@
 import type { CheckResult } from '../check-result.js';
 import type { Config } from '../config/config.js';
 import type { Runner } from '../exec/runner.js';
-import type { Step } from '../exec/step.js';
+import type { Command, Step } from '../exec/step.js';
 import type { LedgerData, VniState } from '../ledger/types.js';
 import type { AdmissionPeer } from './admission.js';
 import { bridgeLeave, bridgeOverlay } from './bridge-overlay.js';
@@ -63,6 +63,17 @@ export interface Overlay {
   leave: Leave;
   /** doctor: the overlay's state on the host against what the ledger says it should be. Reads only. */
   check(runner: Runner, ledger: LedgerData): Promise<CheckResult[]>;
+  /**
+   * gc: what the overlay holds on the host that the ledger does not account for, beyond the
+   * netdevs gc finds by name (gc/plan-gc.ts). Reads only; a read that fails throws.
+   */
+  leftovers(runner: Runner, ledger: LedgerData): Promise<Leftover[]>;
+}
+
+/** Something on the host no lease accounts for, and the command that removes it. */
+export interface Leftover {
+  line: string;
+  command: Command;
 }
 
 /**

@@ -14,6 +14,7 @@ import { ovsChecks } from './ovs/checks.js';
 import { ovsDaemonsUp, planOvsStart } from './ovs/daemons.js';
 import type { OvsVni } from './ovs/flows.js';
 import { planOvsBridge, readOvsBridge } from './ovs/host-bridge.js';
+import { ovsLeftovers } from './ovs/leftovers.js';
 import { ovsVniOf, planOvsJoin, planOvsLeave } from './ovs/membership.js';
 import { vsctl } from './ovs/model.js';
 import { ovsHostOf, ovsOffloadOf } from './ovs/settings.js';
@@ -53,6 +54,7 @@ export function ovsOverlay(cfg: Config): Overlay {
     },
     leave: ovsLeave,
     check: (runner, ledger) => ovsChecks(cfg, runner, ledger),
+    leftovers: (runner, ledger) => ovsLeftovers(host, runner, ledger),
     join(view, member, vfSteps, firstInPlan) {
       const steps: Step[] = [];
       const admission = (withUndo: boolean) =>

@@ -77,10 +77,9 @@ export async function readOvsBridge(host: OvsHost, runner: Runner): Promise<OvsB
   });
   const state = parseOvsBridgeState(stdout);
   if (!state.tunnel) return { ...state, tunnel: null };
-  const on = await runner.run({ argv: vsctl(host, 'iface-to-br', OVS_TUNNEL_PORT) }).then(
-    (r) => r.stdout.trim(),
-    () => null,
-  );
+  // ovsdb deletes an Interface no Port references (vswitch.ovsschema: Interface is not isRoot;
+  // RFC 7047 3.2), so the tunnel interface is on some bridge: a failure here is never "none".
+  const on = (await runner.run({ argv: vsctl(host, 'iface-to-br', OVS_TUNNEL_PORT) })).stdout.trim();
   return { ...state, tunnel: { ...state.tunnel, bridge: on } };
 }
 

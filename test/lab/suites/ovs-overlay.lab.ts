@@ -8,18 +8,24 @@
 // IPsec on: every packet between the hosts goes through the SAs, none as VXLAN in clear.
 
 import { expect } from 'chai';
+import { execa } from 'execa';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../../src/config/config.js';
 import { saPackets } from '../../../src/ipsec/sa-kernel.js';
 import { ipsecUp } from '../../../src/ipsec/static-sas.js';
+import { collectGarbage } from '../../../src/gc/collect.js';
 import { readLedger } from '../../../src/ledger/store.js';
+import { closeLogger, createLogger } from '../../../src/log.js';
 import { countDatapathFlows, ovsChecks } from '../../../src/overlay/ovs/checks.js';
 import { vswitchdControl } from '../../../src/overlay/ovs/daemons.js';
+import { parseCookies } from '../../../src/overlay/ovs/leftovers.js';
+import { HOOK_SCRIPT, pinnedHookEnv } from '../../../src/sim/hook-call.js';
 import { startGuest, stopGuest, type GuestSpec } from '../../../src/sim/guest.js';
 import { probeAll } from '../../../src/sim/reachability.js';
 import { simHostSetup } from '../../../src/sim/sim-host.js';
 import { guestNetns, type SimHost } from '../../../src/sim/topology.js';
+import { waitFor } from '../../../src/wait.js';
 import { startCapture } from '../../helpers/capture.js';
 import { nftCounters } from '../../helpers/nft.js';
 import {
@@ -166,6 +172,90 @@ describe('lab: the OVS overlay between the sim hosts', function () {
     expect(released.code, released.stderr).to.equal(0);
     expect(await ports()).to.deep.equal(before.ports);
     expect(await rules()).to.equal(before.rules);
+  });
+
+  it("a start killed at each of its steps, then libvirt's release: ports, rules, admission chains and leases as before; gc takes what a lost ledger left", async () => {
+    const a = sim!.a;
+    const cfg = await loadConfig(a.configPath);
+    const xml = domainXml('o6', '00000000-0000-4000-8000-0000000000f6', ['vni="300" encrypt="off"']);
+    const ports = async () => (await ovsctl(a, 'list-ports', 'vfwovs')).stdout.trim().split('\n').sort();
+    const cookies = async () => parseCookies(await flows(a));
+    const state = async () => ({
+      ports: await ports(),
+      cookies: await cookies(),
+      chains: await admissionChains(a.netns),
+      leases: (await leasesOn(a)).map((l) => l.key).sort(),
+    });
+    const before = await state();
+    expect(before.cookies, 'VNI 300 has no rules yet').to.not.include(300);
+    const gc = async () => {
+      const said: string[] = [];
+      const log = createLogger(cfg.logDir, 'gc');
+      try {
+        // As `vfwire gc --grace 0` on a host whose libvirt runs no domain (the lab has no libvirt).
+        await collectGarbage(cfg, { runner, log }, { running: new Set(), graceMs: 0 }, (l) => said.push(l));
+      } finally {
+        await closeLogger(log);
+      }
+      return said;
+    };
+    let k = 0;
+    for (; k < 20; k++) {
+      const hook = execa(HOOK_SCRIPT, ['o6', 'prepare', 'begin', '-'], {
+        input: xml,
+        env: { ...(await pinnedHookEnv(a.configPath)), VFWIRE_TEST_HANG_STEP: String(k) },
+        reject: false,
+        timeout: 120_000,
+      });
+      let hung = false;
+      hook.stderr!.on('data', (d: Buffer) => {
+        if (d.toString().includes(`injected hang before command ${k}`)) hung = true;
+      });
+      let done = false;
+      void hook.then(() => (done = true));
+      await waitFor(`the start to hang at step ${k}, or end`, async () => (hung || done ? true : undefined), 60_000);
+      if (done) {
+        // Fewer steps than k: the start went through; its release puts everything back.
+        expect((await hook).exitCode, (await hook).stderr).to.equal(0);
+        const released = await runHook(a.configPath, 'o6', 'release', 'end', xml);
+        expect(released.code, released.stderr).to.equal(0);
+        break;
+      }
+      // The shim runs node in a pipeline child: kill that process, as a crash would.
+      await execa('pkill', ['-KILL', '-f', 'hook-main.js -- o6 prepare']);
+      await hook;
+      expect(
+        (await leasesOn(a)).map((l) => l.vm),
+        'the lease recorded before any step',
+      ).to.include('o6');
+      // libvirt calls release once a start's prepare failed; the dead hook's lock goes stale first.
+      const released = await runHook(a.configPath, 'o6', 'release', 'end', xml);
+      expect(released.code, released.stderr).to.equal(0);
+      expect(await state(), `after a kill at step ${k} and the release`).to.deep.equal(before);
+    }
+    expect(k, 'steps a start could be killed at').to.be.within(3, 19);
+    expect(await state()).to.deep.equal(before);
+
+    // A lost ledger: a port and rules vfwire made that no lease accounts for any more.
+    await ovsctl(a, 'add-port', 'vfwovs', 'vfwlost0', '--', 'set', 'Interface', 'vfwlost0', 'type=internal');
+    await runner.run({
+      argv: [
+        'ovs-ofctl',
+        '-O',
+        'OpenFlow14',
+        'add-flow',
+        `unix:${join(a.dir, 'ovs', 'vfwovs.mgmt')}`,
+        'cookie=0x1f4,table=0,priority=100,in_port=vfwlost0,actions=drop',
+      ],
+    });
+    // Sim guests' leases are not libvirt's (netns): gc frees none of them, only what no lease accounts for.
+    const said = await gc();
+    expect(said).to.include.members([
+      'leftover vfwlost0: port of vfwovs without a lease',
+      'leftover rules of vfwovs under cookie 0x1f4 (VNI 500): not in the ledger',
+    ]);
+    expect(await state()).to.deep.equal(before);
+    expect(await gc()).to.deep.equal(['nothing to collect']);
   });
 
   it("the last members' release leaves no rule of theirs, no representor port and no admission chain", async () => {
