@@ -1,6 +1,8 @@
-// prepare/begin: lease VFs and program them, under the host-wide lock. The leases are recorded
-// before the first command runs and removed again if any step fails, so neither a failure nor a
-// crash in between can leak a VF without a trace in the ledger.
+// prepare/begin: lease VFs and program them. Under the host-wide lock the leases are recorded,
+// with the undo of every step, before the first command runs, and the steps that touch shared
+// state (a VNI, the host) run; the lease's own trailing steps run after the lock is let go
+// (plan/unlocked-steps.ts), and a last short lock marks the leases active. A failure anywhere
+// gives everything back; a crash anywhere leaves a 'preparing' lease whose undo covers it all.
 
 import { underlayNetns } from '../config/config.js';
 import type { DomainRequest } from '../domain/interface-spec.js';
@@ -12,16 +14,23 @@ import { applySteps } from '../exec/apply.js';
 import { readInventory } from '../host/inventory.js';
 import { readVfAdminMacs } from '../host/vf-admin-macs.js';
 import { dropLeases, markActive, recordPeerUpdates, recordPlan } from '../ledger/record.js';
-import { withLedger } from '../ledger/store.js';
+import { withLedger, type LedgerTxn } from '../ledger/store.js';
 import { planPrepare } from '../plan/prepare.js';
 import type { HookContext } from './context.js';
-import { releaseLocked } from '../ops/release.js';
+import { releaseKeysLocked, releaseLocked } from '../ops/release.js';
+import { overlayFor } from '../overlay/overlay.js';
+import { leaseUndoIn, splitUnlocked } from '../plan/unlocked-steps.js';
+import type { Logger } from '../log.js';
 
 export async function prepare(req: DomainRequest, ctx: HookContext): Promise<void> {
   const { cfg, log } = ctx;
   const t0 = performance.now();
   await checkEncryptedPath(req, ctx);
-  await withLedger(
+  const steps = ctx.stepRunner ?? ctx.runner;
+  // Batched, except under fault injection, whose Nth command must be step N.
+  const applyOpts = { vm: req.name, batch: !ctx.stepRunner };
+  const lock = { timeoutMs: cfg.lockTimeoutMs };
+  const { plan, keys, locked, unlocked } = await withLedger(
     cfg.stateDir,
     async (txn) => {
       // Leases of an earlier boot, then of an earlier start that never reached release, go first.
@@ -37,42 +46,86 @@ export async function prepare(req: DomainRequest, ctx: HookContext): Promise<voi
       const short = hotplugShortfall(req.slots, live, req.name);
       if (short) throw new ValidationError(short, { vm: req.name });
       const keys = plan.leases.map((l) => l.key);
+      const { locked, unlocked } = splitUnlocked(plan.steps, overlayFor(cfg).ownStepsUnlocked);
       recordPlan(txn.data, plan);
       await txn.save();
       try {
-        // Batched, except under fault injection, whose Nth command must be step N.
-        await applySteps(plan.steps, ctx.stepRunner ?? ctx.runner, { vm: req.name, batch: !ctx.stepRunner });
+        await applySteps(locked, steps, applyOpts);
       } catch (err) {
         dropLeases(txn.data, keys);
-        // The step's failure is what the user must see; a failed save is logged beside it.
-        await txn.save().catch((saveErr: unknown) =>
-          log.error('could not drop the failed leases from the ledger (vfwire gc will)', {
-            vm: req.name,
-            error: (saveErr as Error).message,
-          }),
-        );
+        await saveAfterFailure(txn, req.name, log);
         throw err;
       }
       recordPeerUpdates(txn.data, plan);
-      markActive(txn.data, keys);
+      if (unlocked.length === 0) markActive(txn.data, keys);
       await txn.save();
-      for (const l of plan.leases) {
-        log.info('leased', {
-          vm: l.vm,
-          uuid: l.uuid,
-          index: l.index,
-          pf: l.pf,
-          vf: l.vf,
-          pci: l.pci,
-          rep: l.rep,
-          vni: l.vni,
-          mac: l.mac,
-          mtu: l.mtu,
-        });
-      }
-      log.info('prepared', { vm: req.name, steps: plan.steps.length, ms: Math.round(performance.now() - t0) });
+      return { plan, keys, locked, unlocked };
     },
-    { timeoutMs: cfg.lockTimeoutMs },
+    lock,
+  );
+  if (unlocked.length) {
+    // The lease's own steps, with the lock free for the next start (plan/unlocked-steps.ts).
+    try {
+      await applySteps(unlocked, steps, applyOpts);
+    } catch (err) {
+      // They undid themselves; what ran under the lock goes as a release does, from the
+      // ledger as it is now (another start may have joined a VNI this one made).
+      await withLedger(
+        cfg.stateDir,
+        async (txn) => {
+          for (const key of keys) {
+            const lease = txn.data.leases[key];
+            if (lease) lease.undo = leaseUndoIn(locked, key);
+          }
+          await releaseKeysLocked(txn, keys, req.name, { runner: steps, log }, req.uuid);
+        },
+        lock,
+      ).catch((releaseErr: unknown) =>
+        log.error('could not release the failed leases (vfwire gc will)', {
+          vm: req.name,
+          error: (releaseErr as Error).message,
+        }),
+      );
+      throw err;
+    }
+    await withLedger(
+      cfg.stateDir,
+      async (txn) => {
+        markActive(txn.data, keys);
+        await txn.save();
+      },
+      lock,
+    );
+  }
+  for (const l of plan.leases) {
+    log.info('leased', {
+      vm: l.vm,
+      uuid: l.uuid,
+      index: l.index,
+      pf: l.pf,
+      vf: l.vf,
+      pci: l.pci,
+      rep: l.rep,
+      vni: l.vni,
+      mac: l.mac,
+      mtu: l.mtu,
+    });
+  }
+  log.info('prepared', {
+    vm: req.name,
+    steps: plan.steps.length,
+    unlocked: unlocked.length,
+    ms: Math.round(performance.now() - t0),
+  });
+}
+
+// The step's failure is what the user must see; a failed save is logged beside it.
+async function saveAfterFailure(txn: LedgerTxn, vm: string, log: Logger): Promise<void> {
+  await txn.save().catch((saveErr: unknown) =>
+    log.error('could not drop the failed leases from the ledger (vfwire gc will)', {
+      vm,
+      error: (saveErr as Error).message,
+    }),
   );
 }
 

@@ -5,7 +5,7 @@ import { undoAll } from '../exec/apply.js';
 import { readBootId } from '../host/boot-id.js';
 import { dropLeases, forgetEarlierBoot } from '../ledger/record.js';
 import { withLedger, type LedgerTxn } from '../ledger/store.js';
-import { planRelease } from '../plan/release.js';
+import { planRelease, planReleaseKeys } from '../plan/release.js';
 import type { Config } from '../config/config.js';
 import type { Runner } from '../exec/runner.js';
 import type { Logger } from '../log.js';
@@ -32,7 +32,18 @@ export async function releaseLocked(txn: LedgerTxn, uuid: string, vm: string, de
     await txn.save();
     deps.log.warn('dropped leases of an earlier boot', { vm, uuid });
   }
-  const plan = planRelease(txn.data, uuid);
+  return releaseKeysLocked(txn, planRelease(txn.data, uuid).keys, vm, deps, uuid);
+}
+
+/** The named leases given back, the lock held: their recorded undo, then their VNIs' if last. */
+export async function releaseKeysLocked(
+  txn: LedgerTxn,
+  keys: string[],
+  vm: string,
+  deps: ReleaseDeps,
+  uuid?: string,
+): Promise<number> {
+  const plan = planReleaseKeys(txn.data, keys);
   if (plan.keys.length === 0) return 0;
   const errors = await undoAll(plan.commands, deps.runner);
   // The VF is free once the VM is gone, whatever a stuck kernel object says; leftovers are

@@ -174,6 +174,9 @@ export function bridgeOverlay(cfg: Config): Overlay {
   return {
     kind: 'bridge',
     sasForEveryStart: false,
+    // The bridge a representor joins lives while the ledger records a member; the guard's
+    // elements are the lease's own (rep-guard.ts), and no other command touches its VF.
+    ownStepsUnlocked: true,
     // Its devices are per VNI, made and removed with their members.
     hostSteps: () => Promise.resolve([]),
     leave: bridgeLeave,

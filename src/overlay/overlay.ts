@@ -58,6 +58,11 @@ export interface Overlay {
   join(view: VniView, member: Member, vfSteps: Step[], firstInPlan: boolean): JoinResult;
   /** Every start needs its VNI's SAs, encrypt off too (tc rules may exist only beside the SAs). */
   readonly sasForEveryStart: boolean;
+  /**
+   * A start's trailing lease-owned steps (the VF's own, its representor's join) may run outside
+   * the ledger lock: they touch only what the recorded lease reserves (plan/unlocked-steps.ts).
+   */
+  readonly ownStepsUnlocked: boolean;
   /** Host setup: what the overlay keeps on the host for all VNIs, read first, only what differs. */
   hostSteps(runner: Runner): Promise<Step[]>;
   leave: Leave;

@@ -39,6 +39,8 @@ export function ovsOverlay(cfg: Config): Overlay {
   return {
     kind: 'ovs',
     sasForEveryStart: false,
+    // A join ends with the VNI's rules rewritten whole for its members: one join at a time.
+    ownStepsUnlocked: false,
     async hostSteps(runner) {
       const up = await ovsDaemonsUp(host, runner);
       // sd_booted(3): systemd runs PID 1 when this directory exists.

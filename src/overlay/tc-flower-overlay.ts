@@ -40,6 +40,8 @@ export function tcFlowerOverlay(cfg: Config): Overlay {
     kind: 'tc-flower',
     // mlx5 takes no first SA beside tc rules, and sends their VXLAN in clear once the last SA is gone (ipsec/tc-order.ts).
     sasForEveryStart: cfg.ipsec.mode !== 'off',
+    // A lease's rules are among those ipsec up/down take down and up under the lock (tc-order.ts).
+    ownStepsUnlocked: false,
     // The one external VXLAN device and its ingress qdisc are host state.
     async hostSteps(runner) {
       const link = await ifPresent(

@@ -3,11 +3,13 @@
 
 import { expect } from 'chai';
 import { testLease } from '../helpers/inputs.js';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execa } from 'execa';
 import { join } from 'node:path';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
 import { domainXml, runHook } from '../helpers/hook.js';
-import { HOOK_LIFECYCLE } from '../../src/sim/hook-call.js';
+import { HOOK_LIFECYCLE, HOOK_SCRIPT } from '../../src/sim/hook-call.js';
+import { waitFor } from '../../src/wait.js';
 import {
   downTestSim,
   expectNoVfwireOn,
@@ -93,19 +95,56 @@ describe('hook on a sim host', function () {
     await expectClean();
   });
 
-  it('rolls back completely when any prepare step fails', async () => {
-    const steps = 7; // first lease of a VNI with one peer: see test/fixtures/plans/sim-first-lease.txt
-    for (let k = 0; k < steps; k++) {
+  it('rolls back completely when any prepare step fails, under the ledger lock or after it', async () => {
+    // The first lease of a VNI with one peer (test/fixtures/plans/sim-first-lease.txt): steps 0-6
+    // make the VNI under the lock, 7 and 8 (the VF, its representor's join) run after it.
+    const steps = 9;
+    let k = 0;
+    for (; k <= steps; k++) {
       const r = await runHook(cfg, 'flaky', 'prepare', 'begin', domainXml('flaky', U(20), [OFF]), {
         VFWIRE_TEST_FAIL_STEP: String(k),
       });
+      // An injected failure past the last step never fires: the start went through.
+      if (r.code === 0) break;
       expect(r.code, `step ${k}`).to.equal(1);
       expect(r.stderr, `step ${k}`).to.match(/^vfwire: vm flaky: failed to [a-z-]+ .*injected failure/);
       await expectClean();
     }
-    // And with no injected failure the same VM starts: the rollbacks left nothing in the way.
-    expect((await runHook(cfg, 'flaky', 'prepare', 'begin', domainXml('flaky', U(20), [OFF]))).code).to.equal(0);
+    expect(k, 'steps failed one by one before a start went through').to.equal(steps);
     expect((await runHook(cfg, 'flaky', 'release', 'end', domainXml('flaky', U(20), [OFF]))).code).to.equal(0);
+    await expectClean();
+  });
+
+  it("a start's own last steps run after the ledger lock: a start hung there keeps no other start waiting", async () => {
+    // Step 8 of a VNI's first lease is its representor's join, the lease's own (plan/unlocked-steps.ts).
+    const quickLock = join(sim!.a.dir, 'lock-5s.yaml');
+    writeFileSync(quickLock, readFileSync(cfg, 'utf8') + 'lock_timeout_ms: 5000\n');
+    const slow = execa(HOOK_SCRIPT, ['slow', 'prepare', 'begin', '-'], {
+      input: domainXml('slow', U(30), [OFF]),
+      env: { VFWIRE_CONFIG: quickLock, VFWIRE_TEST_HANG_STEP: '8' },
+      reject: false,
+    });
+    try {
+      let said = '';
+      slow.stderr!.on('data', (d: Buffer) => (said += d.toString()));
+      await waitFor('the first start to hang at its last step', async () =>
+        said.includes('injected hang before command 8') ? true : undefined,
+      );
+      const quick = await runHook(quickLock, 'quick', 'prepare', 'begin', domainXml('quick', U(31), [OFF]));
+      expect(quick.code, quick.stderr).to.equal(0);
+      expect(slow.exitCode, 'the first start still hangs').to.equal(null);
+    } finally {
+      // The shim's `| exec node` runs node in a pipeline child: kill that process, as a crash would.
+      await execa('pkill', ['-KILL', '-f', 'hook-main.js -- slow prepare'], { reject: false });
+      await slow;
+    }
+    // libvirt releases a start that failed; the VNI and the other VM's lease stay.
+    expect((await runHook(cfg, 'slow', 'release', 'end', domainXml('slow', U(30), [OFF]))).code).to.equal(0);
+    const [left, ...more] = await leasesOn(sim!.a);
+    expect(more).to.deep.equal([]);
+    expect(left).to.include({ vm: 'quick', state: 'active' });
+    expect((await links(sim!.a.netns)).get(left!.rep)?.master).to.equal('vfwbr100');
+    expect((await runHook(cfg, 'quick', 'release', 'end', domainXml('quick', U(31), [OFF]))).code).to.equal(0);
     await expectClean();
   });
 
