@@ -9,6 +9,8 @@ import { formatCommand } from '../exec/step.js';
 import { ip } from '../exec/tools.js';
 import { planGc, type HostLink } from './plan-gc.js';
 import { readBootId } from '../host/boot-id.js';
+import { readInventory } from '../host/inventory.js';
+import { poolRepresentors } from '../host/pool.js';
 import { dropLeases, forgetEarlierBoot } from '../ledger/record.js';
 import { withLedger } from '../ledger/store.js';
 import type { Logger } from '../log.js';
@@ -48,7 +50,7 @@ export async function collectGarbage(
         notBefore: new Date(Date.now() - run.graceMs),
         liveAliases: run.liveAliases,
         admission,
-        overlayLeftovers: await overlayFor(cfg).leftovers(runner, txn.data),
+        overlayLeftovers: await overlayFor(cfg).leftovers(runner, txn.data, await poolReps(cfg)),
       });
       for (const l of plan.staleLeases) say(`lease ${l.vm}#${l.key.split('/')[1]}: ${l.why}`);
       for (const line of plan.leftovers) say(`leftover ${line}`);
@@ -74,6 +76,14 @@ export async function collectGarbage(
     },
     { timeoutMs: cfg.lockTimeoutMs },
   );
+}
+
+async function poolReps(cfg: Config): Promise<string[]> {
+  const inv = await readInventory(
+    cfg.sysfsRoot,
+    cfg.pfs.map((p) => p.name),
+  );
+  return poolRepresentors(inv, cfg.pfs);
 }
 
 /** Links of the host netns and, where the VXLAN devices are made elsewhere, of the underlay's. */

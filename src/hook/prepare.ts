@@ -6,7 +6,7 @@
 
 import { underlayNetns } from '../config/config.js';
 import type { DomainRequest } from '../domain/interface-spec.js';
-import { ValidationError } from '../errors.js';
+import { ResourceError, ValidationError } from '../errors.js';
 import { hotplugShortfall } from '../domain/hotplug-slots.js';
 import { hasEspOffload } from '../host/esp-offload.js';
 import { peersOf } from '../plan/peers.js';
@@ -91,6 +91,12 @@ export async function prepare(req: DomainRequest, ctx: HookContext): Promise<voi
     await withLedger(
       cfg.stateDir,
       async (txn) => {
+        // Only `vfwire gc --grace 0` run mid-start takes a 'preparing' lease: then this start has no VF.
+        const gone = keys.filter((k) => !txn.data.leases[k]);
+        if (gone.length)
+          throw new ResourceError(`lease ${gone.join(', ')} was released while the start ran (by vfwire gc?)`, {
+            vm: req.name,
+          });
         markActive(txn.data, keys);
         await txn.save();
       },

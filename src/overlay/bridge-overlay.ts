@@ -11,6 +11,7 @@ import { bridgeChecks } from './bridge-checks.js';
 import type { JoinResult, Leave, Overlay, VniView } from './overlay.js';
 import { maxGuestMtu } from './mtu.js';
 import { renderRepGuard } from './rep-guard.js';
+import { planGuardLeftovers, readGuardElements } from './rep-guard-leftovers.js';
 
 export interface OverlayHost {
   /** Where representors, bridges and VXLAN devices live (undefined: this netns). */
@@ -181,8 +182,12 @@ export function bridgeOverlay(cfg: Config): Overlay {
     hostSteps: () => Promise.resolve([]),
     leave: bridgeLeave,
     check: (runner, ledger) => bridgeChecks(cfg.netns, runner, ledger),
-    // Its bridges, VXLAN devices and bridge ports are netdevs, found by name by gc itself.
-    leftovers: () => Promise.resolve([]),
+    // Its bridges, VXLAN devices and bridge ports are netdevs, found by name by gc itself; the
+    // guard's elements are not.
+    async leftovers(runner, ledger) {
+      const found = await readGuardElements(runner, cfg.netns);
+      return found ? planGuardLeftovers(cfg.netns, found, ledger) : [];
+    },
     join(view, member, vfSteps) {
       const vni = vniSteps(view);
       const guard = renderRepGuard(cfg.netns, member.leaseKey, member.rep, member.mac);

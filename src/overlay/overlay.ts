@@ -70,9 +70,10 @@ export interface Overlay {
   check(runner: Runner, ledger: LedgerData): Promise<CheckResult[]>;
   /**
    * gc: what the overlay holds on the host that the ledger does not account for, beyond the
-   * netdevs gc finds by name (gc/plan-gc.ts). Reads only; a read that fails throws.
+   * netdevs gc finds by name (gc/plan-gc.ts). `poolReps`: the representors of every VF vfwire
+   * may lease (host/pool.ts). Reads only; a read that fails throws.
    */
-  leftovers(runner: Runner, ledger: LedgerData): Promise<Leftover[]>;
+  leftovers(runner: Runner, ledger: LedgerData, poolReps: string[]): Promise<Leftover[]>;
 }
 
 /** Something on the host no lease accounts for, and the command that removes it. */

@@ -15,6 +15,7 @@ import { maxGuestMtu } from './mtu.js';
 import { hasIngressQdisc, parseTcHostLink, planTcHost, renderTcHostCheck } from './tc-flower/host-device.js';
 import { planTcJoin, planTcLeave } from './tc-flower/membership.js';
 import { TC_VXLAN_DEVICE, type TcFlowerHost } from './tc-flower/model.js';
+import { planTcLeftovers, readTcFound } from './tc-flower/leftovers.js';
 
 /**
  * The VNI's replication lists rewritten without the leaving members (recomputed from the
@@ -62,9 +63,8 @@ export function tcFlowerOverlay(cfg: Config): Overlay {
     },
     leave: tcFlowerLeave,
     check: (runner, ledger) => tcFlowerChecks(cfg, runner, ledger),
-    // Its VXLAN device and representors gc finds by name; not yet scanned: decap rules on the
-    // shared VXLAN device under a VNI the ledger lost (a recorded VNI's release removes its own).
-    leftovers: () => Promise.resolve([]),
+    leftovers: async (runner, ledger, poolReps) =>
+      planTcLeftovers(host, await readTcFound(host, runner, ledger, poolReps), ledger),
     join(view, member, vfSteps, firstInPlan) {
       const steps: Step[] = [...vfSteps];
       if (firstInPlan) steps.push(renderTcHostCheck(host, member.leaseKey));

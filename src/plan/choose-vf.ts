@@ -4,6 +4,7 @@
 import type { Config } from '../config/config.js';
 import { ResourceError, ValidationError } from '../errors.js';
 import type { Inventory, PfInfo, VfInfo } from '../host/inventory.js';
+import { inPool } from '../host/pool.js';
 import type { LedgerData } from '../ledger/types.js';
 
 export interface Choice {
@@ -34,8 +35,7 @@ export function chooseVf(
     const pf = inv.get(pool.name);
     if (!pf) continue;
     for (const vf of pf.vfs) {
-      if (pool.vfs && !pool.vfs.has(vf.index)) continue;
-      if (!vf.rep) continue;
+      if (!inPool(pool, vf)) continue;
       usable++;
       const id = `${pf.name}/${vf.index}`;
       if (!used.has(id) && !taken.has(id)) return { pf, vf };

@@ -80,7 +80,7 @@ export async function leaseOf(host: SimHost, vm: string): Promise<Lease | undefi
   return (await leasesOn(host)).find((l) => l.vm === vm);
 }
 
-/** Nothing of vfwire's is left on `host`: no lease or VNI in its ledger, no vfw* link, no bridge member in its netns. */
+/** Nothing of vfwire's is left on `host`: no lease or VNI in its ledger, no vfw* link, bridge member, admission chain or guarded representor in its netns. */
 export async function expectNoVfwireOn(host: SimHost): Promise<void> {
   const ledger = await readLedger(join(host.dir, 'state'));
   expect(ledger.leases, 'leases').to.deep.equal({});
@@ -95,6 +95,7 @@ export async function expectNoVfwireOn(host: SimHost): Promise<void> {
     'bridge members',
   ).to.deep.equal([]);
   expect(await admissionChains(host.netns), 'admission chains').to.deep.equal([]);
+  expect(await guardedPorts(host.netns), 'guarded representors').to.deep.equal([]);
 }
 
 /** The VNI chains in nftables' inet vfwire table of a netns (the table itself may stay, empty). */

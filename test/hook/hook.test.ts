@@ -7,12 +7,16 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { execa } from 'execa';
 import { join } from 'node:path';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
+import { dropLeases } from '../../src/ledger/record.js';
+import { loadConfig } from '../../src/config/config.js';
+import { gcNoDomains } from '../helpers/gc.js';
 import { domainXml, runHook } from '../helpers/hook.js';
 import { HOOK_LIFECYCLE, HOOK_SCRIPT } from '../../src/sim/hook-call.js';
 import { waitFor } from '../../src/wait.js';
 import {
   downTestSim,
   expectNoVfwireOn,
+  guardedPorts,
   leasesOn,
   links,
   runner as simRunner,
@@ -145,6 +149,31 @@ describe('hook on a sim host', function () {
     expect(left).to.include({ vm: 'quick', state: 'active' });
     expect((await links(sim!.a.netns)).get(left!.rep)?.master).to.equal('vfwbr100');
     expect((await runHook(cfg, 'quick', 'release', 'end', domainXml('quick', U(31), [OFF]))).code).to.equal(0);
+    await expectClean();
+  });
+
+  it("gc takes what a lost lease left: its VNI's devices and chains, and its guard elements", async () => {
+    const xml = domainXml('lost', U(40), [OFF]);
+    expect((await runHook(cfg, 'lost', 'prepare', 'begin', xml)).code).to.equal(0);
+    const { rep, mac } = (await leasesOn(sim!.a))[0]!;
+    expect(await guardedPorts(sim!.a.netns)).to.deep.equal([rep]);
+    // The ledger loses the lease (a state directory restored from an old backup, say).
+    await withLedger(stateDir(), async (txn) => {
+      dropLeases(txn.data, Object.keys(txn.data.leases));
+      await txn.save();
+    });
+    const gc = async () => gcNoDomains(await loadConfig(cfg), simRunner);
+    const said = await gc();
+    expect(said, said.join('\n')).to.include.members([
+      `leftover guard: ${rep} may send as ${mac}, which no lease holds`,
+      `leftover guard: representor ${rep} guarded, but no lease holds it`,
+    ]);
+    expect(said.at(-1)).to.match(/^released 0 lease\(s\), removed \d+ leftover\(s\)$/);
+    await expectClean();
+    expect(await gc()).to.deep.equal(['nothing to collect']);
+    // The VF goes to the next VM, guarded by its own MAC alone.
+    expect((await runHook(cfg, 'next', 'prepare', 'begin', domainXml('next', U(41), [OFF]))).code).to.equal(0);
+    expect((await runHook(cfg, 'next', 'release', 'end', domainXml('next', U(41), [OFF]))).code).to.equal(0);
     await expectClean();
   });
 

@@ -14,9 +14,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../../../src/config/config.js';
 import { saPackets } from '../../../src/ipsec/sa-kernel.js';
 import { ipsecUp } from '../../../src/ipsec/static-sas.js';
-import { collectGarbage } from '../../../src/gc/collect.js';
 import { readLedger } from '../../../src/ledger/store.js';
-import { closeLogger, createLogger } from '../../../src/log.js';
 import { countDatapathFlows, ovsChecks } from '../../../src/overlay/ovs/checks.js';
 import { vswitchdControl } from '../../../src/overlay/ovs/daemons.js';
 import { parseCookies } from '../../../src/overlay/ovs/leftovers.js';
@@ -27,6 +25,7 @@ import { simHostSetup } from '../../../src/sim/sim-host.js';
 import { guestNetns, type SimHost } from '../../../src/sim/topology.js';
 import { waitFor } from '../../../src/wait.js';
 import { startCapture } from '../../helpers/capture.js';
+import { gcNoDomains } from '../../helpers/gc.js';
 import { nftCounters } from '../../helpers/nft.js';
 import {
   admissionChains,
@@ -188,17 +187,7 @@ describe('lab: the OVS overlay between the sim hosts', function () {
     });
     const before = await state();
     expect(before.cookies, 'VNI 300 has no rules yet').to.not.include(300);
-    const gc = async () => {
-      const said: string[] = [];
-      const log = createLogger(cfg.logDir, 'gc');
-      try {
-        // As `vfwire gc --grace 0` on a host whose libvirt runs no domain (the lab has no libvirt).
-        await collectGarbage(cfg, { runner, log }, { running: new Set(), graceMs: 0 }, (l) => said.push(l));
-      } finally {
-        await closeLogger(log);
-      }
-      return said;
-    };
+    const gc = () => gcNoDomains(cfg, runner);
     let k = 0;
     for (; k < 20; k++) {
       const hook = execa(HOOK_SCRIPT, ['o6', 'prepare', 'begin', '-'], {

@@ -3,7 +3,8 @@
 // sim hosts (lab/run.sh KVER dist/test/lab/suites/tc-flower-software.lab.js). Two VMs of VNI 100 on
 // host A and one on B reach each other (each first ping's ARP broadcast is replicated to the
 // local member and to the peer), VNI 200 reaches none, and the last member's removal leaves no
-// rule, no representor qdisc and no admission chain.
+// rule, no representor qdisc and no admission chain. gc takes the rules and qdisc of a lease the
+// ledger lost, and nothing of the others.
 
 import { expect } from 'chai';
 import { startGuest, stopGuest, type GuestSpec } from '../../../src/sim/guest.js';
@@ -13,6 +14,10 @@ import { simHostSetup } from '../../../src/sim/sim-host.js';
 import { nftCounters } from '../../helpers/nft.js';
 import { admissionChains, downTestSim, editConfig, runner, upTestSim, type TestSim } from '../../helpers/sim.js';
 import { requireLabVm } from '../lab-runner.js';
+import { loadConfig } from '../../../src/config/config.js';
+import { gcNoDomains } from '../../helpers/gc.js';
+import { dropLeases } from '../../../src/ledger/record.js';
+import { readLedger, withLedger } from '../../../src/ledger/store.js';
 
 const GUESTS: GuestSpec[] = [
   { name: 't1', host: 'a', vni: 100, ip: '198.19.100.1/24', encrypt: 'off' },
@@ -30,7 +35,7 @@ describe('lab: the tc-flower overlay in the kernel (tc_policy skip_hw)', functio
   before(async () => {
     requireLabVm();
     // Host setup once, with the tc-flower config (its own function: a CLI start costs seconds under TCG).
-    sim = await upTestSim(2, {}, false);
+    sim = await upTestSim(3, {}, false); // the third VF of host A: the lease gc finds lost
     await Promise.all(
       [sim.a, sim.b].map(async (h) => {
         editConfig(h.configPath, (doc) => {
@@ -104,6 +109,57 @@ describe('lab: the tc-flower overlay in the kernel (tc_policy skip_hw)', functio
       expect(seen[2], 't4 (VNI 200)').to.equal(0);
     } finally {
       for (const c of counters) await c.remove();
+    }
+  });
+
+  it("gc takes what a lost lease left: its VNI's decap rules and its representor's qdisc, nothing of the others", async () => {
+    const s = sim!;
+    const a = s.a;
+    const rulesOnA = async () =>
+      (
+        JSON.parse(
+          (await runner.run({ argv: ['tc', '-n', a.netns, '-j', 'filter', 'show', 'dev', 'vfwvxlan', 'ingress'] }))
+            .stdout,
+        ) as { options?: { handle: number }; pref: number }[]
+      )
+        .filter((f) => f.options)
+        .map((f) => `${f.pref}/${f.options!.handle}`)
+        .sort();
+    const before = await rulesOnA();
+    const lost: GuestSpec = { name: 't5', host: 'a', vni: 300, ip: '198.19.100.5/24', encrypt: 'off' };
+    started.push(lost.name);
+    await startGuest(s.opts, lost, runner);
+    try {
+      const cfg = await loadConfig(a.configPath);
+      const lease = Object.values((await readLedger(cfg.stateDir)).leases).find((l) => l.vm === 't5')!;
+      const withT5 = await rulesOnA();
+      expect(withT5.length, "t5's decap rules").to.be.greaterThan(before.length);
+      // The ledger loses t5's lease (a state directory restored from an old backup, say).
+      await withLedger(cfg.stateDir, async (txn) => {
+        dropLeases(txn.data, [lease.key]);
+        await txn.save();
+      });
+      const gc = () => gcNoDomains(cfg, runner);
+      const said = await gc();
+      expect(said, said.join('\n')).to.include(
+        `leftover ingress qdisc (and its rules) on representor ${lease.rep}, whose VF no lease holds`,
+      );
+      expect(said.filter((l) => l.startsWith('leftover tc rule vfwvxlan')).length, said.join('\n')).to.equal(
+        withT5.length - before.length,
+      );
+      expect(said.at(-1)).to.match(/^released 0 lease\(s\), removed \d+ leftover\(s\)$/);
+      // The other VNIs' rules are untouched, and they still carry traffic.
+      expect(await rulesOnA()).to.deep.equal(before);
+      const qdiscs = JSON.parse(
+        (await runner.run({ argv: ['tc', '-n', a.netns, '-j', 'qdisc', 'show', 'dev', lease.rep] })).stdout,
+      ) as { kind: string }[];
+      expect(qdiscs.map((q) => q.kind)).to.not.include('ingress');
+      expect(await gc()).to.deep.equal(['nothing to collect']);
+      const probes = await probeAll(sim!.opts, GUESTS, runner);
+      expect(probes.filter((p) => p.reached !== p.expected)).to.deep.equal([]);
+    } finally {
+      await stopGuest(s.opts, lost.name, runner);
+      started.splice(started.indexOf(lost.name), 1);
     }
   });
 
