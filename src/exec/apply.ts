@@ -2,11 +2,11 @@
 // past undo errors) and throws one error carrying the failure and every undo failure.
 
 import { NotFoundError, VfwireError } from '../errors.js';
-import { failedLine } from './ip-batch.js';
+import { failedLine, ipBatch, ipBatchLine, ipRuns } from './ip-batch.js';
 import type { UndoCommand } from './nft-batch.js';
 import { groupSteps, type StepGroup } from './step-groups.js';
 import { CommandError, stderrOf, type Runner } from './runner.js';
-import { formatCommand, type Step } from './step.js';
+import { formatCommand, type Command, type Step } from './step.js';
 
 export interface ApplyOptions {
   vm?: string;
@@ -84,14 +84,24 @@ async function runGroup(
 
 const causeText = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
+export interface UndoOptions {
+  /** Consecutive `ip` commands of one netns as one `ip -batch` (exec/ip-batch.ts), as a release runs them. */
+  batch?: boolean;
+}
+
 /**
  * Runs undo commands in the order given. Already-gone objects count as undone; other failures
  * are collected and returned, never thrown, so one stuck object does not strand the rest. A
  * merged command that fails (one nft transaction: nothing of it ran) runs its parts singly.
  */
-export async function undoAll(commands: UndoCommand[], runner: Runner): Promise<Error[]> {
+export async function undoAll(commands: UndoCommand[], runner: Runner, opts: UndoOptions = {}): Promise<Error[]> {
   const errors: Error[] = [];
-  for (const cmd of commands) {
+  for (const run of opts.batch ? ipRuns(commands) : commands.map((c) => [c])) {
+    if (run.length > 1) {
+      errors.push(...(await undoBatch(run, runner)));
+      continue;
+    }
+    const cmd: UndoCommand = run[0]!;
     try {
       await runner.run(cmd);
     } catch (err) {
@@ -100,4 +110,28 @@ export async function undoAll(commands: UndoCommand[], runner: Runner): Promise<
     }
   }
   return errors;
+}
+
+// Without -force ip stops at the first command that fails and names it: those before it ran,
+// that one is judged as it would be alone (already gone: undone), and the rest go on.
+async function undoBatch(commands: Command[], runner: Runner): Promise<Error[]> {
+  const lines = commands.map((c) => ipBatchLine(c)!);
+  try {
+    await runner.run(
+      ipBatch(
+        lines[0]!.netns,
+        lines.map((l) => l.line),
+      ),
+    );
+    return [];
+  } catch (err) {
+    const stderr = stderrOf(err);
+    const at = stderr === undefined ? undefined : failedLine(stderr);
+    // Where ip did not say (a timeout, a netns that cannot be opened), each again on its own:
+    // one that did run finds its object gone.
+    if (at === undefined || at >= commands.length) return undoAll(commands, runner);
+    const failed =
+      err instanceof NotFoundError ? [] : [new CommandError(`${formatCommand(commands[at]!)}, in ${causeText(err)}`)];
+    return [...failed, ...(await undoAll(commands.slice(at + 1), runner, { batch: true }))];
+  }
 }

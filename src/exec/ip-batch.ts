@@ -34,3 +34,17 @@ export function failedLine(stderr: string): number | undefined {
   const m = /^Command failed -:(\d+)$/m.exec(stderr);
   return m ? Number(m[1]) - 1 : undefined;
 }
+
+/** Commands in order, consecutive `ip` ones of one netns that may share a batch grouped. */
+export function ipRuns(commands: Command[]): Command[][] {
+  const runs: Command[][] = [];
+  let netns: string | undefined;
+  for (const cmd of commands) {
+    const b = ipBatchLine(cmd);
+    const last = runs.at(-1);
+    if (b && last && netns === b.netns && ipBatchLine(last[0]!)) last.push(cmd);
+    else runs.push([cmd]);
+    netns = b?.netns;
+  }
+  return runs;
+}

@@ -60,7 +60,7 @@ export async function collectGarbage(
         for (const c of plan.commands) say(`  ${formatCommand(c)}`);
         return;
       }
-      const errors = await undoAll(plan.commands, runner);
+      const errors = await undoAll(plan.commands, runner, { batch: true });
       dropLeases(
         txn.data,
         plan.staleLeases.map((l) => l.key),

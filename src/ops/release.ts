@@ -45,7 +45,7 @@ export async function releaseKeysLocked(
 ): Promise<number> {
   const plan = planReleaseKeys(txn.data, keys);
   if (plan.keys.length === 0) return 0;
-  const errors = await undoAll(plan.commands, deps.runner);
+  const errors = await undoAll(plan.commands, deps.runner, { batch: true });
   // The VF is free once the VM is gone, whatever a stuck kernel object says; leftovers are
   // logged here and found again by `vfwire gc`.
   for (const err of errors) deps.log.warn('release step failed', { vm, uuid, error: err.message });

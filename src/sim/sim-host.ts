@@ -193,7 +193,7 @@ export async function simDown(opts: SimOptions, runner: Runner): Promise<void> {
   validateSimOptions(opts);
   for (const h of simHosts(opts)) {
     const data = await readLedger(join(h.dir, 'state')).catch(() => undefined);
-    if (data) await undoAll(planReleaseKeys(data, Object.keys(data.leases)).commands, runner);
+    if (data) await undoAll(planReleaseKeys(data, Object.keys(data.leases)).commands, runner, { batch: true });
     // OVS daemons host setup started for an `overlay: ovs` host (its datapath goes with the netns).
     const cfg = await loadConfig(h.configPath).catch(() => undefined);
     if (cfg?.overlay === 'ovs') await stopOvsDaemons(cfg.ovs.runDir, runner);

@@ -177,6 +177,69 @@ describe('ip -batch against the kernel', function () {
   });
 });
 
+describe('a release: ip undo commands as batches, against the kernel', function () {
+  this.timeout(20_000);
+  const { ns, runner, recording } = ownNetns('undo');
+  const links = async () =>
+    (JSON.parse((await runner.run({ argv: ['ip', '-n', ns, '-j', 'link', 'show'] })).stdout) as { ifname: string }[])
+      .map((l) => l.ifname)
+      .filter((n) => n !== 'lo')
+      .sort();
+  const make = (...names: string[]) =>
+    applySteps(
+      names.map((n) => step(n, ['ip', '-n', ns, 'link', 'add', n, 'type', 'veth', 'peer', 'name', `${n}p`])),
+      runner,
+      { batch: true },
+    );
+  const del = (name: string): Command => ({ argv: ['ip', '-n', ns, 'link', 'del', name] });
+
+  it('runs consecutive ip commands of one netns as one process, split by any other command', async () => {
+    await make('vuda', 'vudb', 'vudc');
+    const seen: Command[] = [];
+    const between = { argv: ['true'] };
+    const errors = await undoAll([del('vuda'), del('vudb'), between, del('vudc')], recording(seen), { batch: true });
+    expect(errors).to.deep.equal([]);
+    expect(seen).to.deep.equal([
+      { argv: ['ip', '-n', ns, '-batch', '-'], stdin: 'link del vuda\nlink del vudb\n' },
+      between,
+      del('vudc'),
+    ]);
+    expect(await links()).to.deep.equal([]);
+  });
+
+  it('one already gone counts as undone: the ones after it still run, as a batch', async () => {
+    await make('vude', 'vudf', 'vudg');
+    const seen: Command[] = [];
+    const errors = await undoAll([del('vude'), del('vudgone'), del('vudf'), del('vudg')], recording(seen), {
+      batch: true,
+    });
+    expect(errors).to.deep.equal([]);
+    expect(seen.map((c) => c.stdin ?? c.argv.join(' '))).to.deep.equal([
+      'link del vude\nlink del vudgone\nlink del vudf\nlink del vudg\n',
+      'link del vudf\nlink del vudg\n',
+    ]);
+    expect(await links()).to.deep.equal([]);
+  });
+
+  it('one that fails is reported by its own command line, and does not strand the rest', async () => {
+    await make('vudh', 'vudi');
+    const errors = await undoAll([del('vudh'), del('lo'), del('vudi')], runner, { batch: true });
+    expect(errors.map((e) => oneLine(e))).to.have.length(1);
+    expect(oneLine(errors[0])).to.match(
+      new RegExp(
+        `^ip -n ${ns} link del lo, in ip -n ${ns} -batch - <<< \\(stdin\\): exit code \\d+: .*Command failed -:2`,
+      ),
+    );
+    expect(await links()).to.deep.equal([]);
+  });
+
+  it('a netns already gone: every command of the batch counts as undone', async () => {
+    const gone = { argv: ['ip', '-n', `${ns}-gone`, 'link', 'del', 'x'] };
+    const other = { argv: ['ip', '-n', `${ns}-gone`, 'link', 'del', 'y'] };
+    expect(await undoAll([gone, other], runner, { batch: true })).to.deep.equal([]);
+  });
+});
+
 describe('nft transactions against the kernel', function () {
   this.timeout(20_000);
   const { ns, runner, recording } = ownNetns('nft');
