@@ -4,7 +4,7 @@
 // start -> attached latency. When an attach fails it fails closed: the leases are released and,
 // unless the config says keep, the VM is destroyed.
 
-import type { Config } from '../config/config.js';
+import { lockOptions, type Config } from '../config/config.js';
 import { oneLine } from '../errors.js';
 import type { Runner } from '../exec/runner.js';
 import { releaseLocked } from '../ops/release.js';
@@ -56,7 +56,7 @@ export async function runAttachWorker(vm: string, uuid: string, startedAt: numbe
           l.attachedAt = at.toISOString();
           await txn.save();
         },
-        { timeoutMs: cfg.lockTimeoutMs },
+        lockOptions(cfg),
       );
       // The MTU is for the guest to set on its VF (README: the guest's MTU).
       log.info('attached', {
@@ -103,7 +103,9 @@ async function failClosed(vm: string, uuid: string, dom: LiveDomain | undefined,
       (err: unknown) => log.error('could not stop the VM after a failed attach', { vm, uuid, error: oneLine(err) }),
     );
   }
-  await withLedger(cfg.stateDir, (txn) => releaseLocked(txn, uuid, vm, { runner: deps.runner, log }), {
-    timeoutMs: cfg.lockTimeoutMs,
-  }).catch((err: unknown) => log.error('could not release after a failed attach', { vm, uuid, error: oneLine(err) }));
+  await withLedger(
+    cfg.stateDir,
+    (txn) => releaseLocked(txn, uuid, vm, { runner: deps.runner, log }),
+    lockOptions(cfg),
+  ).catch((err: unknown) => log.error('could not release after a failed attach', { vm, uuid, error: oneLine(err) }));
 }

@@ -56,6 +56,15 @@ export interface Config {
   attachTimeoutMs: number;
   commandTimeoutMs: number;
   lockTimeoutMs: number;
+  lockStaleMs: number;
+}
+
+/** How a process of this config takes the ledger lock (ledger/store.ts withLedger's options). */
+export function lockOptions(cfg: Pick<Config, 'lockTimeoutMs' | 'lockStaleMs'>): {
+  timeoutMs: number;
+  staleMs: number;
+} {
+  return { timeoutMs: cfg.lockTimeoutMs, staleMs: cfg.lockStaleMs };
 }
 
 /** Where the underlay (and the uplink doing IPsec) lives: its own netns, else the host's. */
@@ -245,6 +254,7 @@ function normalize(raw: RawConfig, path: string): Config {
     attachTimeoutMs: raw.attach_timeout_ms,
     commandTimeoutMs: raw.command_timeout_ms,
     lockTimeoutMs: raw.lock_timeout_ms,
+    lockStaleMs: raw.lock_stale_ms,
   };
 }
 

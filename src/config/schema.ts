@@ -1,6 +1,7 @@
 // The config file's schema: every key, its type, its default. Keys are snake_case as in the
 // YAML; config.ts turns the result into the camelCase Config the code uses.
 
+import '../zod.js';
 import * as z from 'zod';
 import { VNI_MAX, VNI_MIN } from '../domain/interface-spec.js';
 import { IFNAME_RE } from '../identifiers.js';
@@ -160,6 +161,8 @@ export const configSchema = z
     attach_timeout_ms: z.number().int().min(1000).max(600_000).default(60_000),
     command_timeout_ms: z.number().int().min(100).max(600_000).default(10_000),
     lock_timeout_ms: z.number().int().min(100).max(600_000).default(60_000),
+    /** A lock whose holder died is taken over after this long (proper-lockfile's floor: 2000). */
+    lock_stale_ms: z.number().int().min(2000).max(600_000).default(10_000),
   })
   .strict();
 

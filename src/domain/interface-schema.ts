@@ -3,6 +3,7 @@
 //   vm web1: interface 1: vni: must be an integer 1..16777215 (got "0")
 // Shared by the parser (metadata from libvirt) and the renderer (what `vfwire vm set` writes).
 
+import '../zod.js';
 import * as z from 'zod';
 import { ValidationError, type ErrorContext } from '../errors.js';
 import { VNI_MAX, VNI_MIN, type EncryptMode } from './interface-spec.js';

@@ -23,9 +23,8 @@ import {
   type XmlElement,
 } from './safe-xml.js';
 import { quote } from '../quote.js';
-import { UUID_RE } from '../identifiers.js';
-
-import { DOMAIN_XML_MAX_BYTES, METADATA_MAX_BYTES } from './limits.js';
+import { normalizeUuid, onlyChild, readDomain, shortName } from './domain-identity.js';
+import { METADATA_MAX_BYTES } from './limits.js';
 
 /** Unqualified names in a namespace-stripped metadata element (see parseMetadataElement). */
 const IMPLIED_SCOPE: NamespaceScope = new Map([...ROOT_SCOPE, ['', VFWIRE_NS]]);
@@ -64,27 +63,6 @@ export function parseDomainXml(xml: string): DomainRequest {
   const interfaces = readNet(el, scope, uuid, ctx);
   const slots = hotplugSlots(root);
   return slots ? { name, uuid, interfaces, slots } : { name, uuid, interfaces };
-}
-
-/**
- * Name and UUID only, for paths that must work whatever the metadata says (release and
- * reconnect go by the ledger). Still refuses oversized, DTD-carrying or malformed XML.
- */
-export function readDomainIdentity(xml: string): { name: string; uuid: string } {
-  const { name, uuid } = readDomain(xml);
-  return { name, uuid };
-}
-
-function readDomain(xml: string): { root: XmlElement; name: string; uuid: string; ctx: ErrorContext } {
-  const root = parseXml(xml, { maxBytes: DOMAIN_XML_MAX_BYTES, label: 'domain XML' });
-  if (root.name !== 'domain') {
-    throw new ValidationError(`domain XML: root element must be <domain> (got <${shortName(root.name)}>)`);
-  }
-  const name = textOf(onlyChild(root, 'name', {}, true));
-  if (name.trim() === '') throw new ValidationError('domain XML: name: <name> is empty');
-  const ctx: ErrorContext = { vm: name };
-  const uuid = normalizeUuid(textOf(onlyChild(root, 'uuid', ctx, true)), ctx);
-  return { root, name, uuid, ctx };
 }
 
 /**
@@ -171,32 +149,7 @@ function checkNoText(el: XmlElement, field: string, ctx: ErrorContext): void {
   if (text.trim() !== '') throw new ValidationError(`${field}: unexpected text ${quote(text.trim())}`, ctx);
 }
 
-/** The single unprefixed child `name` of <domain>; libvirt writes exactly one. */
-function onlyChild(root: XmlElement, name: string, ctx: ErrorContext, required: true): XmlElement;
-function onlyChild(root: XmlElement, name: string, ctx: ErrorContext, required: false): XmlElement | undefined;
-function onlyChild(root: XmlElement, name: string, ctx: ErrorContext, required: boolean): XmlElement | undefined {
-  const found = childElements(root).filter((el) => el.name === name);
-  const label = ctx.vm === undefined ? 'domain XML: ' : '';
-  if (found.length > 1) throw new ValidationError(`${label}${name}: <${name}> appears ${found.length} times`, ctx);
-  if (required && found.length === 0) throw new ValidationError(`${label}${name}: <${name}> is missing`, ctx);
-  return found[0];
-}
-
-/** Canonical 8-4-4-4-12 hex UUID, in lower case. */
-function normalizeUuid(text: string, ctx: ErrorContext): string {
-  if (!UUID_RE.test(text)) {
-    const got = text === '' ? 'empty' : `got ${quote(text)}`;
-    throw new ValidationError(`uuid: must be a canonical UUID, 8-4-4-4-12 hex digits (${got})`, ctx);
-  }
-  return text.toLowerCase();
-}
-
 /** A namespace URI from the input, for a message. */
 function showUri(uri: string): string {
   return /^[\w.~:/?#@!$&'()*+,;=%-]{1,100}$/.test(uri) ? uri : quote(uri);
-}
-
-/** An element or attribute name from the input, safe to put between < > in a message. */
-function shortName(name: string): string {
-  return /^[\w.:-]{1,40}$/.test(name) ? name : quote(name);
 }

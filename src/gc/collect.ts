@@ -2,7 +2,7 @@
 // leases and what no lease accounts for (plan-gc.ts decides; this reads the host and runs it).
 // The lab calls it as `vfwire gc` does, with no libvirt in its VM.
 
-import { vxlanSocketNetns, type Config } from '../config/config.js';
+import { lockOptions, vxlanSocketNetns, type Config } from '../config/config.js';
 import { undoAll } from '../exec/apply.js';
 import type { Runner } from '../exec/runner.js';
 import { formatCommand } from '../exec/step.js';
@@ -74,7 +74,7 @@ export async function collectGarbage(
       for (const e of errors) say(`failed: ${e.message}`);
       say(`released ${plan.staleLeases.length} lease(s), removed ${plan.leftovers.length} leftover(s)`);
     },
-    { timeoutMs: cfg.lockTimeoutMs },
+    lockOptions(cfg),
   );
 }
 

@@ -12,6 +12,7 @@ import type { HookEnv } from './context.js';
 // Handlers load on demand: libvirt runs this for every operation of every tagged VM, and most
 // operations (start, stopped/begin, ...) need none of them.
 const domain = () => import('../domain/parse-domain.js');
+const identity = () => import('../domain/domain-identity.js');
 
 export interface HookCall {
   vm: string;
@@ -35,7 +36,7 @@ export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
       // QEMU runs; the start job is still libvirt's. A separate worker attaches the devices.
       // Too late to refuse the start: without its attach the VM just has no VF; say so.
       return logFailure(env, call, 'started: could not start the attach worker', async () => {
-        const { uuid, name } = (await domain()).readDomainIdentity(call.xml);
+        const { uuid, name } = (await identity()).readDomainIdentity(call.xml);
         const pending = (await leasesOfVm(env, uuid)).filter(needsLiveAttach);
         if (pending.length === 0) return;
         const c = await env.context();
@@ -50,7 +51,7 @@ export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
       // Release by UUID even when the metadata is gone or broken: the ledger knows what it holds.
       // Here, not at stopped/end: libvirt's qemuProcessStop runs both, and release once the VF is
       // back on its host driver. hooks/qemu comes here only for a VM with a marker.
-      const { uuid, name } = (await domain()).readDomainIdentity(call.xml);
+      const { uuid, name } = (await identity()).readDomainIdentity(call.xml);
       if ((await leasesOfVm(env, uuid)).length) {
         const ctx = await env.context();
         await (await import('../ops/release.js')).release(ctx.cfg, uuid, name, ctx);
@@ -60,7 +61,7 @@ export async function dispatch(call: HookCall, env: HookEnv): Promise<void> {
     case 'reconnect/begin':
       // libvirt kills the running QEMU when this hook fails: never fail here.
       return logFailure(env, call, 'reconnect: could not re-adopt leases', async () => {
-        const { uuid, name } = (await domain()).readDomainIdentity(call.xml);
+        const { uuid, name } = (await identity()).readDomainIdentity(call.xml);
         if ((await leasesOfVm(env, uuid)).length)
           await (await import('./reconnect.js')).readopt(uuid, name, await env.context());
       });

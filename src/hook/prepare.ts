@@ -4,7 +4,7 @@
 // (plan/unlocked-steps.ts), and a last short lock marks the leases active. A failure anywhere
 // gives everything back; a crash anywhere leaves a 'preparing' lease whose undo covers it all.
 
-import { underlayNetns } from '../config/config.js';
+import { lockOptions, underlayNetns } from '../config/config.js';
 import type { DomainRequest } from '../domain/interface-spec.js';
 import { ResourceError, ValidationError } from '../errors.js';
 import { hotplugShortfall } from '../domain/hotplug-slots.js';
@@ -29,7 +29,7 @@ export async function prepare(req: DomainRequest, ctx: HookContext): Promise<voi
   const steps = ctx.stepRunner ?? ctx.runner;
   // Batched, except under fault injection, whose Nth command must be step N.
   const applyOpts = { vm: req.name, batch: !ctx.stepRunner };
-  const lock = { timeoutMs: cfg.lockTimeoutMs };
+  const lock = lockOptions(cfg);
   const { plan, keys, locked, unlocked } = await withLedger(
     cfg.stateDir,
     async (txn) => {

@@ -1,6 +1,7 @@
 // reconnect/begin: libvirtd restarted and found this VM running. Its leases stay as they are;
 // a lease still 'preparing' means the daemon died mid-start, and the VM runs, so it is kept too.
 
+import { lockOptions } from '../config/config.js';
 import { leasesOf, markActive } from '../ledger/record.js';
 import { withLedger } from '../ledger/store.js';
 import type { HookContext } from './context.js';
@@ -19,6 +20,6 @@ export async function readopt(uuid: string, vm: string, ctx: HookContext): Promi
       await txn.save();
       ctx.log.info('re-adopted leases', { vm, uuid, leases: preparing.map((l) => l.key) });
     },
-    { timeoutMs: ctx.cfg.lockTimeoutMs },
+    lockOptions(ctx.cfg),
   );
 }

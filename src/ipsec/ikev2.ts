@@ -5,7 +5,7 @@
 
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Config, PeerConfig } from '../config/config.js';
+import { lockOptions, type Config, type PeerConfig } from '../config/config.js';
 import { oneLine, ValidationError } from '../errors.js';
 import { ifExists } from '../fs-absent.js';
 import type { Runner } from '../exec/runner.js';
@@ -52,7 +52,7 @@ export async function ikev2Up({ cfg, runner, log }: IpsecDeps, opts: { dryRun?: 
         state.peers[p.name] = { epoch: 0, sas: [], installedAt: new Date().toISOString(), undo: [] };
       await txn.save();
     },
-    { timeoutMs: cfg.lockTimeoutMs },
+    lockOptions(cfg),
   );
   log.info('ipsec up (ikev2)', { strongswan: version, offload: decision.offload, peers: cfg.peers.map((p) => p.name) });
   return cfg.peers.map((p) => ({ peer: p.name, result: 'up' }));
@@ -75,7 +75,7 @@ export async function ikev2Down({ cfg, runner, log }: IpsecDeps, opts: { dryRun?
       if (txn.data.ipsec) txn.data.ipsec.peers = {};
       await txn.save();
     },
-    { timeoutMs: cfg.lockTimeoutMs },
+    lockOptions(cfg),
   );
   log.info('ipsec down (ikev2)', { peers: cfg.peers.map((p) => p.name) });
   return cfg.peers.map((p) => ({ peer: p.name, result: 'down' }));

@@ -10,7 +10,7 @@
 //
 // The new outbound SA passes the same nonce guard as every other.
 
-import { peerNamed, type PeerConfig } from '../config/config.js';
+import { lockOptions, peerNamed, type PeerConfig } from '../config/config.js';
 import { ValidationError } from '../errors.js';
 import { applySteps, undoAll } from '../exec/apply.js';
 import { withLedger } from '../ledger/store.js';
@@ -85,7 +85,7 @@ export async function ipsecRotate(
       } as const;
       return { peer: peer.name, result: said[opts.step] };
     },
-    { timeoutMs: cfg.lockTimeoutMs },
+    lockOptions(cfg),
   );
 }
 

@@ -2,7 +2,7 @@
 // before any VM's overlay uses them (on mlx5 the IPsec tables must exist before tc rules are
 // offloaded), recorded in the ledger, and guarded against AES-GCM nonce reuse.
 
-import { type Config, type PeerConfig, peerNamed, underlayNetns } from '../config/config.js';
+import { lockOptions, type Config, type PeerConfig, peerNamed, underlayNetns } from '../config/config.js';
 import { ValidationError } from '../errors.js';
 import { undoAll } from '../exec/apply.js';
 import { readBootId } from '../host/boot-id.js';
@@ -77,7 +77,7 @@ export async function ipsecUp(
       if (reorder) out.push({ peer: TC_RULES, ...(await bringTcRulesBack(txn, cfg, runner, log, opts.dryRun)) });
       return out;
     },
-    { timeoutMs: cfg.lockTimeoutMs },
+    lockOptions(cfg),
   );
 }
 
@@ -134,7 +134,7 @@ export async function ipsecDown(deps: IpsecDeps, opts: { peer?: string; dryRun?:
       }
       return out;
     },
-    { timeoutMs: cfg.lockTimeoutMs },
+    lockOptions(cfg),
   );
 }
 

@@ -11,7 +11,7 @@
 // watch moves the pair to its next epoch, whose keys come fresh from the key file's seed, and
 // kicks the peer; it also follows a peer that moved first (pair-plan.ts says how both work).
 
-import { type Config, type PeerConfig, underlayNetns } from '../config/config.js';
+import { lockOptions, type Config, type PeerConfig, underlayNetns } from '../config/config.js';
 import { oneLine } from '../errors.js';
 import { undoAll } from '../exec/apply.js';
 import type { Runner } from '../exec/runner.js';
@@ -99,7 +99,7 @@ async function tcNeedsReorder(cfg: Config, runner: Runner, log: Logger, ledger: 
       if (!txn.data.ipsec?.tcRulesDown) await takeTcRulesDown(txn, runner, log);
       return true;
     },
-    { timeoutMs: cfg.lockTimeoutMs },
+    lockOptions(cfg),
   );
 }
 
@@ -114,7 +114,7 @@ async function tcBack(cfg: Config, runner: Runner, log: Logger): Promise<WatchFi
       }
       return bringTcRulesBack(txn, cfg, runner, log);
     },
-    { timeoutMs: cfg.lockTimeoutMs },
+    lockOptions(cfg),
   );
   return { peer: TC_RULES, lost: [], action: out.result, recovered: out.result.startsWith('back') };
 }
@@ -214,7 +214,7 @@ async function watchStatic(
           : `the peer moved to epoch ${move.next.epoch}: followed (${spis})`;
         return { peer: peer.name, lost, action, recovered: true };
       },
-      { timeoutMs: cfg.lockTimeoutMs },
+      lockOptions(cfg),
     );
   } catch (err) {
     return refuse(`moving to epoch ${seen.epoch + 1} failed: ${(err as Error).message}`);
@@ -261,7 +261,7 @@ async function awaitPeer(
       now.confirmed = seen.epoch;
       await txn.save();
     },
-    { timeoutMs: cfg.lockTimeoutMs },
+    lockOptions(cfg),
   );
   log.info('ipsec watch: the peer followed', { peer: ctx.peerName, epoch: seen.epoch });
   return undefined;

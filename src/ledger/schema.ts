@@ -3,6 +3,7 @@
 // rather than silently dropped on the next save. test/ledger/schema.test.ts fails to compile
 // when this schema and types.ts drift apart.
 
+import '../zod.js';
 import * as z from 'zod';
 import { VfwireError } from '../errors.js';
 import { LEDGER_SCHEMA, leaseKey, type LedgerData } from './types.js';

@@ -19,8 +19,12 @@ const LEDGER_FILE = 'ledger.json';
 const LOCK_FILE = 'ledger.lock';
 
 const DEFAULT_TIMEOUT_MS = 60_000;
-/** A lock not refreshed for this long is stale; proper-lockfile refreshes it every STALE_MS / 2. */
+/** A lock not refreshed for this long is stale: its holder died (the config's lock_stale_ms). */
 const STALE_MS = 10_000;
+// How often a holder refreshes its lock: proper-lockfile's shortest, whatever the staleness, so
+// that processes of configs that disagree on lock_stale_ms (one edited while a hook holds the
+// lock) never see a live holder's lock as stale.
+const REFRESH_MS = 1000;
 
 export interface LedgerTxn {
   readonly data: LedgerData;
@@ -30,7 +34,7 @@ export interface LedgerTxn {
 export interface LedgerOptions {
   /** How long to wait for another vfwire process to release the lock. */
   timeoutMs?: number;
-  /** Internal, for tests: shorter staleness (proper-lockfile's floor is 2000 ms). */
+  /** When a dead holder's lock is taken over (default 10 s; proper-lockfile's floor is 2000 ms). */
   staleMs?: number;
   /**
    * Internal, for tests: called by write-file-atomic once the temp file exists, before it is
@@ -122,6 +126,7 @@ async function acquire(
       lockfilePath: lock,
       realpath: false, // ledger.json may not exist yet
       stale: opts.staleMs ?? STALE_MS,
+      update: REFRESH_MS,
       onCompromised,
       // retry's maxRetryTime is checked after each failed attempt, so keep the backoff short
       // enough not to overshoot the timeout by much. maxRetryTime 0 would mean "forever".

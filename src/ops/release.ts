@@ -6,7 +6,7 @@ import { readBootId } from '../host/boot-id.js';
 import { dropLeases, forgetEarlierBoot } from '../ledger/record.js';
 import { withLedger, type LedgerTxn } from '../ledger/store.js';
 import { planRelease, planReleaseKeys } from '../plan/release.js';
-import type { Config } from '../config/config.js';
+import { lockOptions, type Config } from '../config/config.js';
 import type { Runner } from '../exec/runner.js';
 import type { Logger } from '../log.js';
 
@@ -18,12 +18,12 @@ export interface ReleaseDeps {
 
 /** Called once a lock-free read found leases of the VM (hook/dispatch.ts). */
 export async function release(
-  cfg: Pick<Config, 'stateDir' | 'lockTimeoutMs'>,
+  cfg: Pick<Config, 'stateDir' | 'lockTimeoutMs' | 'lockStaleMs'>,
   uuid: string,
   vm: string,
   deps: ReleaseDeps,
 ): Promise<void> {
-  await withLedger(cfg.stateDir, (txn) => releaseLocked(txn, uuid, vm, deps), { timeoutMs: cfg.lockTimeoutMs });
+  await withLedger(cfg.stateDir, (txn) => releaseLocked(txn, uuid, vm, deps), lockOptions(cfg));
 }
 
 /** Release with the ledger lock already held. Returns how many leases were released. */

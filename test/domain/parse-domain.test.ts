@@ -4,7 +4,8 @@ import { expect } from 'chai';
 import type { ValidationError } from '../../src/errors.js';
 import { VFWIRE_NS } from '../../src/domain/interface-spec.js';
 import { deriveMac } from '../../src/domain/mac.js';
-import { parseDomainXml, parseMetadataElement, readDomainIdentity } from '../../src/domain/parse-domain.js';
+import { readDomainIdentity } from '../../src/domain/domain-identity.js';
+import { parseDomainXml, parseMetadataElement } from '../../src/domain/parse-domain.js';
 import { FIXTURES } from '../helpers/golden.js';
 import { refusal } from '../helpers/refusal.js';
 

@@ -3,6 +3,8 @@
 
 import { expect } from 'chai';
 import { execa } from 'execa';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { HOOK_SCRIPT } from '../../src/sim/hook-call.js';
 import { libvirtReachable } from '../../src/sim/libvirtd.js';
 import { waitFor } from '../../src/wait.js';
@@ -19,9 +21,10 @@ import {
 } from '../helpers/sim.js';
 
 describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
-  // Each gc waits for the dead hook's lock to go stale (10 s).
+  // Each gc waits for the dead hook's lock to go stale: 2 s with this config (lock_stale_ms).
   this.timeout(300_000);
   let sim: TestSim | undefined;
+  let config = '';
   const VNI = 6_000_000 + Math.floor(Math.random() * 900_000);
 
   before(async function () {
@@ -30,6 +33,8 @@ describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
       this.skip();
     }
     sim = await upTestSim(1, { libvirt: true });
+    config = join(sim.a.dir, 'stale-2s.yaml');
+    writeFileSync(config, readFileSync(sim.a.configPath, 'utf8') + 'lock_stale_ms: 2000\n');
   });
   after(() => downTestSim(sim));
 
@@ -45,7 +50,7 @@ describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
       ]);
       const hook = execa(HOOK_SCRIPT, ['crashy', 'prepare', 'begin', '-'], {
         input: xml,
-        env: { VFWIRE_CONFIG: sim!.a.configPath, VFWIRE_TEST_HANG_STEP: String(k) },
+        env: { VFWIRE_CONFIG: config, VFWIRE_TEST_HANG_STEP: String(k) },
         reject: false,
       });
       await waitFor('the hook to record its lease', async () => ((await leasesOn(sim!.a)).length ? true : undefined));
@@ -68,7 +73,7 @@ describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
       // The kill really came mid-way: what steps 0..k-1 made is there for gc to find.
       expect(await made(), 'objects made before the kill').to.have.length(expected);
 
-      const gc = await vfwire(['--config', sim!.a.configPath, 'gc', '--grace', '0']);
+      const gc = await vfwire(['--config', config, 'gc', '--grace', '0']);
       expect(gc.code, gc.stderr).to.equal(0);
       expect(await leasesOn(sim!.a)).to.deep.equal([]);
       const root = await rootLinks();

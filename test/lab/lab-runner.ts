@@ -53,6 +53,16 @@ export function requireLabVm(): string {
   return release();
 }
 
+/**
+ * For inner tests of vfwire's own bookkeeping, which no kernel changes (a crash's
+ * reconciliation): whether this lab VM's kernel is at least major.minor, so that they run on
+ * the newest lab kernel only and the other's run is spared their minutes.
+ */
+export function labKernelAtLeast(major: number, minor: number): boolean {
+  const [maj = 0, min = 0] = release().split(/[.-]/).map(Number);
+  return maj > major || (maj === major && min >= minor);
+}
+
 /** Inside a lab VM: where labReport() writes, in the results share. */
 const REPORT_FILE = '/run/lab/report.txt';
 

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -229,6 +229,26 @@ describe('ledger store', () => {
       expect(err.message).to.contain('lost the ledger lock').and.contain(lock);
       expect(await exists(file)).to.equal(false);
       await withLedger(stateDir, async () => undefined, { timeoutMs: 300 });
+    });
+  });
+
+  describe('a lock whose holder died', () => {
+    it('is taken over once it is staleMs old, and not before', async function () {
+      this.timeout(10_000);
+      // What a holder killed with SIGKILL leaves: the lock directory, no longer refreshed.
+      await mkdir(lock, { recursive: true });
+      const t0 = Date.now();
+      await withLedger(stateDir, async () => undefined, { staleMs: 2000, timeoutMs: 6000 });
+      expect(Date.now() - t0).to.be.within(1900, 5000);
+    });
+
+    it("is never a live holder's: it refreshes every second, whatever staleness its own config says", async function () {
+      this.timeout(10_000);
+      const holder = withLedger(stateDir, () => sleep(3500), { staleMs: 60_000 });
+      await sleep(100);
+      const err = await rejection(withLedger(stateDir, async () => undefined, { staleMs: 2000, timeoutMs: 3000 }));
+      expect(err.message).to.match(/lock/);
+      await holder;
     });
   });
 
