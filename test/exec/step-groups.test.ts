@@ -106,7 +106,10 @@ describe('nft scripts last in a release', () => {
   });
 });
 
-/** A netns of the calling describe's own (made before it, removed after) and a runner that records what it runs. */
+/**
+ * A netns of the calling describe's own (made before it, removed after), a runner that records
+ * what it runs, and the links in the netns but lo.
+ */
 function ownNetns(suffix: string) {
   const ns = `vfwt${randomBytes(3).toString('hex')}-${suffix}`;
   const runner = new ExecRunner(5_000);
@@ -118,18 +121,18 @@ function ownNetns(suffix: string) {
       return runner.run(cmd);
     },
   });
-  return { ns, runner, recording };
-}
-
-describe('ip -batch against the kernel', function () {
-  this.timeout(20_000);
-  const { ns, runner, recording } = ownNetns('batch');
-
   const links = async () =>
     (JSON.parse((await runner.run({ argv: ['ip', '-n', ns, '-j', 'link', 'show'] })).stdout) as { ifname: string }[])
       .map((l) => l.ifname)
       .filter((n) => n !== 'lo')
       .sort();
+  return { ns, runner, recording, links };
+}
+
+describe('ip -batch against the kernel', function () {
+  this.timeout(20_000);
+  const { ns, runner, recording, links } = ownNetns('batch');
+
   // Named so that no name reads as an abbreviated keyword (`ip link add a` is `address`).
   const veth = (x: string) =>
     step(
@@ -179,12 +182,7 @@ describe('ip -batch against the kernel', function () {
 
 describe('a release: ip undo commands as batches, against the kernel', function () {
   this.timeout(20_000);
-  const { ns, runner, recording } = ownNetns('undo');
-  const links = async () =>
-    (JSON.parse((await runner.run({ argv: ['ip', '-n', ns, '-j', 'link', 'show'] })).stdout) as { ifname: string }[])
-      .map((l) => l.ifname)
-      .filter((n) => n !== 'lo')
-      .sort();
+  const { ns, runner, recording, links } = ownNetns('undo');
   const make = (...names: string[]) =>
     applySteps(
       names.map((n) => step(n, ['ip', '-n', ns, 'link', 'add', n, 'type', 'veth', 'peer', 'name', `${n}p`])),
