@@ -2,7 +2,7 @@
 // past undo errors) and throws one error carrying the failure and every undo failure.
 
 import { NotFoundError, VfwireError } from '../errors.js';
-import { failedLine, ipBatch, ipBatchLine, ipRuns } from './ip-batch.js';
+import { failedLine, ipBatch, ipRuns, type IpRun } from './ip-batch.js';
 import type { UndoCommand } from './nft-batch.js';
 import { groupSteps, type StepGroup } from './step-groups.js';
 import { CommandError, stderrOf, type Runner } from './runner.js';
@@ -69,20 +69,28 @@ async function runGroup(
       }
       return undefined;
     }
-    const stderr = stderrOf(cause);
-    const at = stderr === undefined ? undefined : failedLine(stderr);
+    const at = stoppedAt(cause, group.steps.length);
     // Where ip did not say (a timeout, a signal), any of them may have run: all count as done,
     // so their undo runs (an object that was never made counts as undone).
-    const failed = at !== undefined && at < group.steps.length ? at : group.steps.length - 1;
-    group.steps.slice(0, at === undefined ? group.steps.length : failed).forEach(ran);
-    const step = group.steps[failed]!;
-    return { step, cause: new CommandError(`${formatCommand(step.do)}, in ${causeText(cause)}`) };
+    group.steps.slice(0, at ?? group.steps.length).forEach(ran);
+    const step = group.steps[at ?? group.steps.length - 1]!;
+    return { step, cause: failedInBatch(step.do, cause) };
   }
   group.steps.forEach(ran);
   return undefined;
 }
 
 const causeText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/** Which of its `count` commands a failed `ip -batch` stopped at, when ip said (exec/ip-batch.ts). */
+function stoppedAt(err: unknown, count: number): number | undefined {
+  const stderr = stderrOf(err);
+  const at = stderr === undefined ? undefined : failedLine(stderr);
+  return at !== undefined && at < count ? at : undefined;
+}
+
+/** The failure of one command of a batch, named by its own command line. */
+const failedInBatch = (cmd: Command, err: unknown) => new CommandError(`${formatCommand(cmd)}, in ${causeText(err)}`);
 
 export interface UndoOptions {
   /** Consecutive `ip` commands of one netns as one `ip -batch` (exec/ip-batch.ts), as a release runs them. */
@@ -96,12 +104,13 @@ export interface UndoOptions {
  */
 export async function undoAll(commands: UndoCommand[], runner: Runner, opts: UndoOptions = {}): Promise<Error[]> {
   const errors: Error[] = [];
-  for (const run of opts.batch ? ipRuns(commands) : commands.map((c) => [c])) {
-    if (run.length > 1) {
-      errors.push(...(await undoBatch(run, runner)));
+  const runs: IpRun<UndoCommand>[] = opts.batch ? ipRuns(commands) : commands.map((c) => ({ commands: [c] }));
+  for (const run of runs) {
+    if (run.batch && run.commands.length > 1) {
+      errors.push(...(await undoBatch(run.commands, ipBatch(run.batch.netns, run.batch.lines), runner)));
       continue;
     }
-    const cmd: UndoCommand = run[0]!;
+    const cmd = run.commands[0]!;
     try {
       await runner.run(cmd);
     } catch (err) {
@@ -114,24 +123,16 @@ export async function undoAll(commands: UndoCommand[], runner: Runner, opts: Und
 
 // Without -force ip stops at the first command that fails and names it: those before it ran,
 // that one is judged as it would be alone (already gone: undone), and the rest go on.
-async function undoBatch(commands: Command[], runner: Runner): Promise<Error[]> {
-  const lines = commands.map((c) => ipBatchLine(c)!);
+async function undoBatch(commands: Command[], batch: Command, runner: Runner): Promise<Error[]> {
   try {
-    await runner.run(
-      ipBatch(
-        lines[0]!.netns,
-        lines.map((l) => l.line),
-      ),
-    );
+    await runner.run(batch);
     return [];
   } catch (err) {
-    const stderr = stderrOf(err);
-    const at = stderr === undefined ? undefined : failedLine(stderr);
+    const at = stoppedAt(err, commands.length);
     // Where ip did not say (a timeout, a netns that cannot be opened), each again on its own:
     // one that did run finds its object gone.
-    if (at === undefined || at >= commands.length) return undoAll(commands, runner);
-    const failed =
-      err instanceof NotFoundError ? [] : [new CommandError(`${formatCommand(commands[at]!)}, in ${causeText(err)}`)];
+    if (at === undefined) return undoAll(commands, runner);
+    const failed = err instanceof NotFoundError ? [] : [failedInBatch(commands[at]!, err)];
     return [...failed, ...(await undoAll(commands.slice(at + 1), runner, { batch: true }))];
   }
 }

@@ -35,16 +35,22 @@ export function failedLine(stderr: string): number | undefined {
   return m ? Number(m[1]) - 1 : undefined;
 }
 
-/** Commands in order, consecutive `ip` ones of one netns that may share a batch grouped. */
-export function ipRuns(commands: Command[]): Command[][] {
-  const runs: Command[][] = [];
-  let netns: string | undefined;
+/** Consecutive commands; `batch` when they are `ip` ones of one netns, with the lines that run them. */
+export interface IpRun<C extends Command = Command> {
+  commands: C[];
+  batch?: { netns: string | undefined; lines: string[] };
+}
+
+/** Commands in order, consecutive `ip` ones of one netns in one run. */
+export function ipRuns<C extends Command>(commands: C[]): IpRun<C>[] {
+  const runs: IpRun<C>[] = [];
   for (const cmd of commands) {
     const b = ipBatchLine(cmd);
     const last = runs.at(-1);
-    if (b && last && netns === b.netns && ipBatchLine(last[0]!)) last.push(cmd);
-    else runs.push([cmd]);
-    netns = b?.netns;
+    if (b && last?.batch && last.batch.netns === b.netns) {
+      last.commands.push(cmd);
+      last.batch.lines.push(b.line);
+    } else runs.push(b ? { commands: [cmd], batch: { netns: b.netns, lines: [b.line] } } : { commands: [cmd] });
   }
   return runs;
 }

@@ -3,7 +3,7 @@
 // The lab calls it as `vfwire gc` does, with no libvirt in its VM.
 
 import { lockOptions, vxlanSocketNetns, type Config } from '../config/config.js';
-import { undoAll } from '../exec/apply.js';
+import { undoRelease } from '../ops/release.js';
 import type { Runner } from '../exec/runner.js';
 import { formatCommand } from '../exec/step.js';
 import { ip } from '../exec/tools.js';
@@ -60,7 +60,7 @@ export async function collectGarbage(
         for (const c of plan.commands) say(`  ${formatCommand(c)}`);
         return;
       }
-      const errors = await undoAll(plan.commands, runner, { batch: true });
+      const errors = await undoRelease(plan.commands, runner);
       dropLeases(
         txn.data,
         plan.staleLeases.map((l) => l.key),

@@ -2,6 +2,7 @@
 // calls both for one stop, and objects that are already gone count as released.
 
 import { undoAll } from '../exec/apply.js';
+import type { UndoCommand } from '../exec/nft-batch.js';
 import { readBootId } from '../host/boot-id.js';
 import { dropLeases, forgetEarlierBoot } from '../ledger/record.js';
 import { withLedger, type LedgerTxn } from '../ledger/store.js';
@@ -14,6 +15,11 @@ import type { Logger } from '../log.js';
 export interface ReleaseDeps {
   runner: Runner;
   log: Logger;
+}
+
+/** What a release, gc and the sim's teardown run: consecutive `ip` commands of one netns as one batch. */
+export function undoRelease(commands: UndoCommand[], runner: Runner): Promise<Error[]> {
+  return undoAll(commands, runner, { batch: true });
 }
 
 /** Called once a lock-free read found leases of the VM (hook/dispatch.ts). */
@@ -45,7 +51,7 @@ export async function releaseKeysLocked(
 ): Promise<number> {
   const plan = planReleaseKeys(txn.data, keys);
   if (plan.keys.length === 0) return 0;
-  const errors = await undoAll(plan.commands, deps.runner, { batch: true });
+  const errors = await undoRelease(plan.commands, deps.runner);
   // The VF is free once the VM is gone, whatever a stuck kernel object says; leftovers are
   // logged here and found again by `vfwire gc`.
   for (const err of errors) deps.log.warn('release step failed', { vm, uuid, error: err.message });

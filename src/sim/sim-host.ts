@@ -9,7 +9,7 @@ import { hostSetup } from '../ops/host-setup.js';
 import { dropIdleGuardTable } from '../overlay/rep-guard.js';
 import { stopOvsDaemons } from '../overlay/ovs/daemons.js';
 import { loadConfig } from '../config/config.js';
-import { undoAll } from '../exec/apply.js';
+import { undoRelease } from '../ops/release.js';
 import { ip } from '../exec/tools.js';
 import { ExecRunner, type Runner } from '../exec/runner.js';
 import { SimDevlinkRunner } from './devlink-emulator.js';
@@ -193,7 +193,7 @@ export async function simDown(opts: SimOptions, runner: Runner): Promise<void> {
   validateSimOptions(opts);
   for (const h of simHosts(opts)) {
     const data = await readLedger(join(h.dir, 'state')).catch(() => undefined);
-    if (data) await undoAll(planReleaseKeys(data, Object.keys(data.leases)).commands, runner, { batch: true });
+    if (data) await undoRelease(planReleaseKeys(data, Object.keys(data.leases)).commands, runner);
     // OVS daemons host setup started for an `overlay: ovs` host (its datapath goes with the netns).
     const cfg = await loadConfig(h.configPath).catch(() => undefined);
     if (cfg?.overlay === 'ovs') await stopOvsDaemons(cfg.ovs.runDir, runner);

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { ExecRunner } from '../../src/exec/runner.js';
 import { ip } from '../../src/exec/tools.js';
@@ -54,6 +54,13 @@ export function editConfig(path: string, edit: (doc: ConfigDoc) => void): void {
   const doc = parse(readFileSync(path, 'utf8')) as ConfigDoc;
   edit(doc);
   writeFileSync(path, stringify(doc), { mode: 0o600 });
+}
+
+/** A variant of the config at `path`: a copy beside it named `name`, with `keys` set; its path. */
+export function configVariant(path: string, name: string, keys: ConfigDoc): string {
+  const variant = join(dirname(path), name);
+  writeFileSync(variant, stringify({ ...(parse(readFileSync(path, 'utf8')) as ConfigDoc), ...keys }), { mode: 0o600 });
+  return variant;
 }
 
 /** Links in a netns (default: the root netns), by name, with their master (bridge) if any. */

@@ -3,8 +3,6 @@
 
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { HOOK_SCRIPT } from '../../src/sim/hook-call.js';
 import { libvirtReachable } from '../../src/sim/libvirtd.js';
 import { waitFor } from '../../src/wait.js';
@@ -12,6 +10,7 @@ import { vfwire } from '../helpers/cli.js';
 import { domainXml } from '../helpers/hook.js';
 import {
   admissionChains,
+  configVariant,
   downTestSim,
   guardedPorts,
   leasesOn,
@@ -33,8 +32,7 @@ describe('kill -9 of a hook mid-prepare, then vfwire gc', function () {
       this.skip();
     }
     sim = await upTestSim(1, { libvirt: true });
-    config = join(sim.a.dir, 'stale-2s.yaml');
-    writeFileSync(config, readFileSync(sim.a.configPath, 'utf8') + 'lock_stale_ms: 2000\n');
+    config = configVariant(sim.a.configPath, 'stale-2s.yaml', { lock_stale_ms: 2000 });
   });
   after(() => downTestSim(sim));
 

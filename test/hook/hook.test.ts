@@ -3,7 +3,7 @@
 
 import { expect } from 'chai';
 import { testLease } from '../helpers/inputs.js';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { execa } from 'execa';
 import { join } from 'node:path';
 import { readLedger, withLedger } from '../../src/ledger/store.js';
@@ -14,6 +14,7 @@ import { domainXml, runHook } from '../helpers/hook.js';
 import { HOOK_LIFECYCLE, HOOK_SCRIPT } from '../../src/sim/hook-call.js';
 import { waitFor } from '../../src/wait.js';
 import {
+  configVariant,
   downTestSim,
   expectNoVfwireOn,
   guardedPorts,
@@ -121,8 +122,7 @@ describe('hook on a sim host', function () {
 
   it("a start's own last steps run after the ledger lock: a start hung there keeps no other start waiting", async () => {
     // Step 8 of a VNI's first lease is its representor's join, the lease's own (plan/unlocked-steps.ts).
-    const quickLock = join(sim!.a.dir, 'lock-5s.yaml');
-    writeFileSync(quickLock, readFileSync(cfg, 'utf8') + 'lock_timeout_ms: 5000\n');
+    const quickLock = configVariant(cfg, 'lock-5s.yaml', { lock_timeout_ms: 5000 });
     const slow = execa(HOOK_SCRIPT, ['slow', 'prepare', 'begin', '-'], {
       input: domainXml('slow', U(30), [OFF]),
       env: { VFWIRE_CONFIG: quickLock, VFWIRE_TEST_HANG_STEP: '8' },

@@ -9,7 +9,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../../src/config/config.js';
-import { applySteps, undoAll } from '../../src/exec/apply.js';
+import { applySteps } from '../../src/exec/apply.js';
+import { undoRelease } from '../../src/ops/release.js';
 import { generateSeed, keyFilePath, writeKeyFile } from '../../src/ipsec/keys.js';
 import { ipsecRotate } from '../../src/ipsec/rotate.js';
 import { ipsecDown, ipsecUp } from '../../src/ipsec/static-sas.js';
@@ -48,7 +49,8 @@ function testHost(yaml: string, pfs: ConstructorParameters<typeof Mlx5Host>[0]['
       await withLedger(cfg.stateDir, async (txn) => {
         const plan = planPrepare(request(vm, uuid, [{ vni, encrypt: 'required' }]), inv, txn.data, cfg);
         recordPlan(txn.data, plan);
-        await applySteps(plan.steps, runner);
+        // Batched, as the hook runs a start (hook/prepare.ts).
+        await applySteps(plan.steps, runner, { batch: true });
         markActive(
           txn.data,
           plan.leases.map((l) => l.key),
@@ -59,7 +61,7 @@ function testHost(yaml: string, pfs: ConstructorParameters<typeof Mlx5Host>[0]['
     async stop(uuid: string) {
       await withLedger(cfg.stateDir, async (txn) => {
         const plan = planRelease(txn.data, uuid);
-        const errors = await undoAll(plan.commands, runner);
+        const errors = await undoRelease(plan.commands, runner);
         expect(
           errors.map((e) => e.message),
           'release errors',

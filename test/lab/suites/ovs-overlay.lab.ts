@@ -9,7 +9,7 @@
 
 import { expect } from 'chai';
 import { execa } from 'execa';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../../src/config/config.js';
 import { saPackets } from '../../../src/ipsec/sa-kernel.js';
@@ -29,6 +29,7 @@ import { gcNoDomains } from '../../helpers/gc.js';
 import { nftCounters } from '../../helpers/nft.js';
 import {
   admissionChains,
+  configVariant,
   downTestSim,
   editConfig,
   leasesOn,
@@ -178,8 +179,7 @@ describe('lab: the OVS overlay between the sim hosts', function () {
     if (!labKernelAtLeast(6, 12)) this.skip();
     const a = sim!.a;
     // The dead hook's lock goes stale in 2 s with this config, not the default 10 (lock_stale_ms).
-    const config = join(a.dir, 'stale-2s.yaml');
-    writeFileSync(config, readFileSync(a.configPath, 'utf8') + 'lock_stale_ms: 2000\n');
+    const config = configVariant(a.configPath, 'stale-2s.yaml', { lock_stale_ms: 2000 });
     const cfg = await loadConfig(config);
     const xml = domainXml('o6', '00000000-0000-4000-8000-0000000000f6', ['vni="300" encrypt="off"']);
     const ports = async () => (await ovsctl(a, 'list-ports', 'vfwovs')).stdout.trim().split('\n').sort();
